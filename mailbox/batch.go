@@ -1,0 +1,375 @@
+package mailbox
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"syscall"
+)
+
+// batch is a run of encoded frames waiting for one write. Large []byte
+// payloads are not copied in: they are written from the caller's slice
+// (extern), logically inserted into buf at their offset.
+type batch struct {
+	buf      []byte
+	frameAt  int // offset of the open data frame's header; -1 when none
+	frameLen int // body bytes of the open frame, extern included
+	extern   []externSeg
+	off      int  // bytes of buf already written (direct writes; extern is empty then)
+	goodbye  bool // ends with a goodbye frame: the writer stops after it
+	msgs     int
+}
+
+type externSeg struct {
+	at   int
+	data []byte
+}
+
+// maxSpareBatch caps the memory a recycled batch keeps.
+const maxSpareBatch = 4 << 20
+
+func newBatch() *batch { return &batch{frameAt: -1} }
+
+func (b *batch) empty() bool { return len(b.buf) == 0 }
+
+func (b *batch) reset() {
+	if cap(b.buf) > maxSpareBatch {
+		b.buf = nil
+	}
+	b.buf = b.buf[:0]
+	clear(b.extern) // drop references to callers' slices
+	b.extern = b.extern[:0]
+	b.frameAt, b.frameLen, b.off, b.goodbye, b.msgs = -1, 0, 0, false, 0
+}
+
+func (b *batch) closeFrame() {
+	if b.frameAt >= 0 {
+		binary.BigEndian.PutUint32(b.buf[b.frameAt:], uint32(b.frameLen))
+		b.frameAt, b.frameLen = -1, 0
+	}
+}
+
+// appendGoodbye closes the open frame and appends a goodbye frame.
+func (b *batch) appendGoodbye() {
+	b.closeFrame()
+	b.buf = appendHeader(b.buf, frameGoodbye, 0)
+	b.goodbye = true
+}
+
+// appendEnvelope encodes env as one message of the open data frame (opening
+// one, or starting a new one when the frame would pass maxFrame). On error the
+// batch and the encoder's symbol table are as they were.
+func (b *batch) appendEnvelope(enc *encoder, env *Envelope, maxFrame int) error {
+	markBuf, markExt, markFrameAt, markFrameLen, markSym := len(b.buf), len(b.extern), b.frameAt, b.frameLen, enc.mark()
+	undo := func() {
+		b.buf, b.extern, b.frameAt, b.frameLen = b.buf[:markBuf], b.extern[:markExt], markFrameAt, markFrameLen
+		enc.rollback(markSym)
+	}
+	if b.frameAt < 0 {
+		b.frameAt = len(b.buf)
+		b.buf = appendHeader(b.buf, frameData, 0)
+	}
+	msgAt := len(b.buf)
+	b.buf = append(b.buf, 0, 0, 0, 0)
+	out, ext, err := enc.appendEnvelope(b.buf, env)
+	if err != nil {
+		b.buf = out
+		undo()
+		return err
+	}
+	b.buf = out
+	msgLen := len(b.buf) - msgAt - msgPrefixSize + len(ext)
+	if msgPrefixSize+msgLen > maxFrame {
+		undo()
+		return fmt.Errorf("%w: %d bytes, frame limit %d", ErrMessageTooLarge, msgLen, maxFrame)
+	}
+	if b.frameLen+msgPrefixSize+msgLen > maxFrame {
+		// Close the open frame before this message and give it a frame of its own.
+		binary.BigEndian.PutUint32(b.buf[b.frameAt:], uint32(b.frameLen))
+		b.buf = append(b.buf, make([]byte, headerSize)...)
+		copy(b.buf[msgAt+headerSize:], b.buf[msgAt:len(b.buf)-headerSize])
+		putHeader(b.buf[msgAt:], frameData, 0)
+		b.frameAt, b.frameLen = msgAt, 0
+		msgAt += headerSize
+	}
+	binary.BigEndian.PutUint32(b.buf[msgAt:], uint32(msgLen))
+	if ext != nil {
+		b.extern = append(b.extern, externSeg{at: len(b.buf), data: ext})
+	}
+	b.frameLen += msgPrefixSize + msgLen
+	b.msgs++
+	return nil
+}
+
+// writeAll writes the rest of the batch; one Write when nothing is extern.
+func (b *batch) writeAll(w io.Writer) error {
+	if len(b.extern) == 0 {
+		_, err := w.Write(b.buf[b.off:])
+		return err
+	}
+	prev := 0
+	for _, s := range b.extern {
+		if _, err := w.Write(b.buf[prev:s.at]); err != nil {
+			return err
+		}
+		if _, err := w.Write(s.data); err != nil {
+			return err
+		}
+		prev = s.at
+	}
+	_, err := w.Write(b.buf[prev:])
+	return err
+}
+
+// owner says who writes to the stream now. Exactly one party writes at a
+// time, which keeps frames whole and in order.
+type owner uint8
+
+const (
+	ownerNone   owner = iota // nobody: the next sender may write directly
+	ownerCaller              // a sender is in its one non-blocking write
+	ownerWriter              // the writer goroutine
+)
+
+// outbox is the sending half of an endpoint: the two lanes' queue, the
+// encoder and the single-writer token.
+//
+// Send encodes under mu into cur. When nobody is writing and the stream
+// allows it, the sender takes cur and makes one non-blocking write itself:
+// an idle link costs no goroutine hand-off. Whatever that write leaves, and
+// everything queued while someone writes, goes to the writer goroutine, which
+// drains cur in one write per batch. So latency is one syscall when idle and
+// throughput comes from batching under load.
+type outbox struct {
+	mu        sync.Mutex
+	cur       *batch // filling (guarded by mu)
+	spare     *batch // recycled (guarded by mu)
+	inflight  *batch // handed to the writer goroutine unfinished (guarded by mu)
+	owner     owner  // guarded by mu
+	userCount int    // user-lane messages in cur (guarded by mu)
+	room      chan struct{}
+	err       error // why sends are refused; set once (guarded by mu)
+	abort     bool  // drop what is queued (guarded by mu)
+	goodbye   bool  // a goodbye is queued (guarded by mu)
+	running   bool  // the writer goroutine may write (guarded by mu)
+	maxFrame  int   // guarded by mu
+	enc       *encoder
+
+	userMax int
+	w       io.Writer
+	raw     syscall.RawConn // non-blocking write side for direct writes; nil if none
+	wake    chan struct{}   // cap 1: the writer goroutine's doorbell
+}
+
+func newOutbox(w io.Writer, raw syscall.RawConn, cfg *config) *outbox {
+	return &outbox{
+		cur:      newBatch(),
+		spare:    newBatch(),
+		maxFrame: cfg.maxFrame,
+		enc:      newEncoder(cfg.localAddress),
+		userMax:  cfg.userQueue,
+		w:        w,
+		raw:      raw,
+		wake:     make(chan struct{}, 1),
+	}
+}
+
+func (o *outbox) ring() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// send queues env. See Endpoint.Send.
+func (o *outbox) send(ctx context.Context, env *Envelope) error {
+	o.mu.Lock()
+	if o.err != nil {
+		err := o.err
+		o.mu.Unlock()
+		return err
+	}
+	if env.Lane == LaneUser {
+		for o.userCount >= o.userMax && !isReaderGoroutine() {
+			if o.room == nil {
+				o.room = make(chan struct{})
+			}
+			room := o.room
+			o.mu.Unlock()
+			select {
+			case <-room:
+			case <-ctx.Done():
+				return fmt.Errorf("%w: %w", ErrQueueFull, context.Cause(ctx))
+			}
+			o.mu.Lock()
+			if o.err != nil {
+				err := o.err
+				o.mu.Unlock()
+				return err
+			}
+		}
+	}
+	if err := o.cur.appendEnvelope(o.enc, env, o.maxFrame); err != nil {
+		o.mu.Unlock()
+		return err
+	}
+	if env.Lane == LaneUser {
+		o.userCount++
+	}
+	if o.owner != ownerNone || !o.running {
+		o.mu.Unlock()
+		return nil // whoever writes now takes it next; before Start it is held
+	}
+	if o.raw == nil || len(o.cur.extern) > 0 {
+		o.mu.Unlock()
+		o.ring()
+		return nil
+	}
+	b := o.takeLocked()
+	o.owner = ownerCaller
+	o.mu.Unlock()
+
+	n, werr := tryWrite(o.raw, b.buf)
+
+	o.mu.Lock()
+	b.off += n
+	ring := true
+	switch {
+	case werr != nil:
+		o.inflight, o.owner = b, ownerWriter // the writer meets the error again and reports it
+	case b.off == len(b.buf):
+		o.recycleLocked(b)
+		o.owner = ownerNone
+		ring = !o.cur.empty()
+	default:
+		o.inflight, o.owner = b, ownerWriter
+	}
+	o.mu.Unlock()
+	if ring {
+		o.ring()
+	}
+	return nil
+}
+
+func (o *outbox) takeLocked() *batch {
+	b := o.cur
+	b.closeFrame()
+	o.cur, o.spare = o.spare, nil
+	if o.cur == nil {
+		o.cur = newBatch()
+	}
+	o.userCount = 0
+	if o.room != nil {
+		close(o.room)
+		o.room = nil
+	}
+	return b
+}
+
+func (o *outbox) recycleLocked(b *batch) {
+	b.reset()
+	o.spare = b
+}
+
+// refuseLocked stops new sends with err; abort also drops what is queued.
+func (o *outbox) refuseLocked(err error, abort bool) {
+	if o.err == nil {
+		o.err = err
+	}
+	if abort {
+		o.abort = true
+	}
+	if o.room != nil {
+		close(o.room)
+		o.room = nil
+	}
+}
+
+// shutdown queues a goodbye after everything already queued and refuses new sends.
+func (o *outbox) shutdown() {
+	o.mu.Lock()
+	if !o.goodbye && !o.abort {
+		o.goodbye = true
+		o.cur.appendGoodbye()
+	}
+	o.refuseLocked(ErrClosed, false)
+	o.mu.Unlock()
+	o.ring()
+}
+
+// stop refuses new sends and drops what is queued.
+func (o *outbox) stop(err error) {
+	o.mu.Lock()
+	o.refuseLocked(err, true)
+	o.mu.Unlock()
+	o.ring()
+}
+
+// run is the writer goroutine. It returns nil after writing a goodbye, the
+// write error, or errAborted.
+func (o *outbox) run() error {
+	o.mu.Lock()
+	o.running = true
+	for {
+		if o.abort {
+			o.mu.Unlock()
+			return errAborted
+		}
+		var b *batch
+		switch {
+		case o.owner == ownerCaller:
+			// The sender writing now rings when done.
+		case o.owner == ownerWriter:
+			b = o.inflight
+			o.inflight = nil
+		case !o.cur.empty():
+			b = o.takeLocked()
+			o.owner = ownerWriter
+		}
+		if b == nil {
+			o.mu.Unlock()
+			<-o.wake
+			o.mu.Lock()
+			continue
+		}
+		o.mu.Unlock()
+		err := b.writeAll(o.w)
+		o.mu.Lock()
+		o.owner = ownerNone
+		if err != nil {
+			o.refuseLocked(ErrClosed, true)
+			o.mu.Unlock()
+			return err
+		}
+		if b.goodbye {
+			o.mu.Unlock()
+			return nil
+		}
+		o.recycleLocked(b)
+	}
+}
+
+var errAborted = errors.New("mailbox: writer aborted")
+
+// tryWrite makes one non-blocking write. EAGAIN is not an error: it wrote 0.
+func tryWrite(raw syscall.RawConn, p []byte) (int, error) {
+	var n int
+	var werr error
+	err := raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), p)
+		return true
+	})
+	if n < 0 {
+		n = 0
+	}
+	if werr == syscall.EAGAIN || werr == syscall.EINTR {
+		werr = nil
+	}
+	if err != nil {
+		return n, err
+	}
+	return n, werr
+}

@@ -1,0 +1,65 @@
+// Package mailbox is the wire between two processes: it turns actor messages
+// into bytes on one duplex byte stream and back.
+//
+// It owns framing, the envelope codec (msgpack for user values, proto.Marshal
+// for protoactor's protobuf messages, a hand-written codec for PIDs), the
+// registry of message type names, the handshake, and the Endpoint that runs
+// one link: a writer that batches and a reader that decodes in order and
+// hands each message to a Handler.
+//
+// It must not know about processes, exec, routing or actor systems: it never
+// resolves a PID and never spawns anything. Whoever owns an Endpoint decides
+// what a delivered envelope means (package actor does that).
+//
+// # Lanes and backpressure
+//
+// Each envelope carries a Lane set by the caller. The user lane is bounded
+// (WithUserQueue): a full lane blocks Send until the writer takes the batch or
+// the context ends (ErrQueueFull); nothing is dropped silently. The system
+// lane never blocks. A reader goroutine never waits on a writer: a send made
+// from any endpoint's reader goroutine overflows the bound instead.
+//
+// # Failure
+//
+// A bad frame (a length over the limit, a truncated frame, an unknown frame
+// type, a malformed envelope) closes the link with a typed error (test with
+// errors.Is: ErrFrameTooLarge, ErrProtocol), one log line, and one
+// Handler.Closed call; no announced length is allocated before the bytes
+// arrive. A bad message inside a good frame (unknown type name, a payload that
+// does not decode, a decoder panic) goes to Handler.DeadLetter with the
+// reason, and the link lives on.
+//
+// # Wire format
+//
+// A link is a stream of frames. Every frame starts with an 8-byte header:
+//
+//	[0:4] body length, uint32 big endian (header excluded)
+//	[4]   frame type: 1 data, 2 hello, 3 goodbye
+//	[5]   protocol version (1)
+//	[6:8] reserved, zero
+//
+// A hello body is, in uvarints and length-prefixed strings: version, caps,
+// max frame, address, incarnation, cookie. Each side sends one hello first
+// (see Endpoint.Handshake). A goodbye has an empty body: the sender writes
+// nothing after it; the receiver flushes, answers with its own goodbye and
+// closes.
+//
+// A data body is a batch of messages, each a 4-byte big-endian length and the
+// message:
+//
+//	flags    1 byte: 0x1 system lane, 0x2 target, 0x4 sender, 0x8 header
+//	target   PID, if flagged
+//	sender   PID, if flagged
+//	header   uvarint count, then count × (key string, value string), if flagged
+//	kind     1 byte, then the payload, which runs to the message's end:
+//	         0 nil; 1 []byte (raw); 2 string (raw); 3 scalar (Go kind byte +
+//	         8 bytes little endian); 4 registered type (symbol name + msgpack);
+//	         5 protobuf (symbol full name + proto bytes); 6 PID;
+//	         7 unregistered map or slice (generic msgpack)
+//
+// A string is a uvarint length and its bytes. A PID is a symbol (address), a
+// string (id) and a uvarint (request id). A symbol is a uvarint: 0 defines the
+// next entry of the per-link, per-direction table (a string follows), 1 is a
+// literal string that is not interned, n ≥ 2 refers to entry n-2. So type
+// names and addresses cross the link once.
+package mailbox

@@ -1,0 +1,333 @@
+package mailbox
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// Handler receives what arrives on a link. Its methods run on the endpoint's
+// reader goroutine, in stream order; they must not block for long (the link
+// stops reading meanwhile) and must not keep env after returning: the
+// envelope is reused (its fields may be kept).
+type Handler interface {
+	// Deliver is called for each message, in order.
+	Deliver(env *Envelope)
+	// DeadLetter is called for a message that arrived in a good frame but
+	// cannot be delivered: its type name is not registered here
+	// (ErrUnknownType) or its payload does not decode (ErrDecode). env holds
+	// the target, sender and header when they decoded, so a request can be
+	// answered with a DeadLetterResponse. The link lives on.
+	DeadLetter(env *Envelope, reason error)
+	// Closed is called once, after both goroutines have stopped: err is nil
+	// after a clean goodbye, otherwise why the link ended (ErrPeerGone,
+	// ErrProtocol, ErrFrameTooLarge, ErrClosed, the stream's error).
+	Closed(err error)
+}
+
+// HandlerFuncs adapts functions to Handler; nil fields do nothing.
+type HandlerFuncs struct {
+	OnDeliver    func(env *Envelope)
+	OnDeadLetter func(env *Envelope, reason error)
+	OnClosed     func(err error)
+}
+
+func (h HandlerFuncs) Deliver(env *Envelope) {
+	if h.OnDeliver != nil {
+		h.OnDeliver(env)
+	}
+}
+
+func (h HandlerFuncs) DeadLetter(env *Envelope, reason error) {
+	if h.OnDeadLetter != nil {
+		h.OnDeadLetter(env, reason)
+	}
+}
+
+func (h HandlerFuncs) Closed(err error) {
+	if h.OnClosed != nil {
+		h.OnClosed(err)
+	}
+}
+
+const (
+	stateNew int32 = iota
+	stateHandshaking
+	stateStarted
+	stateClosed
+)
+
+// Endpoint is one side of a link: a duplex byte stream carrying envelopes
+// both ways. Its life: NewEndpoint, optionally Handshake, Start, any number
+// of concurrent Sends, then Close (graceful), Shutdown (graceful, bounded by
+// a context) or Abort. Sends made before Start are held and written once it
+// runs. All methods are safe for concurrent use.
+type Endpoint struct {
+	conn io.ReadWriteCloser
+	h    Handler
+	cfg  config
+	out  *outbox
+	fr   *frameReader
+	dec  *decoder
+	peer Hello
+
+	state      atomic.Int32
+	readerGoid atomic.Uint64
+	running    atomic.Int32 // goroutines still running; the last one finishes
+	sentBye    atomic.Bool  // our goodbye was written
+	gotBye     atomic.Bool  // the peer's goodbye was read
+	errOnce    sync.Once
+	err        error // first reason the link ended; written once by errOnce
+	finishOnce sync.Once
+	done       chan struct{}
+}
+
+// NewEndpoint makes an endpoint over conn, which it owns from now on (Close
+// closes it). Nothing runs until Start.
+func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) (*Endpoint, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil Handler", ErrInvalidOption)
+	}
+	var raw = rawWriter(conn)
+	if cfg.directWrite == directOff {
+		raw = nil
+	}
+	return &Endpoint{
+		conn: conn,
+		h:    h,
+		cfg:  cfg,
+		out:  newOutbox(conn, raw, &cfg),
+		fr:   newFrameReader(conn, cfg.readBuffer, cfg.maxFrame),
+		dec:  newDecoder(),
+		done: make(chan struct{}),
+	}, nil
+}
+
+// Peer returns the peer's hello (zero before a successful Handshake).
+func (e *Endpoint) Peer() Hello { return e.peer }
+
+// Start runs the reader and writer goroutines.
+func (e *Endpoint) Start() error {
+	if !e.state.CompareAndSwap(stateNew, stateStarted) {
+		return ErrAlreadyStarted
+	}
+	e.running.Store(2)
+	go e.readLoop()
+	go e.writeLoop()
+	return nil
+}
+
+// Send queues env for the peer. The envelope is encoded before Send returns;
+// env may be reused, but a []byte payload of 64 KiB or more is written from
+// the caller's memory and must not change until it is sent.
+//
+// On the user lane Send blocks while the lane is full (WithUserQueue), until
+// there is room or ctx ends (ErrQueueFull); on the system lane it never
+// blocks. Errors: ErrTypeNotRegistered, ErrEncode, ErrMessageTooLarge (nothing
+// was queued), ErrQueueFull, ErrClosed.
+func (e *Endpoint) Send(ctx context.Context, env *Envelope) error {
+	return e.out.send(ctx, env)
+}
+
+// Done is closed when the link has ended and both goroutines have stopped.
+func (e *Endpoint) Done() <-chan struct{} { return e.done }
+
+// Err returns why the link ended (nil after a clean goodbye or before the end).
+func (e *Endpoint) Err() error {
+	select {
+	case <-e.done:
+		return e.err
+	default:
+		return nil
+	}
+}
+
+// Close ends the link gracefully: what is queued is flushed, a goodbye is
+// sent and the peer's goodbye awaited, for at most WithGoodbyeTimeout; then
+// the stream is closed. It returns after both goroutines have stopped, except
+// when called from the Handler (then it only starts the close). Close is
+// idempotent; it returns nil after a clean goodbye.
+func (e *Endpoint) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.goodbyeTimeout)
+	defer cancel()
+	return e.Shutdown(ctx)
+}
+
+// Shutdown is Close bounded by ctx instead of WithGoodbyeTimeout. When ctx
+// ends first, the link is aborted and ctx's error returned.
+func (e *Endpoint) Shutdown(ctx context.Context) error {
+	if e.state.Load() != stateStarted {
+		e.Abort()
+		return nil
+	}
+	e.out.shutdown()
+	if e.onReader() {
+		return nil
+	}
+	select {
+	case <-e.done:
+		return e.err
+	case <-ctx.Done():
+		e.Abort()
+		return context.Cause(ctx)
+	}
+}
+
+// Abort ends the link at once: what is queued is dropped and the stream
+// closed. It returns after both goroutines have stopped (except when called
+// from the Handler).
+func (e *Endpoint) Abort() {
+	e.fail(ErrClosed)
+	if e.state.Swap(stateClosed) != stateStarted {
+		// No goroutines: finish here (Handshake resets state to new before a failure).
+		e.finish()
+		return
+	}
+	if !e.onReader() {
+		<-e.done
+	}
+}
+
+func (e *Endpoint) onReader() bool {
+	id := e.readerGoid.Load()
+	return id != 0 && id == goid()
+}
+
+// fail records the first reason the link ends, stops sends and closes the
+// stream, which unblocks both goroutines.
+func (e *Endpoint) fail(err error) {
+	e.errOnce.Do(func() {
+		e.err = err
+		switch {
+		case err == nil, errors.Is(err, ErrClosed):
+			e.cfg.logger.Debug().Err(err).Msg("mailbox: link closed")
+		case errors.Is(err, ErrPeerGone):
+			e.cfg.logger.Info().Err(err).Str("peer", e.peer.Address).Msg("mailbox: link lost")
+		default:
+			e.cfg.logger.Error().Err(err).Str("peer", e.peer.Address).Msg("mailbox: link failed")
+		}
+	})
+	if err == nil {
+		err = ErrClosed
+	}
+	e.out.stop(err)
+	e.conn.Close()
+}
+
+// exit is called by each goroutine as it stops; the last one finishes.
+func (e *Endpoint) exit() {
+	if e.running.Add(-1) == 0 {
+		e.finish()
+	}
+}
+
+func (e *Endpoint) finish() {
+	e.finishOnce.Do(func() {
+		e.conn.Close()
+		e.errOnce.Do(func() { e.err = ErrClosed }) // also orders the read below after fail's write
+		e.h.Closed(e.err)
+		close(e.done)
+	})
+}
+
+func (e *Endpoint) writeLoop() {
+	defer e.exit()
+	err := e.out.run()
+	switch {
+	case err == nil:
+		e.sentBye.Store(true)
+		if e.gotBye.Load() {
+			e.fail(nil) // both goodbyes crossed: the link is done
+		}
+	case err == errAborted:
+	default:
+		e.fail(fmt.Errorf("%w: write: %w", ErrPeerGone, err))
+	}
+}
+
+func (e *Endpoint) readLoop() {
+	defer e.exit()
+	id := goid()
+	e.readerGoid.Store(id)
+	readerGoroutines.Store(id, struct{}{})
+	defer readerGoroutines.Delete(id)
+
+	var env Envelope
+	for {
+		t, body, owned, err := e.fr.next()
+		if err != nil {
+			if e.sentBye.Load() && (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)) {
+				e.fail(nil) // we said goodbye; the peer closing is the answer
+				return
+			}
+			if err == io.EOF || errors.Is(err, io.ErrClosedPipe) || isClosedErr(err) {
+				err = fmt.Errorf("%w: %w", ErrPeerGone, err)
+			}
+			e.fail(err)
+			return
+		}
+		switch t {
+		case frameData:
+			if err := e.deliverFrame(body, owned, &env); err != nil {
+				e.fail(err)
+				return
+			}
+		case frameGoodbye:
+			e.gotBye.Store(true)
+			e.out.shutdown() // flush, answer with our goodbye
+			if e.sentBye.Load() {
+				e.fail(nil)
+			}
+			return
+		default:
+			e.fail(fmt.Errorf("%w: unexpected %v frame", ErrProtocol, t))
+			return
+		}
+	}
+}
+
+func (e *Endpoint) deliverFrame(body []byte, owned bool, env *Envelope) error {
+	for len(body) > 0 {
+		if len(body) < msgPrefixSize {
+			return fmt.Errorf("%w: %d stray bytes at the end of a frame", ErrProtocol, len(body))
+		}
+		n := binary.BigEndian.Uint32(body)
+		if uint64(n) > uint64(len(body)-msgPrefixSize) {
+			return fmt.Errorf("%w: message of %d bytes overruns its frame (%d left)", ErrProtocol, n, len(body)-msgPrefixSize)
+		}
+		msg := body[msgPrefixSize : msgPrefixSize+n]
+		body = body[msgPrefixSize+n:]
+		bad, fatal := e.dec.decodeEnvelope(msg, owned, env)
+		if fatal != nil {
+			return fatal
+		}
+		e.hand(env, bad)
+	}
+	return nil
+}
+
+// hand passes one message to the handler. A panic in the handler is logged
+// and the link goes on: one bad message must not take the link down.
+func (e *Endpoint) hand(env *Envelope, bad error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.cfg.logger.Error().Interface("panic", r).Str("type", fmt.Sprintf("%T", env.Message)).Msg("mailbox: handler panicked")
+		}
+	}()
+	if bad != nil {
+		e.h.DeadLetter(env, bad)
+		return
+	}
+	e.h.Deliver(env)
+}

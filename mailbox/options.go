@@ -1,0 +1,102 @@
+package mailbox
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults for Options. Each option documents what its zero value means.
+const (
+	// DefaultMaxFrame is the largest frame accepted or sent: 256 MiB.
+	DefaultMaxFrame = 256 << 20
+	// DefaultUserQueue is how many user-lane messages may wait for the writer.
+	DefaultUserQueue = 4096
+	// DefaultReadBuffer is the reader's reusable buffer; larger frames get their own memory.
+	DefaultReadBuffer = 256 << 10
+	// DefaultGoodbyeTimeout bounds how long Close waits for the peer's goodbye.
+	DefaultGoodbyeTimeout = 2 * time.Second
+
+	minFrame = 1 << 10
+)
+
+// Option configures an Endpoint. Options only record values; they start nothing.
+type Option func(*config)
+
+type config struct {
+	maxFrame       int
+	userQueue      int
+	readBuffer     int
+	goodbyeTimeout time.Duration
+	localAddress   string
+	logger         zerolog.Logger
+	directWrite    directWriteMode
+}
+
+type directWriteMode uint8
+
+const (
+	directAuto directWriteMode = iota
+	directOn
+	directOff
+)
+
+func defaultConfig() config {
+	return config{
+		maxFrame:       DefaultMaxFrame,
+		userQueue:      DefaultUserQueue,
+		readBuffer:     DefaultReadBuffer,
+		goodbyeTimeout: DefaultGoodbyeTimeout,
+		logger:         zerolog.Nop(),
+	}
+}
+
+func (c *config) validate() error {
+	switch {
+	case c.maxFrame < minFrame || c.maxFrame > maxFrameLimit:
+		return fmt.Errorf("%w: WithMaxFrame(%d) must be in [%d, %d]", ErrInvalidOption, c.maxFrame, minFrame, maxFrameLimit)
+	case c.userQueue < 1:
+		return fmt.Errorf("%w: WithUserQueue(%d) must be at least 1", ErrInvalidOption, c.userQueue)
+	case c.readBuffer < 4<<10:
+		return fmt.Errorf("%w: WithReadBuffer(%d) must be at least 4096", ErrInvalidOption, c.readBuffer)
+	case c.goodbyeTimeout <= 0:
+		return fmt.Errorf("%w: WithGoodbyeTimeout(%v) must be positive", ErrInvalidOption, c.goodbyeTimeout)
+	}
+	return nil
+}
+
+// WithMaxFrame sets the largest frame this endpoint accepts (and announces to
+// the peer in the handshake, which then never sends more). Default 256 MiB.
+func WithMaxFrame(n int) Option { return func(c *config) { c.maxFrame = n } }
+
+// WithUserQueue bounds the user lane: how many encoded messages may wait for
+// the writer before Send blocks. Default 4096. The system lane is not bounded.
+func WithUserQueue(n int) Option { return func(c *config) { c.userQueue = n } }
+
+// WithReadBuffer sets the size of the reader's reusable buffer. Default 256 KiB.
+func WithReadBuffer(n int) Option { return func(c *config) { c.readBuffer = n } }
+
+// WithGoodbyeTimeout bounds how long Close waits for queued messages to flush
+// and for the peer's goodbye. Default 2s.
+func WithGoodbyeTimeout(d time.Duration) Option { return func(c *config) { c.goodbyeTimeout = d } }
+
+// WithLocalAddress sets the address written for PIDs whose address is
+// "nonhost" (protoactor's placeholder for "this system"). Default: left as is.
+func WithLocalAddress(addr string) Option { return func(c *config) { c.localAddress = addr } }
+
+// WithLogger sets the logger for link events. Default: zerolog.Nop().
+func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithDirectWrite decides whether a sender may write to the stream itself when
+// the writer is idle (one non-blocking write, the rest handed to the writer).
+// Default: on when the write side is a non-blocking file descriptor.
+func WithDirectWrite(on bool) Option {
+	return func(c *config) {
+		if on {
+			c.directWrite = directOn
+		} else {
+			c.directWrite = directOff
+		}
+	}
+}
