@@ -1,0 +1,30 @@
+package actor
+
+import "errors"
+
+// Errors returned by this package; test for them with errors.Is.
+var (
+	// ErrInvalidOption is wrapped when an option is out of range.
+	ErrInvalidOption = errors.New("actor: invalid option")
+	// ErrInvalidAddress means an address is empty or malformed.
+	ErrInvalidAddress = errors.New("actor: invalid address")
+	// ErrKindNotRegistered means no kind of that name is registered in the
+	// binary that was asked to spawn it.
+	ErrKindNotRegistered = errors.New("actor: kind not registered")
+	// ErrNameExists means an actor of that name already exists on the node.
+	ErrNameExists = errors.New("actor: name already exists")
+	// ErrSpawnFailed means the kind's producer failed (bad arguments, a panic).
+	ErrSpawnFailed = errors.New("actor: spawn failed")
+	// ErrNoRoute means no link leads towards an address.
+	ErrNoRoute = errors.New("actor: no route to address")
+	// ErrLinkExists means a link with that address is already attached.
+	ErrLinkExists = errors.New("actor: link already exists")
+	// ErrLinkGone is the dead-letter reason for a message sent over a link
+	// that will not come back.
+	ErrLinkGone = errors.New("actor: link gone")
+	// ErrHeldFull is the dead-letter reason for a message sent while a link is
+	// down and its hold queue is full.
+	ErrHeldFull = errors.New("actor: link down and hold queue full")
+	// ErrWrongPeer means the handshake found another node than expected.
+	ErrWrongPeer = errors.New("actor: wrong peer address")
+)

@@ -1,0 +1,218 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/mailbox"
+)
+
+// Args are what a kind's producer gets when a node spawns it.
+type Args struct {
+	// Kind is the registered kind name.
+	Kind string
+	// Name is the requested actor name ("" for a generated one).
+	Name string
+	// Value is the argument value given by the spawner (a registered type,
+	// a basic value, a PID...), or nil.
+	Value any
+}
+
+// Producer makes the Props of a kind from its spawn arguments. A producer
+// that cannot work with its Args returns an error; it may also panic, which
+// the activator turns into ErrSpawnFailed.
+type Producer func(Args) (*pa.Props, error)
+
+var kinds sync.Map // name → Producer
+
+// RegisterKind registers a kind that other nodes may spawn here by name.
+// Call it from init, in every binary that may host the kind. It panics on an
+// empty name, a nil producer or a name registered twice.
+func RegisterKind(name string, p Producer) {
+	if name == "" || p == nil {
+		panic("actor: RegisterKind needs a name and a producer")
+	}
+	if _, dup := kinds.LoadOrStore(name, p); dup {
+		panic(fmt.Sprintf("actor: kind %q registered twice", name))
+	}
+}
+
+// LookupKind returns the producer of a registered kind.
+func LookupKind(name string) (Producer, bool) {
+	p, ok := kinds.Load(name)
+	if !ok {
+		return nil, false
+	}
+	return p.(Producer), true
+}
+
+// SpawnRequest asks a node's activator to spawn a registered kind.
+type SpawnRequest struct {
+	Kind string
+	Name string
+	Args []byte // mailbox.Marshal of Args.Value; empty for none
+}
+
+// SpawnResponse answers a SpawnRequest: PID on success, otherwise a code
+// mapped back to a sentinel error and a detail text.
+type SpawnResponse struct {
+	PID    *pa.PID
+	Code   SpawnCode
+	Detail string
+}
+
+// SpawnCode says how a spawn request ended; it crosses processes in place of
+// error text.
+type SpawnCode int
+
+const (
+	SpawnOK SpawnCode = iota
+	SpawnKindNotRegistered
+	SpawnNameExists
+	SpawnFailed
+)
+
+func (c SpawnCode) err() error {
+	switch c {
+	case SpawnOK:
+		return nil
+	case SpawnKindNotRegistered:
+		return ErrKindNotRegistered
+	case SpawnNameExists:
+		return ErrNameExists
+	}
+	return ErrSpawnFailed
+}
+
+func init() {
+	mailbox.RegisterType("procactor.SpawnRequest", &SpawnRequest{})
+	mailbox.RegisterType("procactor.SpawnResponse", &SpawnResponse{})
+}
+
+const activatorName = "procactor-activator"
+
+// ActivatorPID returns the PID of the activator of the node at address.
+func ActivatorPID(address string) *pa.PID { return pa.NewPID(address, activatorName) }
+
+// activator spawns registered kinds on request. Spawned actors are top-level
+// actors of the node, not its children: a failure of the activator must not
+// stop them (protoactor's own activator does, and panics on unknown kinds).
+type activator struct{ node *Node }
+
+func (a *activator) Receive(ctx pa.Context) {
+	req, ok := ctx.Message().(*SpawnRequest)
+	if !ok {
+		return
+	}
+	ctx.Respond(a.node.spawnLocal(req))
+}
+
+func (n *Node) spawnLocal(req *SpawnRequest) (resp *SpawnResponse) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp = &SpawnResponse{Code: SpawnFailed, Detail: fmt.Sprintf("kind %q panicked: %v", req.Kind, r)}
+		}
+		if resp.Code != SpawnOK {
+			n.log.Warn().Str("kind", req.Kind).Str("name", req.Name).Int("code", int(resp.Code)).Str("detail", resp.Detail).Msg("spawn refused")
+		}
+	}()
+	prod, ok := LookupKind(req.Kind)
+	if !ok {
+		return &SpawnResponse{Code: SpawnKindNotRegistered, Detail: fmt.Sprintf("kind %q is not registered in this binary", req.Kind)}
+	}
+	args := Args{Kind: req.Kind, Name: req.Name}
+	if len(req.Args) > 0 {
+		v, err := mailbox.Unmarshal(req.Args)
+		if err != nil {
+			return &SpawnResponse{Code: SpawnFailed, Detail: fmt.Sprintf("args of kind %q: %v", req.Kind, err)}
+		}
+		args.Value = v
+	}
+	props, err := prod(args)
+	if err != nil || props == nil {
+		return &SpawnResponse{Code: SpawnFailed, Detail: fmt.Sprintf("kind %q: %v", req.Kind, err)}
+	}
+	var pid *pa.PID
+	if req.Name == "" {
+		pid = n.system.Root.Spawn(props)
+	} else {
+		pid, err = n.system.Root.SpawnNamed(props, req.Name)
+		if errors.Is(err, pa.ErrNameExists) {
+			return &SpawnResponse{PID: pid, Code: SpawnNameExists, Detail: req.Name}
+		} else if err != nil {
+			return &SpawnResponse{Code: SpawnFailed, Detail: err.Error()}
+		}
+	}
+	return &SpawnResponse{PID: pid}
+}
+
+// SpawnOption configures Node.Spawn.
+type SpawnOption func(*SpawnRequest) error
+
+// WithName gives the spawned actor a name; default: a generated id.
+func WithName(name string) SpawnOption {
+	return func(r *SpawnRequest) error { r.Name = name; return nil }
+}
+
+// WithArgs passes a value to the kind's producer (Args.Value). It must be
+// encodable by package mailbox (registered type, basic value, PID...).
+func WithArgs(v any) SpawnOption {
+	return func(r *SpawnRequest) error {
+		b, err := mailbox.Marshal(v)
+		if err != nil {
+			return err
+		}
+		r.Args = b
+		return nil
+	}
+}
+
+// defaultSpawnTimeout bounds a spawn when ctx has no deadline.
+const defaultSpawnTimeout = 30 * time.Second
+
+// Spawn spawns a registered kind on the node at address (this node or any
+// node of the tree) and returns the new actor's PID. Errors: ErrKindNotRegistered
+// (the target binary lacks the kind), ErrNameExists (with the existing PID),
+// ErrSpawnFailed, ctx's error, or protoactor's future errors when the node is
+// unreachable.
+func (n *Node) Spawn(ctx context.Context, address, kind string, opts ...SpawnOption) (*pa.PID, error) {
+	req := &SpawnRequest{Kind: kind}
+	for _, o := range opts {
+		if err := o(req); err != nil {
+			return nil, err
+		}
+	}
+	var resp *SpawnResponse
+	if address == n.address {
+		resp = n.spawnLocal(req)
+	} else {
+		timeout := defaultSpawnTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = time.Until(dl)
+		}
+		if timeout <= 0 {
+			return nil, context.DeadlineExceeded
+		}
+		f := n.system.Root.RequestFuture(ActivatorPID(address), req, timeout)
+		res, err := f.Result()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("actor: spawn %q at %s: %w", kind, address, err)
+		}
+		r, ok := res.(*SpawnResponse)
+		if !ok {
+			return nil, fmt.Errorf("%w: unexpected answer %T", ErrSpawnFailed, res)
+		}
+		resp = r
+	}
+	if err := resp.Code.err(); err != nil {
+		return resp.PID, fmt.Errorf("%w: %s", err, resp.Detail)
+	}
+	return resp.PID, nil
+}

@@ -1,0 +1,258 @@
+package actor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/mailbox"
+	"github.com/rs/zerolog"
+)
+
+// Node is one actor system that spans links: protoactor's ActorSystem with a
+// unique hierarchical address, a resolver that routes other addresses of the
+// tree to the right link, and an activator that spawns registered kinds on
+// request. A node has at most one parent link and any number of child links.
+//
+// All methods are safe for concurrent use.
+type Node struct {
+	system  *pa.ActorSystem
+	address string
+	cfg     nodeConfig
+	log     zerolog.Logger
+
+	mu       sync.RWMutex
+	parent   *Link            // guarded by mu
+	children map[string]*Link // by segment; guarded by mu
+	closed   bool             // guarded by mu
+
+	activator *pa.PID
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type nodeConfig struct {
+	logger       zerolog.Logger
+	protoLevel   zerolog.Level
+	incarnation  uint64
+	holdLimit    int
+	sendTimeout  time.Duration
+	endpointOpts []mailbox.Option
+	actorOpts    []pa.ConfigOption
+}
+
+// NodeOption configures a Node. Options only record values.
+type NodeOption func(*nodeConfig)
+
+// Defaults for NodeOptions.
+const (
+	DefaultHoldLimit   = 10000
+	DefaultSendTimeout = 10 * time.Second
+)
+
+// WithLogger sets the logger for link and node events; protoactor's own slog
+// records go to it as well (at WithProtoactorLogLevel or above). Default:
+// zerolog.Nop(), quiet.
+func WithLogger(l zerolog.Logger) NodeOption { return func(c *nodeConfig) { c.logger = l } }
+
+// WithProtoactorLogLevel sets the lowest level of protoactor's records passed
+// to the logger. Default: warn (protoactor logs routine events at info).
+func WithProtoactorLogLevel(l zerolog.Level) NodeOption {
+	return func(c *nodeConfig) { c.protoLevel = l }
+}
+
+// WithIncarnation seeds the node's actor id sequence, so that ids of unnamed
+// actors never repeat across restarts of a node at the same address. Default 0.
+func WithIncarnation(n uint64) NodeOption { return func(c *nodeConfig) { c.incarnation = n } }
+
+// WithHoldLimit bounds how many messages a down link holds for when it comes
+// back; past it they are dead letters. Default 10000.
+func WithHoldLimit(n int) NodeOption { return func(c *nodeConfig) { c.holdLimit = n } }
+
+// WithSendTimeout bounds how long a send waits for room on a full link
+// before it becomes a dead letter. Default 10s.
+func WithSendTimeout(d time.Duration) NodeOption { return func(c *nodeConfig) { c.sendTimeout = d } }
+
+// WithEndpointOptions passes options to every link's mailbox.Endpoint.
+func WithEndpointOptions(opts ...mailbox.Option) NodeOption {
+	return func(c *nodeConfig) { c.endpointOpts = append(c.endpointOpts, opts...) }
+}
+
+// WithActorSystemOptions passes options to protoactor's NewActorSystem.
+func WithActorSystemOptions(opts ...pa.ConfigOption) NodeOption {
+	return func(c *nodeConfig) { c.actorOpts = append(c.actorOpts, opts...) }
+}
+
+// NewNode makes a node with the given address ("n" for a root, "n/1" for its
+// first child...). The address is set before anything is spawned, and the
+// node's resolver is put before any other (protoactor's gRPC remote claims
+// every address).
+func NewNode(address string, opts ...NodeOption) (*Node, error) {
+	if err := ValidateAddress(address); err != nil {
+		return nil, err
+	}
+	cfg := nodeConfig{
+		logger:      zerolog.Nop(),
+		protoLevel:  zerolog.WarnLevel,
+		holdLimit:   DefaultHoldLimit,
+		sendTimeout: DefaultSendTimeout,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	switch {
+	case cfg.holdLimit < 0:
+		return nil, fmt.Errorf("%w: WithHoldLimit(%d) must not be negative", ErrInvalidOption, cfg.holdLimit)
+	case cfg.sendTimeout <= 0:
+		return nil, fmt.Errorf("%w: WithSendTimeout(%v) must be positive", ErrInvalidOption, cfg.sendTimeout)
+	}
+	log := cfg.logger.With().Str("node", address).Logger()
+	protoLog := slog.New(zerolog.NewSlogHandler(log.Level(max(log.GetLevel(), cfg.protoLevel)).With().Str("lib", "protoactor").Logger()))
+	actorOpts := append([]pa.ConfigOption{
+		pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return protoLog }),
+	}, cfg.actorOpts...)
+	system := pa.NewActorSystem(actorOpts...)
+	// The address must be set before the first Spawn or future: PIDs bake it in.
+	system.ProcessRegistry.Address = address
+	// Unnamed ids ($1, $2...) must not repeat across incarnations.
+	system.ProcessRegistry.SequenceID = cfg.incarnation << 40
+
+	n := &Node{
+		system:   system,
+		address:  address,
+		cfg:      cfg,
+		log:      log,
+		children: make(map[string]*Link),
+	}
+	pr := system.ProcessRegistry
+	pr.RemoteHandlers = append([]pa.AddressResolver{n.resolve}, pr.RemoteHandlers...)
+
+	pid, err := system.Root.SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return &activator{node: n} }), activatorName)
+	if err != nil {
+		return nil, fmt.Errorf("actor: starting activator: %w", err)
+	}
+	n.activator = pid
+	return n, nil
+}
+
+// System returns the node's protoactor ActorSystem.
+func (n *Node) System() *pa.ActorSystem { return n.system }
+
+// Root returns the node's root context.
+func (n *Node) Root() *pa.RootContext { return n.system.Root }
+
+// Address returns the node's address.
+func (n *Node) Address() string { return n.address }
+
+// Logger returns the node's logger.
+func (n *Node) Logger() zerolog.Logger { return n.log }
+
+// resolve is the node's address resolver: addresses of the same tree go to
+// the link towards them; others are not ours.
+func (n *Node) resolve(pid *pa.PID) (pa.Process, bool) {
+	h, seg := route(n.address, pid.Address)
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	switch h {
+	case hopChild:
+		if l := n.children[seg]; l != nil {
+			return l, true
+		}
+	case hopParent:
+		if n.parent != nil {
+			return n.parent, true
+		}
+	}
+	return nil, false
+}
+
+// ChildLink makes the link to the child with the given segment. The link is
+// down until Connect; messages to the child are held meanwhile.
+func (n *Node) ChildLink(segment string) (*Link, error) {
+	addr := ChildAddress(n.address, segment)
+	if err := ValidateAddress(addr); err != nil || segment == "" {
+		return nil, fmt.Errorf("%w: child segment %q", ErrInvalidAddress, segment)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, fmt.Errorf("%w: node closed", ErrLinkGone)
+	}
+	if _, ok := n.children[segment]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrLinkExists, addr)
+	}
+	l := newLink(n, addr)
+	n.children[segment] = l
+	return l, nil
+}
+
+// ParentLink makes the link to this node's parent (the address up to the
+// last "/"). A root node has no parent.
+func (n *Node) ParentLink() (*Link, error) {
+	i := len(n.address) - 1
+	for i >= 0 && n.address[i] != '/' {
+		i--
+	}
+	if i <= 0 {
+		return nil, fmt.Errorf("%w: %q is a root and has no parent", ErrInvalidAddress, n.address)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.parent != nil {
+		return nil, fmt.Errorf("%w: parent of %s", ErrLinkExists, n.address)
+	}
+	n.parent = newLink(n, n.address[:i])
+	return n.parent, nil
+}
+
+// removeLink forgets a link that is gone, so its segment routes nowhere.
+// PIDs that cached the Link still reach it, and it dead-letters.
+func (n *Node) removeLink(l *Link) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.parent == l {
+		return // the parent link stays: routing up keeps failing fast through it
+	}
+	for seg, c := range n.children {
+		if c == l {
+			delete(n.children, seg)
+		}
+	}
+}
+
+// Links returns the node's current links (parent first).
+func (n *Node) Links() []*Link {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var out []*Link
+	if n.parent != nil {
+		out = append(out, n.parent)
+	}
+	for _, l := range n.children {
+		out = append(out, l)
+	}
+	return out
+}
+
+// Close closes every link gracefully (children first, then the parent),
+// bounded by ctx, and shuts the actor system down. It does not stop actors:
+// stop them first if they must see Stopping/Stopped.
+// Close is idempotent.
+func (n *Node) Close(ctx context.Context) error {
+	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		n.mu.Unlock()
+		links := n.Links()
+		for i := len(links) - 1; i >= 0; i-- {
+			if err := links[i].Close(ctx); err != nil && n.closeErr == nil {
+				n.closeErr = err
+			}
+		}
+		n.system.Shutdown() // protoactor panics when this runs twice
+	})
+	return n.closeErr
+}
