@@ -1,0 +1,80 @@
+package procnode
+
+import (
+	"fmt"
+	"sync"
+	"syscall"
+)
+
+// ExitStatus says how one incarnation of a child process ended.
+type ExitStatus struct {
+	// Code is the exit code, or -1 when a signal ended the process.
+	Code int
+	// Signal is the signal that ended the process, or 0.
+	Signal syscall.Signal
+	// Reason is what the child reported before exiting (the panic text of its
+	// root actor, "kind not registered"...), or what the parent saw
+	// ("handshake: ..."); empty after a clean exit.
+	Reason string
+	// StderrTail is the end of what the child wrote to stderr (bounded).
+	StderrTail []byte
+	// Stopped is true when the parent asked the process to stop (Stop,
+	// Terminate, Kill, or its keeper stopping).
+	Stopped bool
+	// Incarnation is the restart count of the process (0 for the first).
+	Incarnation uint64
+	// OSPid is the operating-system process id it had.
+	OSPid int
+}
+
+// Success reports a clean exit: code 0 and no signal.
+func (s *ExitStatus) Success() bool { return s.Code == 0 && s.Signal == 0 }
+
+func (s *ExitStatus) String() string {
+	var what string
+	if s.Signal != 0 {
+		what = "killed by " + s.Signal.String()
+	} else {
+		what = fmt.Sprintf("exit code %d", s.Code)
+	}
+	if s.Reason != "" {
+		what += ": " + s.Reason
+	}
+	return what
+}
+
+// ExitError is returned by Wait when the process did not exit cleanly.
+type ExitError struct {
+	ExitStatus
+}
+
+func (e *ExitError) Error() string { return "procnode: child " + e.ExitStatus.String() }
+
+// tailBuffer keeps the last n bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	n   int
+	buf []byte
+}
+
+func newTail(n int) *tailBuffer { return &tailBuffer{n: n} }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(p) >= t.n {
+		t.buf = append(t.buf[:0], p[len(p)-t.n:]...)
+		return len(p), nil
+	}
+	if over := len(t.buf) + len(p) - t.n; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	t.buf = append(t.buf, p...)
+	return len(p), nil
+}
+
+func (t *tailBuffer) Bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]byte(nil), t.buf...)
+}

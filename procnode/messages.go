@@ -1,0 +1,67 @@
+package procnode
+
+import (
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/mailbox"
+)
+
+// boot is what a child needs to start; it travels in the environment.
+type boot struct {
+	Address      string
+	Kind         string
+	Name         string
+	Cookie       []byte
+	Incarnation  uint64
+	Keeper       *pa.PID
+	Args         []byte
+	LogLevel     int8
+	StartTimeout int64 // nanoseconds
+}
+
+// ExitNotice is sent by a child to its keeper just before it exits with a
+// reason (its root actor panicked).
+type ExitNotice struct {
+	Code   int
+	Reason string
+}
+
+// logRecord carries one zerolog JSON record from a child to its keeper.
+type logRecord struct {
+	JSON []byte
+}
+
+// Exited is published on the parent node's event stream when a child
+// process ends for good (no restart follows).
+type Exited struct {
+	PID    *pa.PID // the child's root actor
+	Status ExitStatus
+}
+
+func init() {
+	mailbox.RegisterType("procactor.boot", &boot{})
+	mailbox.RegisterType("procactor.ExitNotice", &ExitNotice{})
+	mailbox.RegisterType("procactor.logRecord", &logRecord{})
+}
+
+const (
+	envBoot = "PROCACTOR_BOOT"
+	// envLog overrides a child's log level (debug, info, warn...).
+	envLog = "PROCACTOR_LOG"
+
+	// The child's end of the link: fd 3 reads from the parent, fd 4 writes to it.
+	childReadFD  = 3
+	childWriteFD = 4
+
+	hostName = "procactor-host"
+	rootName = "root"
+	// RootID is the id of a child's root actor: p.PID() is {child address, RootID}.
+	RootID = hostName + "/" + rootName
+)
+
+// Exit codes a child uses for failures before its root actor runs.
+const (
+	ExitRootFailed        = 2   // the root actor panicked
+	ExitKindNotRegistered = 120 // the kind is not registered in the binary
+	ExitSpawnFailed       = 121 // the kind's producer failed
+	ExitBootFailed        = 122 // bad bootstrap, fds or handshake
+)

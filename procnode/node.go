@@ -1,0 +1,81 @@
+package procnode
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/actor"
+)
+
+// Node is an actor.Node that can spawn child processes. A parent makes its
+// root node with NewNode; in a child, Main makes the node.
+type Node struct {
+	*actor.Node
+	seq   atomic.Uint64 // child segments; never reused
+	mu    sync.Mutex
+	procs map[*Process]struct{} // live child processes (guarded by mu)
+}
+
+// RootAddress is the address of a root node made by NewNode.
+const RootAddress = "n"
+
+var nodes sync.Map // *pa.ActorSystem → *Node
+
+// NewNode makes the root node of a process tree in this process. Spawn needs
+// a spawner whose actor system belongs to a node. Close it when done: that
+// stops its child processes.
+func NewNode(opts ...actor.NodeOption) (*Node, error) {
+	an, err := actor.NewNode(RootAddress, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return register(an), nil
+}
+
+func register(an *actor.Node) *Node {
+	n := &Node{Node: an, procs: make(map[*Process]struct{})}
+	nodes.Store(an.System(), n)
+	return n
+}
+
+func nodeOf(sys *pa.ActorSystem) *Node {
+	if v, ok := nodes.Load(sys); ok {
+		return v.(*Node)
+	}
+	return nil
+}
+
+// Close stops every child process of the node gracefully (each within its
+// stop deadlines, all at once; a child stops its own children first), then
+// closes the node's links and actor system. Bounded by ctx.
+func (n *Node) Close(ctx context.Context) error {
+	n.mu.Lock()
+	procs := make([]*Process, 0, len(n.procs))
+	for p := range n.procs {
+		procs = append(procs, p)
+	}
+	n.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = p.Stop(ctx) }()
+	}
+	wg.Wait()
+	err := n.Node.Close(ctx)
+	nodes.Delete(n.System())
+	return err
+}
+
+func (n *Node) add(p *Process) {
+	n.mu.Lock()
+	n.procs[p] = struct{}{}
+	n.mu.Unlock()
+}
+
+func (n *Node) remove(p *Process) {
+	n.mu.Lock()
+	delete(n.procs, p)
+	n.mu.Unlock()
+}

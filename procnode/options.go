@@ -1,0 +1,126 @@
+package procnode
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults of the spawn options.
+const (
+	DefaultStartTimeout = 10 * time.Second
+	DefaultStopTimeout  = 5 * time.Second
+	DefaultTermTimeout  = 2 * time.Second
+	DefaultStderrTail   = 4 << 10
+)
+
+// Option configures Spawn. Options only record values.
+type Option func(*config)
+
+type config struct {
+	name         string
+	args         any
+	hasArgs      bool
+	env          []string
+	dir          string
+	stdout       io.Writer
+	stderr       io.Writer
+	sysProcAttr  *syscall.SysProcAttr
+	binary       string
+	binaryArgs   []string
+	startTimeout time.Duration
+	stopTimeout  time.Duration
+	termTimeout  time.Duration
+	stderrTail   int
+	restart      bool
+	logger       *zerolog.Logger
+}
+
+func defaultConfig() config {
+	return config{
+		stdout:       os.Stdout,
+		stderr:       os.Stderr,
+		startTimeout: DefaultStartTimeout,
+		stopTimeout:  DefaultStopTimeout,
+		termTimeout:  DefaultTermTimeout,
+		stderrTail:   DefaultStderrTail,
+		restart:      true,
+	}
+}
+
+func (c *config) validate() error {
+	switch {
+	case c.startTimeout <= 0:
+		return fmt.Errorf("%w: WithStartTimeout(%v) must be positive", ErrInvalidOption, c.startTimeout)
+	case c.stopTimeout < 0 || c.termTimeout < 0:
+		return fmt.Errorf("%w: WithStopTimeouts(%v, %v) must not be negative", ErrInvalidOption, c.stopTimeout, c.termTimeout)
+	case c.stderrTail < 0:
+		return fmt.Errorf("%w: WithStderrTail(%d) must not be negative", ErrInvalidOption, c.stderrTail)
+	}
+	return nil
+}
+
+// WithName names the keeper actor under the spawner (default: generated).
+// It also tags the child's log records.
+func WithName(name string) Option { return func(c *config) { c.name = name } }
+
+// WithArgs passes a value to the kind's producer (Args.Value in the child):
+// a registered type, a basic value, or a PID of a parent actor.
+func WithArgs(v any) Option { return func(c *config) { c.args, c.hasArgs = v, true } }
+
+// WithEnv adds "KEY=value" entries to the child's environment (default: the
+// parent's environment).
+func WithEnv(kv ...string) Option { return func(c *config) { c.env = append(c.env, kv...) } }
+
+// WithDir sets the child's working directory (default: the parent's).
+func WithDir(dir string) Option { return func(c *config) { c.dir = dir } }
+
+// WithStdout sets where the child's stdout goes (default: inherited, the
+// parent's os.Stdout). nil discards it.
+func WithStdout(w io.Writer) Option { return func(c *config) { c.stdout = w } }
+
+// WithStderr sets where the child's stderr is copied (default: the parent's
+// os.Stderr). A bounded tail is kept for the exit status either way. nil
+// discards it.
+func WithStderr(w io.Writer) Option { return func(c *config) { c.stderr = w } }
+
+// WithStderrTail sets how many bytes of stderr the exit status keeps
+// (default 4 KiB).
+func WithStderrTail(n int) Option { return func(c *config) { c.stderrTail = n } }
+
+// WithSysProcAttr sets attributes of the child (credentials, namespaces,
+// rlimits via a wrapper...). Ours are merged in: Setpgid (so a terminal's
+// Ctrl-C reaches the parent first) and, on Linux, Pdeathsig=SIGKILL, unless
+// set here.
+func WithSysProcAttr(a *syscall.SysProcAttr) Option { return func(c *config) { c.sysProcAttr = a } }
+
+// WithBinary runs another executable (which must call Main first) instead of
+// re-executing this one, with extra command-line arguments. The kind is then
+// checked by the child, which exits with a code the parent maps to
+// ErrKindNotRegistered.
+func WithBinary(path string, args ...string) Option {
+	return func(c *config) { c.binary, c.binaryArgs = path, args }
+}
+
+// WithStartTimeout bounds exec plus handshake (default 10s).
+func WithStartTimeout(d time.Duration) Option { return func(c *config) { c.startTimeout = d } }
+
+// WithStopTimeouts sets Stop's deadlines: how long after the poison the
+// child may take before SIGTERM (default 5s), and after SIGTERM before
+// SIGKILL (default 2s).
+func WithStopTimeouts(graceful, term time.Duration) Option {
+	return func(c *config) { c.stopTimeout, c.termTimeout = graceful, term }
+}
+
+// WithRestart says whether a crash is escalated to the spawner's supervisor
+// strategy (true, the default: protoactor's default strategy restarts the
+// child, keeping its address and PIDs) or simply ends the Process (false).
+func WithRestart(on bool) Option { return func(c *config) { c.restart = on } }
+
+// WithLogger sets the logger that receives the child's log records (tagged
+// with the child's name and OS pid). Default: the node's logger.
+func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.logger = &l } }
