@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/bench/benchkind"
+	"github.com/procactor/procactor/procnode"
+)
+
+// procactor is the subject: the parent's root context talking to a child
+// process actor over procactor's transport, written as a user would write it
+// (RequestFuture to p.PID(), Send for one-way). The child is the re-executed
+// bench binary (procnode.Main runs first in main). procactor_lean differs only
+// in its child: bench/leanchild, a binary that links nothing but procactor,
+// built once per run; it shows what a cold spawn costs without the bench's
+// own dependencies.
+
+func init() {
+	registerSystem(procactorSystem{sysName: "procactor"})
+	registerSystem(procactorSystem{sysName: "procactor_lean", lean: true})
+}
+
+// procactorNode is the bench process's root node, shared by every procactor link.
+var procactorNode = sync.OnceValues(func() (*procnode.Node, error) { return procnode.NewNode() })
+
+// leanBinary builds bench/leanchild once per run.
+var leanBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "procactor-bench-lean-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "leanchild")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/procactor/procactor/bench/leanchild")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building bench/leanchild: %w", err)
+	}
+	return bin, nil
+})
+
+type procactorSystem struct {
+	sysName string
+	lean    bool
+}
+
+func (s procactorSystem) name() string { return s.sysName }
+
+func (s procactorSystem) start(ctx context.Context, _ linkConfig) (link, error) {
+	node, err := procactorNode()
+	if err != nil {
+		return nil, err
+	}
+	opts := []procnode.Option{procnode.WithRestart(false)}
+	if s.lean {
+		bin, err := leanBinary()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, procnode.WithBinary(bin))
+	}
+	p, err := procnode.Spawn(ctx, node.Root(), benchkind.Kind, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &procactorLink{root: node.Root(), p: p}, nil
+}
+
+type procactorLink struct {
+	root *pa.RootContext
+	p    *procnode.Process
+}
+
+func (l *procactorLink) request(p []byte) error {
+	res, err := l.root.RequestFuture(l.p.PID(), p, requestTimeout).Result()
+	if err != nil {
+		return err
+	}
+	if got, ok := res.([]byte); !ok || len(got) != len(p) {
+		return fmt.Errorf("procactor: echo of %d bytes came back as %T", len(p), res)
+	}
+	return nil
+}
+
+func (l *procactorLink) oneway(p []byte, n int) error {
+	pid := l.p.PID()
+	for i := 0; i < n; i++ {
+		l.root.Send(pid, p)
+	}
+	return l.confirm(n)
+}
+
+func (l *procactorLink) onewayRecords(r *Record, n int) error {
+	rec := &benchkind.Record{ID: r.ID, Name: r.Name, Tags: r.Tags, Value: r.Value}
+	pid := l.p.PID()
+	for i := 0; i < n; i++ {
+		l.root.Send(pid, rec)
+	}
+	return l.confirm(n)
+}
+
+// confirm asks the child how many messages it counted; the request travels
+// behind them on the same ordered link.
+func (l *procactorLink) confirm(n int) error {
+	res, err := l.root.RequestFuture(l.p.PID(), &benchkind.CountRequest{}, streamTimeout).Result()
+	if err != nil {
+		return err
+	}
+	if got, ok := res.(int); !ok || got != n {
+		return fmt.Errorf("procactor: child counted %v of %d messages", res, n)
+	}
+	return nil
+}
+
+func (l *procactorLink) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), streamTimeout)
+	defer cancel()
+	if err := l.p.Stop(ctx); err != nil {
+		return err
+	}
+	return l.p.Wait(ctx)
+}

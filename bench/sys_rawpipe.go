@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+)
+
+// raw_pipe is the baseline of every ratio: the bench and a child exchange frames
+// (frames.go) over two pipes, one per direction, through *os.File and so the
+// netpoller, as a plain Go program would. raw_pipe_blocking is the same exchange
+// with blocking read/write syscalls on raw fds from goroutines locked to their OS
+// threads, in both processes.
+
+const (
+	// defaultPipeSize is Linux's default pipe capacity.
+	defaultPipeSize = 64 << 10
+	// largePipeSize is the capacity set with F_SETPIPE_SZ (and the socket buffer
+	// size) for cells whose frames exceed defaultPipeSize (see largeFrames):
+	// /proc/sys/fs/pipe-max-size by default.
+	largePipeSize = 1 << 20
+
+	rawPipeRole         = "raw_pipe_child"
+	rawPipeBlockingRole = "raw_pipe_blocking_child"
+)
+
+func init() {
+	registerSystem(rawPipe{})
+	registerSystem(rawPipeBlocking{})
+	registerRole(rawPipeRole, runRawPipeChild)
+	registerRole(rawPipeBlockingRole, runRawPipeBlockingChild)
+}
+
+// largeFrames reports whether a frame of cfg.maxMessage bytes overflows a default
+// pipe, so that the raw systems raise their buffers to largePipeSize, as a
+// program sending such messages would. A frame that overflows the pipe by even a
+// byte costs an extra wake-up of each side per message: rtt_64k (64 KiB plus a
+// 5-byte header) measured ≈ 43 µs p50 with default pipes, ≈ 30 µs with 1 MiB ones.
+func largeFrames(cfg linkConfig) bool {
+	return cfg.maxMessage+frameHeaderSize > defaultPipeSize
+}
+
+type rawPipe struct{}
+
+func (rawPipe) name() string { return "raw_pipe" }
+
+func (rawPipe) start(_ context.Context, cfg linkConfig) (link, error) {
+	toChildR, toChildW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	fromChildR, fromChildW, err := os.Pipe()
+	if err != nil {
+		toChildR.Close()
+		toChildW.Close()
+		return nil, err
+	}
+	parentEnds := func() { toChildW.Close(); fromChildR.Close() }
+	childEnds := []*os.File{toChildR, fromChildW}
+	defer func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+	}()
+	if largeFrames(cfg) {
+		// Fd puts a file in blocking mode: use it on the child's ends only, which
+		// exec passes by fd anyway.
+		for _, f := range childEnds {
+			if err := setPipeSize(f.Fd(), largePipeSize); err != nil {
+				parentEnds()
+				return nil, fmt.Errorf("F_SETPIPE_SZ %d: %w", largePipeSize, err)
+			}
+		}
+	}
+	cmd, err := newChildCmd(rawPipeRole, cfg)
+	if err != nil {
+		parentEnds()
+		return nil, err
+	}
+	cmd.ExtraFiles = childEnds
+	c, err := startChild(rawPipeRole, cmd)
+	if err != nil {
+		parentEnds()
+		return nil, err
+	}
+	shutdown := func() error {
+		toChildW.Close() // EOF tells the child to exit
+		err := c.stop()
+		fromChildR.Close()
+		return err
+	}
+	return newFrameLink(fromChildR, toChildW, cfg, false, shutdown), nil
+}
+
+// runRawPipeChild serves frames from fd 3 to fd 4 through the netpoller.
+func runRawPipeChild() error {
+	maxMessage, err := childMaxMessage()
+	if err != nil {
+		return err
+	}
+	// The fds arrive in blocking mode; os.NewFile polls only non-blocking ones.
+	for _, fd := range []int{3, 4} {
+		if err := syscall.SetNonblock(fd, true); err != nil {
+			return err
+		}
+	}
+	return serveFrames(os.NewFile(3, "from-parent"), os.NewFile(4, "to-parent"), maxMessage)
+}
+
+type rawPipeBlocking struct{}
+
+func (rawPipeBlocking) name() string { return "raw_pipe_blocking" }
+
+func (rawPipeBlocking) start(_ context.Context, cfg linkConfig) (link, error) {
+	toChild, err := blockingPipe()
+	if err != nil {
+		return nil, err
+	}
+	fromChild, err := blockingPipe()
+	if err != nil {
+		syscall.Close(toChild[0])
+		syscall.Close(toChild[1])
+		return nil, err
+	}
+	parentEnds := func() { syscall.Close(toChild[1]); syscall.Close(fromChild[0]) }
+	childEnds := []*os.File{os.NewFile(uintptr(toChild[0]), "to-child"), os.NewFile(uintptr(fromChild[1]), "from-child")}
+	defer func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+	}()
+	if largeFrames(cfg) {
+		for _, fd := range []int{toChild[0], fromChild[0]} {
+			if err := setPipeSize(uintptr(fd), largePipeSize); err != nil {
+				parentEnds()
+				return nil, fmt.Errorf("F_SETPIPE_SZ %d: %w", largePipeSize, err)
+			}
+		}
+	}
+	cmd, err := newChildCmd(rawPipeBlockingRole, cfg)
+	if err != nil {
+		parentEnds()
+		return nil, err
+	}
+	cmd.ExtraFiles = childEnds
+	c, err := startChild(rawPipeBlockingRole, cmd)
+	if err != nil {
+		parentEnds()
+		return nil, err
+	}
+	shutdown := func() error {
+		syscall.Close(toChild[1]) // EOF tells the child to exit
+		err := c.stop()
+		syscall.Close(fromChild[0])
+		return err
+	}
+	return newFrameLink(fdStream(fromChild[0]), fdStream(toChild[1]), cfg, true, shutdown), nil
+}
+
+// blockingPipe returns a pipe whose fds are blocking and close-on-exec
+// (os.Pipe's are non-blocking).
+func blockingPipe() ([2]int, error) {
+	var p [2]int
+	// ForkLock keeps a concurrent exec from inheriting the fds before they are
+	// marked close-on-exec.
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	if err := syscall.Pipe(p[:]); err != nil {
+		return p, err
+	}
+	syscall.CloseOnExec(p[0])
+	syscall.CloseOnExec(p[1])
+	return p, nil
+}
+
+// runRawPipeBlockingChild serves frames from fd 3 to fd 4 with blocking syscalls
+// on the main goroutine, locked to its thread.
+func runRawPipeBlockingChild() error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	maxMessage, err := childMaxMessage()
+	if err != nil {
+		return err
+	}
+	return serveFrames(fdStream(3), fdStream(4), maxMessage)
+}
