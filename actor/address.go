@@ -61,3 +61,8 @@ func route(self, target string) (h hop, seg string) {
 	}
 	return hopParent, ""
 }
+
+// isAncestor reports whether a is a proper ancestor of b ("n" of "n/1/2").
+func isAncestor(a, b string) bool {
+	return len(b) > len(a) && b[len(a)] == '/' && b[:len(a)] == a
+}

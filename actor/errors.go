@@ -25,6 +25,9 @@ var (
 	// ErrHeldFull is the dead-letter reason for a message sent while a link is
 	// down and its hold queue is full.
 	ErrHeldFull = errors.New("actor: link down and hold queue full")
+	// ErrNoSuchActor is the reason logged for a message to an actor that
+	// does not exist (or no longer does) on the node that received it.
+	ErrNoSuchActor = errors.New("actor: no such actor")
 	// ErrWrongPeer means the handshake found another node than expected.
 	ErrWrongPeer = errors.New("actor: wrong peer address")
 )

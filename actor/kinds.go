@@ -20,6 +20,10 @@ type Args struct {
 	// Value is the argument value given by the spawner (a registered type,
 	// a basic value, a PID...), or nil.
 	Value any
+	// Node is the node that spawns the kind, e.g. for its dispatcher:
+	// args.Node.WithDispatcher(props). Set by Node.Spawn; nil when a
+	// producer is called outside a node.
+	Node *Node
 }
 
 // Producer makes the Props of a kind from its spawn arguments. A producer
@@ -124,7 +128,7 @@ func (n *Node) spawnLocal(req *SpawnRequest) (resp *SpawnResponse) {
 	if !ok {
 		return &SpawnResponse{Code: SpawnKindNotRegistered, Detail: fmt.Sprintf("kind %q is not registered in this binary", req.Kind)}
 	}
-	args := Args{Kind: req.Kind, Name: req.Name}
+	args := Args{Kind: req.Kind, Name: req.Name, Node: n}
 	if len(req.Args) > 0 {
 		v, err := mailbox.Unmarshal(req.Args)
 		if err != nil {
@@ -186,6 +190,9 @@ func (n *Node) Spawn(ctx context.Context, address, kind string, opts ...SpawnOpt
 			return nil, err
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var resp *SpawnResponse
 	if address == n.address {
 		resp = n.spawnLocal(req)
@@ -198,7 +205,11 @@ func (n *Node) Spawn(ctx context.Context, address, kind string, opts ...SpawnOpt
 			return nil, context.DeadlineExceeded
 		}
 		f := n.system.Root.RequestFuture(ActivatorPID(address), req, timeout)
+		// A cancelled ctx ends the wait at once: the future is answered
+		// with a dead letter, and ctx's error returned.
+		stop := context.AfterFunc(ctx, func() { n.system.Root.Send(f.PID(), &pa.DeadLetterResponse{}) })
 		res, err := f.Result()
+		stop()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

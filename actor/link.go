@@ -19,28 +19,36 @@ import (
 // protoactor caches the Process it resolved inside each PID, so a Link lives
 // as long as its address is in use: when the stream under it drops and a new
 // one is connected (a restarted child keeps its address) the same Link
-// carries on. While it is down, messages are held (bounded) for the next
-// Connect; once it is gone, they are dead letters.
+// carries on. While it is down, messages are held (bounded, WithHoldLimit)
+// for the next Connect; once it is gone, they are dead letters.
 //
 // What a link tracks, so that nothing waits forever on a dead peer:
-//   - watches that went out through it (watchee behind the link → watchers);
-//     on loss each watcher gets Terminated{AddressTerminated};
+//   - watches that went out through it (watchee behind the link → watchers
+//     on this side); on loss each watcher gets Terminated{AddressTerminated};
+//   - watches that came in through it (watchee on this side → watchers
+//     behind the link); on loss each watchee gets an Unwatch, so that no
+//     actor keeps a watcher that can never be told;
 //   - requests in flight: messages whose sender is a future; on loss each
 //     future gets a DeadLetterResponse at once.
+//
+// All methods are safe for concurrent use.
 type Link struct {
 	node *Node
 	addr string
 
 	mu        sync.Mutex
-	state     linkState
-	ep        *mailbox.Endpoint // current stream; nil unless up (guarded by mu)
-	held      []mailbox.Envelope
-	watches   map[pidKey]map[pidKey]*pa.PID // watchee → watchers (guarded by mu)
+	state     linkState                     // guarded by mu
+	ep        *mailbox.Endpoint             // current stream; nil unless up (guarded by mu)
+	flushing  bool                          // Connect is sending held messages; sends queue behind them (guarded by mu)
+	held      []mailbox.Envelope            // messages waiting for the next Connect (guarded by mu)
+	watches   map[pidKey]map[pidKey]*pa.PID // out: watchee behind the link → watchers (guarded by mu)
+	watchedBy map[pidKey]map[pidKey]*pa.PID // in: watchee on this side → watchers behind the link (guarded by mu)
 	inflight  map[pidKey]inflight           // futures awaiting an answer through this link (guarded by mu)
-	sweepAt   int
-	reconnect bool // down, not gone, after a loss (guarded by mu)
-	onDown    func(err error)
-	upCh      chan struct{} // closed when up; replaced when down (guarded by mu)
+	sweepAt   int                           // guarded by mu
+	reconnect bool                          // down, not gone, after a loss (guarded by mu)
+	onDown    func(err error)               // guarded by mu
+	upCh      chan struct{}                 // closed while up (guarded by mu)
+	upClosed  bool                          // upCh is closed (guarded by mu)
 }
 
 var _ pa.Process = (*Link)(nil)
@@ -53,9 +61,21 @@ const (
 	linkGone // will not come back
 )
 
+func (s linkState) String() string {
+	switch s {
+	case linkDown:
+		return "down"
+	case linkUp:
+		return "up"
+	}
+	return "gone"
+}
+
 type pidKey struct{ addr, id string }
 
 func keyOf(p *pa.PID) pidKey { return pidKey{p.Address, p.Id} }
+
+func (k pidKey) pid() *pa.PID { return pa.NewPID(k.addr, k.id) }
 
 type inflight struct {
 	pid   *pa.PID
@@ -66,14 +86,18 @@ type inflight struct {
 // sweep (its future has long timed out).
 const inflightMaxAge = 10 * time.Minute
 
+// minSweep is the inflight table size that triggers the first sweep.
+const minSweep = 1024
+
 func newLink(n *Node, addr string) *Link {
 	return &Link{
-		node:     n,
-		addr:     addr,
-		watches:  make(map[pidKey]map[pidKey]*pa.PID),
-		inflight: make(map[pidKey]inflight),
-		sweepAt:  1024,
-		upCh:     make(chan struct{}),
+		node:      n,
+		addr:      addr,
+		watches:   make(map[pidKey]map[pidKey]*pa.PID),
+		watchedBy: make(map[pidKey]map[pidKey]*pa.PID),
+		inflight:  make(map[pidKey]inflight),
+		sweepAt:   minSweep,
+		upCh:      make(chan struct{}),
 	}
 }
 
@@ -97,7 +121,8 @@ func (l *Link) OnDown(f func(err error)) {
 	l.mu.Unlock()
 }
 
-// Up returns a channel closed while the link is up.
+// Up returns a channel that is closed while the link is up. A new channel is
+// returned after the link goes down.
 func (l *Link) Up() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -111,9 +136,33 @@ func (l *Link) IsUp() bool {
 	return l.state == linkUp
 }
 
+// LinkStats is a snapshot of what a link tracks.
+type LinkStats struct {
+	State     string // "down", "up" or "gone"
+	Watches   int    // (watchee behind the link, watcher here) pairs
+	WatchedBy int    // (watchee here, watcher behind the link) pairs
+	Requests  int    // requests in flight through the link
+	Held      int    // messages held for the next Connect
+}
+
+// Stats returns a snapshot of the link's tables.
+func (l *Link) Stats() LinkStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := LinkStats{State: l.state.String(), Requests: len(l.inflight), Held: len(l.held)}
+	for _, ws := range l.watches {
+		s.Watches += len(ws)
+	}
+	for _, ws := range l.watchedBy {
+		s.WatchedBy += len(ws)
+	}
+	return s
+}
+
 // Connect runs the handshake on conn and brings the link up: held messages
 // are sent first, in order. The peer must announce the link's address and
-// the same cookie. conn is closed on failure.
+// the same cookie. conn is closed on failure. Errors: mailbox's handshake
+// errors, ErrWrongPeer, ErrLinkExists (the link is up), ErrLinkGone (closed).
 func (l *Link) Connect(ctx context.Context, conn io.ReadWriteCloser, cookie []byte, incarnation uint64) (mailbox.Hello, error) {
 	h := &linkHandler{link: l}
 	opts := append([]mailbox.Option{mailbox.WithLocalAddress(l.node.address), mailbox.WithLogger(l.node.log)}, l.node.cfg.endpointOpts...)
@@ -132,65 +181,88 @@ func (l *Link) Connect(ctx context.Context, conn io.ReadWriteCloser, cookie []by
 		return peer, fmt.Errorf("%w: got %q, want %q", ErrWrongPeer, peer.Address, l.addr)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.state != linkDown {
+	switch l.state {
+	case linkUp:
+		l.mu.Unlock()
 		ep.Abort()
-		return peer, fmt.Errorf("%w: %s is %v", ErrLinkExists, l.addr, l.state)
+		return peer, fmt.Errorf("%w: %s is up", ErrLinkExists, l.addr)
+	case linkGone:
+		l.mu.Unlock()
+		ep.Abort()
+		return peer, fmt.Errorf("%w: %s", ErrLinkGone, l.addr)
 	}
-	l.ep, l.state = ep, linkUp
 	if err := ep.Start(); err != nil {
+		l.mu.Unlock()
+		ep.Abort()
 		return peer, err
 	}
-	held := l.held
-	l.held = nil
-	for i := range held {
-		// Held messages go first; new sends wait for mu meanwhile, so order holds.
-		if err := l.sendOn(ep, &held[i]); err != nil {
-			l.deadLetter(&held[i], err)
-		}
-	}
-	close(l.upCh)
+	l.ep, l.state = ep, linkUp
+	l.flushing = len(l.held) > 0
+	l.upCh, l.upClosed = closedOrNew(l.upCh, l.upClosed)
+	l.mu.Unlock()
+	l.flush(ep)
 	l.node.system.EventStream.Publish(&LinkUp{Address: l.addr, Incarnation: peer.Incarnation})
 	l.node.log.Debug().Str("peer", l.addr).Uint64("incarnation", peer.Incarnation).Msg("link up")
 	return peer, nil
 }
 
-func (s linkState) String() string {
-	switch s {
-	case linkDown:
-		return "down"
-	case linkUp:
-		return "up"
+// closedOrNew returns a closed channel: ch if it is closed already.
+func closedOrNew(ch chan struct{}, closed bool) (chan struct{}, bool) {
+	if !closed {
+		close(ch)
 	}
-	return "gone"
+	return ch, true
+}
+
+// flush sends the held messages on ep, in order, one at a time without
+// holding mu during a Send (a full user lane may wait, and the reader needs
+// mu meanwhile). Sends made during the flush are held behind, so order
+// holds; the flush ends when the held queue is empty or the stream ends.
+func (l *Link) flush(ep *mailbox.Endpoint) {
+	for {
+		l.mu.Lock()
+		if l.ep != ep {
+			l.mu.Unlock()
+			return // lost: what is left is held for the next Connect, or was dead-lettered
+		}
+		if len(l.held) == 0 {
+			l.flushing = false
+			l.mu.Unlock()
+			return
+		}
+		env := l.held[0]
+		l.held[0] = mailbox.Envelope{}
+		l.held = l.held[1:]
+		l.mu.Unlock()
+		if err := l.sendOn(ep, &env); err != nil {
+			l.sendFailed(ep, &env, err, true)
+			if linkEnded(err) {
+				<-ep.Done() // lost has run once it is closed; the loop then ends
+			}
+		}
+	}
 }
 
 // Close ends the link for good: the stream is closed gracefully (bounded by
-// ctx), held messages become dead letters and watchers are told.
+// ctx), held messages become dead letters and watchers are told. It is
+// idempotent.
 func (l *Link) Close(ctx context.Context) error {
 	l.mu.Lock()
 	ep := l.ep
 	wasGone := l.state == linkGone
 	l.reconnect = false
 	l.state = linkGone
-	held := l.held
-	l.held = nil
 	l.mu.Unlock()
-	if wasGone {
+	if wasGone && ep == nil {
 		return nil
 	}
-	var err error
 	if ep != nil {
-		err = ep.Shutdown(ctx)
-		<-ep.Done() // Closed has run: watchers and requests were told
-	} else {
-		l.lost(nil, ErrLinkGone)
+		// Closed runs lost before Shutdown returns (unless we are on the
+		// endpoint's own goroutine, where it runs right after).
+		return ep.Shutdown(ctx)
 	}
-	for i := range held {
-		l.deadLetter(&held[i], ErrLinkGone)
-	}
-	l.node.removeLink(l)
-	return err
+	l.lost(nil, nil)
+	return nil
 }
 
 // Abort ends the stream at once (the peer is misbehaving or dead); the link
@@ -204,8 +276,15 @@ func (l *Link) Abort() {
 	}
 }
 
-// SendUserMessage implements actor.Process: the message goes on the user lane.
+// SendUserMessage implements actor.Process: the message goes on the user
+// lane, with the sender and header of a MessageEnvelope.
 func (l *Link) SendUserMessage(pid *pa.PID, message any) {
+	env := userEnvelope(pid, message)
+	l.send(&env)
+}
+
+// userEnvelope unwraps protoactor's MessageEnvelope into a user-lane envelope.
+func userEnvelope(pid *pa.PID, message any) mailbox.Envelope {
 	env := mailbox.Envelope{Lane: mailbox.LaneUser, Target: pid, Message: message}
 	if e, ok := message.(*pa.MessageEnvelope); ok {
 		env.Message, env.Sender = e.Message, e.Sender
@@ -213,7 +292,7 @@ func (l *Link) SendUserMessage(pid *pa.PID, message any) {
 			env.Header = e.Header
 		}
 	}
-	l.send(&env)
+	return env
 }
 
 // SendSystemMessage implements actor.Process: the message goes on the
@@ -229,61 +308,142 @@ func (l *Link) Stop(pid *pa.PID) { l.SendSystemMessage(pid, &pa.Stop{}) }
 
 func (l *Link) send(env *mailbox.Envelope) {
 	l.mu.Lock()
-	switch l.state {
-	case linkUp:
+	switch {
+	case l.state == linkUp && !l.flushing:
 		ep := l.ep
 		l.trackLocked(env)
 		l.mu.Unlock()
 		if err := l.sendOn(ep, env); err != nil {
-			l.mu.Lock()
-			l.untrackLocked(env)
-			l.mu.Unlock()
-			l.deadLetter(env, err)
+			l.sendFailed(ep, env, err, false)
 		}
-		return
-	case linkDown:
-		if len(l.held) < l.node.cfg.holdLimit {
-			l.trackLocked(env)
-			l.held = append(l.held, *env)
+	case l.state != linkGone:
+		// Down, or up and flushing what was held before: queue behind it.
+		if len(l.held) >= l.node.cfg.holdLimit {
 			l.mu.Unlock()
+			l.deadLetter(env, ErrHeldFull)
 			return
 		}
+		l.trackLocked(env)
+		l.held = append(l.held, *env)
 		l.mu.Unlock()
-		l.deadLetter(env, ErrHeldFull)
 	default:
 		l.mu.Unlock()
+		// PIDs cache the Link they resolved to: if the address has a new
+		// link now, the message takes it.
+		if nl, ok := l.node.linkTo(l.addr); ok && nl != l {
+			nl.send(env)
+			return
+		}
 		l.deadLetter(env, ErrLinkGone)
 	}
 }
+
+// noWait is the context of a first send attempt: a full user lane fails at
+// once (ErrQueueFull) instead of waiting, so the common send needs no timer;
+// only a send that meets a full lane pays for one (sendOn).
+type noWait struct{ context.Context }
+
+var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (noWait) Done() <-chan struct{} { return closedDone }
+func (noWait) Err() error            { return context.DeadlineExceeded }
+
+var noWaitCtx context.Context = noWait{context.Background()}
 
 func (l *Link) sendOn(ep *mailbox.Endpoint, env *mailbox.Envelope) error {
 	if env.Lane == mailbox.LaneSystem {
 		return ep.Send(context.Background(), env)
 	}
-	ctx := newLazyTimeout(l.node.cfg.sendTimeout)
-	err := ep.Send(ctx, env)
-	ctx.stop()
+	err := ep.Send(noWaitCtx, env)
+	if err == nil || !errors.Is(err, mailbox.ErrQueueFull) {
+		return err
+	}
+	// Nothing was queued: wait for room, bounded by WithSendTimeout.
+	ctx, cancel := context.WithTimeout(context.Background(), l.node.cfg.sendTimeout)
+	err = ep.Send(ctx, env)
+	cancel()
 	return err
+}
+
+// linkEnded reports whether a Send error means the stream is ending (the
+// message was not queued because of the link, not because of the message).
+func linkEnded(err error) bool {
+	switch {
+	case errors.Is(err, mailbox.ErrTypeNotRegistered), errors.Is(err, mailbox.ErrEncode),
+		errors.Is(err, mailbox.ErrMessageTooLarge), errors.Is(err, mailbox.ErrQueueFull):
+		return false
+	}
+	return true
+}
+
+// sendFailed handles a message that stream ep refused. A message the stream
+// refused for itself is a dead letter with the reason. If the stream is
+// ending and the link will come back, the message is held (in front when it
+// came from the held queue); if lost has already run for ep, it answered
+// what the message tracked (a request's future, a watch) and the message is
+// dropped, any other message goes as the link's state now says.
+func (l *Link) sendFailed(ep *mailbox.Endpoint, env *mailbox.Envelope, err error, front bool) {
+	if !linkEnded(err) {
+		l.mu.Lock()
+		l.untrackLocked(env)
+		l.mu.Unlock()
+		l.deadLetter(env, err)
+		return
+	}
+	l.mu.Lock()
+	if l.ep == ep {
+		// lost has not run yet for the failing stream.
+		if l.reconnect && (front || len(l.held) < l.node.cfg.holdLimit) {
+			// Still tracked: lost keeps what held messages track.
+			if front {
+				l.held = append([]mailbox.Envelope{*env}, l.held...)
+			} else {
+				l.held = append(l.held, *env)
+			}
+			l.mu.Unlock()
+			return
+		}
+		l.untrackLocked(env)
+		l.mu.Unlock()
+		l.deadLetter(env, fmt.Errorf("%w: %w", ErrLinkGone, err))
+		return
+	}
+	l.mu.Unlock()
+	if tracked(env) {
+		return // lost answered it: a DeadLetterResponse, or Terminated{AddressTerminated}
+	}
+	l.send(env)
+}
+
+// tracked reports whether a message is one that the link's tables record
+// and a loss answers: a request (its sender is a future) or a Watch.
+func tracked(env *mailbox.Envelope) bool {
+	if env.Lane == mailbox.LaneSystem {
+		w, ok := env.Message.(*pa.Watch)
+		return ok && w.Watcher != nil
+	}
+	return isFuture(env.Sender)
 }
 
 func isFuture(p *pa.PID) bool { return p != nil && strings.HasPrefix(p.Id, "future$") }
 
+// trackLocked records what an outgoing message means for the link's tables.
 func (l *Link) trackLocked(env *mailbox.Envelope) {
-	switch m := env.Message.(type) {
-	case *pa.Watch:
-		if env.Lane == mailbox.LaneSystem && m.Watcher != nil {
-			k := keyOf(env.Target)
-			ws := l.watches[k]
-			if ws == nil {
-				ws = make(map[pidKey]*pa.PID)
-				l.watches[k] = ws
+	if env.Lane == mailbox.LaneSystem {
+		switch m := env.Message.(type) {
+		case *pa.Watch:
+			if m.Watcher != nil {
+				addWatch(l.watches, keyOf(env.Target), m.Watcher)
 			}
-			ws[keyOf(m.Watcher)] = m.Watcher
-		}
-		return
-	case *pa.Unwatch:
-		if env.Lane == mailbox.LaneSystem && m.Watcher != nil {
-			l.dropWatchLocked(keyOf(env.Target), keyOf(m.Watcher))
+		case *pa.Unwatch:
+			if m.Watcher != nil {
+				dropWatch(l.watches, keyOf(env.Target), keyOf(m.Watcher))
+			}
+		case *pa.Terminated:
+			// A watchee on this side told a watcher behind the link.
+			if m.Who != nil {
+				dropWatch(l.watchedBy, keyOf(m.Who), keyOf(env.Target))
+			}
 		}
 		return
 	}
@@ -295,24 +455,33 @@ func (l *Link) trackLocked(env *mailbox.Envelope) {
 	}
 }
 
+// untrackLocked undoes trackLocked for a message that did not go out.
 func (l *Link) untrackLocked(env *mailbox.Envelope) {
-	switch m := env.Message.(type) {
-	case *pa.Watch:
-		if m.Watcher != nil {
-			l.dropWatchLocked(keyOf(env.Target), keyOf(m.Watcher))
+	if env.Lane == mailbox.LaneSystem {
+		if m, ok := env.Message.(*pa.Watch); ok && m.Watcher != nil {
+			dropWatch(l.watches, keyOf(env.Target), keyOf(m.Watcher))
 		}
-	default:
-		if isFuture(env.Sender) {
-			delete(l.inflight, keyOf(env.Sender))
-		}
+		return
+	}
+	if isFuture(env.Sender) {
+		delete(l.inflight, keyOf(env.Sender))
 	}
 }
 
-func (l *Link) dropWatchLocked(watchee, watcher pidKey) {
-	if ws := l.watches[watchee]; ws != nil {
+func addWatch(t map[pidKey]map[pidKey]*pa.PID, watchee pidKey, watcher *pa.PID) {
+	ws := t[watchee]
+	if ws == nil {
+		ws = make(map[pidKey]*pa.PID)
+		t[watchee] = ws
+	}
+	ws[keyOf(watcher)] = watcher
+}
+
+func dropWatch(t map[pidKey]map[pidKey]*pa.PID, watchee, watcher pidKey) {
+	if ws := t[watchee]; ws != nil {
 		delete(ws, watcher)
 		if len(ws) == 0 {
-			delete(l.watches, watchee)
+			delete(t, watchee)
 		}
 	}
 }
@@ -331,22 +500,31 @@ func (l *Link) sweepLocked() {
 			delete(l.inflight, k)
 		}
 	}
-	l.sweepAt = max(1024, 2*len(l.inflight))
+	l.sweepAt = max(minSweep, 2*len(l.inflight))
 }
 
-// deadLetter accounts for a message that cannot cross the link: a Watch is
-// answered with Terminated{AddressTerminated}; anything else is published as
-// a DeadLetterEvent, whose handler answers a request with a
-// DeadLetterResponse. Each gets a log line with the reason.
-func (l *Link) deadLetter(env *mailbox.Envelope, reason error) {
-	sys := l.node.system
-	l.node.log.Warn().Err(reason).Str("peer", l.addr).Stringer("target", env.Target).
-		Str("type", fmt.Sprintf("%T", env.Message)).Str("lane", env.Lane.String()).Msg("dead letter")
-	if w, ok := env.Message.(*pa.Watch); ok && w.Watcher != nil {
-		sendSystem(sys, w.Watcher, &pa.Terminated{Who: env.Target, Why: pa.TerminatedReason_AddressTerminated})
-		return
+// forgetVia drops requests in flight through l whose future lies behind the
+// lost link via: their answer can no longer reach them.
+func (l *Link) forgetVia(via *Link) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, f := range l.inflight {
+		if l.node.routesVia(f.pid.Address, via) {
+			delete(l.inflight, k)
+		}
 	}
-	sys.EventStream.Publish(&pa.DeadLetterEvent{PID: env.Target, Message: &Undeliverable{Message: env.Message, Reason: reason}, Sender: env.Sender})
+}
+
+// deadLetter accounts for a message that cannot cross the link (see
+// Node.deadLetter).
+func (l *Link) deadLetter(env *mailbox.Envelope, reason error) {
+	l.node.deadLetter(l.addr, env, reason)
+}
+
+func (l *Link) deadLetterAll(envs []mailbox.Envelope, reason error) {
+	for i := range envs {
+		l.deadLetter(&envs[i], reason)
+	}
 }
 
 // Undeliverable is the message of a DeadLetterEvent published for a message
@@ -356,15 +534,28 @@ type Undeliverable struct {
 	Reason  error // why: ErrLinkGone, ErrHeldFull, mailbox.ErrTypeNotRegistered ...
 }
 
-func (u *Undeliverable) String() string { return fmt.Sprintf("undeliverable %T: %v", u.Message, u.Reason) }
+func (u *Undeliverable) String() string {
+	return fmt.Sprintf("undeliverable %T: %v", u.Message, u.Reason)
+}
+
+// pidString formats a PID for logs: id@address, "" for nil.
+func pidString(p *pa.PID) string {
+	if p == nil {
+		return ""
+	}
+	return p.Id + "@" + p.Address
+}
 
 func sendSystem(sys *pa.ActorSystem, to *pa.PID, m any) {
 	p, _ := sys.ProcessRegistry.Get(to)
 	p.SendSystemMessage(to, m)
 }
 
-// lost runs once per stream that ends: watchers of actors behind the link get
-// Terminated{AddressTerminated}, requests in flight get a DeadLetterResponse.
+// lost runs once per stream that ends (ep nil: a link closed while down):
+// watchers of actors behind the link get Terminated{AddressTerminated},
+// actors watched from behind it get an Unwatch, requests in flight get a
+// DeadLetterResponse, and the other links forget requests whose future was
+// behind this one.
 func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 	l.mu.Lock()
 	if ep != nil && l.ep != ep {
@@ -372,42 +563,79 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 		return
 	}
 	l.ep = nil
+	l.flushing = false
 	if l.state == linkUp {
 		if l.reconnect {
 			l.state = linkDown
 		} else {
 			l.state = linkGone
 		}
-		l.upCh = make(chan struct{})
+	}
+	if l.upClosed {
+		l.upCh, l.upClosed = make(chan struct{}), false
 	}
 	gone := l.state == linkGone
-	watches, requests := l.watches, l.inflight
-	l.watches, l.inflight = make(map[pidKey]map[pidKey]*pa.PID), make(map[pidKey]inflight)
-	held := l.held
+	watches, watchedBy, requests := l.watches, l.watchedBy, l.inflight
+	l.watches, l.watchedBy = make(map[pidKey]map[pidKey]*pa.PID), make(map[pidKey]map[pidKey]*pa.PID)
+	l.inflight, l.sweepAt = make(map[pidKey]inflight), minSweep
+	// Held messages still go out (down) or become dead letters (gone, with a
+	// DeadLetterResponse for a request): either way their watches and
+	// requests are not answered here.
+	for i := range l.held {
+		env := &l.held[i]
+		if env.Lane == mailbox.LaneSystem {
+			if w, ok := env.Message.(*pa.Watch); ok && w.Watcher != nil {
+				dropWatch(watches, keyOf(env.Target), keyOf(w.Watcher))
+				if !gone {
+					addWatch(l.watches, keyOf(env.Target), w.Watcher)
+				}
+			}
+		} else if isFuture(env.Sender) {
+			k := keyOf(env.Sender)
+			if f, ok := requests[k]; ok {
+				delete(requests, k)
+				if !gone {
+					l.inflight[k] = f
+				}
+			}
+		}
+	}
+	var held []mailbox.Envelope
 	if gone {
-		l.held = nil
+		held, l.held = l.held, nil
 	}
 	onDown := l.onDown
 	l.mu.Unlock()
 
 	sys := l.node.system
+	nwatch := 0
 	for watchee, ws := range watches {
-		who := pa.NewPID(watchee.addr, watchee.id)
+		who := watchee.pid()
 		for _, w := range ws {
 			sendSystem(sys, w, &pa.Terminated{Who: who, Why: pa.TerminatedReason_AddressTerminated})
+			nwatch++
+		}
+	}
+	for watchee, ws := range watchedBy {
+		to := watchee.pid()
+		for _, w := range ws {
+			sendSystem(sys, to, &pa.Unwatch{Watcher: w})
 		}
 	}
 	for _, f := range requests {
 		sys.Root.Send(f.pid, &pa.DeadLetterResponse{})
 	}
-	if gone {
-		for i := range held {
-			l.deadLetter(&held[i], ErrLinkGone)
+	for _, o := range l.node.Links() {
+		if o != l {
+			o.forgetVia(l)
 		}
+	}
+	if gone {
+		l.deadLetterAll(held, ErrLinkGone)
 		l.node.removeLink(l)
 	}
-	if err != nil && !errors.Is(err, ErrLinkGone) {
-		l.node.log.Info().Err(err).Str("peer", l.addr).Bool("gone", gone).Int("watchers", len(watches)).Int("requests", len(requests)).Msg("link down")
+	if err != nil {
+		l.node.log.Info().Err(err).Str("peer", l.addr).Bool("gone", gone).Int("watchers", nwatch).Int("requests", len(requests)).Msg("link down")
 	}
 	sys.EventStream.Publish(&LinkDown{Address: l.addr, Err: err, Gone: gone})
 	if onDown != nil {
@@ -428,34 +656,26 @@ type LinkDown struct {
 	Gone    bool  // the link will not come back
 }
 
-// linkHandler receives one endpoint's traffic for its link.
+// linkHandler receives one endpoint's traffic for its link, on the
+// endpoint's reader goroutine.
 type linkHandler struct {
 	link *Link
 	ep   *mailbox.Endpoint
 }
 
+// Deliver puts a message straight into its target's mailbox (or relays it to
+// the next link): protoactor's Root.Send with a MessageEnvelope when there is
+// a sender or a header, so Respond, Forward and headers work across links.
 func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 	l := h.link
 	target := env.Target
 	if target == nil {
-		l.node.log.Warn().Str("peer", l.addr).Str("type", fmt.Sprintf("%T", env.Message)).Msg("message without target dropped")
+		l.node.log.Warn().Str("peer", l.addr).Str("type", fmt.Sprintf("%T", env.Message)).Msg("dead letter: message without target")
 		return
 	}
 	sys := l.node.system
 	if env.Lane == mailbox.LaneSystem {
-		switch m := env.Message.(type) {
-		case *pa.Terminated:
-			if m.Who != nil {
-				l.mu.Lock()
-				l.dropWatchLocked(keyOf(m.Who), keyOf(target))
-				l.mu.Unlock()
-			}
-		case *pa.Stop:
-			p, _ := sys.ProcessRegistry.Get(target)
-			p.Stop(target)
-			return
-		}
-		sendSystem(sys, target, env.Message)
+		l.deliverSystem(target, env.Message)
 		return
 	}
 	if isFuture(target) {
@@ -470,9 +690,41 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 	sys.Root.Send(target, msg)
 }
 
+func (l *Link) deliverSystem(target *pa.PID, msg any) {
+	sys := l.node.system
+	switch m := msg.(type) {
+	case *pa.Watch:
+		if m.Watcher != nil {
+			l.mu.Lock()
+			addWatch(l.watchedBy, keyOf(target), m.Watcher)
+			l.mu.Unlock()
+		}
+	case *pa.Unwatch:
+		if m.Watcher != nil {
+			l.mu.Lock()
+			dropWatch(l.watchedBy, keyOf(target), keyOf(m.Watcher))
+			l.mu.Unlock()
+		}
+	case *pa.Terminated:
+		if m.Who != nil {
+			l.mu.Lock()
+			dropWatch(l.watches, keyOf(m.Who), keyOf(target))
+			l.mu.Unlock()
+		}
+	case *pa.Stop:
+		p, _ := sys.ProcessRegistry.Get(target)
+		p.Stop(target)
+		return
+	}
+	sendSystem(sys, target, msg)
+}
+
+// DeadLetter handles a message that arrived but does not decode: a log line
+// with the reason and a DeadLetterEvent (which answers a request).
 func (h *linkHandler) DeadLetter(env *mailbox.Envelope, reason error) {
 	l := h.link
-	l.node.log.Warn().Err(reason).Str("peer", l.addr).Stringer("target", env.Target).Msg("undecodable message")
+	l.node.log.Warn().Err(reason).Str("peer", l.addr).Str("target", pidString(env.Target)).Str("sender", pidString(env.Sender)).
+		Str("lane", env.Lane.String()).Msg("dead letter: undecodable message")
 	if env.Target == nil {
 		return
 	}
@@ -480,45 +732,3 @@ func (h *linkHandler) DeadLetter(env *mailbox.Envelope, reason error) {
 }
 
 func (h *linkHandler) Closed(err error) { h.link.lost(h.ep, err) }
-
-// lazyTimeout is a context whose timer starts only when Done is first
-// called: the mailbox asks for Done only when the user lane is full, so the
-// common send costs no timer.
-type lazyTimeout struct {
-	context.Context
-	d     time.Duration
-	once  sync.Once
-	done  chan struct{}
-	timer *time.Timer
-	err   error
-	mu    sync.Mutex
-}
-
-func newLazyTimeout(d time.Duration) *lazyTimeout {
-	return &lazyTimeout{Context: context.Background(), d: d}
-}
-
-func (c *lazyTimeout) Done() <-chan struct{} {
-	c.once.Do(func() {
-		c.done = make(chan struct{})
-		c.timer = time.AfterFunc(c.d, func() {
-			c.mu.Lock()
-			c.err = context.DeadlineExceeded
-			c.mu.Unlock()
-			close(c.done)
-		})
-	})
-	return c.done
-}
-
-func (c *lazyTimeout) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
-}
-
-func (c *lazyTimeout) stop() {
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-}

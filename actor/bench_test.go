@@ -1,0 +1,149 @@
+package actor
+
+import (
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/mailbox"
+)
+
+// counter counts []byte messages and signals done when it has seen want.
+type counter struct {
+	n, want atomic.Int64
+	done    chan struct{}
+}
+
+func (c *counter) Receive(ctx pa.Context) {
+	if _, ok := ctx.Message().([]byte); ok {
+		if c.n.Add(1) == c.want.Load() {
+			c.done <- struct{}{}
+		}
+	}
+}
+
+// benchSetup gives a sender and a host for the actor under test: the same
+// protoactor system (the in-process baseline) or two nodes over a
+// mailbox.Pipe; dispatch puts the host's dispatcher on the actor's props.
+type benchSetup struct {
+	name  string
+	setup func(b *testing.B) (from *pa.RootContext, host *pa.RootContext, dispatch func(*pa.Props) *pa.Props)
+}
+
+func defaultDispatch(p *pa.Props) *pa.Props { return p }
+
+func benchSetups() []benchSetup {
+	plain := func(b *testing.B) *pa.ActorSystem {
+		sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+		b.Cleanup(sys.Shutdown)
+		return sys
+	}
+	linked := func(b *testing.B) (*Node, *Node) {
+		n, c := newNode(b, "n"), newNode(b, "n/1")
+		join(b, n, c)
+		return n, c
+	}
+	return []benchSetup{
+		{"protoactor/default-dispatcher", func(b *testing.B) (*pa.RootContext, *pa.RootContext, func(*pa.Props) *pa.Props) {
+			sys := plain(b)
+			return sys.Root, sys.Root, defaultDispatch
+		}},
+		{"protoactor/node-dispatcher", func(b *testing.B) (*pa.RootContext, *pa.RootContext, func(*pa.Props) *pa.Props) {
+			sys := plain(b)
+			pool := newWorkerPool(8, DefaultDispatcherThroughput)
+			b.Cleanup(pool.close)
+			return sys.Root, sys.Root, func(p *pa.Props) *pa.Props { return p.Configure(pa.WithDispatcher(pool)) }
+		}},
+		{"link/default-dispatcher", func(b *testing.B) (*pa.RootContext, *pa.RootContext, func(*pa.Props) *pa.Props) {
+			n, c := linked(b)
+			return n.Root(), c.Root(), defaultDispatch
+		}},
+		{"link/node-dispatcher", func(b *testing.B) (*pa.RootContext, *pa.RootContext, func(*pa.Props) *pa.Props) {
+			n, c := linked(b)
+			return n.Root(), c.Root(), c.WithDispatcher
+		}},
+	}
+}
+
+// BenchmarkRequestResponse: RequestFuture → echo actor → Respond, one at a
+// time, 64-byte []byte; rawpipe is the floor: the same bytes ping-ponged
+// over the same kind of pipe pair by two goroutines.
+func BenchmarkRequestResponse(b *testing.B) {
+	for _, s := range benchSetups() {
+		b.Run(s.name, func(b *testing.B) {
+			from, host, dispatch := s.setup(b)
+			pid := host.Spawn(dispatch(echoProps()))
+			msg := make([]byte, 64)
+			if _, err := from.RequestFuture(pid, msg, testTimeout).Result(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := from.RequestFuture(pid, msg, testTimeout).Result(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("rawpipe", func(b *testing.B) {
+		x, y, err := mailbox.Pipe(1 << 20)
+		if err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			buf := make([]byte, 64)
+			for {
+				if _, err := io.ReadFull(y, buf); err != nil {
+					return
+				}
+				if _, err := y.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+		b.Cleanup(func() { x.Close(); y.Close(); <-done })
+		buf := make([]byte, 64)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := x.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(x, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkOneWay: Send of a 64-byte []byte to a counting actor, b.N times,
+// then wait until it has counted them all.
+func BenchmarkOneWay(b *testing.B) {
+	for _, s := range benchSetups() {
+		b.Run(s.name, func(b *testing.B) {
+			from, host, dispatch := s.setup(b)
+			c := &counter{done: make(chan struct{}, 1)}
+			c.want.Store(int64(b.N))
+			pid := host.Spawn(dispatch(pa.PropsFromProducer(func() pa.Actor { return c })))
+			msg := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				from.Send(pid, msg)
+			}
+			select {
+			case <-c.done:
+			case <-time.After(time.Minute):
+				b.Fatalf("counted %d of %d", c.n.Load(), b.N)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}

@@ -1,0 +1,59 @@
+// Package actor is the process-spanning layer on protoactor-go: it joins
+// protoactor ActorSystems (nodes) with links, so that a PID of any node of a
+// tree can be sent to, watched and asked from any other node of the tree.
+//
+// It owns the address scheme and routing, the actor.Process of non-local
+// PIDs (Link), watch and Terminated across links, futures answered across
+// links, and remote spawn of registered kinds. It must not know about exec,
+// OS processes or file descriptors: a link runs over any io.ReadWriteCloser
+// (package mailbox is the wire), and package procnode wires links to child
+// processes.
+//
+// # Addresses and routing
+//
+// Addresses are hierarchical: the root node is "n", its children "n/1",
+// "n/2", their children "n/1/1"... NewNode sets the ActorSystem's
+// ProcessRegistry.Address before anything is spawned, and puts the node's
+// resolver before any other (protoactor's gRPC remote claims every address).
+// A node routes a PID to itself, down to the child link whose segment
+// matches, or up to its parent link; siblings and cousins reach each other
+// through their common ancestor, which relays. There is no routing table to
+// maintain: attaching a link (ChildLink, ParentLink) is all.
+//
+// # Delivery
+//
+// A Link is the actor.Process of every PID routed through it:
+// SendUserMessage goes on the user lane (bounded, WithSendTimeout),
+// SendSystemMessage and Stop on the system lane (never blocks). On the
+// receiving side the link's reader puts each message straight into the
+// target's mailbox (or relays it to the next link), as a MessageEnvelope
+// when it has a sender or a header, so Request, RequestFuture, Respond and
+// Forward work across links. Order holds per sender and target.
+//
+// protoactor caches the resolved Process inside each PID, so a Link outlives
+// its streams: with SetReconnect(true) a lost link goes down, holds what is
+// sent to it (up to WithHoldLimit) and sends it on the next Connect.
+//
+// # Failure
+//
+// Nothing waits forever on a lost link, and nothing vanishes without a
+// trace. When a link's stream ends, every watcher of an actor behind it gets
+// Terminated{Why: AddressTerminated}, every request in flight through it (a
+// message whose sender is a future) gets a DeadLetterResponse at once, and
+// actors on this side forget the watchers behind it. A message that cannot
+// be sent (an unregistered type, a full link past WithSendTimeout, a link
+// down past WithHoldLimit, or gone, no route) is a dead letter: a warn line
+// on the node's logger with the reason, a DeadLetterEvent with an
+// Undeliverable, and a DeadLetterResponse when it was a request. For
+// example, a request to a child whose link was closed fails with
+// pa.ErrDeadLetter, and the log says "dead letter" with ErrLinkGone. A
+// message for an actor that does not exist is answered the same way by the
+// node that received it, which logs it at debug level (ErrNoSuchActor).
+//
+// # Logging and dispatching
+//
+// Nodes are quiet by default (zerolog.Nop); WithLogger gives them a logger,
+// which also receives protoactor's slog records (warn and above, see
+// WithProtoactorLogLevel). Node.Dispatcher runs mailboxes on long-lived
+// worker goroutines instead of a goroutine per mailbox run.
+package actor
