@@ -8,19 +8,21 @@ import (
 	"io"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // batch is a run of encoded frames waiting for one write. Large []byte
 // payloads are not copied in: they are written from the caller's slice
 // (extern), logically inserted into buf at their offset.
 type batch struct {
-	buf      []byte
-	frameAt  int // offset of the open data frame's header; -1 when none
-	frameLen int // body bytes of the open frame, extern included
-	extern   []externSeg
-	off      int  // bytes of buf already written (direct writes; extern is empty then)
-	goodbye  bool // ends with a goodbye frame: the writer stops after it
-	msgs     int
+	buf         []byte
+	frameAt     int // offset of the open data frame's header; -1 when none
+	frameLen    int // body bytes of the open frame, extern included
+	extern      []externSeg
+	externBytes int  // bytes in extern
+	off         int  // bytes of buf already written (direct writes; extern is empty then)
+	goodbye     bool // ends with a goodbye frame: the writer stops after it
+	msgs        int
 }
 
 type externSeg struct {
@@ -35,6 +37,9 @@ func newBatch() *batch { return &batch{frameAt: -1} }
 
 func (b *batch) empty() bool { return len(b.buf) == 0 }
 
+// size is the number of bytes the batch will write.
+func (b *batch) size() int { return len(b.buf) + b.externBytes }
+
 func (b *batch) reset() {
 	if cap(b.buf) > maxSpareBatch {
 		b.buf = nil
@@ -42,7 +47,7 @@ func (b *batch) reset() {
 	b.buf = b.buf[:0]
 	clear(b.extern) // drop references to callers' slices
 	b.extern = b.extern[:0]
-	b.frameAt, b.frameLen, b.off, b.goodbye, b.msgs = -1, 0, 0, false, 0
+	b.frameAt, b.frameLen, b.externBytes, b.off, b.goodbye, b.msgs = -1, 0, 0, 0, false, 0
 }
 
 func (b *batch) closeFrame() {
@@ -59,15 +64,12 @@ func (b *batch) appendGoodbye() {
 	b.goodbye = true
 }
 
-// appendEnvelope encodes env as one message of the open data frame (opening
-// one, or starting a new one when the frame would pass maxFrame). On error the
+// appendEnvelope encodes env as one message of the open data frame. It opens
+// a frame when none is open, and starts a new one when the message would take
+// the open frame past frameTarget or maxFrame (the peer's limit). On error the
 // batch and the encoder's symbol table are as they were.
 func (b *batch) appendEnvelope(enc *encoder, env *Envelope, maxFrame int) error {
-	markBuf, markExt, markFrameAt, markFrameLen, markSym := len(b.buf), len(b.extern), b.frameAt, b.frameLen, enc.mark()
-	undo := func() {
-		b.buf, b.extern, b.frameAt, b.frameLen = b.buf[:markBuf], b.extern[:markExt], markFrameAt, markFrameLen
-		enc.rollback(markSym)
-	}
+	markBuf, markFrameAt, markFrameLen, markSym := len(b.buf), b.frameAt, b.frameLen, enc.mark()
 	if b.frameAt < 0 {
 		b.frameAt = len(b.buf)
 		b.buf = appendHeader(b.buf, frameData, 0)
@@ -75,19 +77,18 @@ func (b *batch) appendEnvelope(enc *encoder, env *Envelope, maxFrame int) error 
 	msgAt := len(b.buf)
 	b.buf = append(b.buf, 0, 0, 0, 0)
 	out, ext, err := enc.appendEnvelope(b.buf, env)
-	if err != nil {
-		b.buf = out
-		undo()
-		return err
-	}
 	b.buf = out
 	msgLen := len(b.buf) - msgAt - msgPrefixSize + len(ext)
-	if msgPrefixSize+msgLen > maxFrame {
-		undo()
-		return fmt.Errorf("%w: %d bytes, frame limit %d", ErrMessageTooLarge, msgLen, maxFrame)
+	if err == nil && msgPrefixSize+msgLen > maxFrame {
+		err = fmt.Errorf("%w: %d bytes, frame limit %d", ErrMessageTooLarge, msgLen, maxFrame)
 	}
-	if b.frameLen+msgPrefixSize+msgLen > maxFrame {
-		// Close the open frame before this message and give it a frame of its own.
+	if err != nil {
+		b.buf, b.frameAt, b.frameLen = b.buf[:markBuf], markFrameAt, markFrameLen
+		enc.rollback(markSym)
+		return err
+	}
+	if b.frameLen > 0 && b.frameLen+msgPrefixSize+msgLen > min(maxFrame, frameTarget) {
+		// Close the open frame before this message and give it a new frame.
 		binary.BigEndian.PutUint32(b.buf[b.frameAt:], uint32(b.frameLen))
 		b.buf = append(b.buf, make([]byte, headerSize)...)
 		copy(b.buf[msgAt+headerSize:], b.buf[msgAt:len(b.buf)-headerSize])
@@ -98,6 +99,7 @@ func (b *batch) appendEnvelope(enc *encoder, env *Envelope, maxFrame int) error 
 	binary.BigEndian.PutUint32(b.buf[msgAt:], uint32(msgLen))
 	if ext != nil {
 		b.extern = append(b.extern, externSeg{at: len(b.buf), data: ext})
+		b.externBytes += len(ext)
 	}
 	b.frameLen += msgPrefixSize + msgLen
 	b.msgs++
@@ -137,12 +139,14 @@ const (
 // outbox is the sending half of an endpoint: the two lanes' queue, the
 // encoder and the single-writer token.
 //
-// Send encodes under mu into cur. When nobody is writing and the stream
-// allows it, the sender takes cur and makes one non-blocking write itself:
-// an idle link costs no goroutine hand-off. Whatever that write leaves, and
-// everything queued while someone writes, goes to the writer goroutine, which
-// drains cur in one write per batch. So latency is one syscall when idle and
-// throughput comes from batching under load.
+// Send encodes under mu into cur. When nobody is writing, the stream allows
+// it and the link has been quiet for directWriteGap, the sender takes cur and
+// makes one non-blocking write itself: an idle link (a request, its reply)
+// costs no goroutine hand-off. Whatever that write leaves, and everything
+// queued while someone writes or while messages follow each other closely,
+// goes to the writer goroutine, which drains cur in one write per batch. So
+// latency is one syscall when idle and throughput comes from batching under
+// load, with no timer.
 type outbox struct {
 	mu        sync.Mutex
 	cur       *batch // filling (guarded by mu)
@@ -156,24 +160,40 @@ type outbox struct {
 	goodbye   bool  // a goodbye is queued (guarded by mu)
 	running   bool  // the writer goroutine may write (guarded by mu)
 	maxFrame  int   // guarded by mu
+	lastWrite int64 // monotonic time the last write ended (guarded by mu)
 	enc       *encoder
 
-	userMax int
-	w       io.Writer
-	raw     syscall.RawConn // non-blocking write side for direct writes; nil if none
-	wake    chan struct{}   // cap 1: the writer goroutine's doorbell
+	userMax   int
+	userBytes int
+	w         io.Writer
+	direct    *directWriter // non-blocking write side for direct writes; nil if none
+	wake      chan struct{} // cap 1: the writer goroutine's doorbell
 }
+
+// directWriteGap is how long the link must have been quiet before a sender
+// writes directly instead of handing its message to the writer goroutine. A
+// request/reply round trip over a pipe takes longer (5-6 µs between two
+// goroutines of one process, ≥ 10 µs between processes), so requests and
+// replies go out directly; a sender streaming messages sends the next one
+// within a fraction of a microsecond and gets batched.
+const directWriteGap = 2 * time.Microsecond
+
+var epoch = time.Now()
+
+// monotonic returns nanoseconds on the monotonic clock.
+func monotonic() int64 { return int64(time.Since(epoch)) }
 
 func newOutbox(w io.Writer, raw syscall.RawConn, cfg *config) *outbox {
 	return &outbox{
-		cur:      newBatch(),
-		spare:    newBatch(),
-		maxFrame: cfg.maxFrame,
-		enc:      newEncoder(cfg.localAddress),
-		userMax:  cfg.userQueue,
-		w:        w,
-		raw:      raw,
-		wake:     make(chan struct{}, 1),
+		cur:       newBatch(),
+		spare:     newBatch(),
+		maxFrame:  cfg.maxFrame,
+		enc:       newEncoder(cfg.localAddress),
+		userMax:   cfg.userQueue,
+		userBytes: cfg.userQueueBytes,
+		w:         w,
+		direct:    newDirectWriter(raw),
+		wake:      make(chan struct{}, 1),
 	}
 }
 
@@ -182,6 +202,13 @@ func (o *outbox) ring() {
 	case o.wake <- struct{}{}:
 	default:
 	}
+}
+
+// fullLocked reports whether the user lane is full: by count, or by bytes
+// once it holds at least one user message (so one message larger than the
+// byte bound still goes through alone).
+func (o *outbox) fullLocked() bool {
+	return o.userCount >= o.userMax || (o.userCount > 0 && o.cur.size() >= o.userBytes)
 }
 
 // send queues env. See Endpoint.Send.
@@ -193,7 +220,7 @@ func (o *outbox) send(ctx context.Context, env *Envelope) error {
 		return err
 	}
 	if env.Lane == LaneUser {
-		for o.userCount >= o.userMax && !isReaderGoroutine() {
+		for o.fullLocked() && !isReaderGoroutine() {
 			if o.room == nil {
 				o.room = make(chan struct{})
 			}
@@ -223,7 +250,7 @@ func (o *outbox) send(ctx context.Context, env *Envelope) error {
 		o.mu.Unlock()
 		return nil // whoever writes now takes it next; before Start it is held
 	}
-	if o.raw == nil || len(o.cur.extern) > 0 {
+	if o.direct == nil || len(o.cur.extern) > 0 || monotonic()-o.lastWrite < int64(directWriteGap) {
 		o.mu.Unlock()
 		o.ring()
 		return nil
@@ -232,7 +259,7 @@ func (o *outbox) send(ctx context.Context, env *Envelope) error {
 	o.owner = ownerCaller
 	o.mu.Unlock()
 
-	n, werr := tryWrite(o.raw, b.buf)
+	n, werr := o.direct.try(b.buf)
 
 	o.mu.Lock()
 	b.off += n
@@ -241,6 +268,7 @@ func (o *outbox) send(ctx context.Context, env *Envelope) error {
 	case werr != nil:
 		o.inflight, o.owner = b, ownerWriter // the writer meets the error again and reports it
 	case b.off == len(b.buf):
+		o.lastWrite = monotonic()
 		o.recycleLocked(b)
 		o.owner = ownerNone
 		ring = !o.cur.empty()
@@ -339,8 +367,9 @@ func (o *outbox) run() error {
 		err := b.writeAll(o.w)
 		o.mu.Lock()
 		o.owner = ownerNone
+		o.lastWrite = monotonic()
 		if err != nil {
-			o.refuseLocked(ErrClosed, true)
+			o.refuseLocked(fmt.Errorf("%w: %w: write: %w", ErrClosed, ErrPeerGone, err), true)
 			o.mu.Unlock()
 			return err
 		}
@@ -354,14 +383,38 @@ func (o *outbox) run() error {
 
 var errAborted = errors.New("mailbox: writer aborted")
 
-// tryWrite makes one non-blocking write. EAGAIN is not an error: it wrote 0.
-func tryWrite(raw syscall.RawConn, p []byte) (int, error) {
-	var n int
-	var werr error
-	err := raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), p)
-		return true
-	})
+// directWriter makes one non-blocking write through a RawConn. Its callback
+// is bound once, so a write allocates nothing (a closure passed to
+// RawConn.Write would escape, with what it captures, on every call). Used
+// only by the party holding the write token (ownerCaller).
+type directWriter struct {
+	raw syscall.RawConn
+	fn  func(fd uintptr) bool
+	p   []byte
+	n   int
+	err error
+}
+
+func newDirectWriter(raw syscall.RawConn) *directWriter {
+	if raw == nil {
+		return nil
+	}
+	d := &directWriter{raw: raw}
+	d.fn = d.write
+	return d
+}
+
+func (d *directWriter) write(fd uintptr) bool {
+	d.n, d.err = syscall.Write(int(fd), d.p)
+	return true // never wait for room: what is left goes to the writer goroutine
+}
+
+// try writes what it can of p. EAGAIN is not an error: it wrote 0.
+func (d *directWriter) try(p []byte) (int, error) {
+	d.p = p
+	err := d.raw.Write(d.fn)
+	n, werr := d.n, d.err
+	d.p, d.n, d.err = nil, 0, nil
 	if n < 0 {
 		n = 0
 	}

@@ -83,14 +83,25 @@ type encoder struct {
 }
 
 // sink is the msgpack encoder's writer: it appends to the batch buffer and
-// carries the node address used to rewrite "nonhost" PIDs.
+// carries the node address used to rewrite "nonhost" PIDs. It holds the
+// slice itself, not a pointer to the caller's: taking the address of the
+// caller's slice would move it to the heap on every call.
 type sink struct {
-	buf          *[]byte
+	buf          []byte
 	localAddress string
 }
 
-func (s *sink) Write(p []byte) (int, error) { *s.buf = append(*s.buf, p...); return len(p), nil }
-func (s *sink) WriteByte(c byte) error      { *s.buf = append(*s.buf, c); return nil }
+func (s *sink) Write(p []byte) (int, error)       { s.buf = append(s.buf, p...); return len(p), nil }
+func (s *sink) WriteString(p string) (int, error) { s.buf = append(s.buf, p...); return len(p), nil }
+func (s *sink) WriteByte(c byte) error            { s.buf = append(s.buf, c); return nil }
+
+// encodeMsgpack appends the msgpack encoding of v to b.
+func (e *encoder) encodeMsgpack(b []byte, v any) ([]byte, error) {
+	e.sink.buf = b
+	err := e.mp.Encode(v)
+	b, e.sink.buf = e.sink.buf, nil
+	return b, err
+}
 
 func newEncoder(localAddress string) *encoder {
 	e := &encoder{syms: make(map[string]uint64)}
@@ -233,9 +244,7 @@ func (e *encoder) appendPayload(b []byte, m any) ([]byte, []byte, error) {
 	if te := lookupType(t); te != nil {
 		b = append(b, kindRegistered)
 		b = e.appendSymbol(b, te.name)
-		e.sink.buf = &b
-		err := e.mp.Encode(m)
-		e.sink.buf = nil
+		b, err := e.encodeMsgpack(b, m)
 		if err != nil {
 			return b, nil, fmt.Errorf("%w: %s: %w", ErrEncode, te.name, err)
 		}
@@ -244,19 +253,19 @@ func (e *encoder) appendPayload(b []byte, m any) ([]byte, []byte, error) {
 	if pm, ok := m.(proto.Message); ok {
 		b = append(b, kindProto)
 		b = e.appendSymbol(b, string(pm.ProtoReflect().Descriptor().FullName()))
-		out, err := e.pb.MarshalAppend(b, pm)
+		out, err := e.pb.MarshalAppend(b, e.rewriteProto(pm))
 		if err != nil {
 			return b, nil, fmt.Errorf("%w: %T: %w", ErrEncode, m, err)
 		}
 		return out, nil, nil
 	}
-	// Unregistered maps and slices travel as generic msgpack and arrive as
-	// map[string]any / []any; maps with other keys must be registered.
-	if k := t.Kind(); (k == reflect.Map && t.Key().Kind() == reflect.String) || k == reflect.Slice {
+	// Unregistered maps, slices and arrays travel as generic msgpack and
+	// arrive as map[string]any (string keys), map[any]any (other keys) or
+	// []any, holding what msgpack decodes into an interface (int8 for a small
+	// int, for example). Register the type to get it back exactly.
+	if k := t.Kind(); k == reflect.Map || k == reflect.Slice || k == reflect.Array {
 		b = append(b, kindMsgpack)
-		e.sink.buf = &b
-		err := e.mp.Encode(m)
-		e.sink.buf = nil
+		b, err := e.encodeMsgpack(b, m)
 		if err != nil {
 			return b, nil, fmt.Errorf("%w: %T: %w", ErrEncode, m, err)
 		}
@@ -270,10 +279,46 @@ func appendScalar(b []byte, k reflect.Kind, bits uint64) []byte {
 	return binary.LittleEndian.AppendUint64(b, bits)
 }
 
+// rewriteProto returns m, or a shallow copy of it whose PID carries the local
+// address when the PID of protoactor's system message m says "nonhost": a
+// Watch whose watcher arrived as "nonhost" would send the Terminated back to
+// the receiving node itself. The caller's message is never modified.
+func (e *encoder) rewriteProto(m proto.Message) proto.Message {
+	if e.sink.localAddress == "" {
+		return m
+	}
+	switch v := m.(type) {
+	case *actor.Watch:
+		if p := e.rewritePID(v.Watcher); p != v.Watcher {
+			return &actor.Watch{Watcher: p}
+		}
+	case *actor.Unwatch:
+		if p := e.rewritePID(v.Watcher); p != v.Watcher {
+			return &actor.Unwatch{Watcher: p}
+		}
+	case *actor.Terminated:
+		if p := e.rewritePID(v.Who); p != v.Who {
+			return &actor.Terminated{Who: p, Why: v.Why}
+		}
+	case *actor.DeadLetterResponse:
+		if p := e.rewritePID(v.Target); p != v.Target {
+			return &actor.DeadLetterResponse{Target: p}
+		}
+	}
+	return m
+}
+
+func (e *encoder) rewritePID(p *actor.PID) *actor.PID {
+	if p == nil || p.Address != nonhost {
+		return p
+	}
+	return &actor.PID{Address: e.sink.localAddress, Id: p.Id, RequestId: p.RequestId}
+}
+
 // decoder turns bytes into envelopes. It keeps the receiver's half of the
 // per-link symbol table. Used by the reader goroutine only.
 type decoder struct {
-	syms []symbol
+	syms []*symbol
 	br   bytes.Reader
 	mp   *msgpack.Decoder
 }
@@ -288,6 +333,10 @@ type symbol struct {
 
 // maxCachedPIDs bounds each address's cache of decoded PIDs.
 const maxCachedPIDs = 4096
+
+// maxHeaderHint bounds the map allocated for an envelope header before its
+// entries are read: the count on the wire is not trusted for more.
+const maxHeaderHint = 16
 
 func newDecoder() *decoder {
 	d := &decoder{}
@@ -308,7 +357,10 @@ func (c *cursor) fail(format string, args ...any) {
 }
 
 func (c *cursor) byte() byte {
-	if c.err != nil || len(c.b) < 1 {
+	if c.err != nil {
+		return 0
+	}
+	if len(c.b) < 1 {
 		c.fail("message truncated")
 		return 0
 	}
@@ -358,8 +410,9 @@ func (d *decoder) symbol(c *cursor) *symbol {
 			c.fail("more than %d symbols", maxSymbols)
 			return nil
 		}
-		d.syms = append(d.syms, symbol{s: string(s)})
-		return &d.syms[len(d.syms)-1]
+		sym := &symbol{s: string(s)}
+		d.syms = append(d.syms, sym)
+		return sym
 	case code == symLiteral:
 		s := c.bytes()
 		if c.err != nil {
@@ -372,7 +425,7 @@ func (d *decoder) symbol(c *cursor) *symbol {
 		c.fail("symbol %d not defined (%d known)", i, len(d.syms))
 		return nil
 	}
-	return &d.syms[i]
+	return d.syms[i]
 }
 
 func (d *decoder) pid(c *cursor) *actor.PID {
@@ -404,7 +457,8 @@ func (d *decoder) pid(c *cursor) *actor.PID {
 // decodeEnvelope decodes one message into env. A non-nil fatal error means
 // the bytes break the wire format (the link must close); a non-nil bad error
 // means only this message is lost (deliver it as a dead letter, with env
-// holding whatever was decoded). owned says msg may alias b.
+// holding whatever was decoded). owned says msg has memory of its own that
+// a []byte payload may alias.
 func (d *decoder) decodeEnvelope(msg []byte, owned bool, env *Envelope) (bad, fatal error) {
 	*env = Envelope{}
 	c := cursor{b: msg}
@@ -423,14 +477,16 @@ func (d *decoder) decodeEnvelope(msg []byte, owned bool, env *Envelope) (bad, fa
 	}
 	if flags&flagHeader != 0 {
 		n := c.uvarint()
-		if n > uint64(len(c.b)) { // each entry takes at least two bytes
+		if n > uint64(len(c.b))/2 { // each entry takes at least two bytes
 			c.fail("header of %d entries overruns message", n)
 		}
 		if c.err == nil {
-			env.Header = make(map[string]string, n)
+			env.Header = make(map[string]string, min(n, maxHeaderHint))
 			for i := uint64(0); i < n && c.err == nil; i++ {
 				k, v := c.bytes(), c.bytes()
-				env.Header[string(k)] = string(v)
+				if c.err == nil {
+					env.Header[string(k)] = string(v)
+				}
 			}
 		}
 	}
@@ -446,6 +502,7 @@ func (d *decoder) decodeEnvelope(msg []byte, owned bool, env *Envelope) (bad, fa
 	}
 	defer func() {
 		if r := recover(); r != nil {
+			env.Message = nil
 			bad = fmt.Errorf("%w: decoder panicked: %v", ErrDecode, r)
 		}
 	}()
@@ -472,6 +529,9 @@ func (d *decoder) payload(kind byte, sym *symbol, b []byte, owned bool) (any, er
 	case kindPID:
 		c := cursor{b: b}
 		p := d.pid(&c)
+		if c.err == nil && len(c.b) != 0 {
+			c.fail("%d stray bytes after pid", len(c.b))
+		}
 		if c.err != nil {
 			return nil, fmt.Errorf("%w: pid: %w", ErrDecode, c.err)
 		}
@@ -483,16 +543,17 @@ func (d *decoder) payload(kind byte, sym *symbol, b []byte, owned bool) (any, er
 				return nil, fmt.Errorf("%w: %q", ErrUnknownType, sym.s)
 			}
 		}
-		target, result := sym.entry.newValue()
-		d.br.Reset(b)
-		d.mp.ResetReader(&d.br)
-		if err := d.mp.Decode(target); err != nil {
+		if err := d.reset(b); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrDecode, sym.s, err)
+		}
+		v, err := sym.entry.decode(d.mp)
+		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrDecode, sym.s, err)
 		}
 		if d.br.Len() != 0 {
 			return nil, fmt.Errorf("%w: %s: %d stray bytes", ErrDecode, sym.s, d.br.Len())
 		}
-		return result(), nil
+		return v, nil
 	case kindProto:
 		if sym.proto == nil {
 			mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(sym.s))
@@ -507,15 +568,74 @@ func (d *decoder) payload(kind byte, sym *symbol, b []byte, owned bool) (any, er
 		}
 		return m, nil
 	case kindMsgpack:
-		d.br.Reset(b)
-		d.mp.ResetReader(&d.br)
+		if err := d.reset(b); err != nil {
+			return nil, fmt.Errorf("%w: msgpack: %w", ErrDecode, err)
+		}
 		v, err := d.mp.DecodeInterface()
 		if err != nil {
 			return nil, fmt.Errorf("%w: msgpack: %w", ErrDecode, err)
 		}
+		if d.br.Len() != 0 {
+			return nil, fmt.Errorf("%w: msgpack: %d stray bytes", ErrDecode, d.br.Len())
+		}
 		return v, nil
 	}
 	return nil, fmt.Errorf("%w: unknown payload kind %d", ErrDecode, kind)
+}
+
+// reset points the msgpack decoder at b after checking that b is well-formed
+// msgpack whose announced lengths fit in b and whose nesting is bounded:
+// msgpack itself allocates what a length announces and recurses per level,
+// so a hostile length or depth would exhaust memory or the stack, neither of
+// which a recover can catch.
+func (d *decoder) reset(b []byte) error {
+	if err := checkMsgpack(b); err != nil {
+		return err
+	}
+	d.br.Reset(b)
+	d.mp.ResetReader(&d.br)
+	d.mp.SetMapDecoder(decodeAnyMap)
+	return nil
+}
+
+// decodeAnyMap decodes a map inside an interface value: map[string]any when
+// every key is a string (msgpack's default), map[any]any otherwise, where
+// msgpack's default would fail.
+func decodeAnyMap(d *msgpack.Decoder) (any, error) {
+	n, err := d.DecodeMapLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	sm := make(map[string]any, min(n, 16))
+	var am map[any]any
+	for range n {
+		k, err := d.DecodeInterface()
+		if err != nil {
+			return nil, err
+		}
+		v, err := d.DecodeInterface()
+		if err != nil {
+			return nil, err
+		}
+		if am == nil {
+			if ks, ok := k.(string); ok {
+				sm[ks] = v
+				continue
+			}
+			am = make(map[any]any, max(len(sm), min(n, 16)))
+			for ks, v := range sm {
+				am[ks] = v
+			}
+		}
+		if k != nil && !reflect.TypeOf(k).Comparable() {
+			return nil, fmt.Errorf("map key of type %T", k)
+		}
+		am[k] = v
+	}
+	if am != nil {
+		return am, nil
+	}
+	return sm, nil
 }
 
 func decodeScalar(b []byte) (any, error) {

@@ -14,10 +14,24 @@
 // # Lanes and backpressure
 //
 // Each envelope carries a Lane set by the caller. The user lane is bounded
-// (WithUserQueue): a full lane blocks Send until the writer takes the batch or
-// the context ends (ErrQueueFull); nothing is dropped silently. The system
-// lane never blocks. A reader goroutine never waits on a writer: a send made
-// from any endpoint's reader goroutine overflows the bound instead.
+// (WithUserQueue messages, WithUserQueueBytes bytes): a full lane blocks Send
+// until the writer takes the batch or the context ends (ErrQueueFull);
+// nothing is dropped silently. The system lane never blocks. A reader
+// goroutine never waits on a writer: a send made from any endpoint's reader
+// goroutine overflows the bound instead (protoactor answers some messages
+// synchronously on the delivering goroutine; two readers waiting on their
+// full links would deadlock).
+//
+// # Batching
+//
+// Send encodes into the open batch under a lock. A link that has been quiet
+// for a few microseconds is written by the sender itself, in one
+// non-blocking write (a request or its reply costs no goroutine hand-off);
+// otherwise the writer goroutine drains the batch in one write, however many
+// messages it holds. There is no timer. Within a batch, a data frame is
+// closed at 64 KiB so that the reader decodes small messages from its
+// reusable buffer; []byte payloads of 64 KiB or more are written from the
+// caller's slice, never copied into the batch.
 //
 // # Failure
 //
@@ -27,7 +41,11 @@
 // Handler.Closed call; no announced length is allocated before the bytes
 // arrive. A bad message inside a good frame (unknown type name, a payload that
 // does not decode, a decoder panic) goes to Handler.DeadLetter with the
-// reason, and the link lives on.
+// reason, and the link lives on. msgpack payloads are checked before they are
+// decoded: every announced count or length must fit in the bytes that are
+// there and nesting is bounded, since msgpack would allocate what a length
+// says and recurse per level, and neither an out-of-memory nor a stack
+// overflow can be recovered.
 //
 // # Wire format
 //
@@ -55,7 +73,8 @@
 //	         0 nil; 1 []byte (raw); 2 string (raw); 3 scalar (Go kind byte +
 //	         8 bytes little endian); 4 registered type (symbol name + msgpack);
 //	         5 protobuf (symbol full name + proto bytes); 6 PID;
-//	         7 unregistered map or slice (generic msgpack)
+//	         7 unregistered map, slice or array (generic msgpack: arrives
+//	         as map[string]any, map[any]any or []any)
 //
 // A string is a uvarint length and its bytes. A PID is a symbol (address), a
 // string (id) and a uvarint (request id). A symbol is a uvarint: 0 defines the

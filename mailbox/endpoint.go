@@ -55,8 +55,9 @@ func (h HandlerFuncs) Closed(err error) {
 }
 
 const (
-	stateNew int32 = iota
-	stateHandshaking
+	stateNew         int32 = iota
+	stateHandshaking       // in Handshake
+	stateReady             // after a successful Handshake
 	stateStarted
 	stateClosed
 )
@@ -76,13 +77,15 @@ type Endpoint struct {
 	peer Hello
 
 	state      atomic.Int32
-	readerGoid atomic.Uint64
-	running    atomic.Int32 // goroutines still running; the last one finishes
-	sentBye    atomic.Bool  // our goodbye was written
-	gotBye     atomic.Bool  // the peer's goodbye was read
+	readerGoid atomic.Uint64 // the reader goroutine, which calls Deliver and DeadLetter
+	finisher   atomic.Uint64 // the goroutine that calls Closed
+	running    atomic.Int32  // goroutines still running; the last one finishes
+	sentBye    atomic.Bool   // our goodbye was written
+	gotBye     atomic.Bool   // the peer's goodbye was read
+	failed     atomic.Bool   // the link has ended: deliver nothing more
+	finishing  atomic.Bool   // finish has begun
 	errOnce    sync.Once
 	err        error // first reason the link ended; written once by errOnce
-	finishOnce sync.Once
 	done       chan struct{}
 }
 
@@ -117,9 +120,14 @@ func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) (*Endpoint,
 // Peer returns the peer's hello (zero before a successful Handshake).
 func (e *Endpoint) Peer() Hello { return e.peer }
 
-// Start runs the reader and writer goroutines.
+// Start runs the reader and writer goroutines. It fails with
+// ErrAlreadyStarted when called twice or during Handshake, and with ErrClosed
+// after the endpoint was closed.
 func (e *Endpoint) Start() error {
-	if !e.state.CompareAndSwap(stateNew, stateStarted) {
+	if !e.state.CompareAndSwap(stateNew, stateStarted) && !e.state.CompareAndSwap(stateReady, stateStarted) {
+		if e.state.Load() == stateClosed {
+			return ErrClosed
+		}
 		return ErrAlreadyStarted
 	}
 	e.running.Store(2)
@@ -132,9 +140,11 @@ func (e *Endpoint) Start() error {
 // env may be reused, but a []byte payload of 64 KiB or more is written from
 // the caller's memory and must not change until it is sent.
 //
-// On the user lane Send blocks while the lane is full (WithUserQueue), until
-// there is room or ctx ends (ErrQueueFull); on the system lane it never
-// blocks. Errors: ErrTypeNotRegistered, ErrEncode, ErrMessageTooLarge (nothing
+// On the user lane Send blocks while the lane is full (WithUserQueue,
+// WithUserQueueBytes), until there is room or ctx ends (ErrQueueFull); on the
+// system lane it never blocks, and neither does a Send made from any
+// endpoint's reader goroutine (a Handler), which overflows the bound instead.
+// Errors: ErrTypeNotRegistered, ErrEncode, ErrMessageTooLarge (nothing
 // was queued), ErrQueueFull, ErrClosed.
 func (e *Endpoint) Send(ctx context.Context, env *Envelope) error {
 	return e.out.send(ctx, env)
@@ -157,7 +167,8 @@ func (e *Endpoint) Err() error {
 // sent and the peer's goodbye awaited, for at most WithGoodbyeTimeout; then
 // the stream is closed. It returns after both goroutines have stopped, except
 // when called from the Handler (then it only starts the close). Close is
-// idempotent; it returns nil after a clean goodbye.
+// idempotent; it returns nil after a clean goodbye, the reason the link ended
+// otherwise, and nil on an endpoint that never started.
 func (e *Endpoint) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.goodbyeTimeout)
 	defer cancel()
@@ -172,7 +183,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	e.out.shutdown()
-	if e.onReader() {
+	if e.inCallback() {
 		return nil
 	}
 	select {
@@ -184,24 +195,27 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Abort ends the link at once: what is queued is dropped and the stream
-// closed. It returns after both goroutines have stopped (except when called
-// from the Handler).
+// Abort ends the link at once: what is queued is dropped, nothing more is
+// delivered and the stream is closed. It returns after both goroutines have
+// stopped (except when called from the Handler). Abort is idempotent.
 func (e *Endpoint) Abort() {
 	e.fail(ErrClosed)
-	if e.state.Swap(stateClosed) != stateStarted {
-		// No goroutines: finish here (Handshake resets state to new before a failure).
-		e.finish()
+	if prev := e.state.Swap(stateClosed); prev == stateNew || prev == stateReady {
+		e.finish() // no goroutine runs, no Handshake either
 		return
 	}
-	if !e.onReader() {
+	// The goroutines, a Handshake in progress or an earlier call finish.
+	if !e.inCallback() {
 		<-e.done
 	}
 }
 
-func (e *Endpoint) onReader() bool {
-	id := e.readerGoid.Load()
-	return id != 0 && id == goid()
+// inCallback reports whether the caller runs on this endpoint's reader
+// goroutine or inside its Handler.Closed: waiting there for the link to end
+// would wait for ourselves.
+func (e *Endpoint) inCallback() bool {
+	id := goid()
+	return id == e.readerGoid.Load() || id == e.finisher.Load()
 }
 
 // fail records the first reason the link ends, stops sends and closes the
@@ -218,8 +232,12 @@ func (e *Endpoint) fail(err error) {
 			e.cfg.logger.Error().Err(err).Str("peer", e.peer.Address).Msg("mailbox: link failed")
 		}
 	})
-	if err == nil {
+	e.failed.Store(true)
+	switch {
+	case err == nil:
 		err = ErrClosed
+	case !errors.Is(err, ErrClosed):
+		err = fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	e.out.stop(err)
 	e.conn.Close()
@@ -232,13 +250,21 @@ func (e *Endpoint) exit() {
 	}
 }
 
+// finish closes the stream, tells the Handler and closes done, once.
 func (e *Endpoint) finish() {
-	e.finishOnce.Do(func() {
-		e.conn.Close()
-		e.errOnce.Do(func() { e.err = ErrClosed }) // also orders the read below after fail's write
-		e.h.Closed(e.err)
-		close(e.done)
-	})
+	if !e.finishing.CompareAndSwap(false, true) {
+		return
+	}
+	e.finisher.Store(goid())
+	defer close(e.done)
+	e.conn.Close()
+	e.errOnce.Do(func() { e.err = ErrClosed }) // also orders the read below after fail's write
+	defer func() {
+		if r := recover(); r != nil {
+			e.cfg.logger.Error().Interface("panic", r).Msg("mailbox: Handler.Closed panicked")
+		}
+	}()
+	e.h.Closed(e.err)
 }
 
 func (e *Endpoint) writeLoop() {
@@ -271,8 +297,8 @@ func (e *Endpoint) readLoop() {
 				e.fail(nil) // we said goodbye; the peer closing is the answer
 				return
 			}
-			if err == io.EOF || errors.Is(err, io.ErrClosedPipe) || isClosedErr(err) {
-				err = fmt.Errorf("%w: %w", ErrPeerGone, err)
+			if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrFrameTooLarge) {
+				err = fmt.Errorf("%w: read: %w", ErrPeerGone, err) // EOF, reset, closed: the stream is gone
 			}
 			e.fail(err)
 			return
@@ -299,22 +325,35 @@ func (e *Endpoint) readLoop() {
 
 func (e *Endpoint) deliverFrame(body []byte, owned bool, env *Envelope) error {
 	for len(body) > 0 {
-		if len(body) < msgPrefixSize {
-			return fmt.Errorf("%w: %d stray bytes at the end of a frame", ErrProtocol, len(body))
+		msg, rest, err := nextMessage(body)
+		if err != nil {
+			return err
 		}
-		n := binary.BigEndian.Uint32(body)
-		if uint64(n) > uint64(len(body)-msgPrefixSize) {
-			return fmt.Errorf("%w: message of %d bytes overruns its frame (%d left)", ErrProtocol, n, len(body)-msgPrefixSize)
-		}
-		msg := body[msgPrefixSize : msgPrefixSize+n]
-		body = body[msgPrefixSize+n:]
+		body = rest
 		bad, fatal := e.dec.decodeEnvelope(msg, owned, env)
 		if fatal != nil {
 			return fatal
 		}
 		e.hand(env, bad)
+		if e.failed.Load() {
+			return nil // aborted meanwhile (perhaps by the handler): the read that follows fails
+		}
 	}
 	return nil
+}
+
+// nextMessage splits the first length-prefixed message off a data frame's
+// body (len(body) > 0).
+func nextMessage(body []byte) (msg, rest []byte, err error) {
+	if len(body) < msgPrefixSize {
+		return nil, nil, fmt.Errorf("%w: %d stray bytes at the end of a frame", ErrProtocol, len(body))
+	}
+	n := binary.BigEndian.Uint32(body)
+	if uint64(n) > uint64(len(body)-msgPrefixSize) {
+		return nil, nil, fmt.Errorf("%w: message of %d bytes overruns its frame (%d left)", ErrProtocol, n, len(body)-msgPrefixSize)
+	}
+	end := msgPrefixSize + int(n)
+	return body[msgPrefixSize:end], body[end:], nil
 }
 
 // hand passes one message to the handler. A panic in the handler is logged

@@ -37,6 +37,18 @@ const (
 	// read buffer; the buffer grows as bytes actually arrive, so a lying header
 	// costs at most this much memory.
 	largeAllocStep = 16 << 20
+
+	// largeGrowth: once a large frame's memory is full, it grows to at most
+	// this many times the bytes that actually arrived. 8 takes a 64 MiB
+	// message (a little more than 64 MiB with its envelope) in two
+	// allocations: 16 MiB, then its exact size.
+	largeGrowth = 8
+
+	// frameTarget is where a sender closes a data frame and opens the next
+	// one within a batch. It is not a limit the receiver checks: it keeps
+	// frames of small messages within the reader's reusable buffer
+	// (DefaultReadBuffer), where they are decoded without allocating.
+	frameTarget = 64 << 10
 )
 
 // frameType is the kind of a frame.
@@ -157,7 +169,7 @@ func (fr *frameReader) next() (t frameType, body []byte, owned bool, err error) 
 
 // readLarge reads a frame larger than the buffer into memory that grows as
 // bytes arrive, never trusting the announced length for more than
-// largeAllocStep. Reads stop at the frame's end (cap(body) <= length), so no
+// largeAllocStep or largeGrowth times what arrived. Reads stop at the frame's end (cap(body) <= length), so no
 // byte of the next frame is consumed.
 func (fr *frameReader) readLarge(length int) ([]byte, error) {
 	body := make([]byte, 0, min(length, largeAllocStep))
@@ -165,7 +177,7 @@ func (fr *frameReader) readLarge(length int) ([]byte, error) {
 	fr.start, fr.end = 0, 0
 	for len(body) < length {
 		if len(body) == cap(body) {
-			grown := make([]byte, len(body), min(length, 4*cap(body)))
+			grown := make([]byte, len(body), min(length, largeGrowth*len(body)))
 			copy(grown, body)
 			body = grown
 		}

@@ -71,11 +71,16 @@ func parseHello(body []byte) (Hello, error) {
 
 // Handshake sends local's hello and reads the peer's, before Start. It fails
 // with ErrHandshake on a version or cookie mismatch or a malformed hello, and
-// with ErrHandshakeTimeout when ctx ends first; after a failure the endpoint
-// is closed. On success the link never sends frames larger than the peer's
+// with ErrHandshakeTimeout when ctx ends first (a peer that never answers
+// costs the ctx's time, never a hang); after a failure the endpoint is closed
+// and Handler.Closed is called with the error. Version and MaxFrame of local
+// are set by Handshake. On success the link never sends frames larger than the peer's
 // MaxFrame.
 func (e *Endpoint) Handshake(ctx context.Context, local Hello) (Hello, error) {
 	if !e.state.CompareAndSwap(stateNew, stateHandshaking) {
+		if e.state.Load() == stateClosed {
+			return Hello{}, ErrClosed
+		}
 		return Hello{}, ErrAlreadyStarted
 	}
 	local.Version = protocolVersion
@@ -95,37 +100,41 @@ func (e *Endpoint) Handshake(ctx context.Context, local Hello) (Hello, error) {
 		e.conn.Close() // unblocks a write the peer will never read
 	}
 	werr := <-wrote
-	if !stop() {
+	switch {
+	case !stop():
 		err = fmt.Errorf("%w: %w", ErrHandshakeTimeout, context.Cause(ctx))
-	} else if err == nil && werr != nil {
+	case err == nil && werr != nil:
 		err = fmt.Errorf("%w: sending hello: %w", ErrHandshake, werr)
-	} else if err == nil {
+	case err == nil:
 		err = checkHello(&local, &peer)
 	}
-	if err != nil {
-		e.cfg.logger.Error().Err(err).Str("peer", peer.Address).Msg("mailbox: handshake failed")
-		e.state.Store(stateNew)
-		e.Abort()
-		return peer, err
+	if err == nil {
+		e.out.mu.Lock()
+		e.out.maxFrame = int(peer.MaxFrame)
+		e.out.mu.Unlock()
+		e.peer = peer
+		if e.state.CompareAndSwap(stateHandshaking, stateReady) {
+			return peer, nil
+		}
+		err = ErrClosed // aborted meanwhile
 	}
-	e.out.mu.Lock()
-	e.out.maxFrame = int(peer.MaxFrame)
-	e.out.mu.Unlock()
-	e.peer = peer
-	e.state.Store(stateNew)
-	return peer, nil
+	e.fail(err)
+	e.state.Store(stateClosed)
+	e.finish()
+	return peer, err
 }
 
 func (e *Endpoint) readHello() (Hello, error) {
+	// A hello is small: refuse a larger one from its header, before reading it.
+	limit := e.fr.maxFrame
+	e.fr.maxFrame = maxHello
 	t, body, _, err := e.fr.next()
+	e.fr.maxFrame = limit
 	if err != nil {
 		return Hello{}, fmt.Errorf("%w: reading hello: %w", ErrHandshake, err)
 	}
 	if t != frameHello {
 		return Hello{}, fmt.Errorf("%w: first frame is %v, want hello", ErrHandshake, t)
-	}
-	if len(body) > maxHello {
-		return Hello{}, fmt.Errorf("%w: hello of %d bytes", ErrHandshake, len(body))
 	}
 	h, err := parseHello(body)
 	if err != nil {

@@ -13,6 +13,9 @@ const (
 	DefaultMaxFrame = 256 << 20
 	// DefaultUserQueue is how many user-lane messages may wait for the writer.
 	DefaultUserQueue = 4096
+	// DefaultUserQueueBytes is how many encoded bytes the user lane may hold
+	// waiting for the writer.
+	DefaultUserQueueBytes = 1 << 20
 	// DefaultReadBuffer is the reader's reusable buffer; larger frames get their own memory.
 	DefaultReadBuffer = 256 << 10
 	// DefaultGoodbyeTimeout bounds how long Close waits for the peer's goodbye.
@@ -27,6 +30,7 @@ type Option func(*config)
 type config struct {
 	maxFrame       int
 	userQueue      int
+	userQueueBytes int
 	readBuffer     int
 	goodbyeTimeout time.Duration
 	localAddress   string
@@ -46,6 +50,7 @@ func defaultConfig() config {
 	return config{
 		maxFrame:       DefaultMaxFrame,
 		userQueue:      DefaultUserQueue,
+		userQueueBytes: DefaultUserQueueBytes,
 		readBuffer:     DefaultReadBuffer,
 		goodbyeTimeout: DefaultGoodbyeTimeout,
 		logger:         zerolog.Nop(),
@@ -58,6 +63,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithMaxFrame(%d) must be in [%d, %d]", ErrInvalidOption, c.maxFrame, minFrame, maxFrameLimit)
 	case c.userQueue < 1:
 		return fmt.Errorf("%w: WithUserQueue(%d) must be at least 1", ErrInvalidOption, c.userQueue)
+	case c.userQueueBytes < 1:
+		return fmt.Errorf("%w: WithUserQueueBytes(%d) must be at least 1", ErrInvalidOption, c.userQueueBytes)
 	case c.readBuffer < 4<<10:
 		return fmt.Errorf("%w: WithReadBuffer(%d) must be at least 4096", ErrInvalidOption, c.readBuffer)
 	case c.goodbyeTimeout <= 0:
@@ -74,7 +81,17 @@ func WithMaxFrame(n int) Option { return func(c *config) { c.maxFrame = n } }
 // the writer before Send blocks. Default 4096. The system lane is not bounded.
 func WithUserQueue(n int) Option { return func(c *config) { c.userQueue = n } }
 
+// WithUserQueueBytes bounds the user lane by size: once the encoded messages
+// waiting for the writer reach n bytes, Send blocks as for a full
+// WithUserQueue. A single message larger than n is let through when the lane
+// is otherwise empty. Default 1 MiB. It also bounds the size of one write.
+func WithUserQueueBytes(n int) Option { return func(c *config) { c.userQueueBytes = n } }
+
 // WithReadBuffer sets the size of the reader's reusable buffer. Default 256 KiB.
+// Frames that fit are decoded in place; larger ones get memory of their own
+// (a []byte payload then aliases it instead of being copied). Senders close
+// frames of small messages at 64 KiB, so a smaller buffer costs an allocation
+// per frame under load.
 func WithReadBuffer(n int) Option { return func(c *config) { c.readBuffer = n } }
 
 // WithGoodbyeTimeout bounds how long Close waits for queued messages to flush

@@ -6,6 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // typeEntry is one registered message type.
@@ -47,6 +50,7 @@ func init() {
 		"go:map[string][]byte":  map[string][]byte(nil),
 		"go:time.Time":          time.Time{},
 		"go:time.Duration":      time.Duration(0),
+		"go:[]*actor.PID":       []*actor.PID(nil),
 	} {
 		RegisterType(name, sample)
 	}
@@ -113,13 +117,19 @@ func IsRegistered(name string) bool {
 func lookupType(t reflect.Type) *typeEntry { return registry.Load().byType[t] }
 func lookupName(n string) *typeEntry       { return registry.Load().byName[n] }
 
-// newValue returns a pointer to decode into and the function giving the
-// value to deliver (the pointer itself for *T registrations, the element for T).
-func (e *typeEntry) newValue() (target any, result func() any) {
+// decode decodes one value of the registered type: the pointer itself for a
+// *T registration, the element for a T registration.
+func (e *typeEntry) decode(d *msgpack.Decoder) (any, error) {
 	if e.typ.Kind() == reflect.Pointer {
-		v := reflect.New(e.typ.Elem())
-		return v.Interface(), v.Interface
+		v := reflect.New(e.typ.Elem()).Interface()
+		if err := d.Decode(v); err != nil {
+			return nil, err
+		}
+		return v, nil
 	}
 	v := reflect.New(e.typ)
-	return v.Interface(), func() any { return v.Elem().Interface() }
+	if err := d.Decode(v.Interface()); err != nil {
+		return nil, err
+	}
+	return v.Elem().Interface(), nil
 }

@@ -1,0 +1,346 @@
+package mailbox
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// TestWireConstants pins every constant that reaches the wire (as yamux's
+// const_test.go does). A change here breaks every peer built before it: bump
+// protocolVersion instead.
+func TestWireConstants(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name      string
+		got, want int64
+	}{
+		{"protocolVersion", protocolVersion, 1},
+		{"headerSize", headerSize, 8},
+		{"msgPrefixSize", msgPrefixSize, 4},
+		{"maxFrameLimit", maxFrameLimit, 1 << 30},
+		{"minFrame", minFrame, 1 << 10},
+		{"DefaultMaxFrame", DefaultMaxFrame, 256 << 20},
+		{"maxHello", maxHello, 4 << 10},
+		{"maxSymbols", maxSymbols, 1 << 16},
+
+		{"frameData", int64(frameData), 1},
+		{"frameHello", int64(frameHello), 2},
+		{"frameGoodbye", int64(frameGoodbye), 3},
+
+		{"flagSystem", flagSystem, 0x1},
+		{"flagTarget", flagTarget, 0x2},
+		{"flagSender", flagSender, 0x4},
+		{"flagHeader", flagHeader, 0x8},
+		{"flagsKnown", flagsKnown, 0xf},
+
+		{"kindNil", kindNil, 0},
+		{"kindBytes", kindBytes, 1},
+		{"kindString", kindString, 2},
+		{"kindScalar", kindScalar, 3},
+		{"kindRegistered", kindRegistered, 4},
+		{"kindProto", kindProto, 5},
+		{"kindPID", kindPID, 6},
+		{"kindMsgpack", kindMsgpack, 7},
+
+		{"symNew", symNew, 0},
+		{"symLiteral", symLiteral, 1},
+		{"symBase", symBase, 2},
+
+		{"LaneUser", int64(LaneUser), 0},
+		{"LaneSystem", int64(LaneSystem), 1},
+
+		// Scalars carry Go's reflect.Kind numbers on the wire.
+		{"reflect.Bool", int64(reflect.Bool), 1},
+		{"reflect.Int", int64(reflect.Int), 2},
+		{"reflect.Int8", int64(reflect.Int8), 3},
+		{"reflect.Int16", int64(reflect.Int16), 4},
+		{"reflect.Int32", int64(reflect.Int32), 5},
+		{"reflect.Int64", int64(reflect.Int64), 6},
+		{"reflect.Uint", int64(reflect.Uint), 7},
+		{"reflect.Uint8", int64(reflect.Uint8), 8},
+		{"reflect.Uint16", int64(reflect.Uint16), 9},
+		{"reflect.Uint32", int64(reflect.Uint32), 10},
+		{"reflect.Uint64", int64(reflect.Uint64), 11},
+		{"reflect.Float32", int64(reflect.Float32), 13},
+		{"reflect.Float64", int64(reflect.Float64), 14},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %d; want %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+// TestWireGolden pins the exact bytes of a header, a hello and two messages.
+func TestWireGolden(t *testing.T) {
+	t.Parallel()
+	if got, want := appendHeader(nil, frameData, 0x01020304), []byte{1, 2, 3, 4, 1, 1, 0, 0}; !bytes.Equal(got, want) {
+		t.Errorf("data header = % x; want % x", got, want)
+	}
+	if got, want := appendHeader(nil, frameGoodbye, 0), []byte{0, 0, 0, 0, 3, 1, 0, 0}; !bytes.Equal(got, want) {
+		t.Errorf("goodbye header = % x; want % x", got, want)
+	}
+
+	hello := appendHello(nil, &Hello{Version: 1, Caps: 3, MaxFrame: 1 << 20, Address: "n/1", Incarnation: 2, Cookie: []byte{0xaa, 0xbb}})
+	wantHello := []byte{1, 3, 0x80, 0x80, 0x40, 3, 'n', '/', '1', 2, 2, 0xaa, 0xbb}
+	if !bytes.Equal(hello, wantHello) {
+		t.Errorf("hello = % x; want % x", hello, wantHello)
+	}
+
+	enc := newEncoder("")
+	env := &Envelope{Target: actor.NewPID("node/1", "w"), Message: []byte("hi")}
+	first, _, err := enc.appendEnvelope(nil, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFirst := []byte{flagTarget, symNew, 6, 'n', 'o', 'd', 'e', '/', '1', 1, 'w', 0, kindBytes, 'h', 'i'}
+	if !bytes.Equal(first, wantFirst) {
+		t.Errorf("first message = % x; want % x", first, wantFirst)
+	}
+	env.Lane = LaneSystem
+	env.Message = int32(-1)
+	second, _, err := enc.appendEnvelope(nil, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSecond := []byte{flagSystem | flagTarget, symBase, 1, 'w', 0, kindScalar, byte(reflect.Int32), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	if !bytes.Equal(second, wantSecond) {
+		t.Errorf("second message = % x; want % x", second, wantSecond)
+	}
+}
+
+func TestHeaderView(t *testing.T) {
+	t.Parallel()
+	h := header(appendHeader(nil, frameHello, 77))
+	if h.length() != 77 || h.typ() != frameHello || h.version() != protocolVersion || h.reserved() != 0 {
+		t.Errorf("header = (%d, %v, %d, %d); want (77, hello, %d, 0)", h.length(), h.typ(), h.version(), h.reserved(), protocolVersion)
+	}
+	for _, c := range []struct {
+		t    frameType
+		want string
+	}{{frameData, "data"}, {frameHello, "hello"}, {frameGoodbye, "goodbye"}, {9, "frame(9)"}} {
+		if got := c.t.String(); got != c.want {
+			t.Errorf("frameType(%d).String() = %q; want %q", uint8(c.t), got, c.want)
+		}
+	}
+}
+
+func frame(t frameType, body []byte) []byte {
+	return append(appendHeader(nil, t, uint32(len(body))), body...)
+}
+
+func rawHeader(length uint32, typ, version byte, reserved uint16) []byte {
+	h := make([]byte, headerSize)
+	binary.BigEndian.PutUint32(h, length)
+	h[4], h[5] = typ, version
+	binary.BigEndian.PutUint16(h[6:], reserved)
+	return h
+}
+
+func TestFrameReader(t *testing.T) {
+	t.Parallel()
+	const bufSize = 4096
+	small := bytes.Repeat([]byte("s"), 100)
+	exact := bytes.Repeat([]byte("e"), bufSize)
+	large := bytes.Repeat([]byte("L"), 3*bufSize+17)
+	var stream []byte
+	for _, b := range [][]byte{small, exact, large, nil, small} {
+		stream = append(stream, frame(frameData, b)...)
+	}
+	stream = append(stream, frame(frameGoodbye, nil)...)
+
+	for _, r := range []struct {
+		name string
+		r    func() io.Reader
+	}{
+		{"whole", func() io.Reader { return bytes.NewReader(stream) }},
+		{"byte by byte", func() io.Reader { return iotest.OneByteReader(bytes.NewReader(stream)) }},
+		{"half", func() io.Reader { return iotest.HalfReader(bytes.NewReader(stream)) }},
+		{"data with EOF", func() io.Reader { return iotest.DataErrReader(bytes.NewReader(stream)) }},
+	} {
+		t.Run(r.name, func(t *testing.T) {
+			t.Parallel()
+			fr := newFrameReader(r.r(), bufSize, 1<<20)
+			for i, want := range [][]byte{small, exact, large, {}, small} {
+				typ, body, owned, err := fr.next()
+				if err != nil || typ != frameData || !bytes.Equal(body, want) {
+					t.Fatalf("frame %d: got (%v, %d bytes, %v); want (data, %d bytes, nil)", i, typ, len(body), err, len(want))
+				}
+				if wantOwned := len(want) > bufSize; owned != wantOwned {
+					t.Errorf("frame %d: owned = %v; want %v", i, owned, wantOwned)
+				}
+			}
+			if typ, _, _, err := fr.next(); typ != frameGoodbye || err != nil {
+				t.Fatalf("got (%v, %v); want (goodbye, nil)", typ, err)
+			}
+			if _, _, _, err := fr.next(); err != io.EOF {
+				t.Fatalf("at the end: got %v; want io.EOF", err)
+			}
+		})
+	}
+}
+
+func TestFrameReaderErrors(t *testing.T) {
+	t.Parallel()
+	const limit = 64 << 10
+	for _, c := range []struct {
+		name  string
+		bytes []byte
+		want  error
+	}{
+		{"EOF at a frame boundary", nil, io.EOF},
+		{"length 2^31", rawHeader(1<<31, 1, 1, 0), ErrFrameTooLarge},
+		{"length 2^32-1", rawHeader(1<<32-1, 1, 1, 0), ErrFrameTooLarge},
+		{"length over limit by one", rawHeader(limit+1, 1, 1, 0), ErrFrameTooLarge},
+		{"truncated header", []byte{0, 0, 0}, ErrProtocol},
+		{"truncated small body", append(rawHeader(10, 1, 1, 0), 1, 2, 3), ErrProtocol},
+		{"truncated large body", append(rawHeader(limit, 1, 1, 0), make([]byte, 5000)...), ErrProtocol},
+		{"unknown frame type 0", rawHeader(0, 0, 1, 0), ErrProtocol},
+		{"unknown frame type 4", rawHeader(0, 4, 1, 0), ErrProtocol},
+		{"version 0", rawHeader(0, 1, 0, 0), ErrProtocol},
+		{"version 2", rawHeader(0, 1, 2, 0), ErrProtocol},
+		{"reserved bits", rawHeader(0, 1, 1, 0x8000), ErrProtocol},
+		{"garbage", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), ErrProtocol},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			fr := newFrameReader(bytes.NewReader(c.bytes), 4096, limit)
+			_, _, _, err := fr.next()
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v; want %v", err, c.want)
+			}
+			if truncated := strings.HasPrefix(c.name, "truncated"); errors.Is(err, io.ErrUnexpectedEOF) != truncated {
+				t.Errorf("got %v; wraps io.ErrUnexpectedEOF: %v; want %v", err, !truncated, truncated)
+			}
+		})
+	}
+}
+
+// TestFrameReaderLyingLength checks that a header announcing a large frame
+// costs memory only as its bytes arrive. Not parallel: it reads the heap's
+// allocation counter.
+func TestFrameReaderLyingLength(t *testing.T) {
+	const announced = 200 << 20
+	stream := append(rawHeader(announced, 1, 1, 0), make([]byte, 1000)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fr := newFrameReader(bytes.NewReader(stream), DefaultReadBuffer, DefaultMaxFrame)
+	_, _, _, err := fr.next()
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrProtocol) || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %v; want ErrProtocol wrapping io.ErrUnexpectedEOF", err)
+	}
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(largeAllocStep+DefaultReadBuffer+1<<20); got > limit {
+		t.Errorf("allocated %d bytes for a frame announcing %d; want at most %d", got, announced, limit)
+	}
+}
+
+// TestFrameReaderLargeGrowth checks that a large frame arriving slowly grows
+// to its size and never reads into the next frame.
+func TestFrameReaderLargeGrowth(t *testing.T) {
+	t.Parallel()
+	body := make([]byte, largeAllocStep+largeAllocStep/2)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	stream := append(frame(frameData, body), frame(frameGoodbye, nil)...)
+	fr := newFrameReader(iotest.HalfReader(bytes.NewReader(stream)), 4096, 64<<20)
+	typ, got, owned, err := fr.next()
+	if err != nil || typ != frameData || !owned || !bytes.Equal(got, body) {
+		t.Fatalf("got (%v, %d bytes, owned %v, %v); want (data, %d bytes, owned, nil)", typ, len(got), owned, err, len(body))
+	}
+	if cap(got) != len(body) {
+		t.Errorf("cap = %d; want %d (grown to the exact size)", cap(got), len(body))
+	}
+	if typ, _, _, err := fr.next(); typ != frameGoodbye || err != nil {
+		t.Fatalf("after the large frame: got (%v, %v); want (goodbye, nil)", typ, err)
+	}
+}
+
+func TestNextMessage(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		body []byte
+		msg  []byte
+		rest []byte
+		err  error
+	}{
+		{"one", []byte{0, 0, 0, 2, 'h', 'i'}, []byte("hi"), []byte{}, nil},
+		{"two", []byte{0, 0, 0, 1, 'a', 0, 0, 0, 1, 'b'}, []byte("a"), []byte{0, 0, 0, 1, 'b'}, nil},
+		{"empty message", []byte{0, 0, 0, 0}, []byte{}, []byte{}, nil},
+		{"stray bytes", []byte{0, 0}, nil, nil, ErrProtocol},
+		{"overrun by one", []byte{0, 0, 0, 3, 'h', 'i'}, nil, nil, ErrProtocol},
+		{"overrun 2^32-1", []byte{0xff, 0xff, 0xff, 0xff, 'h'}, nil, nil, ErrProtocol},
+	} {
+		msg, rest, err := nextMessage(c.body)
+		if !errors.Is(err, c.err) || !bytes.Equal(msg, c.msg) || !bytes.Equal(rest, c.rest) {
+			t.Errorf("%s: got (%q, %q, %v); want (%q, %q, %v)", c.name, msg, rest, err, c.msg, c.rest, c.err)
+		}
+	}
+}
+
+// TestBatchFrames: a batch closes a data frame at frameTarget or at the
+// peer's limit, whichever is smaller, and every message lands whole.
+func TestBatchFrames(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		maxFrame, msgSize, msgs, wantMaxBody int
+	}{
+		{DefaultMaxFrame, 100, 2000, frameTarget},
+		{4 << 10, 100, 200, 4 << 10},
+		{DefaultMaxFrame, frameTarget + 10, 3, frameTarget + 10 + 16},
+	} {
+		b := newBatch()
+		enc := newEncoder("")
+		for i := range c.msgs {
+			if err := b.appendEnvelope(enc, &Envelope{Message: string(make([]byte, c.msgSize)) + fmt.Sprint(i)}, c.maxFrame); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.closeFrame()
+		fr := newFrameReader(bytes.NewReader(b.buf), 4096, c.maxFrame)
+		dec := newDecoder()
+		got, frames := 0, 0
+		for {
+			typ, body, owned, err := fr.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil || typ != frameData {
+				t.Fatalf("frame %d: got (%v, %v); want data", frames, typ, err)
+			}
+			frames++
+			if len(body) > c.wantMaxBody {
+				t.Errorf("maxFrame %d: frame of %d bytes; want at most %d", c.maxFrame, len(body), c.wantMaxBody)
+			}
+			for len(body) > 0 {
+				msg, rest, err := nextMessage(body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body = rest
+				var env Envelope
+				if bad, fatal := dec.decodeEnvelope(msg, owned, &env); bad != nil || fatal != nil {
+					t.Fatal(bad, fatal)
+				}
+				if s := env.Message.(string); !strings.HasSuffix(s, fmt.Sprint(got)) || len(s) < c.msgSize {
+					t.Fatalf("message %d: got %d bytes ending %q", got, len(s), s[max(0, len(s)-5):])
+				}
+				got++
+			}
+		}
+		if got != c.msgs || frames < 2 {
+			t.Errorf("maxFrame %d, %d-byte messages: got %d messages in %d frames; want %d in several", c.maxFrame, c.msgSize, got, frames, c.msgs)
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package mailbox
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+var writeCorpus = flag.Bool("write-corpus", false, "rewrite the fuzz seed corpus under testdata/fuzz")
+
+// frameSeeds are valid streams made by the encoder: the fuzzer mutates them.
+func frameSeeds() map[string][]byte {
+	seeds := map[string][]byte{}
+	batchOf := func(envs ...*Envelope) []byte {
+		enc := newEncoder("node")
+		b := newBatch()
+		for _, env := range envs {
+			if err := b.appendEnvelope(enc, env, DefaultMaxFrame); err != nil {
+				panic(err)
+			}
+		}
+		b.closeFrame()
+		if len(b.extern) > 0 {
+			panic("frameSeeds: extern payload")
+		}
+		return b.buf
+	}
+	target, sender := actor.NewPID("node/1", "worker"), actor.NewPID(nonhost, "$1")
+	var all []*Envelope
+	for _, rt := range roundTrips() {
+		if b, ok := rt.msg.([]byte); ok && len(b) > 1024 {
+			continue
+		}
+		env := &Envelope{Target: target, Sender: sender, Message: rt.msg}
+		all = append(all, env)
+		seeds["msg-"+rt.name] = batchOf(env)
+	}
+	seeds["batch-all"] = batchOf(all...)
+	seeds["batch-interned"] = batchOf(
+		&Envelope{Target: target, Message: &testPing{N: 1, Who: target}},
+		&Envelope{Target: target, Sender: sender, Header: map[string]string{"k": "v"}, Message: &testPing{N: 2, Who: sender}},
+		&Envelope{Lane: LaneSystem, Target: target, Message: &actor.Watch{Watcher: sender}},
+		&Envelope{Lane: LaneSystem, Target: target, Message: &actor.Terminated{Who: target}},
+	)
+	seeds["hello"] = frame(frameHello, appendHello(nil, &Hello{Version: 1, Caps: 3, MaxFrame: 1 << 20, Address: "node/1", Incarnation: 2, Cookie: []byte("0123456789abcdef")}))
+	seeds["goodbye"] = frame(frameGoodbye, nil)
+	seeds["empty-data"] = frame(frameData, nil)
+	return seeds
+}
+
+// FuzzFrameDecoder feeds arbitrary bytes to the frame reader and the message
+// decoder, as an Endpoint's reader would: no panic, and every error typed.
+func FuzzFrameDecoder(f *testing.F) {
+	for _, seed := range frameSeeds() {
+		f.Add(seed)
+	}
+	f.Fuzz(runFrameFuzz)
+}
+
+// runFrameFuzz is FuzzFrameDecoder's body.
+func runFrameFuzz(t *testing.T, data []byte) {
+	fr := newFrameReader(bytes.NewReader(data), 4096, 1<<20)
+	dec := newDecoder()
+	var env Envelope
+	for {
+		typ, body, owned, err := fr.next()
+		if err != nil {
+			if err != io.EOF && !isTyped(err, ErrProtocol, ErrFrameTooLarge) {
+				t.Fatalf("frame: untyped error %v", err)
+			}
+			return
+		}
+		switch typ {
+		case frameHello:
+			if _, err := parseHello(body); err != nil && !errors.Is(err, ErrProtocol) {
+				t.Fatalf("hello: untyped error %v", err)
+			}
+		case frameData:
+			for len(body) > 0 {
+				msg, rest, err := nextMessage(body)
+				if err != nil {
+					if !errors.Is(err, ErrProtocol) {
+						t.Fatalf("split: untyped error %v", err)
+					}
+					return
+				}
+				body = rest
+				bad, fatal := dec.decodeEnvelope(msg, owned, &env)
+				if fatal != nil {
+					if !errors.Is(fatal, ErrProtocol) || bad != nil {
+						t.Fatalf("decode: got (bad %v, fatal %v); want fatal ErrProtocol", bad, fatal)
+					}
+					return
+				}
+				if bad != nil && !isTyped(bad, ErrDecode, ErrUnknownType) {
+					t.Fatalf("decode: untyped dead-letter reason %v", bad)
+				}
+			}
+		}
+	}
+}
+
+// FuzzHello feeds arbitrary bytes to the hello parser: no panic, errors
+// typed, and what parses survives a round trip.
+func FuzzHello(f *testing.F) {
+	for _, h := range []Hello{
+		{},
+		{Version: 1, Caps: 3, MaxFrame: 1 << 20, Address: "node/1", Incarnation: 2, Cookie: NewCookie()},
+		{Version: 1, MaxFrame: DefaultMaxFrame, Address: "node", Cookie: []byte("c")},
+	} {
+		f.Add(appendHello(nil, &h))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := parseHello(data)
+		if err != nil {
+			if !errors.Is(err, ErrProtocol) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		again, err := parseHello(appendHello(nil, &h))
+		if err != nil || !reflect.DeepEqual(again, h) {
+			t.Fatalf("round trip: got %+v, %v; want %+v", again, err, h)
+		}
+	})
+}
+
+// TestWriteFuzzCorpus rewrites the committed seed corpus from frameSeeds when
+// run with -write-corpus: go test ./mailbox -run WriteFuzzCorpus -write-corpus
+func TestWriteFuzzCorpus(t *testing.T) {
+	if !*writeCorpus {
+		t.Skip("run with -write-corpus to rewrite testdata/fuzz")
+	}
+	write := func(fuzz, name string, b []byte) {
+		dir := filepath.Join("testdata", "fuzz", fuzz)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+		if err := os.WriteFile(filepath.Join(dir, "seed-"+sanitize(name)), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, b := range frameSeeds() {
+		write("FuzzFrameDecoder", name, b)
+	}
+	write("FuzzHello", "full", appendHello(nil, &Hello{Version: 1, Caps: 1<<64 - 1, MaxFrame: 1 << 20, Address: "node/1/2", Incarnation: 7, Cookie: []byte("0123456789abcdef")}))
+	write("FuzzHello", "empty", appendHello(nil, &Hello{}))
+}
+
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
