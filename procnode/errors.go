@@ -14,6 +14,9 @@ var (
 	// ErrKindNotRegistered: the kind is not registered (in this binary, or in
 	// the other binary given with WithBinary, which then said so on exit).
 	ErrKindNotRegistered = actor.ErrKindNotRegistered
+	// ErrNameExists: the spawner already has a child of the name given with
+	// WithName.
+	ErrNameExists = actor.ErrNameExists
 	// ErrNoNode: the spawner's actor system was not made by NewNode or Main.
 	ErrNoNode = errors.New("procnode: the spawner's actor system has no node (use procnode.NewNode)")
 	// ErrInvalidOption is wrapped when an option is out of range.

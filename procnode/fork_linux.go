@@ -1,8 +1,10 @@
 package procnode
 
 import (
+	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 )
@@ -51,4 +53,33 @@ func mergeSysProcAttr(a *syscall.SysProcAttr) *syscall.SysProcAttr {
 		out.Pdeathsig = syscall.SIGKILL
 	}
 	return &out
+}
+
+// closeInherited closes, in a child, the descriptors above its stream that
+// it inherited without close-on-exec: whatever leaked into the parent from
+// its own parent (a shell, a supervisor). A child inherits only its stdio and
+// its stream; everything the Go runtime and package os open is close-on-exec,
+// so a descriptor that is not was inherited.
+func closeInherited() {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	for _, name := range names {
+		fd, err := strconv.Atoi(name)
+		if err != nil || fd <= childWriteFD {
+			continue
+		}
+		flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
+		if errno == 0 && flags&syscall.FD_CLOEXEC == 0 {
+			syscall.Close(fd)
+		}
+	}
+}
+
+// setRlimit sets one of the child's resource limits (WithRlimit).
+func setRlimit(r rlimit) error {
+	return syscall.Setrlimit(r.Resource, &syscall.Rlimit{Cur: r.Cur, Max: r.Max})
 }

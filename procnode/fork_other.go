@@ -4,6 +4,7 @@ package procnode
 
 import (
 	"os/exec"
+	"reflect"
 	"syscall"
 )
 
@@ -20,4 +21,24 @@ func mergeSysProcAttr(a *syscall.SysProcAttr) *syscall.SysProcAttr {
 		out.Setpgid = true
 	}
 	return &out
+}
+
+// closeInherited would close inherited descriptors above the child's stream;
+// without /proc it does nothing.
+func closeInherited() {}
+
+// setRlimit sets one of the child's resource limits (WithRlimit). The
+// fields of syscall.Rlimit are uint64 or int64, depending on the system.
+func setRlimit(r rlimit) error {
+	var lim syscall.Rlimit
+	v := reflect.ValueOf(&lim).Elem()
+	for name, x := range map[string]uint64{"Cur": r.Cur, "Max": r.Max} {
+		f := v.FieldByName(name)
+		if f.CanUint() {
+			f.SetUint(x)
+		} else {
+			f.SetInt(int64(x))
+		}
+	}
+	return syscall.Setrlimit(r.Resource, &lim)
 }

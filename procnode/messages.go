@@ -12,22 +12,24 @@ type boot struct {
 	Name         string
 	Cookie       []byte
 	Incarnation  uint64
-	Keeper       *pa.PID
+	Control      *pa.PID // the parent's control process for this child
 	Args         []byte
 	LogLevel     int8
-	StartTimeout int64 // nanoseconds
+	StartTimeout int64    // nanoseconds
+	Rlimits      []rlimit // set by the child on itself, first
 }
 
-// ExitNotice is sent by a child to its keeper just before it exits with a
-// reason (its root actor panicked).
+// ExitNotice is sent by a child to its parent just before it exits with a
+// reason (its root actor panicked); the reason goes into ExitStatus.
 type ExitNotice struct {
 	Code   int
 	Reason string
 }
 
-// logRecord carries one zerolog JSON record from a child to its keeper.
+// logRecord carries one zerolog JSON record from a child to its parent.
 type logRecord struct {
-	JSON []byte
+	Level int8 // zerolog.Level
+	JSON  []byte
 }
 
 // Exited is published on the parent node's event stream when a child

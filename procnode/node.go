@@ -51,6 +51,15 @@ func nodeOf(sys *pa.ActorSystem) *Node {
 // stop deadlines, all at once; a child stops its own children first), then
 // closes the node's links and actor system. Bounded by ctx.
 func (n *Node) Close(ctx context.Context) error {
+	n.stopProcs(ctx)
+	err := n.Node.Close(ctx)
+	nodes.Delete(n.System())
+	return err
+}
+
+// stopProcs stops every child process of the node, all at once, and
+// returns when they have ended.
+func (n *Node) stopProcs(ctx context.Context) {
 	n.mu.Lock()
 	procs := make([]*Process, 0, len(n.procs))
 	for p := range n.procs {
@@ -59,13 +68,9 @@ func (n *Node) Close(ctx context.Context) error {
 	n.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range procs {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = p.Stop(ctx) }()
+		wg.Go(func() { _ = p.Stop(ctx) })
 	}
 	wg.Wait()
-	err := n.Node.Close(ctx)
-	nodes.Delete(n.System())
-	return err
 }
 
 func (n *Node) add(p *Process) {

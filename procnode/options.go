@@ -38,6 +38,13 @@ type config struct {
 	stderrTail   int
 	restart      bool
 	logger       *zerolog.Logger
+	rlimits      []rlimit
+}
+
+// rlimit is one resource limit the child sets on itself (WithRlimit).
+type rlimit struct {
+	Resource int
+	Cur, Max uint64
 }
 
 func defaultConfig() config {
@@ -98,6 +105,17 @@ func WithStderrTail(n int) Option { return func(c *config) { c.stderrTail = n } 
 // set here.
 func WithSysProcAttr(a *syscall.SysProcAttr) Option { return func(c *config) { c.sysProcAttr = a } }
 
+// WithRlimit sets a resource limit of the child (syscall.RLIMIT_NOFILE,
+// RLIMIT_AS...; see setrlimit(2)): Main applies it in the child before the
+// kind's producer runs, and the child's own children inherit it.
+// SysProcAttr has no field for it. Default: the parent's limits. A limit
+// the child may not set fails the start with ErrStartFailed.
+func WithRlimit(resource int, lim syscall.Rlimit) Option {
+	return func(c *config) {
+		c.rlimits = append(c.rlimits, rlimit{Resource: resource, Cur: uint64(lim.Cur), Max: uint64(lim.Max)})
+	}
+}
+
 // WithBinary runs another executable (which must call Main first) instead of
 // re-executing this one, with extra command-line arguments. The kind is then
 // checked by the child, which exits with a code the parent maps to
@@ -121,6 +139,10 @@ func WithStopTimeouts(graceful, term time.Duration) Option {
 // child, keeping its address and PIDs) or simply ends the Process (false).
 func WithRestart(on bool) Option { return func(c *config) { c.restart = on } }
 
-// WithLogger sets the logger that receives the child's log records (tagged
-// with the child's name and OS pid). Default: the node's logger.
+// WithLogger sets the logger that receives the child's log records, at
+// their own level and tagged with the child's address, kind, name and OS
+// pid; the child logs at this logger's level. Default: the node's logger
+// (zerolog.Nop unless actor.WithLogger was given to NewNode: quiet). The
+// environment variable PROCACTOR_LOG (debug, info...) overrides the child's
+// level, and sends the records to stderr when the logger is disabled.
 func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.logger = &l } }

@@ -1,9 +1,21 @@
 package procnode_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
 	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,93 +23,880 @@ import (
 	"github.com/procactor/procactor/actor"
 	"github.com/procactor/procactor/internal/leakcheck"
 	"github.com/procactor/procactor/procnode"
+	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 )
 
+// TestMain runs the child when the test binary was started by Spawn, then
+// the tests, a goroutine leak check and the check that every helper kind
+// registered here was spawned (an unused one should be removed).
 func TestMain(m *testing.M) {
 	procnode.Main()
-	opts := append(leakcheck.Options(), goleak.IgnoreAnyFunction("github.com/procactor/procactor/procnode.forkLoop"))
-	goleak.VerifyTestMain(m, opts...)
+	// A race-enabled child sleeps for the race detector's atexit_sleep_ms
+	// (1 s) at every clean exit; the children of these tests need not.
+	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
+		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
+	}
+	code := m.Run()
+	if code == 0 {
+		opts := append(leakcheck.Options(), goleak.IgnoreAnyFunction("github.com/procactor/procactor/procnode.forkLoop"))
+		if err := goleak.Find(opts...); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	if code == 0 && flag.Lookup("test.run").Value.String() == "" && flag.Lookup("test.skip").Value.String() == "" {
+		for _, k := range testKinds {
+			if _, ok := usedKinds.Load(k); !ok {
+				fmt.Fprintf(os.Stderr, "helper kind %q was never spawned; remove it\n", k)
+				code = 1
+			}
+		}
+	}
+	os.Exit(code)
 }
 
-type echoActor struct{}
+// Helper kinds are registered with registerKind and spawned with spawnKind,
+// so that TestMain can tell an unused one.
+var (
+	testKinds []string // written by init only
+	usedKinds sync.Map
+)
 
-func (echoActor) Receive(ctx pa.Context) {
-	switch m := ctx.Message().(type) {
-	case string:
-		if m == "panic" {
-			panic("asked to panic")
+func registerKind(name string, p procnode.Producer) {
+	testKinds = append(testKinds, name)
+	procnode.RegisterKind(name, p)
+}
+
+func spawnKind(ctx context.Context, spawner pa.SpawnerContext, kind string, opts ...procnode.Option) (*procnode.Process, error) {
+	usedKinds.Store(kind, true)
+	return procnode.Spawn(ctx, spawner, kind, opts...)
+}
+
+func init() {
+	// test.echo answers "echo: <m>" and obeys the commands of echoActor.
+	registerKind("test.echo", func(args procnode.Args) (*pa.Props, error) {
+		return pa.PropsFromProducer(func() pa.Actor { return echoActor{node: args.Node} }), nil
+	})
+	// test.caller says hello to the PID given as its args when it starts.
+	registerKind("test.caller", func(args procnode.Args) (*pa.Props, error) {
+		to, ok := args.Value.(*pa.PID)
+		if !ok {
+			return nil, fmt.Errorf("test.caller args: got %T; want *actor.PID", args.Value)
 		}
-		if m == "exit3" {
-			os.Exit(3)
+		return pa.PropsFromFunc(func(c pa.Context) {
+			if _, ok := c.Message().(*pa.Started); ok {
+				c.Send(to, "hello from "+c.Self().Address)
+			}
+		}), nil
+	})
+	// test.stubborn ignores SIGTERM and never finishes stopping.
+	registerKind("test.stubborn", func(procnode.Args) (*pa.Props, error) {
+		return pa.PropsFromFunc(func(c pa.Context) {
+			switch c.Message().(type) {
+			case *pa.Started:
+				signal.Ignore(syscall.SIGTERM)
+			case *pa.Stopping:
+				time.Sleep(time.Hour)
+			case string:
+				c.Respond("stubborn")
+			}
+		}), nil
+	})
+	// test.slowstart never gets to its handshake.
+	registerKind("test.slowstart", func(procnode.Args) (*pa.Props, error) {
+		time.Sleep(time.Minute)
+		return nil, errors.New("too late")
+	})
+}
+
+// echoActor is the root actor of test.echo. A string message is a command
+// ("cmd:arg"); anything unknown is echoed.
+type echoActor struct{ node *actor.Node }
+
+func (a echoActor) Receive(ctx pa.Context) {
+	m, ok := ctx.Message().(string)
+	if !ok {
+		return
+	}
+	cmd, arg, _ := strings.Cut(m, ":")
+	switch cmd {
+	case "panic":
+		panic("asked to panic")
+	case "exit3":
+		os.Exit(3)
+	case "quit": // the root actor stops: the child exits 0
+		ctx.Stop(ctx.Self())
+	case "env":
+		ctx.Respond(os.Getenv(arg))
+	case "cwd":
+		wd, _ := os.Getwd()
+		ctx.Respond(wd)
+	case "pid":
+		ctx.Respond(os.Getpid())
+	case "stdout":
+		fmt.Println(arg)
+		ctx.Respond("ok")
+	case "stderr":
+		fmt.Fprintln(os.Stderr, arg)
+		ctx.Respond("ok")
+	case "log": // one record of procactor's logger, one of protoactor's
+		l := a.node.Logger()
+		l.Info().Str("key", "value").Msg(arg)
+		ctx.Logger().Warn(arg + " (protoactor)")
+		ctx.Respond("ok")
+	case "spawn": // a second actor in the child; its PID goes to the parent
+		ctx.Respond(ctx.Spawn(pa.PropsFromProducer(func() pa.Actor { return echoActor{node: a.node} })))
+	case "grandchild": // a child process of the child; its PID goes to the parent
+		p, err := spawnKind(context.Background(), ctx, "test.echo", procnode.WithRestart(false))
+		if err != nil {
+			ctx.Respond("grandchild: " + err.Error())
+			return
 		}
+		ctx.Respond(p.PID())
+	default:
 		ctx.Respond("echo: " + m)
 	}
 }
 
-func init() {
-	actor.RegisterKind("test.echo", func(actor.Args) (*pa.Props, error) {
-		return pa.PropsFromProducer(func() pa.Actor { return echoActor{} }), nil
-	})
-}
-
-func newNode(t *testing.T) *procnode.Node {
+func newNode(t *testing.T, opts ...actor.NodeOption) *procnode.Node {
 	t.Helper()
-	n, err := procnode.NewNode()
+	n, err := procnode.NewNode(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		n.Close(ctx)
+		if err := n.Close(ctx); err != nil {
+			t.Errorf("closing node: %v", err)
+		}
 	})
 	return n
 }
 
+// testCtx bounds a test's waits generously (a loaded 2-core machine running
+// race-enabled children is slow, not stuck).
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// spawn starts a child of kind under the node's root, failing the test on
+// error; the child's stderr is kept in its exit status only, unless opts say
+// otherwise.
+func spawn(t *testing.T, n *procnode.Node, kind string, opts ...procnode.Option) *procnode.Process {
+	t.Helper()
+	opts = append([]procnode.Option{procnode.WithStderr(nil)}, opts...)
+	p, err := spawnKind(testCtx(t), n.Root(), kind, opts...)
+	if err != nil {
+		t.Fatalf("spawn %s: %v", kind, err)
+	}
+	return p
+}
+
+// request sends m to pid and returns the answer, failing the test on error.
+func request(t *testing.T, n *procnode.Node, pid *pa.PID, m any) any {
+	t.Helper()
+	res, err := n.Root().RequestFuture(pid, m, 30*time.Second).Result()
+	if err != nil {
+		t.Fatalf("request %v to %s: %v", m, pid, err)
+	}
+	return res
+}
+
+// probe spawns an actor in the parent that hands every message it receives
+// to the returned channel; start runs when it starts (to watch a PID).
+func probe(t *testing.T, n *procnode.Node, start func(pa.Context)) (*pa.PID, <-chan any) {
+	t.Helper()
+	ch := make(chan any, 64)
+	pid := n.Root().Spawn(pa.PropsFromFunc(func(c pa.Context) {
+		switch m := c.Message().(type) {
+		case *pa.Started:
+			if start != nil {
+				start(c)
+			}
+		case *pa.Stopping, *pa.Stopped, *pa.Restarting:
+		default:
+			ch <- m
+		}
+	}))
+	t.Cleanup(func() { _ = n.Root().StopFuture(pid).Wait() })
+	return pid, ch
+}
+
+func receive(t *testing.T, ch <-chan any) any {
+	t.Helper()
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(30 * time.Second):
+		t.Fatal("nothing received")
+		return nil
+	}
+}
+
+func waitErr(t *testing.T, p *procnode.Process) error {
+	t.Helper()
+	err := p.Wait(testCtx(t))
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("child %s did not end", p.Address())
+	}
+	return err
+}
+
+// TestSpawnRequestStop: the basic life of a child, from the root context:
+// request/response, OS pid, Alive, Wait while running (ctx's error), Stop
+// (graceful: exit 0, marked as our stop), Wait again and again, the Exited
+// event, and Stop being idempotent.
 func TestSpawnRequestStop(t *testing.T) {
 	n := newNode(t)
-	ctx := context.Background()
-	p, err := procnode.Spawn(ctx, n.Root(), "test.echo", procnode.WithRestart(false))
-	if err != nil {
-		t.Fatal(err)
+	ctx := testCtx(t)
+	exited := make(chan *procnode.Exited, 1)
+	sub := n.System().EventStream.Subscribe(func(evt any) {
+		if e, ok := evt.(*procnode.Exited); ok {
+			exited <- e
+		}
+	})
+	defer n.System().EventStream.Unsubscribe(sub)
+
+	p := spawn(t, n, "test.echo", procnode.WithRestart(false))
+	if res := request(t, n, p.PID(), "hi"); res != "echo: hi" {
+		t.Fatalf("got %v; want echo: hi", res)
 	}
-	res, err := n.Root().RequestFuture(p.PID(), "hi", 5*time.Second).Result()
-	if err != nil || res != "echo: hi" {
-		t.Fatalf("got %v, %v; want echo: hi", res, err)
-	}
-	if !p.Alive() || p.OSPid() == 0 {
-		t.Fatalf("alive %v pid %d", p.Alive(), p.OSPid())
+	if pid := request(t, n, p.PID(), "pid"); pid != p.OSPid() || !p.Alive() {
+		t.Fatalf("child says pid %v; OSPid %d, Alive %v", pid, p.OSPid(), p.Alive())
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
 	if err := p.Wait(wctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait while running: got %v; want DeadlineExceeded", err)
 	}
 	cancel()
+	if st := p.ExitStatus(); st != nil {
+		t.Fatalf("ExitStatus while running: got %v; want nil", st)
+	}
+
 	if err := p.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Wait(ctx); err != nil {
-		t.Fatalf("Wait after Stop: %v (%v)", err, p.ExitStatus())
+	var wg sync.WaitGroup
+	for range 3 { // Wait may be called many times, concurrently
+		wg.Go(func() {
+			if err := p.Wait(ctx); err != nil {
+				t.Errorf("Wait after Stop: %v", err)
+			}
+		})
 	}
+	wg.Wait()
 	st := p.ExitStatus()
-	if !st.Stopped || st.Code != 0 {
-		t.Fatalf("status %+v", st)
+	if !st.Stopped || st.Code != 0 || st.Signal != 0 || st.Incarnation != 0 || p.Alive() {
+		t.Fatalf("status %+v, alive %v; want a clean exit marked Stopped", st, p.Alive())
+	}
+	select {
+	case e := <-exited:
+		if !e.PID.Equal(p.PID()) || !e.Status.Stopped {
+			t.Fatalf("Exited event %+v; want one for %v", e, p.PID())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no Exited event")
+	}
+	for _, err := range []error{p.Stop(ctx), p.Terminate(), p.Kill()} {
+		if err != nil {
+			t.Fatalf("after the end: got %v; want nil", err)
+		}
+	}
+	if !p.ExitStatus().Stopped || p.ExitStatus().Signal != 0 {
+		t.Fatalf("status changed after the end: %v", p.ExitStatus())
 	}
 }
 
+// TestRootPanicEndsChild: a panic that escapes the child's root actor ends
+// the child with ExitRootFailed and the panic text as the reason.
 func TestRootPanicEndsChild(t *testing.T) {
+	t.Parallel()
 	n := newNode(t)
-	ctx := context.Background()
-	p, err := procnode.Spawn(ctx, n.Root(), "test.echo", procnode.WithRestart(false), procnode.WithStderr(nil))
-	if err != nil {
+	p := spawn(t, n, "test.echo", procnode.WithRestart(false))
+	n.Root().Send(p.PID(), "panic")
+	err := waitErr(t, p)
+	var ee *procnode.ExitError
+	// The reason is the child's ExitNotice, not a line of its stderr (which
+	// says "procactor: root actor panicked: ...").
+	if !errors.As(err, &ee) || ee.Code != procnode.ExitRootFailed || ee.Reason != "root actor panicked: asked to panic" || ee.Stopped {
+		t.Fatalf("got %v; want ExitError code %d with the panic text as reason, not Stopped", err, procnode.ExitRootFailed)
+	}
+	if !bytes.Contains(ee.StderrTail, []byte("asked to panic")) {
+		t.Fatalf("stderr tail %q lacks the panic", ee.StderrTail)
+	}
+}
+
+// TestRootStopExitsZero: the root actor stopping ends the child with 0.
+func TestRootStopExitsZero(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	p := spawn(t, n, "test.echo")
+	n.Root().Send(p.PID(), "quit")
+	if err := waitErr(t, p); err != nil {
+		t.Fatalf("got %v; want nil", err)
+	}
+	if st := p.ExitStatus(); st.Stopped || st.Code != 0 {
+		t.Fatalf("status %+v; want code 0, not Stopped", st)
+	}
+}
+
+// TestMainNotCalled: a process that was started as a child (the bootstrap
+// is in its environment) but did not run Main refuses to Spawn.
+func TestMainNotCalled(t *testing.T) {
+	n := newNode(t)
+	t.Setenv("PROCACTOR_BOOT", "x")
+	if _, err := spawnKind(testCtx(t), n.Root(), "test.echo"); !errors.Is(err, procnode.ErrMainNotCalled) {
+		t.Fatalf("got %v; want ErrMainNotCalled", err)
+	}
+}
+
+// TestStartFailures: what Spawn says when a child cannot come up.
+func TestStartFailures(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	t.Run("unknown kind", func(t *testing.T) {
+		t.Parallel()
+		// Checked in the parent, before any exec.
+		if _, err := spawnKind(testCtx(t), n.Root(), "test.nowhere"); !errors.Is(err, procnode.ErrKindNotRegistered) {
+			t.Fatalf("got %v; want ErrKindNotRegistered", err)
+		}
+	})
+	t.Run("producer fails", func(t *testing.T) {
+		t.Parallel()
+		_, err := spawnKind(testCtx(t), n.Root(), "test.caller", procnode.WithStderr(nil)) // no PID in args
+		var ee *procnode.ExitError
+		if !errors.Is(err, procnode.ErrStartFailed) || !errors.As(err, &ee) || ee.Code != procnode.ExitSpawnFailed {
+			t.Fatalf("got %v; want ErrStartFailed with exit code %d", err, procnode.ExitSpawnFailed)
+		}
+		if !bytes.Contains(ee.StderrTail, []byte("want *actor.PID")) {
+			t.Fatalf("stderr tail %q lacks the producer's error", ee.StderrTail)
+		}
+	})
+	t.Run("handshake timeout", func(t *testing.T) {
+		t.Parallel()
+		_, err := spawnKind(testCtx(t), n.Root(), "test.slowstart", procnode.WithStartTimeout(time.Second))
+		if !errors.Is(err, procnode.ErrStartFailed) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v; want ErrStartFailed wrapping DeadlineExceeded", err)
+		}
+	})
+	t.Run("spawn cancelled", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := spawnKind(ctx, n.Root(), "test.slowstart"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v; want DeadlineExceeded", err)
+		}
+	})
+	t.Run("invalid option", func(t *testing.T) {
+		t.Parallel()
+		if _, err := spawnKind(testCtx(t), n.Root(), "test.echo", procnode.WithStartTimeout(0)); !errors.Is(err, procnode.ErrInvalidOption) {
+			t.Fatalf("got %v; want ErrInvalidOption", err)
+		}
+	})
+	t.Run("no node", func(t *testing.T) {
+		t.Parallel()
+		sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+		defer sys.Shutdown()
+		if _, err := spawnKind(testCtx(t), sys.Root, "test.echo"); !errors.Is(err, procnode.ErrNoNode) {
+			t.Fatalf("got %v; want ErrNoNode", err)
+		}
+	})
+}
+
+// TestOtherBinary: WithBinary runs another executable that calls Main (built
+// here from testdata/helper). Its kinds are its own: the parent does not
+// check them, and one it lacks fails with ErrKindNotRegistered and its
+// stderr.
+func TestOtherBinary(t *testing.T) {
+	t.Parallel()
+	helper := buildHelper(t)
+	n := newNode(t)
+	p := spawn(t, n, "helper.greeter", procnode.WithBinary(helper), procnode.WithRestart(false))
+	if res := request(t, n, p.PID(), "parent"); res != "hello parent from the helper binary" {
+		t.Fatalf("got %q", res)
+	}
+	if err := p.Stop(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	n.Root().Send(p.PID(), "panic")
-	err = p.Wait(ctx)
+
+	_, err := spawnKind(testCtx(t), n.Root(), "test.echo", procnode.WithBinary(helper), procnode.WithStderr(nil))
 	var ee *procnode.ExitError
-	if !errors.As(err, &ee) || ee.Code != procnode.ExitRootFailed || ee.Reason == "" {
-		t.Fatalf("got %v; want ExitError code 2 with reason", err)
+	if !errors.Is(err, procnode.ErrKindNotRegistered) || !errors.As(err, &ee) || ee.Code != procnode.ExitKindNotRegistered {
+		t.Fatalf("got %v; want ErrKindNotRegistered with exit code %d", err, procnode.ExitKindNotRegistered)
 	}
-	t.Logf("status: %v", ee)
+	if !bytes.Contains(ee.StderrTail, []byte(`"test.echo" is not registered`)) {
+		t.Fatalf("stderr tail %q", ee.StderrTail)
+	}
+}
+
+// buildHelper builds testdata/helper into a temporary directory, with -race
+// when this test binary has it (so the build reuses the cached packages).
+func buildHelper(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command to build the helper binary: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "helper")
+	args := []string{"build", "-o", out}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-race" && s.Value == "true" {
+				args = append(args, "-race")
+			}
+		}
+	}
+	cmd := exec.Command(goBin, append(args, "./testdata/helper")...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build helper: %v\n%s", err, b)
+	}
+	return out
+}
+
+// TestOptions: the spawn options with observable effects in the child.
+func TestOptions(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	t.Run("env", func(t *testing.T) {
+		t.Parallel()
+		p := spawn(t, n, "test.echo", procnode.WithEnv("PROCNODE_TEST_VAR=forty-two"))
+		if got := request(t, n, p.PID(), "env:PROCNODE_TEST_VAR"); got != "forty-two" {
+			t.Fatalf("got %q; want forty-two", got)
+		}
+		if got := request(t, n, p.PID(), "env:PROCACTOR_BOOT"); got != "" {
+			t.Fatalf("the child still has its bootstrap in its environment: %q", got)
+		}
+	})
+	t.Run("dir", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		p := spawn(t, n, "test.echo", procnode.WithDir(dir))
+		got, _ := request(t, n, p.PID(), "cwd").(string)
+		want, _ := filepath.EvalSymlinks(dir)
+		if got, _ = filepath.EvalSymlinks(got); got != want {
+			t.Fatalf("got %q; want %q", got, want)
+		}
+	})
+	t.Run("stdout", func(t *testing.T) {
+		t.Parallel()
+		var out bytes.Buffer
+		p := spawn(t, n, "test.echo", procnode.WithStdout(&out))
+		request(t, n, p.PID(), "stdout:to stdout")
+		if err := p.Stop(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != "to stdout\n" {
+			t.Fatalf("got %q; want the child's line", out.String())
+		}
+	})
+	t.Run("stderr", func(t *testing.T) {
+		t.Parallel()
+		var copied syncBuffer
+		p := spawn(t, n, "test.echo", procnode.WithStderr(&copied), procnode.WithStderrTail(64), procnode.WithRestart(false))
+		request(t, n, p.PID(), "stderr:"+strings.Repeat("x", 200))
+		request(t, n, p.PID(), "stderr:the end")
+		n.Root().Send(p.PID(), "exit3")
+		var ee *procnode.ExitError
+		if err := waitErr(t, p); !errors.As(err, &ee) || ee.Code != 3 {
+			t.Fatalf("got %v; want exit code 3", err)
+		}
+		if len(ee.StderrTail) > 64 || !bytes.HasSuffix(ee.StderrTail, []byte("the end\n")) {
+			t.Fatalf("tail %q; want at most 64 bytes ending in the last line", ee.StderrTail)
+		}
+		if ee.Reason != "the end" {
+			t.Fatalf("reason %q; want the last stderr line", ee.Reason)
+		}
+		if !strings.Contains(copied.String(), strings.Repeat("x", 200)+"\nthe end\n") {
+			t.Fatalf("copied stderr %q", copied.String())
+		}
+	})
+	t.Run("name", func(t *testing.T) {
+		t.Parallel()
+		p := spawn(t, n, "test.echo", procnode.WithName("named-worker"))
+		if p.Keeper().Id != "named-worker" {
+			t.Fatalf("keeper %v; want named-worker", p.Keeper())
+		}
+		if _, err := spawnKind(testCtx(t), n.Root(), "test.echo", procnode.WithName("named-worker")); !errors.Is(err, procnode.ErrNameExists) {
+			t.Fatalf("second spawn with the name: got %v; want ErrNameExists", err)
+		}
+	})
+}
+
+// TestMessagingBothWays: the child messages a parent PID it was given as
+// args; the child spawns an actor and hands its PID to the parent, which
+// messages it directly.
+func TestMessagingBothWays(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	pid, got := probe(t, n, nil)
+	p := spawn(t, n, "test.caller", procnode.WithArgs(pid))
+	if m := receive(t, got); m != "hello from "+p.Address() {
+		t.Fatalf("got %v; want hello from %s", m, p.Address())
+	}
+
+	e := spawn(t, n, "test.echo")
+	other, ok := request(t, n, e.PID(), "spawn").(*pa.PID)
+	if !ok || other.Address != e.Address() || other.Id == procnode.RootID {
+		t.Fatalf("got %v; want a second actor's PID in the child", other)
+	}
+	if res := request(t, n, other, "direct"); res != "echo: direct" {
+		t.Fatalf("got %v", res)
+	}
+}
+
+// TestGrandchild: a child spawns its own child from inside its root actor;
+// the top parent requests and watches the grandchild's PID through two
+// hops, and stopping the child ends the grandchild too.
+func TestGrandchild(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	p := spawn(t, n, "test.echo", procnode.WithRestart(false))
+	gc, ok := request(t, n, p.PID(), "grandchild").(*pa.PID)
+	if !ok || !strings.HasPrefix(gc.Address, p.Address()+"/") {
+		t.Fatalf("got %v; want the grandchild's PID under %s", gc, p.Address())
+	}
+	if res := request(t, n, gc, "two hops"); res != "echo: two hops" {
+		t.Fatalf("got %v", res)
+	}
+	gcPid, _ := request(t, n, gc, "pid").(int)
+	_, events := probe(t, n, func(c pa.Context) { c.Watch(gc); c.Send(c.Self(), "watching") })
+	if m := receive(t, events); m != "watching" {
+		t.Fatalf("got %v", m)
+	}
+	if err := p.Stop(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if term, ok := receive(t, events).(*pa.Terminated); !ok || !term.Who.Equal(gc) {
+		t.Fatalf("got %v; want Terminated of the grandchild", term)
+	}
+	if gcPid == 0 || processRuns(gcPid) {
+		t.Fatalf("grandchild %d still runs after its parent stopped", gcPid)
+	}
+}
+
+// processRuns reports whether pid names a live process (a zombie counts as
+// gone).
+func processRuns(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil
+	}
+	_, after, _ := bytes.Cut(b, []byte(") "))
+	return len(after) > 0 && after[0] != 'Z' && after[0] != 'X'
+}
+
+// spawnerActor spawns a child process of its own on any string message and
+// hands the result to out.
+type spawnerActor struct {
+	out  chan<- spawned
+	opts []procnode.Option
+}
+
+type spawned struct {
+	p   *procnode.Process
+	err error
+}
+
+func (a *spawnerActor) Receive(ctx pa.Context) {
+	if _, ok := ctx.Message().(string); ok {
+		p, err := spawnKind(context.Background(), ctx, "test.echo", a.opts...)
+		a.out <- spawned{p, err}
+	}
+}
+
+func spawnFromActor(t *testing.T, n *procnode.Node, opts ...pa.PropsOption) (*pa.PID, *procnode.Process) {
+	t.Helper()
+	out := make(chan spawned, 1)
+	spawner := n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor {
+		return &spawnerActor{out: out, opts: []procnode.Option{procnode.WithStderr(nil)}}
+	}, opts...))
+	t.Cleanup(func() { _ = n.Root().StopFuture(spawner).Wait() })
+	n.Root().Send(spawner, "go")
+	var s spawned
+	select {
+	case s = <-out:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the spawner actor did not spawn")
+	}
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	return spawner, s.p
+}
+
+// TestSpawnFromActor: an actor spawns a child; the keeper is the actor's
+// child in protoactor's tree, so stopping the actor stops the child
+// gracefully.
+func TestSpawnFromActor(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	spawner, p := spawnFromActor(t, n)
+	if !strings.HasPrefix(p.Keeper().Id, spawner.Id+"/") {
+		t.Fatalf("keeper %v is not a child of the spawner %v", p.Keeper(), spawner)
+	}
+	if res := request(t, n, p.PID(), "hi"); res != "echo: hi" {
+		t.Fatalf("got %v", res)
+	}
+	if err := n.Root().StopFuture(spawner).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitErr(t, p); err != nil {
+		t.Fatalf("got %v; want a clean exit", err)
+	}
+	if st := p.ExitStatus(); !st.Stopped {
+		t.Fatalf("status %+v; want Stopped", st)
+	}
+}
+
+// TestStopStrategy: a spawner whose supervisor strategy stops (or
+// resumes) failing children ends the Process on a crash: no restart.
+func TestStopStrategy(t *testing.T) {
+	t.Parallel()
+	for _, d := range []pa.Directive{pa.StopDirective, pa.ResumeDirective} {
+		t.Run(d.String(), func(t *testing.T) {
+			t.Parallel()
+			n := newNode(t)
+			strategy := pa.NewOneForOneStrategy(0, 0, func(any) pa.Directive { return d })
+			_, p := spawnFromActor(t, n, pa.WithSupervisor(strategy))
+			n.Root().Send(p.PID(), "exit3")
+			var ee *procnode.ExitError
+			if err := waitErr(t, p); !errors.As(err, &ee) || ee.Code != 3 || ee.Stopped || ee.Incarnation != 0 {
+				t.Fatalf("got %v; want exit code 3 of incarnation 0, not Stopped", err)
+			}
+			if p.Incarnation() != 0 {
+				t.Fatalf("incarnation %d; want no restart", p.Incarnation())
+			}
+		})
+	}
+}
+
+// TestRestart: under the default strategy a crashed child is restarted as
+// incarnation 1 at the same address: the same p.PID() answers, from
+// another OS process.
+func TestRestart(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	p := spawn(t, n, "test.echo") // WithRestart(true) is the default
+	before := p.OSPid()
+	up := make(chan struct{})
+	var once sync.Once
+	sub := n.System().EventStream.Subscribe(func(evt any) {
+		if e, ok := evt.(*actor.LinkUp); ok && e.Address == p.Address() && e.Incarnation == 1 {
+			once.Do(func() { close(up) })
+		}
+	})
+	defer n.System().EventStream.Unsubscribe(sub)
+
+	n.Root().Send(p.PID(), "exit3")
+	select {
+	case <-up:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no restart")
+	}
+	if res := request(t, n, p.PID(), "again"); res != "echo: again" {
+		t.Fatalf("got %v", res)
+	}
+	st := p.ExitStatus()
+	if p.Incarnation() != 1 || st == nil || st.Code != 3 || st.Incarnation != 0 || p.OSPid() == before || !p.Alive() {
+		t.Fatalf("incarnation %d, last status %+v, pid %d (was %d); want incarnation 1 after code 3", p.Incarnation(), st, p.OSPid(), before)
+	}
+	if pid := request(t, n, p.PID(), "pid"); pid != p.OSPid() {
+		t.Fatalf("child says pid %v; want %d", pid, p.OSPid())
+	}
+	if err := p.Stop(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitErr(t, p); err != nil || p.ExitStatus().Incarnation != 1 {
+		t.Fatalf("got %v, %+v; want a clean stop of incarnation 1", err, p.ExitStatus())
+	}
+}
+
+// TestTerminateKill: Terminate and Kill end the child with their signal,
+// mark the status as our stop, and are idempotent.
+func TestTerminateKill(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	for _, tc := range []struct {
+		name string
+		end  func(*procnode.Process) error
+		sig  syscall.Signal
+	}{
+		{"terminate", (*procnode.Process).Terminate, syscall.SIGTERM},
+		{"kill", (*procnode.Process).Kill, syscall.SIGKILL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := spawn(t, n, "test.echo")
+			request(t, n, p.PID(), "hi")
+			for range 2 {
+				if err := tc.end(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case <-p.Done():
+			default:
+				t.Fatal("not done when the call returned")
+			}
+			var ee *procnode.ExitError
+			if err := p.Wait(testCtx(t)); !errors.As(err, &ee) || ee.Signal != tc.sig || !ee.Stopped || ee.Code != -1 {
+				t.Fatalf("got %v; want killed by %v, Stopped", err, tc.sig)
+			}
+		})
+	}
+}
+
+// TestStopEscalation: a child that ignores the poison and SIGTERM gets
+// SIGKILL after the deadlines.
+func TestStopEscalation(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	p := spawn(t, n, "test.stubborn", procnode.WithStopTimeouts(300*time.Millisecond, 300*time.Millisecond))
+	request(t, n, p.PID(), "ready") // SIGTERM is ignored from now on
+	if err := p.Stop(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.ExitStatus(); st.Signal != syscall.SIGKILL || !st.Stopped {
+		t.Fatalf("status %+v; want SIGKILL, Stopped", st)
+	}
+}
+
+// TestStopContext: Stop bounded by a context that ends first kills the
+// child and returns the context's error.
+func TestStopContext(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	p := spawn(t, n, "test.stubborn")
+	request(t, n, p.PID(), "ready")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := p.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v; want DeadlineExceeded", err)
+	}
+	if st := p.ExitStatus(); st.Signal != syscall.SIGKILL || !st.Stopped {
+		t.Fatalf("status %+v; want SIGKILL, Stopped", st)
+	}
+}
+
+// TestWatch: watchers of p.PID() get Terminated when the child's root actor
+// stops, and when the process dies.
+func TestWatch(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	for _, tc := range []struct {
+		name string
+		end  func(*procnode.Process)
+	}{
+		{"stop", func(p *procnode.Process) { n.Root().Send(p.PID(), "quit") }},
+		{"kill", func(p *procnode.Process) { _ = syscall.Kill(p.OSPid(), syscall.SIGKILL) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := spawn(t, n, "test.echo", procnode.WithRestart(false))
+			_, events := probe(t, n, func(c pa.Context) { c.Watch(p.PID()); c.Request(p.PID(), "watching") })
+			if m := receive(t, events); m != "echo: watching" {
+				t.Fatalf("got %v", m)
+			}
+			tc.end(p)
+			if term, ok := receive(t, events).(*pa.Terminated); !ok || !term.Who.Equal(p.PID()) {
+				t.Fatalf("got %v; want Terminated of %v", term, p.PID())
+			}
+			waitErr(t, p)
+		})
+	}
+}
+
+// TestLogs: the child's procactor and protoactor records reach the parent's
+// logger at their level, tagged with the child's address, name and OS pid,
+// with their own fields; so do the grandchild's, tagged with its own; all of
+// them, even when the child stops right after.
+func TestLogs(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	n := newNode(t)
+	p := spawn(t, n, "test.echo", procnode.WithName("chatty"),
+		procnode.WithLogger(zerolog.New(&buf).Level(zerolog.DebugLevel)))
+	request(t, n, p.PID(), "log:hello parent")
+	osPid := p.OSPid()
+	gc, ok := request(t, n, p.PID(), "grandchild").(*pa.PID)
+	if !ok {
+		t.Fatal("no grandchild")
+	}
+	request(t, n, gc, "log:hello grandparent")
+	if err := p.Stop(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	var ours, protos, gcs int
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("bad record %q: %v", line, err)
+		}
+		if strings.Count(line, `"child":`) != 1 || strings.Count(line, `"os_pid":`) > 1 {
+			t.Errorf("record with its tags twice: %s", line)
+		}
+		if rec["child"] == gc.Address {
+			// Relayed by the child, tagged by it.
+			if rec["message"] == "hello grandparent" {
+				gcs++
+			}
+			continue
+		}
+		if rec["child"] != p.Address() || rec["name"] != "chatty" {
+			t.Errorf("record without the child's tags: %s", line)
+		}
+		switch rec["message"] {
+		case "hello parent":
+			ours++
+			if rec["level"] != "info" || rec["key"] != "value" || rec["os_pid"] != float64(osPid) {
+				t.Errorf("procactor record: %s", line)
+			}
+		case "hello parent (protoactor)":
+			protos++
+			if rec["level"] != "warn" || rec["lib"] != "protoactor" || rec["os_pid"] != float64(osPid) {
+				t.Errorf("protoactor record: %s", line)
+			}
+		}
+	}
+	if ours != 1 || protos != 1 || gcs != 1 {
+		t.Fatalf("got %d procactor, %d protoactor and %d grandchild records; want 1 each. Log:\n%s", ours, protos, gcs, buf.String())
+	}
+}
+
+// TestQuietByDefault: with the node's default logger nothing is relayed,
+// and the child is not even asked to log.
+func TestQuietByDefault(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	n := newNode(t)
+	p := spawn(t, n, "test.echo", procnode.WithStderr(&buf))
+	request(t, n, p.PID(), "log:nobody hears this")
+	if err := p.Stop(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != "" {
+		t.Fatalf("the child wrote to stderr: %q", buf.String())
+	}
+}
+
+// syncBuffer is a goroutine-safe writer.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

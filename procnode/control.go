@@ -1,0 +1,107 @@
+package procnode
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+)
+
+// controlPrefix names the control process of each child in the parent's
+// process registry: controlPrefix + the child's segment.
+const controlPrefix = "procactor-control$"
+
+// control is the parent-side pa.Process that receives what a child says
+// about itself: its ExitNotice and its log records. It is not an actor: the
+// link's reader calls it directly, so nothing the child said before exiting
+// waits behind the keeper's mailbox (a stopping keeper reads no more
+// messages), and the reason is recorded before the link is seen down.
+type control struct{ p *Process }
+
+var _ pa.Process = control{}
+
+func (c control) SendUserMessage(_ *pa.PID, message any) {
+	if e, ok := message.(*pa.MessageEnvelope); ok {
+		message = e.Message
+	}
+	switch m := message.(type) {
+	case *ExitNotice:
+		c.p.mu.Lock()
+		c.p.reason = m.Reason
+		c.p.mu.Unlock()
+	case *logRecord:
+		c.p.relayLog(zerolog.Level(m.Level), m.JSON)
+	}
+}
+
+func (control) SendSystemMessage(*pa.PID, any) {}
+func (control) Stop(*pa.PID)                   {}
+
+// relayLogger is the logger that receives a child's records: the one given
+// with WithLogger, else the node's. When that one is disabled (the quiet
+// default) and PROCACTOR_LOG names a level, records go to stderr as JSON.
+func relayLogger(node zerolog.Logger, opt *zerolog.Logger) zerolog.Logger {
+	l := node
+	if opt != nil {
+		l = *opt
+	}
+	if l.GetLevel() == zerolog.Disabled {
+		if lvl, ok := envLogLevel(); ok {
+			l = zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Logger()
+		}
+	}
+	return l
+}
+
+// envLogLevel reads PROCACTOR_LOG (debug, info, warn...).
+func envLogLevel() (zerolog.Level, bool) {
+	s := os.Getenv(envLog)
+	if s == "" {
+		return zerolog.NoLevel, false
+	}
+	l, err := zerolog.ParseLevel(s)
+	if err != nil || l == zerolog.NoLevel {
+		return zerolog.NoLevel, false
+	}
+	return l, true
+}
+
+// childLogLevel is the level a child logs at: the relay logger's, so that
+// the child does not even build records the parent would drop.
+func childLogLevel(l zerolog.Logger) zerolog.Level {
+	lvl := l.GetLevel()
+	if g := zerolog.GlobalLevel(); g > lvl {
+		lvl = g
+	}
+	return lvl
+}
+
+// relayLog writes a child's log record to the parent's logger at the
+// record's level, tagged with the child's address, kind, name and OS pid.
+// The record's own fields are merged in, except its level, time and node
+// (the child's address, already tagged as "child"). A record the child
+// relayed from one of its own children carries that one's tags already and
+// keeps them.
+func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
+	if p.relay.WithLevel(lvl) == nil {
+		return // below the logger's level
+	}
+	var fields map[string]any
+	d := json.NewDecoder(bytes.NewReader(rec))
+	d.UseNumber()
+	if err := d.Decode(&fields); err != nil {
+		p.log.WithLevel(lvl).Int("os_pid", p.OSPid()).Bytes("record", bytes.TrimSpace(rec)).Msg("child log")
+		return
+	}
+	msg, _ := fields[zerolog.MessageFieldName].(string)
+	for _, k := range []string{zerolog.LevelFieldName, zerolog.MessageFieldName, zerolog.TimestampFieldName, "node"} {
+		delete(fields, k)
+	}
+	if _, relayed := fields["child"]; relayed {
+		p.relay.WithLevel(lvl).Fields(fields).Msg(msg)
+		return
+	}
+	p.log.WithLevel(lvl).Int("os_pid", p.OSPid()).Fields(fields).Msg(msg)
+}
