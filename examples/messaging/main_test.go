@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// build compiles the example as a user would and returns the binary's path.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "messaging")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// command makes an exec.Cmd for the built program with a hang guard: if it
+// has not ended after a generous bound (a guard against a hang, not a timing
+// check) it gets SIGQUIT, so its goroutine dump lands in stderr, and the
+// pipes are closed a little later even if a child still holds them.
+func command(t *testing.T, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+func TestCount(t *testing.T) {
+	bin := build(t)
+	cmd := command(t, bin, "-count", "3", "-interval", "50ms")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("exit: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.Bytes())
+	}
+	if got := strings.Count(string(out), "child got message: "); got != 3 {
+		t.Fatalf("%d messages printed; want 3\n%s", got, out)
+	}
+	for i := 1; i <= 3; i++ {
+		if !strings.Contains(string(out), "child got message: #"+strconv.Itoa(i)+",") {
+			t.Errorf("message #%d missing:\n%s", i, out)
+		}
+	}
+}
+
+// TestInterrupt sends SIGINT to the program's whole process group, as a
+// terminal's Ctrl-C does: the program must stop its child and exit 0.
+func TestInterrupt(t *testing.T) {
+	bin := build(t)
+	cmd := command(t, bin, "-count", "0", "-interval", "50ms")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	var out []string
+	childPID := 0
+	for lines.Scan() {
+		line := lines.Text()
+		out = append(out, line)
+		if s, ok := strings.CutPrefix(line, "child pid "); ok {
+			childPID, _ = strconv.Atoi(s)
+		}
+		if strings.HasPrefix(line, "child got message: ") {
+			break
+		}
+	}
+	if childPID == 0 || len(out) == 0 || !strings.HasPrefix(out[len(out)-1], "child got message: ") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("no child pid or message before EOF:\n%s\nstderr:\n%s", strings.Join(out, "\n"), stderr.Bytes())
+	}
+	// The process group is the program's own (Setpgid): its pgid is its pid.
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for lines.Scan() {
+		out = append(out, lines.Text())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\nstdout:\n%s\nstderr:\n%s", err, strings.Join(out, "\n"), stderr.Bytes())
+	}
+	if !gone(childPID) {
+		t.Fatalf("child %d still runs after the parent exited", childPID)
+	}
+	t.Logf("output:\n%s", strings.Join(out, "\n"))
+}
+
+// gone reports whether pid no longer runs; a zombie counts as gone (PID 1
+// may not reap orphans here).
+func gone(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] == 'Z' || s[i+2] == 'X'
+	}
+	return false
+}

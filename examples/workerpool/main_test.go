@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// build compiles the example as a user would and returns the binary's path.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "workerpool")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// command makes an exec.Cmd for the built program with a hang guard: if it
+// has not ended after a generous bound (a guard against a hang, not a timing
+// check) it gets SIGQUIT, so its goroutine dump lands in stderr, and the
+// pipes are closed a little later even if a child still holds them.
+func command(t *testing.T, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+var resultLine = regexp.MustCompile(`(?m)^job +(\d+) on worker \d+ \(pid \d+\): sha256\^(\d+)\("([^"]+)"\) = ([0-9a-f]+)…$`)
+
+func TestWorkerPool(t *testing.T) {
+	bin := build(t)
+	for _, tc := range []struct {
+		name             string
+		args             []string
+		done, failed     int
+		restarts, failID int
+	}{
+		{"crash", []string{"-workers", "2", "-jobs", "8", "-iterations", "20000", "-crash", "3"}, 7, 1, 1, 3},
+		{"crash-last", []string{"-workers", "3", "-jobs", "6", "-iterations", "20000", "-crash", "6"}, 5, 1, 1, 6},
+		{"no-crash", []string{"-workers", "2", "-jobs", "5", "-iterations", "20000", "-crash", "0"}, 5, 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := command(t, bin, tc.args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			b, err := cmd.Output()
+			out := string(b)
+			if err != nil {
+				t.Fatalf("exit: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.Bytes())
+			}
+			t.Logf("stdout:\n%s", out)
+			summary := regexp.MustCompile(`\d+ jobs on \d+ workers in [0-9.]+ s: (\d+) done, (\d+) failed, (\d+) worker restarts\n$`).FindStringSubmatch(out)
+			if summary == nil {
+				t.Fatalf("no summary line")
+			}
+			if summary[1] != strconv.Itoa(tc.done) || summary[2] != strconv.Itoa(tc.failed) || summary[3] != strconv.Itoa(tc.restarts) {
+				t.Fatalf("summary %q; want %d done, %d failed, %d restarts", summary[0], tc.done, tc.failed, tc.restarts)
+			}
+			// Every result is right: the digest computed here matches.
+			results := resultLine.FindAllStringSubmatch(out, -1)
+			if len(results) != tc.done {
+				t.Fatalf("%d result lines; want %d", len(results), tc.done)
+			}
+			for _, r := range results {
+				iters, _ := strconv.Atoi(r[2])
+				if want := digest(r[3], iters); !strings.HasPrefix(want, r[4]) {
+					t.Errorf("job %s: digest %s…; want %s", r[1], r[4], want)
+				}
+			}
+			if tc.failID != 0 {
+				fail := regexp.MustCompile(`(?m)^job +` + strconv.Itoa(tc.failID) + ` on worker \d+: failed: `)
+				if !fail.MatchString(out) {
+					t.Errorf("job %d not reported as failed", tc.failID)
+				}
+				if !strings.Contains(out, "root actor panicked: job "+strconv.Itoa(tc.failID)+": simulated crash") {
+					t.Errorf("the crashed worker's exit status is not shown")
+				}
+			}
+		})
+	}
+}
