@@ -1,0 +1,109 @@
+//go:build linux
+
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCtrlC: a parent in a process group of its own (a re-exec of the test
+// binary, INTEGRATION_ROLE=ctrlc-parent) with one child gets SIGINT on its
+// whole process group, as a terminal's Ctrl-C does. The child, in a group
+// of its own (procnode sets Setpgid), is not hit: the parent stops it
+// gracefully, after checking it is still alive and answers, and both exit 0.
+func TestCtrlC(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), roleEnv+"="+roleCtrlCParent)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{}) // closed when waitErr is set
+	var waitErr error
+	lines := make(chan string, 8)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		waitErr = cmd.Wait() // after the last read, as exec.Cmd requires
+		close(exited)
+	}()
+	defer func() {
+		select {
+		case <-exited:
+		default: // something failed: do not leave it behind (its child dies by Pdeathsig)
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("ctrlc-parent stderr:\n%s", stderr.String())
+		}
+	}()
+	next := func() string {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				<-exited
+				t.Logf("ctrlc-parent: %v", waitErr)
+				t.Fatal("the ctrlc-parent closed its stdout early")
+			}
+			return l
+		case <-time.After(60 * time.Second):
+			t.Fatal("no line from the ctrlc-parent")
+		}
+		return ""
+	}
+
+	var childPid int
+	if l := next(); !strings.HasPrefix(l, "ready ") {
+		t.Fatalf("first line %q, want ready <pid>", l)
+	} else if _, err := fmt.Sscanf(l, "ready %d", &childPid); err != nil || childPid <= 0 {
+		t.Fatalf("first line %q: %v", l, err)
+	}
+	pgid, err := syscall.Getpgid(cmd.Process.Pid)
+	if err != nil || pgid != cmd.Process.Pid {
+		t.Fatalf("parent's process group %d (%v), want its own %d", pgid, err, cmd.Process.Pid)
+	}
+	if cpg, err := syscall.Getpgid(childPid); err != nil || cpg == pgid {
+		t.Fatalf("child's process group %d (%v): it must not be the parent's %d", cpg, err, pgid)
+	}
+	if err := syscall.Kill(-pgid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+
+	const want = "child alive=true answered=true code=0 signal=0 stopped=true"
+	if l := next(); l != want {
+		t.Fatalf("after SIGINT the parent said %q, want %q", l, want)
+	}
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("ctrlc-parent: %v, want exit 0", waitErr)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the ctrlc-parent did not exit")
+	}
+	// Its child was stopped and reaped by it before it exited.
+	if st, ok := readStat(childPid); ok && st.state != 'Z' && st.ppid == cmd.Process.Pid {
+		t.Fatalf("child %d still runs: %+v", childPid, st)
+	}
+}
