@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // ExitStatus says how one incarnation of a child process ended.
@@ -33,7 +35,7 @@ func (s *ExitStatus) Success() bool { return s.Code == 0 && s.Signal == 0 }
 func (s *ExitStatus) String() string {
 	var what string
 	if s.Signal != 0 {
-		what = "killed by " + s.Signal.String()
+		what = "killed by " + signalName(s.Signal)
 	} else {
 		what = fmt.Sprintf("exit code %d", s.Code)
 	}
@@ -77,4 +79,12 @@ func (t *tailBuffer) Bytes() []byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return append([]byte(nil), t.buf...)
+}
+
+// signalName is "SIGKILL" rather than syscall's "killed".
+func signalName(sig syscall.Signal) string {
+	if name := unix.SignalName(sig); name != "" {
+		return name
+	}
+	return sig.String()
 }

@@ -51,9 +51,10 @@ func runChild(raw string) int {
 	}
 	// The child's stderr is a pipe to its parent: once the parent is gone, a
 	// write to it (a warning on the way out) would kill the child with
-	// SIGPIPE before it stops its actors and exits 0. Writes fail with EPIPE
-	// instead.
-	signal.Ignore(syscall.SIGPIPE)
+	// SIGPIPE before it stops its actors and exits 0. With SIGPIPE notified
+	// (not ignored: an ignored disposition would be inherited by whatever the
+	// child execs, a caught one is reset by exec), writes fail with EPIPE.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	for _, r := range b.Rlimits {
 		if err := setRlimit(r); err != nil {
 			fmt.Fprintf(os.Stderr, "procactor: setrlimit(%d, %d, %d): %v\n", r.Resource, r.Cur, r.Max, err)

@@ -383,7 +383,9 @@ func (p *Process) linkDown(err error) {
 	if err == nil || cmd == nil || cmd.Process == nil {
 		return
 	}
-	if errors.Is(err, mailbox.ErrProtocol) || errors.Is(err, mailbox.ErrFrameTooLarge) {
+	// A frame cut short by the child's death is a child on its way out, not a
+	// child breaking the protocol.
+	if (errors.Is(err, mailbox.ErrProtocol) && !errors.Is(err, io.ErrUnexpectedEOF)) || errors.Is(err, mailbox.ErrFrameTooLarge) {
 		p.log.Error().Err(err).Msg("child broke the protocol; killing it")
 		_ = cmd.Process.Kill()
 		return
