@@ -117,6 +117,8 @@ func (e *Endpoint) Handshake(ctx context.Context, local Hello) (Hello, error) {
 			return peer, nil
 		}
 		err = ErrClosed // aborted meanwhile
+	} else {
+		e.peer = peer // what it announced, if anything: the failure's log line names it
 	}
 	e.fail(err)
 	e.state.Store(stateClosed)
