@@ -85,8 +85,8 @@ func childLogLevel(l zerolog.Logger) zerolog.Level {
 // relayed from one of its own children carries that one's tags already and
 // keeps them.
 func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
-	if p.relay.WithLevel(lvl) == nil {
-		return // below the logger's level
+	if lvl < p.relay.GetLevel() || lvl < zerolog.GlobalLevel() {
+		return // below the logger's level: no event is built
 	}
 	var fields map[string]any
 	d := json.NewDecoder(bytes.NewReader(rec))

@@ -715,6 +715,38 @@ func TestRestart(t *testing.T) {
 	}
 }
 
+// TestKeeperRestartAdoptsChild: a restart of the keeper itself (here a
+// Restart system message, as an AllForOne strategy sends when a sibling
+// fails) keeps the healthy child: same OS process, same PID, still answering.
+func TestKeeperRestartAdoptsChild(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	p := spawn(t, n, "test.echo")
+	before := p.OSPid()
+	request(t, n, p.PID(), "hi")
+	proc, _ := n.System().ProcessRegistry.Get(p.Keeper())
+	proc.SendSystemMessage(p.Keeper(), &pa.Restart{})
+	for i := 0; i < 3; i++ { // requests after the restart reach the same child
+		if pid := request(t, n, p.PID(), "pid"); pid != before {
+			t.Fatalf("child pid %v after keeper restart; want %d", pid, before)
+		}
+	}
+	select {
+	case <-p.Done():
+		t.Fatalf("Process ended after a keeper restart: %v", p.ExitStatus())
+	default:
+	}
+	if p.Incarnation() != 0 || !p.Alive() {
+		t.Fatalf("incarnation %d alive %v; want 0, true", p.Incarnation(), p.Alive())
+	}
+	if err := p.Stop(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitErr(t, p); err != nil {
+		t.Fatalf("got %v; want a clean stop", err)
+	}
+}
+
 // TestTerminateKill: Terminate and Kill end the child with their signal,
 // mark the status as our stop, and are idempotent.
 func TestTerminateKill(t *testing.T) {

@@ -1,6 +1,7 @@
 package procnode
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,6 +94,9 @@ const (
 func Spawn(ctx context.Context, spawner pa.SpawnerContext, kind string, opts ...Option) (*Process, error) {
 	if _, child := os.LookupEnv(envBoot); child {
 		return nil, ErrMainNotCalled
+	}
+	if err := ctx.Err(); err != nil { // do not fork a child only to kill it
+		return nil, context.Cause(ctx)
 	}
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -232,6 +236,7 @@ func (p *Process) ExitStatus() *ExitStatus {
 		return nil
 	}
 	s := *p.last
+	s.StderrTail = bytes.Clone(s.StderrTail) // the caller's copy, not ours
 	return &s
 }
 
@@ -404,6 +409,11 @@ func (p *Process) linkDown(err error) {
 // killed and reaped, and every fd closed. It refuses to start a child once
 // the Process is stopping.
 func (p *Process) start() (err error) {
+	defer func() { // every start failure is testable with errors.Is(err, ErrStartFailed)
+		if err != nil && !errors.Is(err, ErrStartFailed) && !errors.Is(err, ErrKindNotRegistered) {
+			err = fmt.Errorf("%w: %w", ErrStartFailed, err)
+		}
+	}()
 	p.mu.Lock()
 	if p.started {
 		p.incarnation++
@@ -663,6 +673,12 @@ func (k *keeper) Receive(ctx pa.Context) {
 		// may be after this runs: start (reap) needs it now.
 		p.keeper = ctx.Self()
 		p.mu.Unlock()
+		if !first && p.Alive() && p.link.IsUp() {
+			// The keeper itself was restarted (an AllForOne sibling failed, a
+			// stray Restart) while its child is healthy: adopt the child.
+			p.log.Debug().Int("os_pid", p.OSPid()).Msg("keeper restarted; child still running")
+			return
+		}
 		err := p.start()
 		if first {
 			p.ready <- err
