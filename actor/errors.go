@@ -30,4 +30,8 @@ var (
 	ErrNoSuchActor = errors.New("actor: no such actor")
 	// ErrWrongPeer means the handshake found another node than expected.
 	ErrWrongPeer = errors.New("actor: wrong peer address")
+	// ErrBadSystemMessage is the dead-letter reason for a system message
+	// from a peer that protoactor never sends across nodes (anything but
+	// Watch, Unwatch, Terminated and Stop) or that lacks its PIDs.
+	ErrBadSystemMessage = errors.New("actor: system message refused")
 )

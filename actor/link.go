@@ -244,8 +244,8 @@ func (l *Link) flush(ep *mailbox.Endpoint) {
 }
 
 // Close ends the link for good: the stream is closed gracefully (bounded by
-// ctx), held messages become dead letters and watchers are told. It is
-// idempotent.
+// ctx, or by mailbox.DefaultGoodbyeTimeout when ctx has no deadline), held
+// messages become dead letters and watchers are told. It is idempotent.
 func (l *Link) Close(ctx context.Context) error {
 	l.mu.Lock()
 	ep := l.ep
@@ -257,6 +257,13 @@ func (l *Link) Close(ctx context.Context) error {
 		return nil
 	}
 	if ep != nil {
+		if _, ok := ctx.Deadline(); !ok {
+			// A peer that never answers the goodbye must not hang a Close
+			// called with context.Background: bound it as Endpoint.Close does.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, mailbox.DefaultGoodbyeTimeout)
+			defer cancel()
+		}
 		// Closed runs lost before Shutdown returns (unless we are on the
 		// endpoint's own goroutine, where it runs right after).
 		return ep.Shutdown(ctx)
@@ -690,33 +697,56 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 	sys.Root.Send(target, msg)
 }
 
+// deliverSystem hands a system message from the peer to its target. Only
+// the system messages protoactor itself sends to a PID of another node are
+// accepted (Watch, Unwatch, Terminated, Stop), and only with their PIDs set:
+// anything else would reach actor internals (a nil Watcher panics inside the
+// target's context), so a peer's bytes could restart any actor here.
 func (l *Link) deliverSystem(target *pa.PID, msg any) {
 	sys := l.node.system
 	switch m := msg.(type) {
 	case *pa.Watch:
-		if m.Watcher != nil {
-			l.mu.Lock()
-			addWatch(l.watchedBy, keyOf(target), m.Watcher)
-			l.mu.Unlock()
+		if m.Watcher == nil {
+			l.refuseSystem(target, msg)
+			return
 		}
+		l.mu.Lock()
+		addWatch(l.watchedBy, keyOf(target), m.Watcher)
+		l.mu.Unlock()
 	case *pa.Unwatch:
-		if m.Watcher != nil {
-			l.mu.Lock()
-			dropWatch(l.watchedBy, keyOf(target), keyOf(m.Watcher))
-			l.mu.Unlock()
+		if m.Watcher == nil {
+			l.refuseSystem(target, msg)
+			return
 		}
+		l.mu.Lock()
+		dropWatch(l.watchedBy, keyOf(target), keyOf(m.Watcher))
+		l.mu.Unlock()
 	case *pa.Terminated:
-		if m.Who != nil {
-			l.mu.Lock()
-			dropWatch(l.watches, keyOf(m.Who), keyOf(target))
-			l.mu.Unlock()
+		if m.Who == nil {
+			l.refuseSystem(target, msg)
+			return
 		}
+		l.mu.Lock()
+		dropWatch(l.watches, keyOf(m.Who), keyOf(target))
+		l.mu.Unlock()
 	case *pa.Stop:
 		p, _ := sys.ProcessRegistry.Get(target)
 		p.Stop(target)
 		return
+	default:
+		l.refuseSystem(target, msg)
+		return
 	}
 	sendSystem(sys, target, msg)
+}
+
+// refuseSystem accounts for a system message from the peer that is not one
+// protoactor sends across nodes, or lacks its PIDs: a log line and a dead
+// letter, never a delivery.
+func (l *Link) refuseSystem(target *pa.PID, msg any) {
+	l.node.log.Warn().Err(ErrBadSystemMessage).Str("peer", l.addr).Str("target", pidString(target)).
+		Str("type", fmt.Sprintf("%T", msg)).Msg("dead letter: system message refused")
+	l.node.system.EventStream.Publish(&pa.DeadLetterEvent{PID: target, Message: &Undeliverable{Message: msg, Reason: ErrBadSystemMessage}})
 }
 
 // DeadLetter handles a message that arrived but does not decode: a log line

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -600,4 +601,82 @@ func TestReconnectUnderLoad(t *testing.T) {
 		s := down.Stats()
 		return s.Requests == 0 && s.Held == 0
 	})
+}
+
+// TestBadSystemMessagesRefused: system messages that protoactor never sends
+// across nodes, or that lack their PIDs, are dead letters with a log line;
+// they never reach the target (a nil Watcher would panic inside it and
+// restart it).
+func TestBadSystemMessagesRefused(t *testing.T) {
+	t.Parallel()
+	var nbuf logBuffer
+	n := newNode(t, "n", WithLogger(nbuf.logger(zerolog.DebugLevel)))
+	c := newNode(t, "n/1")
+	_, up := join(t, n, c)
+	var starts atomic.Int32
+	victim := n.Root().Spawn(pa.PropsFromFunc(func(ctx pa.Context) {
+		switch ctx.Message().(type) {
+		case *pa.Started:
+			starts.Add(1)
+		case string:
+			ctx.Respond("alive")
+		}
+	}))
+	for _, m := range []any{&pa.Watch{}, &pa.Unwatch{}, &pa.Terminated{}, &pa.Touch{}} {
+		up.SendSystemMessage(victim, m)
+	}
+	waitFor(t, "four refusals logged", func() bool {
+		return nbuf.count(map[string]string{"message": "dead letter: system message refused", "error": ErrBadSystemMessage.Error()}) == 4
+	})
+	if res, err := request(c.Root(), victim, "still?"); err != nil || res != "alive" {
+		t.Fatalf("got %v, %v; want alive", res, err)
+	}
+	if got := starts.Load(); got != 1 {
+		t.Fatalf("victim started %d times; want 1 (no restart)", got)
+	}
+}
+
+// TestCloseBoundedWithoutDeadline: Link.Close(context.Background()) returns
+// even when the peer never answers the goodbye (its reader is stuck).
+func TestCloseBoundedWithoutDeadline(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, "n")
+	down, err := n.ChildLink("1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, err := mailbox.Pipe(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck := make(chan struct{})
+	peer, err := mailbox.NewEndpoint(b, mailbox.HandlerFuncs{OnDeliver: func(*mailbox.Envelope) { <-stuck }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		close(stuck) // first unstick the peer's reader, then end the peer
+		peer.Abort()
+	}()
+	cookie := mailbox.NewCookie()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() { _, _ = peer.Handshake(ctx, mailbox.Hello{Address: "n/1", Cookie: cookie}); _ = peer.Start() }()
+	if _, err := down.Connect(ctx, a, cookie, 0); err != nil {
+		t.Fatal(err)
+	}
+	n.Root().Send(pa.NewPID("n/1", "anyone"), "blocks the peer's reader")
+	closed := make(chan error, 1)
+	go func() { closed <- down.Close(context.Background()) }()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close: got %v; want DeadlineExceeded", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Link.Close(context.Background()) never returned")
+	}
+	if down.IsUp() {
+		t.Fatal("link still up after Close")
+	}
 }

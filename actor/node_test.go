@@ -148,6 +148,18 @@ func (b *logBuffer) String() string {
 // find returns the first line whose fields contain all of want (values
 // compared as substrings).
 func (b *logBuffer) find(want map[string]string) (map[string]any, bool) {
+	lines := b.matching(want)
+	if len(lines) == 0 {
+		return nil, false
+	}
+	return lines[0], true
+}
+
+// count returns how many lines match want, as find does.
+func (b *logBuffer) count(want map[string]string) int { return len(b.matching(want)) }
+
+func (b *logBuffer) matching(want map[string]string) []map[string]any {
+	var out []map[string]any
 	for _, line := range strings.Split(b.String(), "\n") {
 		if line == "" {
 			continue
@@ -165,10 +177,10 @@ func (b *logBuffer) find(want map[string]string) (map[string]any, bool) {
 			}
 		}
 		if ok {
-			return m, true
+			out = append(out, m)
 		}
 	}
-	return nil, false
+	return out
 }
 
 func (b *logBuffer) logger(level zerolog.Level) zerolog.Logger {

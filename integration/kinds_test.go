@@ -96,6 +96,7 @@ func (echoActor) Receive(ctx pa.Context) {
 		case "crash:nilmap": // a runtime error where no recover reaches
 			go func() {
 				var mm map[string]int
+				//lint:ignore SA5000 the crash is the point
 				mm["x"]++
 			}()
 		case "crash:index":
