@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -166,8 +167,9 @@ type outbox struct {
 	userMax   int
 	userBytes int
 	w         io.Writer
-	direct    *directWriter // non-blocking write side for direct writes; nil if none
-	wake      chan struct{} // cap 1: the writer goroutine's doorbell
+	direct    *directWriter  // non-blocking write side for direct writes; nil if none
+	wake      chan struct{}  // cap 1: the writer goroutine's doorbell
+	ownReader *atomic.Uint64 // goroutine id of this endpoint's reader
 }
 
 // directWriteGap is how long the link must have been quiet before a sender
@@ -211,6 +213,19 @@ func (o *outbox) fullLocked() bool {
 	return o.userCount >= o.userMax || (o.userCount > 0 && o.cur.size() >= o.userBytes)
 }
 
+// readerOverflow bounds how far past the user lane's bound a reader
+// goroutine's sends may go.
+const readerOverflow = 4
+
+// queuedLocked counts the messages accepted by Send and not yet written.
+func (o *outbox) queuedLocked() int {
+	n := o.cur.msgs
+	if o.inflight != nil {
+		n += o.inflight.msgs
+	}
+	return n
+}
+
 // send queues env. See Endpoint.Send.
 func (o *outbox) send(ctx context.Context, env *Envelope) error {
 	o.mu.Lock()
@@ -220,7 +235,19 @@ func (o *outbox) send(ctx context.Context, env *Envelope) error {
 		return err
 	}
 	if env.Lane == LaneUser {
-		for o.fullLocked() && !isReaderGoroutine() {
+		for o.fullLocked() {
+			if id := goid(); id == o.ownReader.Load() {
+				break // our own reader answering its peer never waits (see goid.go)
+			} else if isReaderGoroutine(id) {
+				// Another link's reader (a relay) does not wait either, but its
+				// overflow is bounded: past readerOverflow × the bound, the
+				// link it relays into is not draining and the send is refused.
+				if o.userCount < readerOverflow*o.userMax {
+					break
+				}
+				o.mu.Unlock()
+				return fmt.Errorf("%w: %d messages queued, a relaying reader may not wait", ErrQueueFull, readerOverflow*o.userMax)
+			}
 			if o.room == nil {
 				o.room = make(chan struct{})
 			}

@@ -77,6 +77,7 @@ const (
 type encoder struct {
 	syms     map[string]uint64
 	symOrder []string
+	symBytes int // bytes of all interned strings
 	sink     sink
 	mp       *msgpack.Encoder
 	pb       proto.MarshalOptions
@@ -116,6 +117,7 @@ func (e *encoder) mark() int { return len(e.symOrder) }
 func (e *encoder) rollback(m int) {
 	for _, s := range e.symOrder[m:] {
 		delete(e.syms, s)
+		e.symBytes -= len(s)
 	}
 	e.symOrder = e.symOrder[:m]
 }
@@ -129,10 +131,11 @@ func (e *encoder) appendSymbol(b []byte, s string) []byte {
 	if n, ok := e.syms[s]; ok {
 		return binary.AppendUvarint(b, n)
 	}
-	if len(e.symOrder) >= maxSymbols {
+	if len(e.symOrder) >= maxSymbols || len(s) > maxSymbolLen || e.symBytes+len(s) > maxSymbolBytes {
 		b = append(b, symLiteral)
 		return appendString(b, s)
 	}
+	e.symBytes += len(s)
 	e.syms[s] = uint64(len(e.symOrder)) + symBase
 	e.symOrder = append(e.symOrder, s)
 	b = append(b, symNew)
@@ -318,9 +321,11 @@ func (e *encoder) rewritePID(p *actor.PID) *actor.PID {
 // decoder turns bytes into envelopes. It keeps the receiver's half of the
 // per-link symbol table. Used by the reader goroutine only.
 type decoder struct {
-	syms []*symbol
-	br   bytes.Reader
-	mp   *msgpack.Decoder
+	syms       []*symbol
+	symBytes   int // bytes of all interned strings
+	cachedPIDs int // PIDs cached over all symbols
+	br         bytes.Reader
+	mp         *msgpack.Decoder
 }
 
 // symbol is an interned string with what the reader learnt about it.
@@ -331,8 +336,12 @@ type symbol struct {
 	pids  map[string]*actor.PID // PIDs at this address, shared between messages
 }
 
-// maxCachedPIDs bounds each address's cache of decoded PIDs.
-const maxCachedPIDs = 4096
+// maxCachedPIDs bounds a link's cache of decoded PIDs, and maxCachedIDLen
+// the ids it keeps: a hostile peer cannot pin memory with them.
+const (
+	maxCachedPIDs  = 4096
+	maxCachedIDLen = 256
+)
 
 // maxHeaderHint bounds the map allocated for an envelope header before its
 // entries are read: the count on the wire is not trusted for more.
@@ -406,10 +415,11 @@ func (d *decoder) symbol(c *cursor) *symbol {
 		if c.err != nil {
 			return nil
 		}
-		if len(d.syms) >= maxSymbols {
-			c.fail("more than %d symbols", maxSymbols)
+		if len(d.syms) >= maxSymbols || len(s) > maxSymbolLen || d.symBytes+len(s) > maxSymbolBytes {
+			c.fail("symbol table over its bounds (%d symbols, %d bytes, one of %d)", len(d.syms), d.symBytes, len(s))
 			return nil
 		}
+		d.symBytes += len(s)
 		sym := &symbol{s: string(s)}
 		d.syms = append(d.syms, sym)
 		return sym
@@ -445,11 +455,18 @@ func (d *decoder) pid(c *cursor) *actor.PID {
 		}
 	}
 	p := &actor.PID{Address: sym.s, Id: string(id), RequestId: uint32(req)}
-	if req == 0 {
-		if sym.pids == nil || len(sym.pids) >= maxCachedPIDs {
+	if req == 0 && len(id) <= maxCachedIDLen {
+		if d.cachedPIDs >= maxCachedPIDs { // bound the whole link's cache, not each address's
+			for _, s := range d.syms {
+				s.pids = nil
+			}
+			d.cachedPIDs = 0
+		}
+		if sym.pids == nil {
 			sym.pids = make(map[string]*actor.PID)
 		}
 		sym.pids[p.Id] = p
+		d.cachedPIDs++
 	}
 	return p
 }

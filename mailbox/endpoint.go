@@ -106,7 +106,7 @@ func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) (*Endpoint,
 	if cfg.directWrite == directOff {
 		raw = nil
 	}
-	return &Endpoint{
+	e := &Endpoint{
 		conn: conn,
 		h:    h,
 		cfg:  cfg,
@@ -114,7 +114,9 @@ func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) (*Endpoint,
 		fr:   newFrameReader(conn, cfg.readBuffer, cfg.maxFrame),
 		dec:  newDecoder(),
 		done: make(chan struct{}),
-	}, nil
+	}
+	e.out.ownReader = &e.readerGoid
+	return e, nil
 }
 
 // Peer returns the peer's hello (zero before a successful Handshake).
@@ -277,6 +279,14 @@ func (e *Endpoint) writeLoop() {
 			e.fail(nil) // both goodbyes crossed: the link is done
 		}
 	case err == errAborted:
+		e.out.mu.Lock()
+		dropped := e.out.queuedLocked()
+		e.out.mu.Unlock()
+		if dropped > 0 {
+			// Accepted by Send but never written: the owner answers requests
+			// and watches (it tracks them); this line accounts for the rest.
+			e.cfg.logger.Warn().Int("messages", dropped).Str("peer", e.peer.Address).Msg("mailbox: link aborted with messages queued; dropped")
+		}
 	default:
 		e.fail(fmt.Errorf("%w: write: %w", ErrPeerGone, err))
 	}

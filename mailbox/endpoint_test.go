@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -844,5 +845,51 @@ func TestEndpointDirectWrite(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRelayOverflowBounded: a reader goroutine relaying into another link
+// that does not drain never blocks, and its overflow is bounded: past
+// readerOverflow × the user-lane bound the send fails with ErrQueueFull.
+func TestRelayOverflowBounded(t *testing.T) {
+	t.Parallel()
+	const bound = 8
+	// The link relayed into: its far side never reads, so nothing drains.
+	x, y := net.Pipe()
+	t.Cleanup(func() { x.Close(); y.Close() })
+	out := newTestEndpoint(t, x, newCollector(), WithUserQueue(bound))
+	if err := out.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := newPair(t, transports[0], nil)
+	var full, sent atomic.Int32
+	relayed := make(chan struct{}, 1<<10)
+	p.cb.onDel = func(env *Envelope) { // on b's reader goroutine
+		switch err := out.Send(context.Background(), &Envelope{Message: env.Message}); {
+		case err == nil:
+			sent.Add(1)
+		case errors.Is(err, ErrQueueFull):
+			full.Add(1)
+		default:
+			t.Errorf("relay: got %v; want nil or ErrQueueFull", err)
+		}
+		relayed <- struct{}{}
+	}
+	const n = 10 * bound
+	for i := 0; i < n; i++ {
+		if err := p.a.Send(context.Background(), &Envelope{Message: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case <-relayed:
+		case <-time.After(testTimeout):
+			t.Fatalf("relay %d never returned: a reader blocked", i)
+		}
+	}
+	// At most one batch taken by the (now blocked) writer plus the overflow.
+	if limit := int32(2 * readerOverflow * bound); full.Load() == 0 || sent.Load() > limit {
+		t.Fatalf("sent %d, refused %d; want at most %d sent and the rest refused", sent.Load(), full.Load(), limit)
 	}
 }

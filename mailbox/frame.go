@@ -29,6 +29,12 @@ const (
 	// (type names and addresses). Past it, strings travel as literals.
 	maxSymbols = 1 << 16
 
+	// maxSymbolLen and maxSymbolBytes bound one interned string and all of
+	// them: longer strings travel as literals, and a peer that defines more
+	// breaks the protocol (it cannot make us keep unbounded memory).
+	maxSymbolLen   = 1 << 10
+	maxSymbolBytes = 1 << 20
+
 	// externThreshold: []byte payloads at least this large are written from the
 	// caller's slice instead of being copied into the batch buffer.
 	externThreshold = 64 << 10

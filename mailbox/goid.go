@@ -10,13 +10,16 @@ import (
 // letter's DeadLetterResponse, a Watch's Terminated{NotFound}), and a reader
 // that blocks on a full link while its peer does the same deadlocks both.
 // Readers of every endpoint in the process are recorded here, so that a send
-// made from any of them (including a relay to another link) overflows the
-// user lane's bound instead of blocking. The check costs a stack read and is
-// only made on the slow path, when the lane is full.
+// made from any of them overflows the user lane's bound instead of blocking:
+// without limit when it answers its own peer (the peer drains it as it
+// reads), up to readerOverflow × the bound when it relays into another link
+// (past that, ErrQueueFull: a link that does not drain must not grow a
+// queue without end). The check costs a stack read and is only made on the
+// slow path, when the lane is full.
 var readerGoroutines sync.Map // goroutine id → struct{}
 
-func isReaderGoroutine() bool {
-	_, ok := readerGoroutines.Load(goid())
+func isReaderGoroutine(id uint64) bool {
+	_, ok := readerGoroutines.Load(id)
 	return ok
 }
 

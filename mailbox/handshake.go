@@ -15,7 +15,8 @@ import (
 type Hello struct {
 	// Version is the wire protocol version; set by Handshake.
 	Version uint16
-	// Caps are capability flags; the link uses those both sides have.
+	// Caps are capability flags, exchanged for later versions of the
+	// protocol: none is defined yet, and a side ignores flags it does not know.
 	Caps uint64
 	// MaxFrame is the largest frame this side accepts; set by Handshake.
 	MaxFrame uint32
