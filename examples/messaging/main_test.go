@@ -3,46 +3,19 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/procactor/procactor/internal/exampletest"
 )
 
-// build compiles the example as a user would and returns the binary's path.
-func build(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "messaging")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// command makes an exec.Cmd for the built program with a hang guard: if it
-// has not ended after a generous bound (a guard against a hang, not a timing
-// check) it gets SIGQUIT, so its goroutine dump lands in stderr, and the
-// pipes are closed a little later even if a child still holds them.
-func command(t *testing.T, bin string, args ...string) *exec.Cmd {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
-	cmd.WaitDelay = 10 * time.Second
-	return cmd
-}
-
 func TestCount(t *testing.T) {
-	bin := build(t)
-	cmd := command(t, bin, "-count", "3", "-interval", "50ms")
+	bin := exampletest.Build(t, "messaging")
+	cmd := exampletest.Command(t, bin, "-count", "3", "-interval", "50ms")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -62,8 +35,8 @@ func TestCount(t *testing.T) {
 // TestInterrupt sends SIGINT to the program's whole process group, as a
 // terminal's Ctrl-C does: the program must stop its child and exit 0.
 func TestInterrupt(t *testing.T) {
-	bin := build(t)
-	cmd := command(t, bin, "-count", "0", "-interval", "50ms")
+	bin := exampletest.Build(t, "messaging")
+	cmd := exampletest.Command(t, bin, "-count", "0", "-interval", "50ms")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

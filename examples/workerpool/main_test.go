@@ -2,46 +2,18 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/procactor/procactor/internal/exampletest"
 )
-
-// build compiles the example as a user would and returns the binary's path.
-func build(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "workerpool")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// command makes an exec.Cmd for the built program with a hang guard: if it
-// has not ended after a generous bound (a guard against a hang, not a timing
-// check) it gets SIGQUIT, so its goroutine dump lands in stderr, and the
-// pipes are closed a little later even if a child still holds them.
-func command(t *testing.T, bin string, args ...string) *exec.Cmd {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
-	cmd.WaitDelay = 10 * time.Second
-	return cmd
-}
 
 var resultLine = regexp.MustCompile(`(?m)^job +(\d+) on worker \d+ \(pid \d+\): sha256\^(\d+)\("([^"]+)"\) = ([0-9a-f]+)…$`)
 
 func TestWorkerPool(t *testing.T) {
-	bin := build(t)
+	bin := exampletest.Build(t, "workerpool")
 	for _, tc := range []struct {
 		name             string
 		args             []string
@@ -53,7 +25,7 @@ func TestWorkerPool(t *testing.T) {
 		{"no-crash", []string{"-workers", "2", "-jobs", "5", "-iterations", "20000", "-crash", "0"}, 5, 0, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := command(t, bin, tc.args...)
+			cmd := exampletest.Command(t, bin, tc.args...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			b, err := cmd.Output()
