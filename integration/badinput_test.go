@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procactor/procactor/internal/testutil"
+
 	"github.com/procactor/procactor/mailbox"
 	"github.com/procactor/procactor/procnode"
 )
@@ -58,7 +60,7 @@ func TestBadBytesFromChild(t *testing.T) {
 }
 
 // wantLog checks that one line of the log mentions both what and addr.
-func wantLog(t *testing.T, logs *syncBuffer, what, addr string) {
+func wantLog(t *testing.T, logs *testutil.SyncBuffer, what, addr string) {
 	t.Helper()
 	ok := waitFor(5*time.Second, func() bool {
 		for _, l := range strings.Split(logs.String(), "\n") {
@@ -86,7 +88,7 @@ func TestWrongCookie(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p, err := procnode.Spawn(ctx, n.Root(), "it.impostor", procnode.WithBinary(exe),

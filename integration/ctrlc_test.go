@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procactor/procactor/internal/testutil"
 )
 
 // TestCtrlC: a parent in a process group of its own (a re-exec of the test
@@ -26,7 +28,7 @@ func TestCtrlC(t *testing.T) {
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), roleEnv+"="+roleCtrlCParent)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procactor/procactor/internal/testutil"
+
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/actor"
 	"github.com/procactor/procactor/internal/leakcheck"
@@ -166,24 +168,6 @@ func runCtrlCParent() int {
 	return 0
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor polls cond every 10 ms until it holds or d passes.
 func waitFor(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
@@ -200,9 +184,9 @@ func waitFor(d time.Duration, cond func() bool) bool {
 
 // newNode makes a root node whose log goes to the returned buffer (info and
 // above), closed at the end of the test.
-func newNode(t *testing.T) (*procnode.Node, *syncBuffer) {
+func newNode(t *testing.T) (*procnode.Node, *testutil.SyncBuffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &testutil.SyncBuffer{}
 	n, err := procnode.NewNode(actor.WithLogger(zerolog.New(buf).Level(zerolog.InfoLevel)))
 	if err != nil {
 		t.Fatal(err)

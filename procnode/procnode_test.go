@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procactor/procactor/internal/testutil"
+
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/actor"
 	"github.com/procactor/procactor/internal/leakcheck"
@@ -495,7 +497,7 @@ func TestOptions(t *testing.T) {
 	})
 	t.Run("stderr", func(t *testing.T) {
 		t.Parallel()
-		var copied syncBuffer
+		var copied testutil.SyncBuffer
 		p := spawn(t, n, "test.echo", procnode.WithStderr(&copied), procnode.WithStderrTail(64), procnode.WithRestart(false))
 		request(t, n, p.PID(), "stderr:"+strings.Repeat("x", 200))
 		request(t, n, p.PID(), "stderr:the end")
@@ -848,7 +850,7 @@ func TestWatch(t *testing.T) {
 // them, even when the child stops right after.
 func TestLogs(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	n := newNode(t)
 	p := spawn(t, n, "test.echo", procnode.WithName("chatty"),
 		procnode.WithLogger(zerolog.New(&buf).Level(zerolog.DebugLevel)))
@@ -903,7 +905,7 @@ func TestLogs(t *testing.T) {
 // and the child is not even asked to log.
 func TestQuietByDefault(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	n := newNode(t)
 	p := spawn(t, n, "test.echo", procnode.WithStderr(&buf))
 	request(t, n, p.PID(), "log:nobody hears this")
@@ -913,22 +915,4 @@ func TestQuietByDefault(t *testing.T) {
 	if buf.String() != "" {
 		t.Fatalf("the child wrote to stderr: %q", buf.String())
 	}
-}
-
-// syncBuffer is a goroutine-safe writer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
