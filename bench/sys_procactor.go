@@ -19,11 +19,14 @@ import (
 // bench binary (procnode.Main runs first in main). procactor_lean differs only
 // in its child: bench/leanchild, a binary that links nothing but procactor,
 // built once per run; it shows what a cold spawn costs without the bench's
-// own dependencies.
+// own dependencies. procactor_1p runs its child with GOMAXPROCS=1
+// (procnode.WithGOMAXPROCS): the child's reader → actor hand-offs stay on
+// one thread.
 
 func init() {
 	registerSystem(procactorSystem{sysName: "procactor"})
 	registerSystem(procactorSystem{sysName: "procactor_lean", lean: true})
+	registerSystem(procactorSystem{sysName: "procactor_1p", oneP: true})
 }
 
 // procactorNode is the bench process's root node, shared by every procactor link.
@@ -47,6 +50,7 @@ var leanBinary = sync.OnceValues(func() (string, error) {
 type procactorSystem struct {
 	sysName string
 	lean    bool
+	oneP    bool // the child runs with GOMAXPROCS=1 (procnode.WithGOMAXPROCS)
 }
 
 func (s procactorSystem) name() string { return s.sysName }
@@ -57,6 +61,9 @@ func (s procactorSystem) start(ctx context.Context, _ linkConfig) (link, error) 
 		return nil, err
 	}
 	opts := []procnode.Option{procnode.WithRestart(false)}
+	if s.oneP {
+		opts = append(opts, procnode.WithGOMAXPROCS(1))
+	}
 	if s.lean {
 		bin, err := leanBinary()
 		if err != nil {

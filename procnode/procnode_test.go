@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -136,6 +137,8 @@ func (a echoActor) Receive(ctx pa.Context) {
 		ctx.Respond(wd)
 	case "pid":
 		ctx.Respond(os.Getpid())
+	case "gomaxprocs":
+		ctx.Respond(runtime.GOMAXPROCS(0))
 	case "stdout":
 		fmt.Println(arg)
 		ctx.Respond("ok")
@@ -471,6 +474,16 @@ func TestOptions(t *testing.T) {
 		}
 		if got := request(t, n, p.PID(), "env:PROCACTOR_BOOT"); got != "" {
 			t.Fatalf("the child still has its bootstrap in its environment: %q", got)
+		}
+	})
+	t.Run("gomaxprocs", func(t *testing.T) {
+		t.Parallel()
+		p := spawn(t, n, "test.echo", procnode.WithGOMAXPROCS(1))
+		if got := request(t, n, p.PID(), "gomaxprocs"); got != 1 {
+			t.Fatalf("child GOMAXPROCS %v; want 1", got)
+		}
+		if _, err := procnode.Spawn(testCtx(t), n.Root(), "test.echo", procnode.WithGOMAXPROCS(-1)); !errors.Is(err, procnode.ErrInvalidOption) {
+			t.Fatalf("WithGOMAXPROCS(-1): got %v; want ErrInvalidOption", err)
 		}
 	})
 	t.Run("dir", func(t *testing.T) {

@@ -472,7 +472,11 @@ func (p *Process) start() (err error) {
 
 	cmd := exec.Command(bin, p.cfg.binaryArgs...)
 	cmd.ExtraFiles = []*os.File{childR, childW}
-	cmd.Env = append(append(childEnv(), p.cfg.env...), envBoot+"="+bootStr)
+	cmd.Env = append(childEnv(), p.cfg.env...)
+	if p.cfg.gomaxprocs > 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(p.cfg.gomaxprocs))
+	}
+	cmd.Env = append(cmd.Env, envBoot+"="+bootStr)
 	cmd.Dir = p.cfg.dir
 	cmd.Stdout = p.cfg.stdout
 	cmd.Stderr = errW
