@@ -94,7 +94,7 @@ func TestWrongCookie(t *testing.T) {
 	p, err := procnode.Spawn(ctx, n.Root(), "it.impostor", procnode.WithBinary(exe),
 		procnode.WithEnv(roleEnv+"="+roleBadCookie), procnode.WithStdout(&out), procnode.WithStderr(nil))
 	if err == nil {
-		p.Kill()
+		_ = p.Kill(ctx)
 		t.Fatal("Spawn succeeded with a wrong cookie")
 	}
 	t.Logf("Spawn: %v", err)

@@ -306,7 +306,7 @@ func TestSpawnRequestStop(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no Exited event")
 	}
-	for _, err := range []error{p.Stop(ctx), p.Terminate(), p.Kill()} {
+	for _, err := range []error{p.Stop(ctx), p.Terminate(ctx), p.Kill(ctx)} {
 		if err != nil {
 			t.Fatalf("after the end: got %v; want nil", err)
 		}
@@ -769,7 +769,7 @@ func TestTerminateKill(t *testing.T) {
 	n := newNode(t)
 	for _, tc := range []struct {
 		name string
-		end  func(*procnode.Process) error
+		end  func(*procnode.Process, context.Context) error
 		sig  syscall.Signal
 	}{
 		{"terminate", (*procnode.Process).Terminate, syscall.SIGTERM},
@@ -780,7 +780,7 @@ func TestTerminateKill(t *testing.T) {
 			p := spawn(t, n, "test.echo")
 			request(t, n, p.PID(), "hi")
 			for range 2 {
-				if err := tc.end(p); err != nil {
+				if err := tc.end(p, testCtx(t)); err != nil {
 					t.Fatal(err)
 				}
 			}

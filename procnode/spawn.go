@@ -177,7 +177,7 @@ func Spawn(ctx context.Context, spawner pa.SpawnerContext, kind string, opts ...
 		}
 		return p, nil
 	case <-ctx.Done():
-		p.Kill() // also when it came up meanwhile; returns once it has ended
+		_ = p.Kill(context.Background()) // also when it came up meanwhile; returns once it has ended
 		return nil, context.Cause(ctx)
 	}
 }
@@ -276,12 +276,14 @@ func (p *Process) Stop(ctx context.Context) error { return p.halt(ctx, stageGrac
 
 // Terminate sends SIGTERM to the child and returns when the Process has
 // ended; a child that outlives the term deadline (WithStopTimeouts) gets
-// SIGKILL. No restart follows. It returns nil once the Process has ended.
-func (p *Process) Terminate() error { return p.halt(context.Background(), stageTerm) }
+// SIGKILL, and so does one still running when ctx ends. No restart follows.
+// It returns nil, or ctx's error if ctx ended first.
+func (p *Process) Terminate(ctx context.Context) error { return p.halt(ctx, stageTerm) }
 
-// Kill sends SIGKILL to the child and returns when the Process has ended.
-// No restart follows.
-func (p *Process) Kill() error { return p.halt(context.Background(), stageKill) }
+// Kill sends SIGKILL to the child and returns when the Process has ended
+// (reaped, its goroutines done, its exit status recorded). No restart
+// follows. It returns nil, or ctx's error if ctx ended first.
+func (p *Process) Kill(ctx context.Context) error { return p.halt(ctx, stageKill) }
 
 // halt is Stop, Terminate and Kill: mark the Process as ending (no restart),
 // run the escalation on the current incarnation from stage on, stop the
