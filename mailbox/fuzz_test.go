@@ -133,27 +133,32 @@ func FuzzHello(f *testing.F) {
 	})
 }
 
-// TestWriteFuzzCorpus rewrites the committed seed corpus from frameSeeds when
-// run with -write-corpus: go test ./mailbox -run WriteFuzzCorpus -write-corpus
-func TestWriteFuzzCorpus(t *testing.T) {
-	if !*writeCorpus {
-		t.Skip("run with -write-corpus to rewrite testdata/fuzz")
+// TestFuzzCorpus checks that the committed seed corpus holds a file for
+// every seed of frameSeeds and of the hello parser; with -write-corpus it
+// rewrites them: go test ./mailbox -run FuzzCorpus -write-corpus
+func TestFuzzCorpus(t *testing.T) {
+	seeds := map[string][]byte{}
+	for name, b := range frameSeeds() {
+		seeds[filepath.Join("FuzzFrameDecoder", "seed-"+sanitize(name))] = b
 	}
-	write := func(fuzz, name string, b []byte) {
-		dir := filepath.Join("testdata", "fuzz", fuzz)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+	seeds[filepath.Join("FuzzHello", "seed-full")] = appendHello(nil, &Hello{Version: 1, Caps: 1<<64 - 1, MaxFrame: 1 << 20, Address: "node/1/2", Incarnation: 7, Cookie: []byte("0123456789abcdef")})
+	seeds[filepath.Join("FuzzHello", "seed-empty")] = appendHello(nil, &Hello{})
+	for rel, b := range seeds {
+		path := filepath.Join("testdata", "fuzz", rel)
+		if !*writeCorpus {
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("seed %s missing from the corpus (rewrite it with -write-corpus): %v", rel, err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
-		if err := os.WriteFile(filepath.Join(dir, "seed-"+sanitize(name)), []byte(content), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for name, b := range frameSeeds() {
-		write("FuzzFrameDecoder", name, b)
-	}
-	write("FuzzHello", "full", appendHello(nil, &Hello{Version: 1, Caps: 1<<64 - 1, MaxFrame: 1 << 20, Address: "node/1/2", Incarnation: 7, Cookie: []byte("0123456789abcdef")}))
-	write("FuzzHello", "empty", appendHello(nil, &Hello{}))
 }
 
 func sanitize(s string) string {
