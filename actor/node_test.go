@@ -1,7 +1,6 @@
 package actor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/internal/leakcheck"
+	"github.com/procactor/procactor/internal/testutil"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -128,22 +128,7 @@ func request(rc *pa.RootContext, pid *pa.PID, msg any) (any, error) {
 }
 
 // logBuffer collects zerolog's JSON lines; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ testutil.SyncBuffer }
 
 // find returns the first line whose fields contain all of want (values
 // compared as substrings).

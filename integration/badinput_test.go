@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/procactor/procactor/internal/testutil"
-
 	"github.com/procactor/procactor/mailbox"
 	"github.com/procactor/procactor/procnode"
 )

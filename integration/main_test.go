@@ -17,11 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procactor/procactor/internal/testutil"
-
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/actor"
 	"github.com/procactor/procactor/internal/leakcheck"
+	"github.com/procactor/procactor/internal/testutil"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/procactor/procactor/procnode"
 	"github.com/rs/zerolog"

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procactor/procactor/internal/testutil"
 	"github.com/rs/zerolog"
 )
 
@@ -225,22 +226,11 @@ func handshake(t testing.TB, a, b *Endpoint) {
 }
 
 // logBuffer is a zerolog writer that keeps the lines written.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type logBuffer struct{ testutil.SyncBuffer }
 
 func (l *logBuffer) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []string
-	for _, line := range bytes.Split(bytes.TrimSpace(l.buf.Bytes()), []byte("\n")) {
+	for _, line := range bytes.Split(bytes.TrimSpace([]byte(l.String())), []byte("\n")) {
 		if len(line) > 0 {
 			out = append(out, string(line))
 		}

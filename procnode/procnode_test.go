@@ -20,11 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procactor/procactor/internal/testutil"
-
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/actor"
 	"github.com/procactor/procactor/internal/leakcheck"
+	"github.com/procactor/procactor/internal/testutil"
 	"github.com/procactor/procactor/procnode"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -442,9 +441,11 @@ func TestOtherBinary(t *testing.T) {
 // when this test binary has it (so the build reuses the cached packages).
 func buildHelper(t *testing.T) string {
 	t.Helper()
+	// `go test` runs with the go command on PATH; without it this test
+	// cannot prove anything, and says so by failing.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skipf("no go command to build the helper binary: %v", err)
+		t.Fatalf("no go command to build the helper binary: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "helper")
 	args := []string{"build", "-o", out}
