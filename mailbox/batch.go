@@ -24,6 +24,7 @@ type batch struct {
 	off         int  // bytes of buf already written (direct writes; extern is empty then)
 	goodbye     bool // ends with a goodbye frame: the writer stops after it
 	msgs        int
+	lastSize    int // encoded length of the message appended last, prefix included
 }
 
 type externSeg struct {
@@ -104,6 +105,7 @@ func (b *batch) appendEnvelope(enc *encoder, env *Envelope, maxFrame int) error 
 	}
 	b.frameLen += msgPrefixSize + msgLen
 	b.msgs++
+	b.lastSize = msgPrefixSize + msgLen
 	return nil
 }
 
@@ -162,7 +164,9 @@ type outbox struct {
 	running   bool  // the writer goroutine may write (guarded by mu)
 	maxFrame  int   // guarded by mu
 	lastWrite int64 // monotonic time the last write ended (guarded by mu)
+	numbered  uint64 // numbered messages queued so far (SendNumbered; guarded by mu)
 	enc       *encoder
+	ack       acker
 
 	userMax   int
 	userBytes int
@@ -186,7 +190,7 @@ var epoch = time.Now()
 func monotonic() int64 { return int64(time.Since(epoch)) }
 
 func newOutbox(w io.Writer, raw syscall.RawConn, cfg *config) *outbox {
-	return &outbox{
+	o := &outbox{
 		cur:       newBatch(),
 		spare:     newBatch(),
 		maxFrame:  cfg.maxFrame,
@@ -197,6 +201,10 @@ func newOutbox(w io.Writer, raw syscall.RawConn, cfg *config) *outbox {
 		direct:    newDirectWriter(raw),
 		wake:      make(chan struct{}, 1),
 	}
+	o.ack.delay = cfg.ackDelay
+	o.ack.timer = time.AfterFunc(time.Hour, o.flushAck)
+	o.ack.timer.Stop()
+	return o
 }
 
 func (o *outbox) ring() {
@@ -226,13 +234,14 @@ func (o *outbox) queuedLocked() int {
 	return n
 }
 
-// send queues env. See Endpoint.Send.
-func (o *outbox) send(ctx context.Context, env *Envelope) error {
+// send queues env. See Endpoint.Send. A numbered message gets the next
+// number (seq); size is its encoded length on the wire.
+func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq uint64, size int, err error) {
 	o.mu.Lock()
 	if o.err != nil {
 		err := o.err
 		o.mu.Unlock()
-		return err
+		return 0, 0, err
 	}
 	if env.Lane == LaneUser {
 		for o.fullLocked() {
@@ -246,7 +255,7 @@ func (o *outbox) send(ctx context.Context, env *Envelope) error {
 					break
 				}
 				o.mu.Unlock()
-				return fmt.Errorf("%w: %d messages queued, a relaying reader may not wait", ErrQueueFull, readerOverflow*o.userMax)
+				return 0, 0, fmt.Errorf("%w: %d messages queued, a relaying reader may not wait", ErrQueueFull, readerOverflow*o.userMax)
 			}
 			if o.room == nil {
 				o.room = make(chan struct{})
@@ -256,31 +265,36 @@ func (o *outbox) send(ctx context.Context, env *Envelope) error {
 			select {
 			case <-room:
 			case <-ctx.Done():
-				return fmt.Errorf("%w: %w", ErrQueueFull, context.Cause(ctx))
+				return 0, 0, fmt.Errorf("%w: %w", ErrQueueFull, context.Cause(ctx))
 			}
 			o.mu.Lock()
 			if o.err != nil {
 				err := o.err
 				o.mu.Unlock()
-				return err
+				return 0, 0, err
 			}
 		}
 	}
 	if err := o.cur.appendEnvelope(o.enc, env, o.maxFrame); err != nil {
 		o.mu.Unlock()
-		return err
+		return 0, 0, err
 	}
+	size = o.cur.lastSize
 	if env.Lane == LaneUser {
 		o.userCount++
 	}
+	if numbered {
+		o.numbered++
+		seq = o.numbered
+	}
 	if o.owner != ownerNone || !o.running {
 		o.mu.Unlock()
-		return nil // whoever writes now takes it next; before Start it is held
+		return seq, size, nil // whoever writes now takes it next; before Start it is held
 	}
 	if o.direct == nil || len(o.cur.extern) > 0 || monotonic()-o.lastWrite < int64(directWriteGap) {
 		o.mu.Unlock()
 		o.ring()
-		return nil
+		return seq, size, nil
 	}
 	b := o.takeLocked()
 	o.owner = ownerCaller
@@ -306,12 +320,13 @@ func (o *outbox) send(ctx context.Context, env *Envelope) error {
 	if ring {
 		o.ring()
 	}
-	return nil
+	return seq, size, nil
 }
 
 func (o *outbox) takeLocked() *batch {
 	b := o.cur
 	b.closeFrame()
+	o.appendAckLocked(b) // piggybacked: the write carries the latest ack
 	o.cur, o.spare = o.spare, nil
 	if o.cur == nil {
 		o.cur = newBatch()
@@ -347,6 +362,7 @@ func (o *outbox) refuseLocked(err error, abort bool) {
 func (o *outbox) shutdown() {
 	o.mu.Lock()
 	if !o.goodbye && !o.abort {
+		o.appendAckLocked(o.cur) // the peer reads nothing after the goodbye
 		o.goodbye = true
 		o.cur.appendGoodbye()
 	}

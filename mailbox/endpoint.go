@@ -149,7 +149,17 @@ func (e *Endpoint) Start() error {
 // Errors: ErrTypeNotRegistered, ErrEncode, ErrMessageTooLarge (nothing
 // was queued), ErrQueueFull, ErrClosed.
 func (e *Endpoint) Send(ctx context.Context, env *Envelope) error {
-	return e.out.send(ctx, env)
+	_, _, err := e.out.send(ctx, env, false)
+	return err
+}
+
+// SendNumbered is Send for a message the peer will acknowledge: it is
+// numbered in the order it is queued among this endpoint's numbered messages
+// (the first is 1), and seq is its number. size is its encoded length. The
+// receiving side counts the same messages as they arrive and reports what it
+// has finished with Acknowledge; see AckHandler.
+func (e *Endpoint) SendNumbered(ctx context.Context, env *Envelope) (seq uint64, size int, err error) {
+	return e.out.send(ctx, env, true)
 }
 
 // Done is closed when the link has ended and both goroutines have stopped.
@@ -242,6 +252,7 @@ func (e *Endpoint) fail(err error) {
 		err = fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	e.out.stop(err)
+	e.out.stopAck()
 	e.conn.Close()
 }
 
@@ -300,6 +311,8 @@ func (e *Endpoint) readLoop() {
 	defer readerGoroutines.Delete(id)
 
 	var env Envelope
+	var lastAck uint64
+	acks, _ := e.h.(AckHandler)
 	for {
 		t, body, owned, err := e.fr.next()
 		if err != nil {
@@ -318,6 +331,19 @@ func (e *Endpoint) readLoop() {
 			if err := e.deliverFrame(body, owned, &env); err != nil {
 				e.fail(err)
 				return
+			}
+		case frameAck:
+			n, err := parseAck(body)
+			if err == nil && n < lastAck {
+				err = fmt.Errorf("%w: ack %d after ack %d", ErrProtocol, n, lastAck)
+			}
+			if err != nil {
+				e.fail(err)
+				return
+			}
+			lastAck = n
+			if acks != nil {
+				acks.Acked(n)
 			}
 		case frameGoodbye:
 			e.gotBye.Store(true)

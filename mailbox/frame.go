@@ -64,6 +64,7 @@ const (
 	frameData    frameType = 1 // a batch of length-prefixed messages
 	frameHello   frameType = 2 // the handshake
 	frameGoodbye frameType = 3 // graceful close: nothing follows from this side
+	frameAck     frameType = 4 // a cumulative count of numbered messages the peer has finished (CapAck)
 )
 
 func (t frameType) String() string {
@@ -74,6 +75,8 @@ func (t frameType) String() string {
 		return "hello"
 	case frameGoodbye:
 		return "goodbye"
+	case frameAck:
+		return "ack"
 	}
 	return fmt.Sprintf("frame(%d)", uint8(t))
 }
@@ -155,7 +158,7 @@ func (fr *frameReader) next() (t frameType, body []byte, owned bool, err error) 
 		return 0, nil, false, fmt.Errorf("%w: frame version %d, want %d", ErrProtocol, h.version(), protocolVersion)
 	case h.reserved() != 0:
 		return 0, nil, false, fmt.Errorf("%w: reserved header bits set (%#x)", ErrProtocol, h.reserved())
-	case t < frameData || t > frameGoodbye:
+	case t < frameData || t > frameAck:
 		return 0, nil, false, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, uint8(t))
 	case length > fr.maxFrame:
 		return 0, nil, false, fmt.Errorf("%w: header announces %d bytes, limit %d", ErrFrameTooLarge, length, fr.maxFrame)

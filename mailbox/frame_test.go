@@ -36,6 +36,8 @@ func TestWireConstants(t *testing.T) {
 		{"frameData", int64(frameData), 1},
 		{"frameHello", int64(frameHello), 2},
 		{"frameGoodbye", int64(frameGoodbye), 3},
+		{"frameAck", int64(frameAck), 4},
+		{"CapAck", int64(CapAck), 1},
 
 		{"flagSystem", flagSystem, 0x1},
 		{"flagTarget", flagTarget, 0x2},
@@ -127,7 +129,7 @@ func TestHeaderView(t *testing.T) {
 	for _, c := range []struct {
 		t    frameType
 		want string
-	}{{frameData, "data"}, {frameHello, "hello"}, {frameGoodbye, "goodbye"}, {9, "frame(9)"}} {
+	}{{frameData, "data"}, {frameHello, "hello"}, {frameGoodbye, "goodbye"}, {frameAck, "ack"}, {9, "frame(9)"}} {
 		if got := c.t.String(); got != c.want {
 			t.Errorf("frameType(%d).String() = %q; want %q", uint8(c.t), got, c.want)
 		}
@@ -205,7 +207,7 @@ func TestFrameReaderErrors(t *testing.T) {
 		{"truncated small body", append(rawHeader(10, 1, 1, 0), 1, 2, 3), ErrProtocol},
 		{"truncated large body", append(rawHeader(limit, 1, 1, 0), make([]byte, 5000)...), ErrProtocol},
 		{"unknown frame type 0", rawHeader(0, 0, 1, 0), ErrProtocol},
-		{"unknown frame type 4", rawHeader(0, 4, 1, 0), ErrProtocol},
+		{"unknown frame type 5", rawHeader(0, 5, 1, 0), ErrProtocol},
 		{"version 0", rawHeader(0, 1, 0, 0), ErrProtocol},
 		{"version 2", rawHeader(0, 1, 2, 0), ErrProtocol},
 		{"reserved bits", rawHeader(0, 1, 1, 0x8000), ErrProtocol},

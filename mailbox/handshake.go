@@ -15,8 +15,8 @@ import (
 type Hello struct {
 	// Version is the wire protocol version; set by Handshake.
 	Version uint16
-	// Caps are capability flags, exchanged for later versions of the
-	// protocol: none is defined yet, and a side ignores flags it does not know.
+	// Caps are capability flags (CapAck...); a side ignores flags it does
+	// not know, and uses a capability only when both sides announce it.
 	Caps uint64
 	// MaxFrame is the largest frame this side accepts; set by Handshake.
 	MaxFrame uint32
@@ -27,6 +27,13 @@ type Hello struct {
 	// Cookie must be equal on both sides; NewCookie makes one.
 	Cookie []byte
 }
+
+// Capability flags of Hello.Caps.
+const (
+	// CapAck: the side understands ack frames (Endpoint.Acknowledge,
+	// AckHandler). A side sends acks only to a peer that announced CapAck.
+	CapAck uint64 = 1 << 0
+)
 
 // maxHello bounds a hello frame; the handshake refuses larger ones.
 const maxHello = 4 << 10
@@ -113,6 +120,7 @@ func (e *Endpoint) Handshake(ctx context.Context, local Hello) (Hello, error) {
 		e.out.mu.Lock()
 		e.out.maxFrame = int(peer.MaxFrame)
 		e.out.mu.Unlock()
+		e.out.ack.on.Store(local.Caps&peer.Caps&CapAck != 0)
 		e.peer = peer
 		if e.state.CompareAndSwap(stateHandshaking, stateReady) {
 			return peer, nil

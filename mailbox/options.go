@@ -20,6 +20,9 @@ const (
 	DefaultReadBuffer = 256 << 10
 	// DefaultGoodbyeTimeout bounds how long Close waits for the peer's goodbye.
 	DefaultGoodbyeTimeout = 2 * time.Second
+	// DefaultAckDelay is how long an acknowledgement waits for a write to
+	// ride on before it is written alone.
+	DefaultAckDelay = 5 * time.Millisecond
 
 	minFrame = 1 << 10
 )
@@ -33,6 +36,7 @@ type config struct {
 	userQueueBytes int
 	readBuffer     int
 	goodbyeTimeout time.Duration
+	ackDelay       time.Duration
 	localAddress   string
 	logger         zerolog.Logger
 	directWrite    directWriteMode
@@ -53,6 +57,7 @@ func defaultConfig() config {
 		userQueueBytes: DefaultUserQueueBytes,
 		readBuffer:     DefaultReadBuffer,
 		goodbyeTimeout: DefaultGoodbyeTimeout,
+		ackDelay:       DefaultAckDelay,
 		logger:         zerolog.Nop(),
 	}
 }
@@ -69,6 +74,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithReadBuffer(%d) must be at least 4096", ErrInvalidOption, c.readBuffer)
 	case c.goodbyeTimeout <= 0:
 		return fmt.Errorf("%w: WithGoodbyeTimeout(%v) must be positive", ErrInvalidOption, c.goodbyeTimeout)
+	case c.ackDelay <= 0:
+		return fmt.Errorf("%w: WithAckDelay(%v) must be positive", ErrInvalidOption, c.ackDelay)
 	}
 	return nil
 }
@@ -97,6 +104,10 @@ func WithReadBuffer(n int) Option { return func(c *config) { c.readBuffer = n } 
 // WithGoodbyeTimeout bounds how long Close waits for queued messages to flush
 // and for the peer's goodbye. Default 2s.
 func WithGoodbyeTimeout(d time.Duration) Option { return func(c *config) { c.goodbyeTimeout = d } }
+
+// WithAckDelay sets how long an acknowledgement (Acknowledge) waits for an
+// outgoing write to ride on before it is written alone. Default 5ms.
+func WithAckDelay(d time.Duration) Option { return func(c *config) { c.ackDelay = d } }
 
 // WithLocalAddress sets the address written for PIDs whose address is
 // "nonhost" (protoactor's placeholder for "this system"). Default: left as is.

@@ -1,0 +1,200 @@
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// ackCollector is a collector that also records the peer's acks.
+type ackCollector struct {
+	*collector
+	mu   sync.Mutex
+	acks []uint64
+	got  chan uint64 // every ack, in order
+}
+
+func newAckCollector() *ackCollector {
+	return &ackCollector{collector: newCollector(), got: make(chan uint64, 1024)}
+}
+
+func (c *ackCollector) Acked(n uint64) {
+	c.mu.Lock()
+	c.acks = append(c.acks, n)
+	c.mu.Unlock()
+	c.got <- n
+}
+
+// waitAck waits until an ack of at least n has arrived and returns the acks
+// seen so far.
+func (c *ackCollector) waitAck(t *testing.T, n uint64) []uint64 {
+	t.Helper()
+	deadline := time.After(testTimeout)
+	for {
+		select {
+		case v := <-c.got:
+			if v >= n {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				return append([]uint64(nil), c.acks...)
+			}
+		case <-deadline:
+			t.Fatalf("no ack of %d arrived", n)
+		}
+	}
+}
+
+// ackPair is two started endpoints whose hellos announce capsA and capsB.
+func ackPair(t *testing.T, tr transport, capsA, capsB uint64, opts ...Option) (a, b *Endpoint, ca, cb *ackCollector) {
+	t.Helper()
+	x, y := tr.make(t)
+	ca, cb = newAckCollector(), newAckCollector()
+	a = newTestEndpoint(t, x, ca, append(opts, WithLocalAddress("node"))...)
+	b = newTestEndpoint(t, y, cb, append(opts, WithLocalAddress("node/1"))...)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cookie := NewCookie()
+	errs := make(chan error, 1)
+	go func() {
+		_, err := b.Handshake(ctx, Hello{Address: "node/1", Caps: capsB, Cookie: cookie})
+		errs <- err
+	}()
+	_, err := a.Handshake(ctx, Hello{Address: "node", Caps: capsA, Cookie: cookie})
+	if errB := <-errs; err != nil || errB != nil {
+		t.Fatalf("handshake: got %v, %v; want nil, nil", err, errB)
+	}
+	for _, e := range []*Endpoint{a, b} {
+		if err := e.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a, b, ca, cb
+}
+
+// TestSendNumbered: numbered messages are numbered 1, 2, ... in the order
+// they are queued, unnumbered ones take no number, and size is the encoded
+// length (prefix included).
+func TestSendNumbered(t *testing.T) {
+	t.Parallel()
+	eachTransport(t, func(t *testing.T, tr transport) {
+		a, _, _, cb := ackPair(t, tr, CapAck, CapAck)
+		ctx := context.Background()
+		var want uint64
+		for i := range 10 {
+			env := &Envelope{Message: []byte("0123456789")}
+			if i%3 == 0 {
+				if err := a.Send(ctx, env); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			seq, size, err := a.SendNumbered(ctx, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want++
+			// flags, kind, ten bytes, plus the length prefix.
+			if seq != want || size != msgPrefixSize+1+1+10 {
+				t.Fatalf("message %d: seq, size = %d, %d; want %d, %d", i, seq, size, want, msgPrefixSize+12)
+			}
+		}
+		cb.wait(t, 10)
+	})
+}
+
+// TestAcknowledge: acks reach the peer's AckHandler in order, alone on an
+// idle link (after the ack delay) and riding on later writes, and the last
+// one before a goodbye is not lost.
+func TestAcknowledge(t *testing.T) {
+	t.Parallel()
+	eachTransport(t, func(t *testing.T, tr transport) {
+		_, b, ca, _ := ackPair(t, tr, CapAck, CapAck, WithAckDelay(time.Millisecond))
+		// Idle: the ack is written alone.
+		b.Acknowledge(3)
+		if acks := ca.waitAck(t, 3); acks[len(acks)-1] != 3 {
+			t.Fatalf("acks %v; want last 3", acks)
+		}
+		// A lower count is ignored; a higher one rides on a message.
+		b.Acknowledge(2)
+		b.Acknowledge(7)
+		if err := b.Send(context.Background(), &Envelope{Message: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		acks := ca.waitAck(t, 7)
+		for i := 1; i < len(acks); i++ {
+			if acks[i] < acks[i-1] {
+				t.Fatalf("acks %v decrease", acks)
+			}
+		}
+		ca.wait(t, 1)
+		// The last ack goes out before the goodbye.
+		b.Acknowledge(9)
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ca.waitAck(t, 9)
+	})
+}
+
+// TestAcknowledgeNeedsBothCaps: without CapAck on both sides no ack frame is
+// written (a peer that does not know them would break the link).
+func TestAcknowledgeNeedsBothCaps(t *testing.T) {
+	t.Parallel()
+	for _, caps := range [][2]uint64{{0, CapAck}, {CapAck, 0}} {
+		a, b, ca, cb := ackPair(t, transports[1], caps[0], caps[1], WithAckDelay(time.Millisecond))
+		a.Acknowledge(5)
+		b.Acknowledge(5)
+		// A message after the ack delay: an ack frame, had one been written,
+		// would have arrived before it.
+		time.Sleep(5 * time.Millisecond)
+		ctx := context.Background()
+		if err := a.Send(ctx, &Envelope{Message: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Send(ctx, &Envelope{Message: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		ca.wait(t, 1)
+		cb.wait(t, 1)
+		for _, c := range []*ackCollector{ca, cb} {
+			c.mu.Lock()
+			n := len(c.acks)
+			c.mu.Unlock()
+			if n != 0 {
+				t.Errorf("caps %v: %d acks arrived; want none", caps, n)
+			}
+		}
+	}
+}
+
+// TestBadAckFrames: an ack frame that does not parse, or goes back, closes
+// the link with ErrProtocol.
+func TestBadAckFrames(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		stream []byte
+	}{
+		{"empty body", frame(frameAck, nil)},
+		{"stray byte", frame(frameAck, []byte{5, 0})},
+		{"truncated varint", frame(frameAck, []byte{0x80})},
+		{"goes back", append(frame(frameAck, []byte{5}), frame(frameAck, []byte{4})...)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			x, y := transports[1].make(t)
+			col := newAckCollector()
+			e := newTestEndpoint(t, x, col)
+			if err := e.Start(); err != nil {
+				t.Fatal(err)
+			}
+			go func() { _, _ = y.Write(c.stream) }()
+			if err := col.waitClosed(t); !errors.Is(err, ErrProtocol) {
+				t.Fatalf("closed with %v; want ErrProtocol", err)
+			}
+			y.Close()
+		})
+	}
+}
