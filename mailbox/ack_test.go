@@ -198,3 +198,31 @@ func TestBadAckFrames(t *testing.T) {
 		})
 	}
 }
+
+// TestEncodedSize: EncodedSize is what Send reports for a message crossing a
+// fresh link, large payloads included.
+func TestEncodedSize(t *testing.T) {
+	t.Parallel()
+	a, _, _, cb := ackPair(t, transports[1], CapAck, CapAck)
+	for i, env := range []*Envelope{
+		{Message: "hello"},
+		{Message: make([]byte, externThreshold+10)},
+		{Lane: LaneSystem, Message: nil},
+	} {
+		want, err := EncodedSize(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, got, err := a.SendNumbered(context.Background(), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("message %d: Send says %d bytes, EncodedSize %d", i, got, want)
+		}
+	}
+	cb.wait(t, 3)
+	if _, err := EncodedSize(&Envelope{Message: struct{ X int }{1}}); !errors.Is(err, ErrTypeNotRegistered) {
+		t.Errorf("unregistered type: got %v; want ErrTypeNotRegistered", err)
+	}
+}
