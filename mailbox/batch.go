@@ -158,12 +158,12 @@ type outbox struct {
 	owner     owner  // guarded by mu
 	userCount int    // user-lane messages in cur (guarded by mu)
 	room      chan struct{}
-	err       error // why sends are refused; set once (guarded by mu)
-	abort     bool  // drop what is queued (guarded by mu)
-	goodbye   bool  // a goodbye is queued (guarded by mu)
-	running   bool  // the writer goroutine may write (guarded by mu)
-	maxFrame  int   // guarded by mu
-	lastWrite int64 // monotonic time the last write ended (guarded by mu)
+	err       error  // why sends are refused; set once (guarded by mu)
+	abort     bool   // drop what is queued (guarded by mu)
+	goodbye   bool   // a goodbye is queued (guarded by mu)
+	running   bool   // the writer goroutine may write (guarded by mu)
+	maxFrame  int    // guarded by mu
+	lastWrite int64  // monotonic time the last write ended (guarded by mu)
 	numbered  uint64 // numbered messages queued so far (SendNumbered; guarded by mu)
 	enc       *encoder
 	ack       acker
