@@ -23,8 +23,12 @@ var (
 	// that will not come back.
 	ErrLinkGone = errors.New("actor: link gone")
 	// ErrHeldFull is the dead-letter reason for a message sent while a link is
-	// down and its hold queue is full.
+	// down and its hold queue is full (WithHoldLimit, WithHoldBytes).
 	ErrHeldFull = errors.New("actor: link down and hold queue full")
+	// ErrRetainFull is the dead-letter reason for a message to a retained
+	// actor (Link.Retain) while its window of unacknowledged bytes stayed
+	// full past WithSendTimeout.
+	ErrRetainFull = errors.New("actor: retention window full")
 	// ErrNoSuchActor is the reason logged for a message to an actor that
 	// does not exist (or no longer does) on the node that received it.
 	ErrNoSuchActor = errors.New("actor: no such actor")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
@@ -40,7 +41,10 @@ type Link struct {
 	state     linkState                     // guarded by mu
 	ep        *mailbox.Endpoint             // current stream; nil unless up (guarded by mu)
 	flushing  bool                          // Connect is sending held messages; sends queue behind them (guarded by mu)
-	held      []mailbox.Envelope            // messages waiting for the next Connect (guarded by mu)
+	held      []heldMsg                     // messages waiting for the next Connect, redelivered ones first (guarded by mu)
+	heldBytes int                           // encoded size of held messages, redelivered ones excepted (guarded by mu)
+	ret       retention                     // what the peer has not acknowledged (guarded by mu)
+	ackc      atomic.Pointer[ackCounter]    // counts what the peer retains; nil unless AckFor
 	watches   map[pidKey]map[pidKey]*pa.PID // out: watchee behind the link → watchers (guarded by mu)
 	watchedBy map[pidKey]map[pidKey]*pa.PID // in: watchee on this side → watchers behind the link (guarded by mu)
 	inflight  map[pidKey]inflight           // futures awaiting an answer through this link (guarded by mu)
@@ -78,8 +82,16 @@ func keyOf(p *pa.PID) pidKey { return pidKey{p.Address, p.Id} }
 func (k pidKey) pid() *pa.PID { return pa.NewPID(k.addr, k.id) }
 
 type inflight struct {
-	pid   *pa.PID
-	since time.Time
+	pid      *pa.PID
+	since    time.Time
+	retained bool // the request went to the retained actor: a loss does not fail it
+}
+
+// heldMsg is a message waiting for the next Connect.
+type heldMsg struct {
+	env  mailbox.Envelope
+	size int    // counted against WithHoldBytes; 0 for a redelivered message
+	seq  uint64 // its number on the lost stream for a redelivered message; 0 otherwise
 }
 
 // inflightMaxAge: a tracked request older than this is forgotten at the next
@@ -138,18 +150,22 @@ func (l *Link) IsUp() bool {
 
 // LinkStats is a snapshot of what a link tracks.
 type LinkStats struct {
-	State     string // "down", "up" or "gone"
-	Watches   int    // (watchee behind the link, watcher here) pairs
-	WatchedBy int    // (watchee here, watcher behind the link) pairs
-	Requests  int    // requests in flight through the link
-	Held      int    // messages held for the next Connect
+	State         string // "down", "up" or "gone"
+	Watches       int    // (watchee behind the link, watcher here) pairs
+	WatchedBy     int    // (watchee here, watcher behind the link) pairs
+	Requests      int    // requests in flight through the link
+	Held          int    // messages held for the next Connect (redelivered ones included)
+	HeldBytes     int    // their encoded size (redelivered ones excepted)
+	Retained      int    // messages sent to the retained actor, not yet acknowledged
+	RetainedBytes int    // their encoded size
 }
 
 // Stats returns a snapshot of the link's tables.
 func (l *Link) Stats() LinkStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := LinkStats{State: l.state.String(), Requests: len(l.inflight), Held: len(l.held)}
+	s := LinkStats{State: l.state.String(), Requests: len(l.inflight), Held: len(l.held), HeldBytes: l.heldBytes,
+		Retained: len(l.ret.msgs), RetainedBytes: l.ret.bytes}
 	for _, ws := range l.watches {
 		s.Watches += len(ws)
 	}
@@ -172,7 +188,7 @@ func (l *Link) Connect(ctx context.Context, conn io.ReadWriteCloser, cookie []by
 		return mailbox.Hello{}, err
 	}
 	h.ep = ep
-	peer, err := ep.Handshake(ctx, mailbox.Hello{Address: l.node.address, Incarnation: incarnation, Cookie: cookie})
+	peer, err := ep.Handshake(ctx, mailbox.Hello{Address: l.node.address, Incarnation: incarnation, Cookie: cookie, Caps: mailbox.CapAck})
 	if err != nil {
 		return peer, err
 	}
@@ -230,12 +246,14 @@ func (l *Link) flush(ep *mailbox.Endpoint) {
 			l.mu.Unlock()
 			return
 		}
-		env := l.held[0]
-		l.held[0] = mailbox.Envelope{}
+		m := l.held[0]
+		l.held[0] = heldMsg{}
 		l.held = l.held[1:]
+		l.heldBytes -= m.size
+		retained := l.retainsLocked(&m.env)
 		l.mu.Unlock()
-		if err := l.sendOn(ep, &env); err != nil {
-			l.sendFailed(ep, &env, err, true)
+		if err := l.sendOn(ep, &m.env, retained); err != nil {
+			l.sendFailed(ep, &m.env, err, true)
 			if linkEnded(err) {
 				<-ep.Done() // lost has run once it is closed; the loop then ends
 			}
@@ -314,34 +332,53 @@ func (l *Link) SendSystemMessage(pid *pa.PID, message any) {
 func (l *Link) Stop(pid *pa.PID) { l.SendSystemMessage(pid, &pa.Stop{}) }
 
 func (l *Link) send(env *mailbox.Envelope) {
-	l.mu.Lock()
-	switch {
-	case l.state == linkUp && !l.flushing:
-		ep := l.ep
-		l.trackLocked(env)
-		l.mu.Unlock()
-		if err := l.sendOn(ep, env); err != nil {
-			l.sendFailed(ep, env, err, false)
-		}
-	case l.state != linkGone:
-		// Down, or up and flushing what was held before: queue behind it.
-		if len(l.held) >= l.node.cfg.holdLimit {
+	size := -1 // encoded size, once needed to hold the message
+	for {
+		l.mu.Lock()
+		switch {
+		case l.state == linkUp && !l.flushing:
+			ep := l.ep
+			retained := l.retainsLocked(env)
+			l.trackLocked(env)
 			l.mu.Unlock()
-			l.deadLetter(env, ErrHeldFull)
+			if err := l.sendOn(ep, env, retained); err != nil {
+				l.sendFailed(ep, env, err, false)
+			}
+			return
+		case l.state == linkGone:
+			l.mu.Unlock()
+			// PIDs cache the Link they resolved to: if the address has a new
+			// link now, the message takes it.
+			if nl, ok := l.node.linkTo(l.addr); ok && nl != l {
+				nl.send(env)
+				return
+			}
+			l.deadLetter(env, ErrLinkGone)
+			return
+		case size >= 0:
+			// Down, or up and flushing what was held before: queue behind it,
+			// within the hold bounds (a message larger than the byte bound
+			// goes alone into an empty queue).
+			if len(l.held) >= l.node.cfg.holdLimit || (l.heldBytes > 0 && l.heldBytes+size > l.node.cfg.holdBytes) {
+				n, b := len(l.held), l.heldBytes
+				l.mu.Unlock()
+				l.deadLetter(env, fmt.Errorf("%w: %d messages, %d bytes", ErrHeldFull, n, b))
+				return
+			}
+			l.trackLocked(env)
+			l.held = append(l.held, heldMsg{env: *env, size: size})
+			l.heldBytes += size
+			l.mu.Unlock()
 			return
 		}
-		l.trackLocked(env)
-		l.held = append(l.held, *env)
 		l.mu.Unlock()
-	default:
-		l.mu.Unlock()
-		// PIDs cache the Link they resolved to: if the address has a new
-		// link now, the message takes it.
-		if nl, ok := l.node.linkTo(l.addr); ok && nl != l {
-			nl.send(env)
+		// Encoding takes time: not under mu, which the reader needs.
+		n, err := mailbox.EncodedSize(env)
+		if err != nil {
+			l.deadLetter(env, err) // it could never be sent: say so now
 			return
 		}
-		l.deadLetter(env, ErrLinkGone)
+		size = n
 	}
 }
 
@@ -357,9 +394,15 @@ func (noWait) Err() error            { return context.DeadlineExceeded }
 
 var noWaitCtx context.Context = noWait{context.Background()}
 
-func (l *Link) sendOn(ep *mailbox.Endpoint, env *mailbox.Envelope) error {
+// sendOn sends env on ep: a system message at once, a user message waiting
+// for room on a full lane (WithSendTimeout), a retained one numbered and kept
+// (sendRetained).
+func (l *Link) sendOn(ep *mailbox.Endpoint, env *mailbox.Envelope, retained bool) error {
 	if env.Lane == mailbox.LaneSystem {
 		return ep.Send(context.Background(), env)
+	}
+	if retained {
+		return l.sendRetained(ep, env)
 	}
 	err := ep.Send(noWaitCtx, env)
 	if err == nil || !errors.Is(err, mailbox.ErrQueueFull) {
@@ -377,7 +420,7 @@ func (l *Link) sendOn(ep *mailbox.Endpoint, env *mailbox.Envelope) error {
 func linkEnded(err error) bool {
 	switch {
 	case errors.Is(err, mailbox.ErrTypeNotRegistered), errors.Is(err, mailbox.ErrEncode),
-		errors.Is(err, mailbox.ErrMessageTooLarge), errors.Is(err, mailbox.ErrQueueFull):
+		errors.Is(err, mailbox.ErrMessageTooLarge), errors.Is(err, mailbox.ErrQueueFull), errors.Is(err, ErrRetainFull):
 		return false
 	}
 	return true
@@ -401,11 +444,12 @@ func (l *Link) sendFailed(ep *mailbox.Endpoint, env *mailbox.Envelope, err error
 	if l.ep == ep {
 		// lost has not run yet for the failing stream.
 		if l.reconnect && (front || len(l.held) < l.node.cfg.holdLimit) {
-			// Still tracked: lost keeps what held messages track.
+			// Still tracked: lost keeps what held messages track. Its size is
+			// not counted: it was admitted once already, or is being sent.
 			if front {
-				l.held = append([]mailbox.Envelope{*env}, l.held...)
+				l.held = append([]heldMsg{{env: *env}}, l.held...)
 			} else {
-				l.held = append(l.held, *env)
+				l.held = append(l.held, heldMsg{env: *env})
 			}
 			l.mu.Unlock()
 			return
@@ -458,7 +502,7 @@ func (l *Link) trackLocked(env *mailbox.Envelope) {
 		if len(l.inflight) >= l.sweepAt {
 			l.sweepLocked()
 		}
-		l.inflight[keyOf(env.Sender)] = inflight{pid: env.Sender, since: time.Now()}
+		l.inflight[keyOf(env.Sender)] = inflight{pid: env.Sender, since: time.Now(), retained: l.retainsLocked(env)}
 	}
 }
 
@@ -528,12 +572,6 @@ func (l *Link) deadLetter(env *mailbox.Envelope, reason error) {
 	l.node.deadLetter(l.addr, env, reason)
 }
 
-func (l *Link) deadLetterAll(envs []mailbox.Envelope, reason error) {
-	for i := range envs {
-		l.deadLetter(&envs[i], reason)
-	}
-}
-
 // Undeliverable is the message of a DeadLetterEvent published for a message
 // that could not cross a link (or could not be decoded after crossing).
 type Undeliverable struct {
@@ -585,11 +623,32 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 	watches, watchedBy, requests := l.watches, l.watchedBy, l.inflight
 	l.watches, l.watchedBy = make(map[pidKey]map[pidKey]*pa.PID), make(map[pidKey]map[pidKey]*pa.PID)
 	l.inflight, l.sweepAt = make(map[pidKey]inflight), minSweep
+	// What the peer did not acknowledge goes again, first (or, gone, is a
+	// dead letter like the held messages).
+	if retained := l.takeRetainedLocked(); len(retained) > 0 {
+		front := make([]heldMsg, 0, len(retained)+len(l.held))
+		for _, m := range retained {
+			front = append(front, heldMsg{env: m.env, seq: m.seq})
+		}
+		l.held = append(front, l.held...)
+	}
+	if !gone {
+		// A request to the retained actor whose message the peer finished
+		// but did not answer yet is not failed: the peer comes back, and
+		// the actor may still answer it (as in one process, where such a
+		// request waits for its own timeout).
+		for k, f := range requests {
+			if f.retained {
+				delete(requests, k)
+				l.inflight[k] = f
+			}
+		}
+	}
 	// Held messages still go out (down) or become dead letters (gone, with a
 	// DeadLetterResponse for a request): either way their watches and
 	// requests are not answered here.
 	for i := range l.held {
-		env := &l.held[i]
+		env := &l.held[i].env
 		if env.Lane == mailbox.LaneSystem {
 			if w, ok := env.Message.(*pa.Watch); ok && w.Watcher != nil {
 				dropWatch(watches, keyOf(env.Target), keyOf(w.Watcher))
@@ -607,9 +666,9 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 			}
 		}
 	}
-	var held []mailbox.Envelope
+	var held []heldMsg
 	if gone {
-		held, l.held = l.held, nil
+		held, l.held, l.heldBytes = l.held, nil, 0
 	}
 	onDown := l.onDown
 	l.mu.Unlock()
@@ -638,7 +697,9 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 		}
 	}
 	if gone {
-		l.deadLetterAll(held, ErrLinkGone)
+		for i := range held {
+			l.deadLetter(&held[i].env, ErrLinkGone)
+		}
 		l.node.removeLink(l)
 	}
 	if err != nil {
@@ -690,12 +751,23 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		delete(l.inflight, keyOf(target))
 		l.mu.Unlock()
 	}
+	if ackc := l.ackc.Load(); ackc != nil && ackc.counts(env, l.node.address) {
+		// An envelope of its own: the actor's middleware recognises it.
+		menv := &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender}
+		ackc.delivered(h.ep, menv)
+		sys.Root.Send(target, menv)
+		return
+	}
 	msg := env.Message
 	if env.Sender != nil || len(env.Header) > 0 {
 		msg = &pa.MessageEnvelope{Header: env.Header, Message: msg, Sender: env.Sender}
 	}
 	sys.Root.Send(target, msg)
 }
+
+// Acked implements mailbox.AckHandler: the peer finished what the link
+// retained, up to n.
+func (h *linkHandler) Acked(n uint64) { h.link.acked(h.ep, n) }
 
 // deliverSystem hands a system message from the peer to its target. Only
 // the system messages protoactor itself sends to a PID of another node are
@@ -753,6 +825,9 @@ func (l *Link) refuseSystem(target *pa.PID, msg any) {
 // with the reason and a DeadLetterEvent (which answers a request).
 func (h *linkHandler) DeadLetter(env *mailbox.Envelope, reason error) {
 	l := h.link
+	if ackc := l.ackc.Load(); ackc != nil && ackc.counts(env, l.node.address) {
+		ackc.undeliverable(h.ep)
+	}
 	l.node.log.Warn().Err(reason).Str("peer", l.addr).Str("target", pidString(env.Target)).Str("sender", pidString(env.Sender)).
 		Str("lane", env.Lane.String()).Msg("dead letter: undecodable message")
 	if env.Target == nil {

@@ -30,6 +30,9 @@ type Node struct {
 	parent   *Link            // guarded by mu
 	children map[string]*Link // by segment; guarded by mu
 	closed   bool             // guarded by mu
+	// intercepts are Processes that stand for actors of other nodes in place
+	// of the link towards them (Intercept); guarded by mu.
+	intercepts map[pidKey]pa.Process
 
 	activator *pa.PID
 	pool      *workerPool
@@ -44,6 +47,7 @@ type nodeConfig struct {
 	protoLevel   zerolog.Level
 	incarnation  uint64
 	holdLimit    int
+	holdBytes    int
 	sendTimeout  time.Duration
 	workers      int
 	throughput   int
@@ -57,6 +61,7 @@ type NodeOption func(*nodeConfig)
 // Defaults for NodeOptions.
 const (
 	DefaultHoldLimit            = 10000
+	DefaultHoldBytes            = 64 << 20
 	DefaultSendTimeout          = 10 * time.Second
 	DefaultDispatcherThroughput = 300
 )
@@ -79,6 +84,11 @@ func WithIncarnation(n uint64) NodeOption { return func(c *nodeConfig) { c.incar
 // WithHoldLimit bounds how many messages a down link holds for when it comes
 // back; past it they are dead letters. Default 10000.
 func WithHoldLimit(n int) NodeOption { return func(c *nodeConfig) { c.holdLimit = n } }
+
+// WithHoldBytes bounds the encoded bytes a down link holds for when it comes
+// back; past it messages are dead letters (a single larger message is held
+// when nothing else is). Default 64 MiB.
+func WithHoldBytes(n int) NodeOption { return func(c *nodeConfig) { c.holdBytes = n } }
 
 // WithWorkers bounds how many goroutines of the node's dispatcher
 // (Node.Dispatcher) stay parked waiting for work. Default: 4 × GOMAXPROCS,
@@ -116,6 +126,7 @@ func NewNode(address string, opts ...NodeOption) (*Node, error) {
 		logger:      zerolog.Nop(),
 		protoLevel:  zerolog.WarnLevel,
 		holdLimit:   DefaultHoldLimit,
+		holdBytes:   DefaultHoldBytes,
 		sendTimeout: DefaultSendTimeout,
 		workers:     max(8, 4*runtime.GOMAXPROCS(0)),
 		throughput:  DefaultDispatcherThroughput,
@@ -126,6 +137,8 @@ func NewNode(address string, opts ...NodeOption) (*Node, error) {
 	switch {
 	case cfg.holdLimit < 0:
 		return nil, fmt.Errorf("%w: WithHoldLimit(%d) must not be negative", ErrInvalidOption, cfg.holdLimit)
+	case cfg.holdBytes < 0:
+		return nil, fmt.Errorf("%w: WithHoldBytes(%d) must not be negative", ErrInvalidOption, cfg.holdBytes)
 	case cfg.sendTimeout <= 0:
 		return nil, fmt.Errorf("%w: WithSendTimeout(%v) must be positive", ErrInvalidOption, cfg.sendTimeout)
 	case cfg.workers < 0:
@@ -145,11 +158,12 @@ func NewNode(address string, opts ...NodeOption) (*Node, error) {
 	system.ProcessRegistry.SequenceID = cfg.incarnation << 40
 
 	n := &Node{
-		system:   system,
-		address:  address,
-		cfg:      cfg,
-		log:      log,
-		children: make(map[string]*Link),
+		system:     system,
+		address:    address,
+		cfg:        cfg,
+		log:        log,
+		children:   make(map[string]*Link),
+		intercepts: make(map[pidKey]pa.Process),
 	}
 	n.pool = newWorkerPool(cfg.workers, cfg.throughput)
 	n.deadLog.every = time.Second
@@ -182,6 +196,12 @@ func (n *Node) Logger() zerolog.Logger { return n.log }
 // resolve is the node's address resolver: addresses of the same tree go to
 // the link towards them; others are not ours.
 func (n *Node) resolve(pid *pa.PID) (pa.Process, bool) {
+	n.mu.RLock()
+	p, ok := n.intercepts[keyOf(pid)]
+	n.mu.RUnlock()
+	if ok {
+		return p, true
+	}
 	if l, ok := n.linkTo(pid.Address); ok {
 		return l, true
 	}
@@ -200,18 +220,22 @@ func (n *Node) resolve(pid *pa.PID) (pa.Process, bool) {
 type unrouted struct{ n *Node }
 
 func (u unrouted) SendUserMessage(pid *pa.PID, message any) {
-	if l, ok := u.n.linkTo(pid.Address); ok {
-		l.SendUserMessage(pid, message)
-		return
+	if p, ok := u.n.resolve(pid); ok {
+		if _, still := p.(unrouted); !still {
+			p.SendUserMessage(pid, message)
+			return
+		}
 	}
 	env := userEnvelope(pid, message)
 	u.n.deadLetter("", &env, ErrNoRoute)
 }
 
 func (u unrouted) SendSystemMessage(pid *pa.PID, message any) {
-	if l, ok := u.n.linkTo(pid.Address); ok {
-		l.SendSystemMessage(pid, message)
-		return
+	if p, ok := u.n.resolve(pid); ok {
+		if _, still := p.(unrouted); !still {
+			p.SendSystemMessage(pid, message)
+			return
+		}
 	}
 	u.n.deadLetter("", &mailbox.Envelope{Lane: mailbox.LaneSystem, Target: pid, Message: message}, ErrNoRoute)
 }
@@ -231,6 +255,26 @@ func (n *Node) deadLetter(peer string, env *mailbox.Envelope, reason error) {
 		return
 	}
 	n.system.EventStream.Publish(&pa.DeadLetterEvent{PID: env.Target, Message: &Undeliverable{Message: env.Message, Reason: reason}, Sender: env.Sender})
+}
+
+// Intercept makes p the Process of the actor pid, an actor of another node
+// of the tree: the node's resolver returns p for it instead of the link its
+// address routes to, so p sees every message sent to it from this node and
+// every message relayed through this node towards it. PIDs resolved before
+// keep the Process they cached: intercept before the PID is handed out.
+// Package procnode stands for a child process's root actor this way (its
+// supervision messages are for the parent, not the child).
+func (n *Node) Intercept(pid *pa.PID, p pa.Process) {
+	n.mu.Lock()
+	n.intercepts[keyOf(pid)] = p
+	n.mu.Unlock()
+}
+
+// Release undoes Intercept: pid routes to its link again.
+func (n *Node) Release(pid *pa.PID) {
+	n.mu.Lock()
+	delete(n.intercepts, keyOf(pid))
+	n.mu.Unlock()
 }
 
 // ChildLink makes the link to the child with the given segment. The link is

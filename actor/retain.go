@@ -1,0 +1,219 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/procactor/procactor/mailbox"
+)
+
+// Retention keeps what a link sent to one actor of its peer until the peer
+// says that actor has finished it, so that a peer that dies and comes back
+// (a restarted child process) gets it again, first and in order: nothing
+// queued for that actor is lost (at least once; a message the actor finished
+// just before its process died, and whose acknowledgement did not get out,
+// is delivered twice).
+//
+// Numbering is implicit (mailbox.Endpoint.SendNumbered): the link numbers the
+// user messages it sends to the retained actor on each stream, the peer
+// counts the same messages as it delivers them and acknowledges how many its
+// actor has finished (Link.AckFor on the peer's link, cumulative, riding on
+// its outgoing frames). Retained messages are bounded in bytes (the window):
+// a full window makes senders wait like a full user lane (WithSendTimeout),
+// then the new message is a dead letter (ErrRetainFull); a reader goroutine
+// never waits and may overflow the window up to twice its size. A single
+// message larger than the window is sent unretained.
+
+// retention is the sending side's state (all guarded by Link.mu).
+type retention struct {
+	id     string        // the retained actor's id on the peer; "" for none
+	window int           // bound on bytes
+	msgs   []retainedMsg // sent on the current stream, not acknowledged, by seq
+	bytes  int           // sum of msgs' sizes
+	acked  uint64        // the peer's count on the current stream
+	room   chan struct{} // closed when bytes drop below the window; nil when nobody waits
+}
+
+type retainedMsg struct {
+	env  mailbox.Envelope
+	seq  uint64
+	size int
+}
+
+// Retain makes the link keep the user messages it sends to the actor id on
+// its peer until the peer acknowledges that the actor has finished them, and
+// send what is unacknowledged again, before anything else and in order, over
+// the next stream after a loss. window bounds the bytes kept (see
+// retention). The peer must count them (Link.AckFor with the same id) and
+// both sides must announce mailbox.CapAck; otherwise nothing is ever
+// acknowledged and a full window blocks. Call it before the first Connect.
+func (l *Link) Retain(id string, window int) error {
+	if id == "" || window < 1 {
+		return fmt.Errorf("%w: Retain(%q, %d)", ErrInvalidOption, id, window)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ret.id, l.ret.window = id, window
+	return nil
+}
+
+// retainsLocked reports whether env is a message the link retains.
+func (l *Link) retainsLocked(env *mailbox.Envelope) bool {
+	return l.ret.id != "" && env.Lane == mailbox.LaneUser && env.Target != nil &&
+		env.Target.Id == l.ret.id && env.Target.Address == l.addr
+}
+
+// sendRetained sends env on ep numbered, once the window has room, and
+// keeps it until the peer acknowledges it.
+func (l *Link) sendRetained(ep *mailbox.Endpoint, env *mailbox.Envelope) error {
+	if err := l.waitWindow(ep); err != nil {
+		return err
+	}
+	seq, size, err := ep.SendNumbered(noWaitCtx, env)
+	if err != nil && errorsIsQueueFull(err) {
+		ctx, cancel := context.WithTimeout(context.Background(), l.node.cfg.sendTimeout)
+		seq, size, err = ep.SendNumbered(ctx, env)
+		cancel()
+	}
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	switch {
+	case l.ep == ep:
+		if seq > l.ret.acked && size <= l.ret.window {
+			l.insertRetainedLocked(retainedMsg{env: *env, seq: seq, size: size})
+		}
+		l.mu.Unlock()
+	case l.state == linkDown:
+		// The stream was lost after the message was queued on it, before it
+		// was recorded: it may not have arrived, so it goes again, among the
+		// redelivered ones.
+		l.insertRedeliveredLocked(heldMsg{env: *env, seq: seq})
+		l.mu.Unlock()
+	default:
+		l.mu.Unlock()
+		l.resendLate(env)
+	}
+	return nil
+}
+
+// resendLate handles a retained message queued on a stream that was lost
+// and replaced (or ended for good) before the message was recorded.
+func (l *Link) resendLate(env *mailbox.Envelope) {
+	l.mu.Lock()
+	gone := l.state == linkGone
+	l.mu.Unlock()
+	if gone {
+		if !tracked(env) { // lost answered a request already
+			l.deadLetter(env, ErrLinkGone)
+		}
+		return
+	}
+	l.send(env)
+}
+
+func errorsIsQueueFull(err error) bool { return errors.Is(err, mailbox.ErrQueueFull) }
+
+// insertRetainedLocked adds m to the retained messages in seq order
+// (concurrent senders may record out of order).
+func (l *Link) insertRetainedLocked(m retainedMsg) {
+	i := len(l.ret.msgs)
+	for i > 0 && l.ret.msgs[i-1].seq > m.seq {
+		i--
+	}
+	l.ret.msgs = append(l.ret.msgs, retainedMsg{})
+	copy(l.ret.msgs[i+1:], l.ret.msgs[i:])
+	l.ret.msgs[i] = m
+	l.ret.bytes += m.size
+}
+
+// insertRedeliveredLocked puts m among the redelivered messages at the front
+// of the held queue, in seq order.
+func (l *Link) insertRedeliveredLocked(m heldMsg) {
+	i := 0
+	for i < len(l.held) && l.held[i].seq != 0 && l.held[i].seq < m.seq {
+		i++
+	}
+	l.held = append(l.held, heldMsg{})
+	copy(l.held[i+1:], l.held[i:])
+	l.held[i] = m
+}
+
+// waitWindow waits while the window of ep's stream is full, bounded by
+// WithSendTimeout. A reader goroutine does not wait: it may overflow the
+// window up to twice its size.
+func (l *Link) waitWindow(ep *mailbox.Endpoint) error {
+	var deadline <-chan time.Time
+	l.mu.Lock()
+	for l.ep == ep && l.ret.bytes >= l.ret.window {
+		if mailbox.InReader() {
+			if l.ret.bytes < 2*l.ret.window {
+				break
+			}
+			n := l.ret.bytes
+			l.mu.Unlock()
+			return fmt.Errorf("%w: %d bytes unacknowledged, a reader may not wait", ErrRetainFull, n)
+		}
+		if l.ret.room == nil {
+			l.ret.room = make(chan struct{})
+		}
+		room, n := l.ret.room, l.ret.bytes
+		l.mu.Unlock()
+		if deadline == nil {
+			t := time.NewTimer(l.node.cfg.sendTimeout)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-room:
+		case <-deadline:
+			return fmt.Errorf("%w: %d bytes unacknowledged after %v", ErrRetainFull, n, l.node.cfg.sendTimeout)
+		}
+		l.mu.Lock()
+	}
+	l.mu.Unlock()
+	return nil
+}
+
+// acked drops what the peer has acknowledged on ep's stream.
+func (l *Link) acked(ep *mailbox.Endpoint, n uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ep != ep || n <= l.ret.acked {
+		return
+	}
+	l.ret.acked = n
+	i := 0
+	for i < len(l.ret.msgs) && l.ret.msgs[i].seq <= n {
+		l.ret.bytes -= l.ret.msgs[i].size
+		i++
+	}
+	clear(l.ret.msgs[:i])
+	l.ret.msgs = l.ret.msgs[i:]
+	if len(l.ret.msgs) == 0 {
+		l.ret.msgs = nil // let a long run's backing array go
+	}
+	l.wakeRetainLocked()
+}
+
+func (l *Link) wakeRetainLocked() {
+	if l.ret.room != nil && l.ret.bytes < l.ret.window {
+		close(l.ret.room)
+		l.ret.room = nil
+	}
+}
+
+// takeRetainedLocked empties the retention of a lost stream and returns what
+// it held, to be sent again (down) or dead-lettered (gone).
+func (l *Link) takeRetainedLocked() []retainedMsg {
+	msgs := l.ret.msgs
+	l.ret.msgs, l.ret.bytes, l.ret.acked = nil, 0, 0
+	if l.ret.room != nil {
+		close(l.ret.room) // waiters see the stream changed
+		l.ret.room = nil
+	}
+	return msgs
+}

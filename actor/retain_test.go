@@ -1,0 +1,336 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/mailbox"
+	"github.com/rs/zerolog"
+)
+
+// recorder records what it receives on got; a message equal to block makes
+// it wait for gate before returning (so it is not finished); "boom" panics.
+// A string request is answered with itself.
+type recorder struct {
+	got   chan any
+	block any
+	gate  <-chan struct{}
+}
+
+func (r *recorder) Receive(ctx pa.Context) {
+	switch m := ctx.Message().(type) {
+	case pa.SystemMessage, pa.AutoReceiveMessage:
+		return
+	case *pa.Started, *pa.Stopping, *pa.Stopped, *pa.Restarting:
+		return
+	default:
+		r.got <- m
+		if r.block != nil && m == r.block {
+			<-r.gate
+		}
+		if m == "boom" {
+			panic("boom")
+		}
+		if s, ok := m.(string); ok && ctx.Sender() != nil {
+			ctx.Respond(s)
+		}
+	}
+}
+
+// retainedChild starts a child node n/1 of the given incarnation whose actor
+// "x" acknowledges what its parent retains, connected to down.
+func retainedChild(t *testing.T, down *Link, inc uint64, r *recorder, opts ...pa.PropsOption) (*Node, *Link) {
+	t.Helper()
+	c, err := NewNode("n/1", WithIncarnation(inc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.ParentLink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	props := pa.PropsFromProducer(func() pa.Actor { return r }, append(opts, pa.WithReceiverMiddleware(up.AckFor("x")))...)
+	if _, err := c.Root().SpawnNamed(props, "x"); err != nil {
+		t.Fatal(err)
+	}
+	connectPipe(t, down, up)
+	return c, up
+}
+
+// kill ends a child node as a process death would: its stream is cut, then
+// it is closed.
+func kill(t *testing.T, down *Link, c *Node, up *Link) {
+	t.Helper()
+	lost := make(chan struct{})
+	sub := down.node.System().EventStream.Subscribe(func(evt any) {
+		if d, ok := evt.(*LinkDown); ok && d.Address == "n/1" {
+			select {
+			case <-lost:
+			default:
+				close(lost)
+			}
+		}
+	})
+	defer down.node.System().EventStream.Unsubscribe(sub)
+	up.Abort()
+	receive(t, lost, "the parent to see the loss")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_ = c.Close(ctx)
+}
+
+func retainedParent(t *testing.T, window int, opts ...NodeOption) (*Node, *Link) {
+	t.Helper()
+	n := newNode(t, "n", opts...)
+	down, err := n.ChildLink("1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down.SetReconnect(true)
+	if err := down.Retain("x", window); err != nil {
+		t.Fatal(err)
+	}
+	return n, down
+}
+
+// TestRetainRedelivers: what the child's actor had not finished when the
+// child died goes to the next incarnation first and in order, then what was
+// sent while it was down; nothing is lost, and acknowledged messages are not
+// sent again.
+func TestRetainRedelivers(t *testing.T) {
+	t.Parallel()
+	n, down := retainedParent(t, 1<<20)
+	x := pa.NewPID("n/1", "x")
+	gate := make(chan struct{})
+	defer close(gate)
+	r1 := &recorder{got: make(chan any, 100), block: 3, gate: gate}
+	c1, up1 := retainedChild(t, down, 1, r1)
+	for i := 1; i <= 5; i++ {
+		n.Root().Send(x, i)
+	}
+	for want := 1; want <= 3; want++ {
+		if got := receive(t, r1.got, "a message in the first incarnation"); got != want {
+			t.Fatalf("first incarnation got %v; want %d", got, want)
+		}
+	}
+	waitFor(t, "1 and 2 acknowledged", func() bool { return down.Stats().Retained == 3 })
+	kill(t, down, c1, up1)
+	if s := down.Stats(); s.Held != 3 || s.Retained != 0 || s.HeldBytes != 0 {
+		t.Fatalf("after the loss: %+v; want 3 held to redeliver, none retained, no held bytes", s)
+	}
+	n.Root().Send(x, 6)
+	n.Root().Send(x, 7)
+	r2 := &recorder{got: make(chan any, 100)}
+	c2, _ := retainedChild(t, down, 2, r2)
+	defer c2.Close(context.Background())
+	for want := 3; want <= 7; want++ {
+		if got := receive(t, r2.got, "a message in the second incarnation"); got != want {
+			t.Fatalf("second incarnation got %v; want %d", got, want)
+		}
+	}
+	waitFor(t, "everything acknowledged", func() bool { s := down.Stats(); return s.Retained == 0 && s.RetainedBytes == 0 })
+	select {
+	case extra := <-r2.got:
+		t.Fatalf("second incarnation got %v again", extra)
+	case <-time.After(20 * time.Millisecond):
+	}
+}
+
+// TestRetainedRequestSurvivesLoss: a request to the retained actor that was
+// not finished when the child died is answered by the next incarnation; a
+// request to another actor of the dead child fails at once.
+func TestRetainedRequestSurvivesLoss(t *testing.T) {
+	t.Parallel()
+	n, down := retainedParent(t, 1<<20)
+	x := pa.NewPID("n/1", "x")
+	gate := make(chan struct{})
+	defer close(gate)
+	r1 := &recorder{got: make(chan any, 100), block: "hold", gate: gate}
+	c1, up1 := retainedChild(t, down, 1, r1)
+	if _, err := c1.Root().SpawnNamed(pa.PropsFromFunc(func(pa.Context) {}), "silent"); err != nil {
+		t.Fatal(err)
+	}
+	n.Root().Send(x, "hold")
+	receive(t, r1.got, "the blocking message")
+	toX := n.Root().RequestFuture(x, "question", testTimeout)
+	toOther := n.Root().RequestFuture(pa.NewPID("n/1", "silent"), "question", testTimeout)
+	waitFor(t, "both requests in flight", func() bool { return down.Stats().Requests == 2 })
+	kill(t, down, c1, up1)
+	if _, err := toOther.Result(); !errors.Is(err, pa.ErrDeadLetter) {
+		t.Fatalf("request to another actor of the dead child: got %v; want ErrDeadLetter", err)
+	}
+	r2 := &recorder{got: make(chan any, 100)}
+	c2, _ := retainedChild(t, down, 2, r2)
+	defer c2.Close(context.Background())
+	if res, err := toX.Result(); err != nil || res != "question" {
+		t.Fatalf("request to the retained actor: got %v, %v; want question", res, err)
+	}
+}
+
+// TestRetainWindowFull: a full window makes the sender wait for the send
+// timeout, then the message is a dead letter with ErrRetainFull (a request
+// fails), and the window holds at most one message past its bound.
+func TestRetainWindowFull(t *testing.T) {
+	t.Parallel()
+	var buf logBuffer
+	n, down := retainedParent(t, 100, WithSendTimeout(50*time.Millisecond), WithLogger(buf.logger(zerolog.WarnLevel)))
+	x := pa.NewPID("n/1", "x")
+	gate := make(chan struct{})
+	defer close(gate)
+	r := &recorder{got: make(chan any, 100), block: "first", gate: gate}
+	c, _ := retainedChild(t, down, 1, r)
+	defer c.Close(context.Background())
+	n.Root().Send(x, "first")
+	receive(t, r.got, "the blocking message")
+	payload := string(make([]byte, 40))
+	for range 3 {
+		n.Root().Send(x, payload)
+	}
+	if _, err := request(n.Root(), x, "over"); !errors.Is(err, pa.ErrDeadLetter) {
+		t.Fatalf("request into a full window: got %v; want ErrDeadLetter", err)
+	}
+	if _, ok := buf.find(map[string]string{"message": "dead letter", "error": ErrRetainFull.Error()}); !ok {
+		t.Fatalf("no dead-letter line with ErrRetainFull:\n%s", buf.String())
+	}
+	if s := down.Stats(); s.RetainedBytes < 100 || s.RetainedBytes > 100+60 {
+		t.Fatalf("retained %d bytes; want the window (100) plus at most one message", s.RetainedBytes)
+	}
+}
+
+// TestFinishedAcknowledgesAFailure: a message the actor failed on counts as
+// finished (it is lost, as in one process), so it is not retained for ever.
+func TestFinishedAcknowledgesAFailure(t *testing.T) {
+	t.Parallel()
+	n, down := retainedParent(t, 1<<20)
+	c, err := NewNode("n/1", WithIncarnation(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	up, err := c.ParentLink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{got: make(chan any, 100)}
+	props := pa.PropsFromProducer(func() pa.Actor { return r }, pa.WithReceiverMiddleware(up.AckFor("n/1-sup/x")))
+	strategy := finishingStrategy{up}
+	sup := pa.PropsFromFunc(func(ctx pa.Context) {
+		if _, ok := ctx.Message().(*pa.Started); ok {
+			ctx.SpawnNamed(props, "x")
+		}
+	}, pa.WithSupervisor(strategy))
+	if _, err := c.Root().SpawnNamed(sup, "n/1-sup"); err != nil {
+		t.Fatal(err)
+	}
+	if err := down.Retain("n/1-sup/x", 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	connectPipe(t, down, up)
+	x := pa.NewPID("n/1", "n/1-sup/x")
+	for _, m := range []any{"a", "boom", "b"} {
+		n.Root().Send(x, m)
+	}
+	for _, want := range []any{"a", "boom", "b"} {
+		if got := receive(t, r.got, "a message"); got != want {
+			t.Fatalf("got %v; want %v", got, want)
+		}
+	}
+	waitFor(t, "everything acknowledged", func() bool { return down.Stats().Retained == 0 })
+}
+
+type finishingStrategy struct{ up *Link }
+
+func (s finishingStrategy) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, _ *pa.RestartStatistics, _, msg any) {
+	s.up.Finished(msg)
+	sup.ResumeChildren(child)
+}
+
+// TestHoldBytes: a down link holds messages up to WithHoldBytes (a larger
+// one alone), then dead-letters them with ErrHeldFull.
+func TestHoldBytes(t *testing.T) {
+	t.Parallel()
+	var buf logBuffer
+	n := newNode(t, "n", WithHoldBytes(1000), WithLogger(buf.logger(zerolog.WarnLevel)))
+	down, err := n.ChildLink("1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := pa.NewPID("n/1", "x")
+	n.Root().Send(x, make([]byte, 5000)) // larger than the bound, alone: held
+	if s := down.Stats(); s.Held != 1 || s.HeldBytes < 5000 {
+		t.Fatalf("stats %+v; want one held message of 5000+ bytes", s)
+	}
+	n.Root().Send(x, make([]byte, 10)) // past the bound now
+	if s := down.Stats(); s.Held != 1 {
+		t.Fatalf("stats %+v; want still one held message", s)
+	}
+	if _, ok := buf.find(map[string]string{"message": "dead letter", "error": ErrHeldFull.Error()}); !ok {
+		t.Fatalf("no dead-letter line with ErrHeldFull:\n%s", buf.String())
+	}
+	if err := down.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := down.Stats(); s.Held != 0 || s.HeldBytes != 0 {
+		t.Fatalf("after Close: %+v; want nothing held", s)
+	}
+	// An unencodable message is refused at once, not held.
+	n2 := newNode(t, "m", WithLogger(buf.logger(zerolog.WarnLevel)))
+	if _, err := n2.ChildLink("1"); err != nil {
+		t.Fatal(err)
+	}
+	n2.Root().Send(pa.NewPID("m/1", "x"), struct{ A int }{1})
+	if _, ok := buf.find(map[string]string{"message": "dead letter", "error": mailbox.ErrTypeNotRegistered.Error(), "target": "x@m/1"}); !ok {
+		t.Fatalf("no dead-letter line for an unregistered type sent to a down link:\n%s", buf.String())
+	}
+}
+
+// fakeProcess records what reaches it.
+type fakeProcess struct {
+	mu   sync.Mutex
+	user []any
+	sys  []any
+}
+
+func (f *fakeProcess) SendUserMessage(_ *pa.PID, m any) {
+	f.mu.Lock()
+	f.user = append(f.user, m)
+	f.mu.Unlock()
+}
+
+func (f *fakeProcess) SendSystemMessage(_ *pa.PID, m any) {
+	f.mu.Lock()
+	f.sys = append(f.sys, m)
+	f.mu.Unlock()
+}
+
+func (f *fakeProcess) Stop(pid *pa.PID) { f.SendSystemMessage(pid, &pa.Stop{}) }
+
+// TestIntercept: an intercepted PID resolves to its Process, also when it
+// arrives over a link, until Release.
+func TestIntercept(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, "n")
+	c := newNode(t, "n/1")
+	join(t, n, c)
+	f := &fakeProcess{}
+	n.Intercept(pa.NewPID("n/2", "root"), f)
+	n.Root().Send(pa.NewPID("n/2", "root"), "direct")
+	n.Root().Stop(pa.NewPID("n/2", "root"))
+	c.Root().Send(pa.NewPID("n/2", "root"), "relayed") // from the child, through n
+	waitFor(t, "both user messages", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.user) == 2 })
+	f.mu.Lock()
+	got := fmt.Sprint(f.user, len(f.sys))
+	f.mu.Unlock()
+	if got != "[direct relayed] 1" {
+		t.Fatalf("intercepted: %s; want [direct relayed] 1", got)
+	}
+	n.Release(pa.NewPID("n/2", "root"))
+	if p, ok := n.resolve(pa.NewPID("n/2", "root")); !ok || p == f {
+		t.Fatalf("after Release the PID resolves to %T; want no intercept", p)
+	}
+}
