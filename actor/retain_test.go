@@ -24,9 +24,7 @@ type recorder struct {
 
 func (r *recorder) Receive(ctx pa.Context) {
 	switch m := ctx.Message().(type) {
-	case pa.SystemMessage, pa.AutoReceiveMessage:
-		return
-	case *pa.Started, *pa.Stopping, *pa.Stopped, *pa.Restarting:
+	case pa.SystemMessage, pa.AutoReceiveMessage: // Started, Stopping, Restarting...
 		return
 	default:
 		r.got <- m
