@@ -646,9 +646,17 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 	}
 	// Held messages still go out (down) or become dead letters (gone, with a
 	// DeadLetterResponse for a request): either way their watches and
-	// requests are not answered here.
+	// requests are not answered here. A redelivered message that is not a
+	// waiting request, when the link is gone, is dropped without a dead
+	// letter: the peer had it already (like the mailbox of an actor that
+	// stops, whose messages protoactor drops), and its sender may have had
+	// its answer.
+	var held []heldMsg
+	dropped := 0
 	for i := range l.held {
-		env := &l.held[i].env
+		m := &l.held[i]
+		env := &m.env
+		waiting := false
 		if env.Lane == mailbox.LaneSystem {
 			if w, ok := env.Message.(*pa.Watch); ok && w.Watcher != nil {
 				dropWatch(watches, keyOf(env.Target), keyOf(w.Watcher))
@@ -660,15 +668,25 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 			k := keyOf(env.Sender)
 			if f, ok := requests[k]; ok {
 				delete(requests, k)
+				waiting = true
 				if !gone {
 					l.inflight[k] = f
 				}
 			}
 		}
+		if gone {
+			if m.seq != 0 && !waiting {
+				dropped++
+				continue
+			}
+			held = append(held, *m)
+		}
 	}
-	var held []heldMsg
 	if gone {
-		held, l.held, l.heldBytes = l.held, nil, 0
+		l.held, l.heldBytes = nil, 0
+		if dropped > 0 {
+			l.node.log.Debug().Str("peer", l.addr).Int("messages", dropped).Msg("link gone with messages its peer had not acknowledged; dropped")
+		}
 	}
 	onDown := l.onDown
 	l.mu.Unlock()

@@ -33,37 +33,40 @@ func TestChildCrashes(t *testing.T) {
 		name    string
 		trigger string // a message for the child; "" = SIGKILL from outside
 		check   func(t *testing.T, st *procnode.ExitStatus)
+		opts    []procnode.Option
 	}{
 		{"sigkill", "", func(t *testing.T, st *procnode.ExitStatus) {
 			wantSignal(t, st, syscall.SIGKILL)
 			if st.Stopped {
 				t.Errorf("Stopped is set, but the parent did not ask: %+v", st)
 			}
-		}},
+		}, nil},
 		{"nil-map-write-in-goroutine", "crash:nilmap", func(t *testing.T, st *procnode.ExitStatus) {
 			wantCode(t, st, 2, "assignment to entry in nil map")
-		}},
+		}, nil},
 		{"index-out-of-range-in-goroutine", "crash:index", func(t *testing.T, st *procnode.ExitStatus) {
 			wantCode(t, st, 2, "index out of range")
-		}},
+		}, nil},
+		// A panic of the root actor is an actor failure handled in the child
+		// (see the semantics tests); WithPanicExits makes it a process death.
 		{"root-actor-panic", "crash:panic", func(t *testing.T, st *procnode.ExitStatus) {
 			wantCode(t, st, procnode.ExitRootFailed, "boom from the root actor")
-		}},
+		}, []procnode.Option{procnode.WithPanicExits(true)}},
 		{"os-exit-3", "crash:exit3", func(t *testing.T, st *procnode.ExitStatus) {
 			wantCode(t, st, 3, "")
-		}},
+		}, nil},
 		{"stream-cut-in-large-frame-then-exit", "raw:cut-exit", func(t *testing.T, st *procnode.ExitStatus) {
 			wantCode(t, st, 3, "")
-		}},
+		}, nil},
 		{"stream-cut-in-large-frame-then-sigkill", "raw:cut-kill", func(t *testing.T, st *procnode.ExitStatus) {
 			wantSignal(t, st, syscall.SIGKILL)
-		}},
+		}, nil},
 	}
 	n, _ := newNode(t)
 	bystander := spawn(t, n, kindEcho, procnode.WithRestart(false))
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := spawn(t, n, kindEcho, procnode.WithRestart(false))
+			p := spawn(t, n, kindEcho, append(c.opts, procnode.WithRestart(false))...)
 			ping(t, n, p)
 			term := watch(t, n, p.PID())
 			inflight := request(n, p.PID(), "hang")

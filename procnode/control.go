@@ -6,6 +6,7 @@ import (
 	"os"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/mailbox"
 	"github.com/rs/zerolog"
 )
 
@@ -33,7 +34,23 @@ func (c control) SendUserMessage(_ *pa.PID, message any) {
 		c.p.mu.Unlock()
 	case *logRecord:
 		c.p.relayLog(zerolog.Level(m.Level), m.JSON)
+	case *rootFailed:
+		c.p.post(evRootFailed{inc: m.Incarnation, reason: m.reason(), text: m.Text})
+	case *rootRestarted:
+		c.p.post(evRootRestarted{inc: m.Incarnation})
 	}
+}
+
+// reason is the panic value as the spawner's decider gets it: the value the
+// child panicked with when it crossed (a string, a registered type), else a
+// *PanicError with its text.
+func (m *rootFailed) reason() any {
+	if len(m.Reason) > 0 {
+		if v, err := mailbox.Unmarshal(m.Reason); err == nil && v != nil {
+			return v
+		}
+	}
+	return &PanicError{Text: m.Text, MessageType: m.MessageType}
 }
 
 func (control) SendSystemMessage(*pa.PID, any) {}

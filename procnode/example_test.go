@@ -80,7 +80,7 @@ func ExampleProcess_Wait() {
 
 	ctx := context.Background()
 	p, err := procnode.Spawn(ctx, node.Root(), "example.greeter",
-		procnode.WithRestart(false), // a crash ends the Process: no restart
+		procnode.WithRestart(false), // a failure ends the Process: no restart
 		procnode.WithStderr(nil))    // keep the child's stderr in the exit status only
 	if err != nil {
 		panic(err)
@@ -89,15 +89,15 @@ func ExampleProcess_Wait() {
 	defer cancel()
 	fmt.Println(p.Wait(short))
 
-	node.Root().Send(p.PID(), "crash")
+	node.Root().Send(p.PID(), "crash") // the root actor panics: a failure
 	var ee *procnode.ExitError
 	if err := p.Wait(ctx); errors.As(err, &ee) {
-		fmt.Println("code:", ee.Code)
+		fmt.Println("failed:", ee.Failed)
 		fmt.Println("reason:", ee.Reason)
 	}
 
 	// Output:
 	// context deadline exceeded
-	// code: 2
+	// failed: true
 	// reason: root actor panicked: out of cheese
 }

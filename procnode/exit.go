@@ -21,16 +21,21 @@ type ExitStatus struct {
 	// StderrTail is the end of what the child wrote to stderr (bounded).
 	StderrTail []byte
 	// Stopped is true when the parent asked the process to stop (Stop,
-	// Terminate, Kill, or its keeper stopping).
+	// Terminate, Kill, a Stop from protoactor: its spawner stopping, its
+	// supervisor's Stop directive).
 	Stopped bool
+	// Failed is true when the process actor ended because its supervisor
+	// stopped it after a failure (a crash, or a panic of its root actor), or
+	// because it failed with restarts off (WithRestart(false)).
+	Failed bool
 	// Incarnation is the restart count of the process (0 for the first).
 	Incarnation uint64
 	// OSPid is the operating-system process id it had.
 	OSPid int
 }
 
-// Success reports a clean exit: code 0 and no signal.
-func (s *ExitStatus) Success() bool { return s.Code == 0 && s.Signal == 0 }
+// Success reports a clean end: code 0, no signal, not Failed.
+func (s *ExitStatus) Success() bool { return s.Code == 0 && s.Signal == 0 && !s.Failed }
 
 func (s *ExitStatus) String() string {
 	var what string
@@ -51,6 +56,16 @@ type ExitError struct {
 }
 
 func (e *ExitError) Error() string { return "procnode: child " + e.ExitStatus.String() }
+
+// PanicError is the reason a spawner's decider gets for a panic of a child's
+// root actor whose value could not cross the process boundary (an
+// unregistered type): its text, as fmt.Sprint printed it.
+type PanicError struct {
+	Text        string
+	MessageType string // the Go type of the message the actor failed on
+}
+
+func (e *PanicError) Error() string { return "procnode: child's root actor panicked: " + e.Text }
 
 // tailBuffer keeps the last n bytes written to it.
 type tailBuffer struct {

@@ -22,11 +22,15 @@ import (
 // it becomes the child: it reads the bootstrap from the environment, unsets
 // it (so the child's own children do not adopt it), takes its two stream fds
 // (marked close-on-exec), builds the node, spawns the registered kind as the
-// root actor, shakes hands with the parent, and runs until the root actor
-// stops (exit 0), panics (exit 2, the panic text sent as the reason) or the
-// parent goes away (exit 0). It never returns in a child. A child ignores
-// SIGPIPE, so that writing to stdout or stderr after its parent died fails
-// with EPIPE instead of killing it.
+// root actor, waits for its Started to return, shakes hands with the
+// parent, and runs until the root actor stops (exit 0), fails before it
+// started or with WithPanicExits (exit ExitRootFailed, the panic text sent
+// as the reason) or the parent goes away (exit 0). A panic of a started
+// root actor is reported to the parent, whose supervisor decides. It never
+// returns in a child. A child notifies SIGPIPE (it does not ignore it: an
+// ignored signal would be inherited by what the child execs), so that
+// writing to stdout or stderr after its parent died fails with EPIPE
+// instead of killing it.
 func Main() {
 	raw, ok := os.LookupEnv(envBoot)
 	if !ok {
@@ -104,22 +108,25 @@ func runChild(raw string) int {
 		return ExitSpawnFailed
 	}
 	exit := make(chan childExit, 4)
-	rootSpawned := make(chan struct{})
-	hostProps := pa.PropsFromProducer(func() pa.Actor { return &host{props: props, exit: exit, spawned: rootSpawned} },
-		pa.WithSupervisor(&hostStrategy{exit: exit}))
+	h := &host{node: an, link: link, control: b.Control, incarnation: b.Incarnation, panicExits: b.PanicExits,
+		exit: exit, started: make(chan struct{})}
+	// The root actor's props: the kind's, with procactor's middleware: one
+	// says when Started has returned, the other acknowledges to the parent
+	// what the root actor has finished (the parent retains it until then).
+	h.props = props.Clone(pa.WithReceiverMiddleware(h.startedMiddleware, link.AckFor(RootID)))
+	hostProps := pa.PropsFromProducer(func() pa.Actor { return h }, pa.WithSupervisor(h))
 	if _, err := an.Root().SpawnNamed(hostProps, hostName); err != nil {
 		fmt.Fprintf(os.Stderr, "procactor: spawning root actor: %v\n", err)
 		return ExitSpawnFailed
 	}
-	// The root actor must exist before the handshake tells the parent that
-	// the child is up: the parent's first message may follow at once, and
-	// would be a dead letter.
-	<-rootSpawned
+	// The child is up once its root actor's Started has returned: a root
+	// actor that fails to start fails the spawn, and the parent's first
+	// message finds an actor ready for it.
 	select {
+	case <-h.started:
 	case e := <-exit:
 		fmt.Fprintf(os.Stderr, "procactor: %s\n", e.reason)
 		return e.code
-	default:
 	}
 
 	link.OnDown(func(err error) {
@@ -330,19 +337,25 @@ func (w *forwardWriter) fallback(l zerolog.Level, p []byte) {
 	}
 }
 
-// host is the child's top actor: the root actor is its child, so it sees the
-// root stop (Terminated) and its failures (hostStrategy).
+// host is the child's top actor: the root actor is its child, so it sees
+// the root stop (Terminated) and fail (HandleFailure, its supervisor
+// strategy), and it carries out the parent's directives about it.
 type host struct {
-	props   *pa.Props
-	exit    chan<- childExit
-	spawned chan<- struct{} // closed once the root actor is spawned (or failed to)
-	root    *pa.PID
+	node        *actor.Node
+	link        *actor.Link // to the parent
+	control     *pa.PID     // the parent's control process for this child
+	incarnation uint64
+	panicExits  bool
+	props       *pa.Props
+	exit        chan<- childExit
+	started     chan struct{} // closed once the root actor's first Started has returned
+	up          atomic.Bool   // started is closed
+	root        *pa.PID       // set in Started, read by the host's own goroutine only
 }
 
 func (h *host) Receive(ctx pa.Context) {
 	switch m := ctx.Message().(type) {
 	case *pa.Started:
-		defer close(h.spawned)
 		pid, err := ctx.SpawnNamed(h.props, rootName)
 		if err != nil {
 			h.exit <- childExit{code: ExitSpawnFailed, reason: "spawning root actor: " + err.Error()}
@@ -353,14 +366,67 @@ func (h *host) Receive(ctx pa.Context) {
 		if h.root != nil && m.Who.Equal(h.root) {
 			h.exit <- childExit{code: 0}
 		}
+	case *directive:
+		if h.root == nil {
+			return
+		}
+		// What a supervisor's RestartChildren, ResumeChildren and
+		// StopChildren send: protoactor carries them out (a restart keeps
+		// the mailbox and replays the stash).
+		var sys any
+		switch m.Kind {
+		case dirRestart:
+			sys = &pa.Restart{}
+		case dirResume:
+			sys = &pa.ResumeMailbox{}
+		case dirStop:
+			sys = &pa.Stop{}
+		default:
+			return
+		}
+		proc, _ := h.node.System().ProcessRegistry.Get(h.root)
+		proc.SendSystemMessage(h.root, sys)
 	}
 }
 
-// hostStrategy ends the child when its root actor fails: a panic that
-// escapes the root actor is the child's crash, with the panic text as reason.
-type hostStrategy struct{ exit chan<- childExit }
+// startedMiddleware sees the root actor's Started return: the first time,
+// the child may shake hands; after a restart, the parent is told.
+func (h *host) startedMiddleware(next pa.ReceiverFunc) pa.ReceiverFunc {
+	return func(c pa.ReceiverContext, env *pa.MessageEnvelope) {
+		next(c, env)
+		if _, ok := env.Message.(*pa.Started); !ok {
+			return
+		}
+		if h.up.CompareAndSwap(false, true) {
+			close(h.started)
+			return
+		}
+		h.node.Root().Send(h.control, &rootRestarted{Incarnation: h.incarnation})
+	}
+}
 
-func (s *hostStrategy) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, _ *pa.RestartStatistics, reason any, _ any) {
-	sup.StopChildren(child)
-	s.exit <- childExit{code: ExitRootFailed, reason: fmt.Sprintf("root actor panicked: %v", reason)}
+// HandleFailure is the host's supervisor strategy, for its one child, the
+// root actor. A failure before the first Started returned ends the child
+// (its spawn fails); with WithPanicExits any failure does. Otherwise the
+// failing message counts as finished, the root actor's mailbox stays
+// suspended, and the parent is told: its spawner's strategy decides, and a
+// directive comes back.
+func (h *host) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, _ *pa.RestartStatistics, reason, message any) {
+	if !h.up.Load() || h.panicExits {
+		sup.StopChildren(child)
+		select {
+		case h.exit <- childExit{code: ExitRootFailed, reason: fmt.Sprintf("root actor panicked: %v", reason)}:
+		default: // already leaving
+		}
+		return
+	}
+	h.link.Finished(message)
+	_, msg, _ := pa.UnwrapEnvelope(message)
+	rf := &rootFailed{Incarnation: h.incarnation, Text: fmt.Sprint(reason), MessageType: fmt.Sprintf("%T", msg)}
+	if b, err := mailbox.Marshal(reason); err == nil {
+		rf.Reason = b
+	}
+	l := h.node.Logger()
+	l.Warn().Str("reason", rf.Text).Str("message_type", rf.MessageType).Msg("root actor failed; its supervisor decides")
+	h.node.Root().Send(h.control, rf)
 }

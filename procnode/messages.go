@@ -17,6 +17,37 @@ type boot struct {
 	LogLevel     int8
 	StartTimeout int64    // nanoseconds
 	Rlimits      []rlimit // set by the child on itself, first
+	PanicExits   bool     // a panic of the root actor ends the process (WithPanicExits)
+}
+
+// directive is a supervisor's decision about the child's root actor, carried
+// out by the child's host actor with protoactor's own machinery.
+type directive struct {
+	Kind directiveKind
+}
+
+type directiveKind uint8
+
+const (
+	dirRestart directiveKind = iota + 1 // a new root actor instance, same mailbox
+	dirResume                           // go on with the same instance
+	dirStop                             // stop the root actor now: the child exits 0
+)
+
+// rootFailed is what a child reports when its root actor fails (panics):
+// the panic value, encoded when it can be, and its text. The root actor's
+// mailbox stays suspended until a directive arrives.
+type rootFailed struct {
+	Incarnation uint64
+	Reason      []byte // mailbox.Marshal of the panic value; empty when it does not encode
+	Text        string // fmt.Sprint of the panic value
+	MessageType string // the failing message's Go type
+}
+
+// rootRestarted is what a child reports once a restart of its root actor is
+// done (its Started returned).
+type rootRestarted struct {
+	Incarnation uint64
 }
 
 // ExitNotice is sent by a child to its parent just before it exits with a
@@ -43,6 +74,9 @@ func init() {
 	mailbox.RegisterType("procactor.boot", &boot{})
 	mailbox.RegisterType("procactor.ExitNotice", &ExitNotice{})
 	mailbox.RegisterType("procactor.logRecord", &logRecord{})
+	mailbox.RegisterType("procactor.directive", &directive{})
+	mailbox.RegisterType("procactor.rootFailed", &rootFailed{})
+	mailbox.RegisterType("procactor.rootRestarted", &rootRestarted{})
 }
 
 const (

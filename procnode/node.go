@@ -16,6 +16,7 @@ type Node struct {
 	seq   atomic.Uint64 // child segments; never reused
 	mu    sync.Mutex
 	procs map[*Process]struct{} // live child processes (guarded by mu)
+	byPID map[pidKey]*Process   // the same, by PID and by name (guarded by mu)
 }
 
 // RootAddress is the address of a root node made by NewNode.
@@ -35,7 +36,7 @@ func NewNode(opts ...actor.NodeOption) (*Node, error) {
 }
 
 func register(an *actor.Node) *Node {
-	n := &Node{Node: an, procs: make(map[*Process]struct{})}
+	n := &Node{Node: an, procs: make(map[*Process]struct{}), byPID: make(map[pidKey]*Process)}
 	nodes.Store(an.System(), n)
 	return n
 }
@@ -73,14 +74,45 @@ func (n *Node) stopProcs(ctx context.Context) {
 	wg.Wait()
 }
 
+// Process returns the process actor of this node whose PID (p.PID(), or the
+// PID its spawner got for its name) is pid, while it lives.
+func (n *Node) Process(pid *pa.PID) (*Process, bool) {
+	if pid == nil {
+		return nil, false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p, ok := n.byPID[keyOf(pid)]
+	return p, ok
+}
+
+// Processes returns the node's live process actors.
+func (n *Node) Processes() []*Process {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*Process, 0, len(n.procs))
+	for p := range n.procs {
+		out = append(out, p)
+	}
+	return out
+}
+
 func (n *Node) add(p *Process) {
 	n.mu.Lock()
 	n.procs[p] = struct{}{}
+	n.byPID[keyOf(p.pid)] = p
+	if p.alias != nil {
+		n.byPID[keyOf(p.alias)] = p
+	}
 	n.mu.Unlock()
 }
 
 func (n *Node) remove(p *Process) {
 	n.mu.Lock()
 	delete(n.procs, p)
+	delete(n.byPID, keyOf(p.pid))
+	if p.alias != nil {
+		delete(n.byPID, keyOf(p.alias))
+	}
 	n.mu.Unlock()
 }

@@ -16,6 +16,9 @@ const (
 	DefaultStopTimeout  = 5 * time.Second
 	DefaultTermTimeout  = 2 * time.Second
 	DefaultStderrTail   = 4 << 10
+	DefaultRetainWindow = 64 << 20
+	DefaultBackoffMin   = 10 * time.Millisecond
+	DefaultBackoffMax   = 500 * time.Millisecond
 )
 
 // Option configures Spawn. Options only record values.
@@ -40,6 +43,10 @@ type config struct {
 	restart      bool
 	logger       *zerolog.Logger
 	rlimits      []rlimit
+	retainWindow int
+	backoffMin   time.Duration
+	backoffMax   time.Duration
+	panicExits   bool
 }
 
 // rlimit is one resource limit the child sets on itself (WithRlimit).
@@ -57,6 +64,9 @@ func defaultConfig() config {
 		termTimeout:  DefaultTermTimeout,
 		stderrTail:   DefaultStderrTail,
 		restart:      true,
+		retainWindow: DefaultRetainWindow,
+		backoffMin:   DefaultBackoffMin,
+		backoffMax:   DefaultBackoffMax,
 	}
 }
 
@@ -70,12 +80,18 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithStopTimeouts(%v, %v) must not be negative", ErrInvalidOption, c.stopTimeout, c.termTimeout)
 	case c.stderrTail < 0:
 		return fmt.Errorf("%w: WithStderrTail(%d) must not be negative", ErrInvalidOption, c.stderrTail)
+	case c.retainWindow < 1:
+		return fmt.Errorf("%w: WithRetainWindow(%d) must be positive", ErrInvalidOption, c.retainWindow)
+	case c.backoffMin <= 0 || c.backoffMax < c.backoffMin:
+		return fmt.Errorf("%w: WithRestartBackoff(%v, %v) needs 0 < min <= max", ErrInvalidOption, c.backoffMin, c.backoffMax)
 	}
 	return nil
 }
 
-// WithName names the keeper actor under the spawner (default: generated).
-// It also tags the child's log records.
+// WithName names the process actor under its spawner, as SpawnNamed does
+// (default: a generated name): the name is taken in the spawner's node
+// (ErrNameExists when it is taken) and a PID with it reaches the process
+// actor too. It also tags the child's log records.
 func WithName(name string) Option { return func(c *config) { c.name = name } }
 
 // WithArgs passes a value to the kind's producer (Args.Value in the child):
@@ -145,10 +161,45 @@ func WithStopTimeouts(graceful, term time.Duration) Option {
 	return func(c *config) { c.stopTimeout, c.termTimeout = graceful, term }
 }
 
-// WithRestart says whether a crash is escalated to the spawner's supervisor
-// strategy (true, the default: protoactor's default strategy restarts the
-// child, keeping its address and PIDs) or simply ends the Process (false).
+// WithRestart says whether a failure (a crash of the process, a panic of its
+// root actor) is escalated to the spawner's supervisor strategy (true, the
+// default: protoactor's default strategy restarts the process actor,
+// keeping its address and PIDs) or simply ends the Process (false).
 func WithRestart(on bool) Option { return func(c *config) { c.restart = on } }
+
+// WithRetainWindow bounds the bytes (encoded) of messages to the child's
+// root actor that the parent keeps until the child acknowledges that its
+// root actor has finished them, to send them again to the next incarnation
+// if the process dies. A full window makes senders wait like a full link
+// (actor.WithSendTimeout), then the message is a dead letter
+// (actor.ErrRetainFull). A single message larger than the window is sent
+// without being kept: it is not redelivered. Default 64 MiB.
+//
+// Redelivery is at least once: a message the root actor finished just
+// before its process died, whose acknowledgement had not left the child, is
+// delivered again. A message counts as finished when the root actor's
+// Receive returns for it (a stashed message too) or fails on it.
+func WithRetainWindow(n int) Option { return func(c *config) { c.retainWindow = n } }
+
+// WithRestartBackoff sets the floor between a crash of the process and the
+// start of the next incarnation: min after the first crash, doubling with
+// each crash that follows a short life, at most max. It is a floor, not a
+// delay added to the strategy's (ExponentialBackoff's own delay counts
+// towards it); a restart of the root actor inside the child has none.
+// Defaults 10ms and 500ms: protoactor's default intensity limit (10
+// failures in 10s) still ends a crash loop.
+func WithRestartBackoff(min, max time.Duration) Option {
+	return func(c *config) { c.backoffMin, c.backoffMax = min, max }
+}
+
+// WithPanicExits makes a panic of the child's root actor end the child
+// process (exit code ExitRootFailed, the panic text as the reason) instead
+// of being an actor failure handled inside the child: a restart then starts
+// a new process, which isolates whatever state the panic left behind, at
+// the cost of the root actor's mailbox order (what it had not finished is
+// redelivered; its stash and other actors of the child are lost). Default
+// off.
+func WithPanicExits(on bool) Option { return func(c *config) { c.panicExits = on } }
 
 // WithLogger sets the logger that receives the child's log records, at
 // their own level and tagged with the child's address, kind, name and OS

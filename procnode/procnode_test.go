@@ -315,12 +315,13 @@ func TestSpawnRequestStop(t *testing.T) {
 	}
 }
 
-// TestRootPanicEndsChild: a panic that escapes the child's root actor ends
-// the child with ExitRootFailed and the panic text as the reason.
+// TestRootPanicEndsChild: with WithPanicExits a panic that escapes the
+// child's root actor ends the child with ExitRootFailed and the panic text
+// as the reason.
 func TestRootPanicEndsChild(t *testing.T) {
 	t.Parallel()
 	n := newNode(t)
-	p := spawn(t, n, "test.echo", procnode.WithRestart(false))
+	p := spawn(t, n, "test.echo", procnode.WithRestart(false), procnode.WithPanicExits(true))
 	n.Root().Send(p.PID(), "panic")
 	err := waitErr(t, p)
 	var ee *procnode.ExitError
@@ -533,8 +534,12 @@ func TestOptions(t *testing.T) {
 	t.Run("name", func(t *testing.T) {
 		t.Parallel()
 		p := spawn(t, n, "test.echo", procnode.WithName("named-worker"))
-		if p.Keeper().Id != "named-worker" {
-			t.Fatalf("keeper %v; want named-worker", p.Keeper())
+		byName := pa.NewPID(n.Address(), "named-worker")
+		if q, ok := n.Process(byName); !ok || q != p {
+			t.Fatalf("Process(%v) = %v, %v; want the named process actor", byName, q, ok)
+		}
+		if res := request(t, n, byName, "by name"); res != "echo: by name" {
+			t.Fatalf("request by name: got %v", res)
 		}
 		if _, err := spawnKind(testCtx(t), n.Root(), "test.echo", procnode.WithName("named-worker")); !errors.Is(err, procnode.ErrNameExists) {
 			t.Fatalf("second spawn with the name: got %v; want ErrNameExists", err)
@@ -613,18 +618,19 @@ type spawnerActor struct {
 }
 
 type spawned struct {
-	p   *procnode.Process
-	err error
+	p        *procnode.Process
+	err      error
+	children []*pa.PID // the spawner's, after the spawn
 }
 
 func (a *spawnerActor) Receive(ctx pa.Context) {
 	if _, ok := ctx.Message().(string); ok {
 		p, err := spawnKind(context.Background(), ctx, "test.echo", a.opts...)
-		a.out <- spawned{p, err}
+		a.out <- spawned{p, err, ctx.Children()}
 	}
 }
 
-func spawnFromActor(t *testing.T, n *procnode.Node, opts ...pa.PropsOption) (*pa.PID, *procnode.Process) {
+func spawnFromActor(t *testing.T, n *procnode.Node, opts ...pa.PropsOption) (*pa.PID, spawned) {
 	t.Helper()
 	out := make(chan spawned, 1)
 	spawner := n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor {
@@ -641,18 +647,19 @@ func spawnFromActor(t *testing.T, n *procnode.Node, opts ...pa.PropsOption) (*pa
 	if s.err != nil {
 		t.Fatal(s.err)
 	}
-	return spawner, s.p
+	return spawner, s
 }
 
-// TestSpawnFromActor: an actor spawns a child; the keeper is the actor's
-// child in protoactor's tree, so stopping the actor stops the child
-// gracefully.
+// TestSpawnFromActor: an actor spawns a child; the process actor's PID is
+// the actor's child in protoactor's tree, so stopping the actor stops the
+// child.
 func TestSpawnFromActor(t *testing.T) {
 	t.Parallel()
 	n := newNode(t)
-	spawner, p := spawnFromActor(t, n)
-	if !strings.HasPrefix(p.Keeper().Id, spawner.Id+"/") {
-		t.Fatalf("keeper %v is not a child of the spawner %v", p.Keeper(), spawner)
+	spawner, s := spawnFromActor(t, n)
+	p := s.p
+	if len(s.children) != 1 || s.children[0] != p.PID() {
+		t.Fatalf("spawner's children %v; want exactly the process actor's PID %v", s.children, p.PID())
 	}
 	if res := request(t, n, p.PID(), "hi"); res != "echo: hi" {
 		t.Fatalf("got %v", res)
@@ -668,31 +675,46 @@ func TestSpawnFromActor(t *testing.T) {
 	}
 }
 
-// TestStopStrategy: a spawner whose supervisor strategy stops (or
-// resumes) failing children ends the Process on a crash: no restart.
+// TestStopStrategy: a spawner whose supervisor strategy stops failing
+// children ends the Process on a crash: no restart, and Wait says it failed.
 func TestStopStrategy(t *testing.T) {
 	t.Parallel()
-	for _, d := range []pa.Directive{pa.StopDirective, pa.ResumeDirective} {
-		t.Run(d.String(), func(t *testing.T) {
-			t.Parallel()
-			n := newNode(t)
-			strategy := pa.NewOneForOneStrategy(0, 0, func(any) pa.Directive { return d })
-			_, p := spawnFromActor(t, n, pa.WithSupervisor(strategy))
-			n.Root().Send(p.PID(), "exit3")
-			var ee *procnode.ExitError
-			if err := waitErr(t, p); !errors.As(err, &ee) || ee.Code != 3 || ee.Stopped || ee.Incarnation != 0 {
-				t.Fatalf("got %v; want exit code 3 of incarnation 0, not Stopped", err)
-			}
-			if p.Incarnation() != 0 {
-				t.Fatalf("incarnation %d; want no restart", p.Incarnation())
-			}
-		})
+	n := newNode(t)
+	strategy := pa.NewOneForOneStrategy(0, 0, func(any) pa.Directive { return pa.StopDirective })
+	_, s := spawnFromActor(t, n, pa.WithSupervisor(strategy))
+	p := s.p
+	n.Root().Send(p.PID(), "exit3")
+	var ee *procnode.ExitError
+	if err := waitErr(t, p); !errors.As(err, &ee) || ee.Code != 3 || ee.Stopped || !ee.Failed || ee.Incarnation != 0 {
+		t.Fatalf("got %v; want exit code 3 of incarnation 0, Failed, not Stopped", err)
+	}
+	if p.Incarnation() != 0 {
+		t.Fatalf("incarnation %d; want no restart", p.Incarnation())
 	}
 }
 
-// TestRestart: under the default strategy a crashed child is restarted as
-// incarnation 1 at the same address: the same p.PID() answers, from
-// another OS process.
+// TestResumeAfterCrash: a Resume directive for a dead process starts a new
+// one (there is no instance to resume; the mailbox goes on).
+func TestResumeAfterCrash(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	strategy := pa.NewOneForOneStrategy(10, time.Minute, func(any) pa.Directive { return pa.ResumeDirective })
+	_, s := spawnFromActor(t, n, pa.WithSupervisor(strategy))
+	p := s.p
+	if err := syscall.Kill(p.OSPid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if res := request(t, n, p.PID(), "after"); res != "echo: after" {
+		t.Fatalf("got %v", res)
+	}
+	if p.Incarnation() != 1 {
+		t.Fatalf("incarnation %d; want 1", p.Incarnation())
+	}
+}
+
+// TestRestart: under the default strategy a crashed child (here killed) is
+// restarted as incarnation 1 at the same address: the same p.PID() answers,
+// from another OS process.
 func TestRestart(t *testing.T) {
 	t.Parallel()
 	n := newNode(t)
@@ -707,7 +729,9 @@ func TestRestart(t *testing.T) {
 	})
 	defer n.System().EventStream.Unsubscribe(sub)
 
-	n.Root().Send(p.PID(), "exit3")
+	if err := syscall.Kill(before, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-up:
 	case <-time.After(60 * time.Second):
@@ -717,8 +741,8 @@ func TestRestart(t *testing.T) {
 		t.Fatalf("got %v", res)
 	}
 	st := p.ExitStatus()
-	if p.Incarnation() != 1 || st == nil || st.Code != 3 || st.Incarnation != 0 || p.OSPid() == before || !p.Alive() {
-		t.Fatalf("incarnation %d, last status %+v, pid %d (was %d); want incarnation 1 after code 3", p.Incarnation(), st, p.OSPid(), before)
+	if p.Incarnation() != 1 || st == nil || st.Signal != syscall.SIGKILL || st.Incarnation != 0 || p.OSPid() == before || !p.Alive() {
+		t.Fatalf("incarnation %d, last status %+v, pid %d (was %d); want incarnation 1 after SIGKILL", p.Incarnation(), st, p.OSPid(), before)
 	}
 	if pid := request(t, n, p.PID(), "pid"); pid != p.OSPid() {
 		t.Fatalf("child says pid %v; want %d", pid, p.OSPid())
@@ -731,29 +755,30 @@ func TestRestart(t *testing.T) {
 	}
 }
 
-// TestKeeperRestartAdoptsChild: a restart of the keeper itself (here a
-// Restart system message, as an AllForOne strategy sends when a sibling
-// fails) keeps the healthy child: same OS process, same PID, still answering.
-func TestKeeperRestartAdoptsChild(t *testing.T) {
+// TestRestartHealthyChild: a Restart system message to a healthy process
+// actor (as an AllForOne strategy sends when a sibling fails) restarts its
+// root actor inside the same child: same OS process, same PID, still
+// answering.
+func TestRestartHealthyChild(t *testing.T) {
 	t.Parallel()
 	n := newNode(t)
 	p := spawn(t, n, "test.echo")
 	before := p.OSPid()
 	request(t, n, p.PID(), "hi")
-	proc, _ := n.System().ProcessRegistry.Get(p.Keeper())
-	proc.SendSystemMessage(p.Keeper(), &pa.Restart{})
+	proc, _ := n.System().ProcessRegistry.Get(p.PID())
+	proc.SendSystemMessage(p.PID(), &pa.Restart{})
 	for i := 0; i < 3; i++ { // requests after the restart reach the same child
 		if pid := request(t, n, p.PID(), "pid"); pid != before {
-			t.Fatalf("child pid %v after keeper restart; want %d", pid, before)
+			t.Fatalf("child pid %v after a restart; want %d", pid, before)
 		}
 	}
 	select {
 	case <-p.Done():
-		t.Fatalf("Process ended after a keeper restart: %v", p.ExitStatus())
+		t.Fatalf("Process ended after a restart: %v", p.ExitStatus())
 	default:
 	}
-	if p.Incarnation() != 0 || !p.Alive() {
-		t.Fatalf("incarnation %d alive %v; want 0, true", p.Incarnation(), p.Alive())
+	if p.Incarnation() != 0 || !p.Alive() || p.Restarts() != 1 {
+		t.Fatalf("incarnation %d alive %v restarts %d; want 0, true, 1", p.Incarnation(), p.Alive(), p.Restarts())
 	}
 	if err := p.Stop(testCtx(t)); err != nil {
 		t.Fatal(err)
@@ -850,12 +875,17 @@ func TestWatch(t *testing.T) {
 				t.Fatalf("got %v", m)
 			}
 			tc.end(p)
-			if term, ok := receive(t, events).(*pa.Terminated); !ok || !term.Who.Equal(p.PID()) {
-				t.Fatalf("got %v; want Terminated of %v", term, p.PID())
+			if m := receive(t, events); !isTerminated(m, p.PID()) {
+				t.Fatalf("got %T %v; want Terminated of %v", m, m, p.PID())
 			}
 			waitErr(t, p)
 		})
 	}
+}
+
+func isTerminated(m any, who *pa.PID) bool {
+	term, ok := m.(*pa.Terminated)
+	return ok && term.Who.Equal(who)
 }
 
 // TestLogs: the child's procactor and protoactor records reach the parent's

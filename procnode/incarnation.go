@@ -1,0 +1,309 @@
+package procnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/procactor/procactor/actor"
+	"github.com/procactor/procactor/mailbox"
+)
+
+// cmdHandle is one incarnation: an OS process and what watches it.
+type cmdHandle struct {
+	cmd      *exec.Cmd
+	inc      uint64
+	tail     *tailBuffer   // its stderr tail
+	exited   chan struct{} // closed once it has exited and its status is recorded
+	reaped   chan struct{} // closed once its reaper and stderr copier are done
+	down     chan struct{} // closed once its stream is lost, or will never be up
+	downOnce sync.Once
+}
+
+func (c *cmdHandle) pid() int { return c.cmd.Process.Pid }
+
+func (c *cmdHandle) hasExited() bool {
+	select {
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to the incarnation; after its exit it does nothing.
+func (c *cmdHandle) signal(sig syscall.Signal) {
+	if c != nil && !c.hasExited() {
+		_ = c.cmd.Process.Signal(sig) // os.ErrProcessDone: it exited meanwhile
+	}
+}
+
+func (c *cmdHandle) kill() { c.signal(syscall.SIGKILL) }
+
+func (c *cmdHandle) lost() { c.downOnce.Do(func() { close(c.down) }) }
+
+// start runs one incarnation: exec and handshake. On failure the child is
+// killed and reaped and every fd closed. It refuses to start a child once
+// the Process is stopping. Every failure is testable with
+// errors.Is(err, ErrStartFailed), or ErrKindNotRegistered.
+func (p *Process) start() (err error) {
+	defer func() {
+		if err != nil && !errors.Is(err, ErrStartFailed) && !errors.Is(err, ErrKindNotRegistered) {
+			err = fmt.Errorf("%w: %w", ErrStartFailed, err)
+		}
+	}()
+	p.mu.Lock()
+	if p.started {
+		p.incarnation++
+	}
+	p.started = true
+	inc := p.incarnation
+	stopping := p.stopping
+	p.reason = ""
+	p.mu.Unlock()
+	if stopping {
+		return fmt.Errorf("%w: stopped before it started", ErrStartFailed)
+	}
+	if p.cfg.binary == "" {
+		// Checked here too: Props does not refuse an unknown kind (it
+		// never fails a spawn), so its start fails like a child's would.
+		if _, ok := actor.LookupKind(p.kind); !ok {
+			return fmt.Errorf("%w: %q", ErrKindNotRegistered, p.kind)
+		}
+	}
+
+	bootStr, err := encodeBoot(&boot{
+		Address:      p.address,
+		Kind:         p.kind,
+		Name:         p.cfg.name,
+		Cookie:       p.cookie,
+		Incarnation:  inc,
+		Control:      p.control,
+		Args:         p.args,
+		LogLevel:     int8(childLogLevel(p.log)),
+		StartTimeout: int64(p.cfg.startTimeout),
+		Rlimits:      p.cfg.rlimits,
+		PanicExits:   p.cfg.panicExits,
+	})
+	if err != nil {
+		return err
+	}
+	bin := p.cfg.binary
+	if bin == "" {
+		if bin, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	// Two pipes, one per direction; the child gets its ends as fds 3 and 4.
+	childR, parentW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	parentR, childW, err := os.Pipe()
+	if err != nil {
+		childR.Close()
+		parentW.Close()
+		return err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		childR.Close()
+		parentW.Close()
+		parentR.Close()
+		childW.Close()
+		return err
+	}
+	_ = mailbox.SetPipeSize(parentW, 1<<20)
+	_ = mailbox.SetPipeSize(childW, 1<<20)
+
+	cmd := exec.Command(bin, p.cfg.binaryArgs...)
+	cmd.ExtraFiles = []*os.File{childR, childW}
+	cmd.Env = append(childEnv(), p.cfg.env...)
+	if p.cfg.gomaxprocs > 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(p.cfg.gomaxprocs))
+	}
+	cmd.Env = append(cmd.Env, envBoot+"="+bootStr)
+	cmd.Dir = p.cfg.dir
+	cmd.Stdout = p.cfg.stdout
+	cmd.Stderr = errW
+	cmd.SysProcAttr = mergeSysProcAttr(p.cfg.sysProcAttr)
+	// A grandchild may hold a stdout pipe (WithStdout of a non-file) open
+	// after the child exits: Wait must not wait for it.
+	cmd.WaitDelay = time.Second
+
+	startErr := forkStart(cmd)
+	childR.Close()
+	childW.Close()
+	errW.Close()
+	if startErr != nil {
+		parentR.Close()
+		parentW.Close()
+		errR.Close()
+		return fmt.Errorf("%w: exec %s: %w", ErrStartFailed, bin, startErr)
+	}
+
+	c := &cmdHandle{cmd: cmd, inc: inc, tail: newTail(p.cfg.stderrTail),
+		exited: make(chan struct{}), reaped: make(chan struct{}), down: make(chan struct{})}
+	p.mu.Lock()
+	p.cmd = c
+	stopping = p.stopping // a stop either sees this incarnation or we see it
+	p.mu.Unlock()
+
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		var w io.Writer = c.tail
+		if p.cfg.stderr != nil {
+			w = io.MultiWriter(p.cfg.stderr, c.tail)
+		}
+		_, _ = io.Copy(w, errR)
+	}()
+	go p.reap(c, errR, copied)
+
+	var cerr error
+	if stopping {
+		parentR.Close()
+		parentW.Close()
+		cerr = errors.New("stopped before the handshake")
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.startTimeout)
+		_, cerr = p.link.Connect(ctx, mailbox.NewPipeConn(parentR, parentW), p.cookie, inc)
+		cancel()
+	}
+	if cerr == nil {
+		p.log.Debug().Int("os_pid", c.pid()).Uint64("incarnation", inc).Msg("child up")
+		return nil
+	}
+	c.lost() // the link never came up: no loss will say so
+	if errors.Is(cerr, io.EOF) || errors.Is(cerr, io.ErrUnexpectedEOF) {
+		// The child closed its end: it is exiting with a reason (an
+		// unknown kind, a failed producer, a root actor that failed to
+		// start). Let it, briefly, so that its exit code says why.
+		t := time.NewTimer(time.Second)
+		select {
+		case <-c.exited:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	c.kill()
+	<-c.exited
+	st := p.ExitStatus()
+	if st != nil && st.Incarnation == inc && !st.Success() && st.Signal != syscall.SIGKILL {
+		ee := &ExitError{ExitStatus: *st}
+		if st.Code == ExitKindNotRegistered {
+			return fmt.Errorf("%w: %q in %s: %w", ErrKindNotRegistered, p.kind, bin, ee)
+		}
+		return fmt.Errorf("%w: %w: %w", ErrStartFailed, cerr, ee)
+	}
+	return fmt.Errorf("%w: %w", ErrStartFailed, cerr)
+}
+
+// reap waits for one incarnation to exit, records its status and tells the
+// supervisor. The status waits for the stderr copy (the tail) and for the
+// loss of the stream: the reader has then handed over the child's last words
+// (an ExitNotice), so the reason is known.
+func (p *Process) reap(c *cmdHandle, errR *os.File, copied chan struct{}) {
+	defer close(c.reaped)
+	werr := c.cmd.Wait()
+	t := time.NewTimer(time.Second)
+	select { // the stderr copy ends at EOF, unless a grandchild holds the pipe
+	case <-copied:
+	case <-t.C:
+	}
+	errR.Close() // ends the copy if a grandchild held the pipe
+	<-copied
+	t.Reset(2 * time.Second)
+	select { // bounded: a reader stuck in a slow log writer must not stall the exit
+	case <-c.down:
+	case <-t.C:
+	}
+	t.Stop()
+	st := ExitStatus{Incarnation: c.inc, OSPid: c.pid()}
+	if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		st.Code, st.Signal = -1, ws.Signal()
+	} else {
+		st.Code = c.cmd.ProcessState.ExitCode()
+	}
+	p.mu.Lock()
+	st.Reason = p.reason
+	st.Stopped = p.stopping
+	st.StderrTail = c.tail.Bytes()
+	if st.Reason == "" && werr != nil && st.Code != 0 && st.Signal == 0 {
+		st.Reason = lastLine(st.StderrTail)
+	}
+	last := st
+	p.last = &last
+	p.mu.Unlock()
+	close(c.exited)
+	p.post(evExited{status: st})
+}
+
+// linkDown is called when the stream of an incarnation ends. A stream that
+// ended badly (garbage, a huge frame) means the child cannot be trusted:
+// kill it. A stream that simply ended (EOF) belongs to a child on its way
+// out: give it the graceful deadline, then kill it. Either way its exit is
+// what the supervisor hears about.
+func (p *Process) linkDown(err error) {
+	p.mu.Lock()
+	c := p.cmd
+	breach := err != nil && ((errors.Is(err, mailbox.ErrProtocol) && !errors.Is(err, io.ErrUnexpectedEOF)) || errors.Is(err, mailbox.ErrFrameTooLarge))
+	if breach && p.reason == "" {
+		p.reason = "killed by the parent: " + err.Error()
+	}
+	p.mu.Unlock()
+	if c == nil {
+		return
+	}
+	c.lost()
+	if err == nil {
+		return
+	}
+	// A frame cut short by the child's death is a child on its way out, not a
+	// child breaking the protocol.
+	if breach {
+		p.log.Error().Err(err).Msg("child broke the protocol; killing it")
+		c.kill()
+		return
+	}
+	time.AfterFunc(p.cfg.stopTimeout, func() {
+		if !c.hasExited() {
+			p.log.Warn().Err(err).Msg("child lost its link and did not exit; killing it")
+			c.kill()
+		}
+	})
+}
+
+// lastLine is the reason read from a child's stderr tail: the Go runtime's
+// own line when it crashed ("panic: ...", "fatal error: ..."; the goroutine
+// trace printed after it does not say why), else the last line.
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
+			return l
+		}
+	}
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// childEnv is the parent's environment without procactor's bootstrap.
+func childEnv() []string {
+	env := os.Environ()
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, envBoot+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
