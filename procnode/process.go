@@ -67,29 +67,29 @@ type Process struct {
 
 	adopted atomic.Bool // the spawner counts p.pid among its children
 
-	mu          sync.Mutex
-	state       procState          // guarded by mu
-	events      []any              // for the supervisor goroutine (guarded by mu)
-	watchers    map[pidKey]*pa.PID // guarded by mu
-	cmd         *cmdHandle         // current incarnation (guarded by mu)
-	incarnation uint64             // guarded by mu
-	started     bool               // first start attempted (guarded by mu)
-	stopping    bool               // we are ending it: no restart (guarded by mu)
-	stage       stopStage          // how hard we asked (guarded by mu)
-	reason      string             // the child's ExitNotice, or why we killed it (guarded by mu)
-	last        *ExitStatus        // guarded by mu
-	lastErr     error              // the last start failure (guarded by mu)
-	failure     string             // the failure the supervisor decided about last (guarded by mu)
-	failedEnd   bool               // the supervisor stopped it after a failure (guarded by mu)
-	endReason   string             // why, when failedEnd (guarded by mu)
-	crashed     bool               // the last incarnation died (guarded by mu)
-	restarts    int                // restarts carried out, in the child or of the process (guarded by mu)
-	crashes     int                // consecutive crashes, for the backoff floor (guarded by mu)
-	lastCrash   time.Time          // guarded by mu
-	upSince     time.Time          // guarded by mu
-	token       uint64             // names the pending backoff or restart deadline (guarded by mu)
-	pendingRestart bool            // a cooperative restart awaits the child's word (guarded by mu)
-	pendingExit *ExitStatus        // an exit seen while its start was still in flight (guarded by mu)
+	mu             sync.Mutex
+	state          procState          // guarded by mu
+	events         []any              // for the supervisor goroutine (guarded by mu)
+	watchers       map[pidKey]*pa.PID // guarded by mu
+	cmd            *cmdHandle         // current incarnation (guarded by mu)
+	incarnation    uint64             // guarded by mu
+	started        bool               // first start attempted (guarded by mu)
+	stopping       bool               // we are ending it: no restart (guarded by mu)
+	stage          stopStage          // how hard we asked (guarded by mu)
+	reason         string             // the child's ExitNotice, or why we killed it (guarded by mu)
+	last           *ExitStatus        // guarded by mu
+	lastErr        error              // the last start failure (guarded by mu)
+	failure        string             // the failure the supervisor decided about last (guarded by mu)
+	failedEnd      bool               // the supervisor stopped it after a failure (guarded by mu)
+	endReason      string             // why, when failedEnd (guarded by mu)
+	crashed        bool               // the last incarnation died (guarded by mu)
+	restarts       int                // restarts carried out, in the child or of the process (guarded by mu)
+	crashes        int                // consecutive crashes, for the backoff floor (guarded by mu)
+	lastCrash      time.Time          // guarded by mu
+	upSince        time.Time          // guarded by mu
+	token          uint64             // names the pending backoff or restart deadline (guarded by mu)
+	pendingRestart bool               // a cooperative restart awaits the child's word (guarded by mu)
+	pendingExit    *ExitStatus        // an exit seen while its start was still in flight (guarded by mu)
 
 	wake      chan struct{} // cap 1: the supervisor goroutine's doorbell
 	ended     chan struct{} // closed when the Process is over for good
@@ -129,12 +129,6 @@ const (
 	stageTerm                      // SIGTERM (Terminate)
 	stageKill                      // SIGKILL (Kill)
 )
-
-func closedChan() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}
 
 // PID is the child's root actor, as seen from the parent: an ordinary
 // protoactor PID, valid across restarts. Messages to it go straight to the

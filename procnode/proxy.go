@@ -19,7 +19,9 @@ type rootProcess struct{ p *Process }
 
 var _ pa.Process = rootProcess{}
 
-func (r rootProcess) SendUserMessage(pid *pa.PID, message any) { r.p.link.SendUserMessage(pid, message) }
+func (r rootProcess) SendUserMessage(pid *pa.PID, message any) {
+	r.p.link.SendUserMessage(pid, message)
+}
 
 func (r rootProcess) SendSystemMessage(pid *pa.PID, message any) {
 	p := r.p

@@ -15,14 +15,18 @@ import (
 // goroutines of its own that post an event when done; posting never blocks.
 
 type (
-	evStart         struct{}                            // start an incarnation now
-	evStarted       struct{ err error }                 // the start in flight is done
-	evExited        struct{ status ExitStatus }         // an incarnation exited
-	evRootFailed    struct{ inc uint64; reason, msg any; text string } // the root actor failed in the child
-	evRootRestarted struct{ inc uint64 }                 // the child restarted its root actor
-	evDirective     struct{ d directiveKind }           // from the supervisor strategy
-	evHalt          struct{ stage stopStage }           // Stop, Terminate, Kill
-	evTimer         struct{ token uint64 }              // a backoff or a restart deadline is over
+	evStart      struct{}                    // start an incarnation now
+	evStarted    struct{ err error }         // the start in flight is done
+	evExited     struct{ status ExitStatus } // an incarnation exited
+	evRootFailed struct {
+		inc         uint64
+		reason, msg any
+		text        string
+	} // the root actor failed in the child
+	evRootRestarted struct{ inc uint64 }      // the child restarted its root actor
+	evDirective     struct{ d directiveKind } // from the supervisor strategy
+	evHalt          struct{ stage stopStage } // Stop, Terminate, Kill
+	evTimer         struct{ token uint64 }    // a backoff or a restart deadline is over
 )
 
 // post hands an event to the supervisor goroutine. After the end it is
