@@ -35,10 +35,19 @@ func (c control) SendUserMessage(_ *pa.PID, message any) {
 	case *logRecord:
 		c.p.relayLog(zerolog.Level(m.Level), m.JSON)
 	case *rootFailed:
-		c.p.post(evRootFailed{inc: m.Incarnation, reason: m.reason(), text: m.Text})
+		c.p.post(evRootFailed{inc: m.Incarnation, reason: m.reason(), msg: m.message(), text: m.Text})
 	case *rootRestarted:
 		c.p.post(evRootRestarted{inc: m.Incarnation})
 	}
+}
+
+// message is the message the root actor failed on, when it crossed.
+func (m *rootFailed) message() any {
+	if len(m.Message) == 0 {
+		return nil
+	}
+	v, _ := mailbox.Unmarshal(m.Message)
+	return v
 }
 
 // reason is the panic value as the spawner's decider gets it: the value the

@@ -426,6 +426,9 @@ func (h *host) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID
 	if b, err := mailbox.Marshal(reason); err == nil {
 		rf.Reason = b
 	}
+	if b, err := mailbox.Marshal(msg); err == nil && msg != nil {
+		rf.Message = b // the spawner's strategy gets it, as in one process
+	}
 	l := h.node.Logger()
 	l.Warn().Str("reason", rf.Text).Str("message_type", rf.MessageType).Msg("root actor failed; its supervisor decides")
 	h.node.Root().Send(h.control, rf)

@@ -42,6 +42,7 @@ type rootFailed struct {
 	Reason      []byte // mailbox.Marshal of the panic value; empty when it does not encode
 	Text        string // fmt.Sprint of the panic value
 	MessageType string // the failing message's Go type
+	Message     []byte // mailbox.Marshal of the failing message; empty when it does not encode
 }
 
 // rootRestarted is what a child reports once a restart of its root actor is

@@ -701,9 +701,7 @@ func TestResumeAfterCrash(t *testing.T) {
 	strategy := pa.NewOneForOneStrategy(10, time.Minute, func(any) pa.Directive { return pa.ResumeDirective })
 	_, s := spawnFromActor(t, n, pa.WithSupervisor(strategy))
 	p := s.p
-	if err := syscall.Kill(p.OSPid(), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killPid(t, p.OSPid())
 	if res := request(t, n, p.PID(), "after"); res != "echo: after" {
 		t.Fatalf("got %v", res)
 	}
@@ -729,9 +727,7 @@ func TestRestart(t *testing.T) {
 	})
 	defer n.System().EventStream.Unsubscribe(sub)
 
-	if err := syscall.Kill(before, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killPid(t, before)
 	select {
 	case <-up:
 	case <-time.After(60 * time.Second):
@@ -865,7 +861,7 @@ func TestWatch(t *testing.T) {
 		end  func(*procnode.Process)
 	}{
 		{"stop", func(p *procnode.Process) { n.Root().Send(p.PID(), "quit") }},
-		{"kill", func(p *procnode.Process) { _ = syscall.Kill(p.OSPid(), syscall.SIGKILL) }},
+		{"kill", func(p *procnode.Process) { killPid(t, p.OSPid()) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

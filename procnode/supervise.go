@@ -192,6 +192,7 @@ func (p *Process) crash(reason error) {
 	p.mu.Lock()
 	p.crashed = true
 	if !p.cfg.restart {
+		p.failedEnd = true
 		p.mu.Unlock()
 		p.end()
 		return

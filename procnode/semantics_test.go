@@ -1,0 +1,465 @@
+package procnode_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/procnode"
+)
+
+// The scripts below run once against in-process actors and once against
+// process actors, and the answers must be the same: a user moves an actor
+// into a child process and changes nothing else (issue: "A process actor
+// behaves like an actor").
+
+// counter is the actor of the scripts. "inc" adds one ("stash" makes it stash
+// them instead), "get" answers the count, "starts" how many times an
+// instance of it started, "boom" panics.
+type counter struct {
+	n        int
+	stashing bool
+}
+
+// starts counts Started per actor (its PID pointer, which a restart keeps),
+// in whichever process the actor runs.
+var (
+	startsMu sync.Mutex
+	starts   = map[*pa.PID]int{} // guarded by startsMu
+)
+
+func (c *counter) Receive(ctx pa.Context) {
+	switch m := ctx.Message().(type) {
+	case *pa.Started:
+		startsMu.Lock()
+		starts[ctx.Self()]++
+		startsMu.Unlock()
+	case string:
+		switch m {
+		case "boom":
+			panic("boom")
+		case "stash":
+			c.stashing = true
+		case "inc":
+			if c.stashing {
+				ctx.Stash()
+				return
+			}
+			c.n++
+		case "get":
+			ctx.Respond(c.n)
+		case "starts":
+			startsMu.Lock()
+			n := starts[ctx.Self()]
+			startsMu.Unlock()
+			ctx.Respond(n)
+		case "exit3": // the process dies: a crash only a process actor can have
+			os.Exit(3)
+		}
+	}
+}
+
+func counterProps() *pa.Props { return pa.PropsFromProducer(func() pa.Actor { return &counter{} }) }
+
+func init() {
+	registerKind("sem.counter", func(procnode.Args) (*pa.Props, error) { return counterProps(), nil })
+	// sem.gated starts only once the file named by its args exists.
+	registerKind("sem.gated", func(args procnode.Args) (*pa.Props, error) {
+		path, _ := args.Value.(string)
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(path); err == nil {
+				return counterProps(), nil
+			}
+		}
+		return nil, errors.New("the gate never opened")
+	})
+	// sem.failstart's producer fails in the child: every start fails.
+	registerKind("sem.failstart", func(procnode.Args) (*pa.Props, error) {
+		return nil, errors.New("no start for you")
+	})
+}
+
+// propsKind is procnode.Props, marking the kind as used (see TestMain).
+func propsKind(kind string, opts ...procnode.Option) *pa.Props {
+	usedKinds.Store(kind, true)
+	return procnode.Props(kind, append([]procnode.Option{procnode.WithStderr(nil)}, opts...)...)
+}
+
+// parentActor spawns children on request, under its strategy, and reports
+// their Terminated; its strategy reports the failures it sees.
+type parentActor struct {
+	strategy pa.SupervisorStrategy
+	events   chan any // *pa.Terminated of children, failure reasons
+}
+
+type spawnChildren struct {
+	props *pa.Props
+	n     int
+}
+
+type getChildren struct{}
+
+func (a *parentActor) Receive(ctx pa.Context) {
+	switch m := ctx.Message().(type) {
+	case *spawnChildren:
+		pids := make([]*pa.PID, m.n)
+		for i := range pids {
+			pids[i] = ctx.Spawn(m.props)
+		}
+		ctx.Respond(pids)
+	case getChildren:
+		ctx.Respond(ctx.Children())
+	case *pa.Terminated:
+		a.events <- m
+	}
+}
+
+func (a *parentActor) HandleFailure(sys *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, rs *pa.RestartStatistics, reason, msg any) {
+	a.events <- failure{child: child, reason: reason, msg: msg}
+	a.strategy.HandleFailure(sys, sup, child, rs, reason, msg)
+}
+
+type failure struct {
+	child       *pa.PID
+	reason, msg any
+}
+
+// world is one run of a script: a node, a parent actor with a strategy, and
+// its children, in process or process actors.
+type world struct {
+	t        *testing.T
+	n        *procnode.Node
+	parent   *pa.PID
+	events   chan any
+	seen     []any // events taken from the channel so far
+	children []*pa.PID
+	process  bool
+}
+
+func newWorld(t *testing.T, process bool, strategy pa.SupervisorStrategy, children int, opts ...procnode.Option) *world {
+	t.Helper()
+	w := &world{t: t, n: newNode(t), events: make(chan any, 256), process: process}
+	a := &parentActor{strategy: strategy, events: w.events}
+	w.parent = w.n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor { return a }))
+	t.Cleanup(func() { _ = w.n.Root().StopFuture(w.parent).Wait() })
+	props := counterProps()
+	if process {
+		props = propsKind("sem.counter", opts...)
+	}
+	res := request(t, w.n, w.parent, &spawnChildren{props: props, n: children})
+	w.children = res.([]*pa.PID)
+	return w
+}
+
+// ask requests m from child i and returns the answer, or the error's text.
+func (w *world) ask(i int, m string) any {
+	res, err := w.n.Root().RequestFuture(w.children[i], m, 30*time.Second).Result()
+	if err != nil {
+		return err.Error()
+	}
+	return res
+}
+
+func (w *world) send(i int, msgs ...string) {
+	for _, m := range msgs {
+		w.n.Root().Send(w.children[i], m)
+	}
+}
+
+// crash ends child i's instance without a message, after what was sent to
+// it before: a process actor's process is killed (once the child has
+// acknowledged what it finished, so nothing is redelivered), an in-process
+// actor is restarted.
+func (w *world) crash(i int) {
+	w.t.Helper()
+	pid := w.children[i]
+	w.ask(i, "get") // what was sent before is processed: the crash comes after it
+	if !w.process {
+		proc, _ := w.n.System().ProcessRegistry.Get(pid)
+		proc.SendSystemMessage(pid, &pa.Restart{})
+		return
+	}
+	p, ok := w.n.Process(pid)
+	if !ok {
+		w.t.Fatalf("no process actor for %v", pid)
+	}
+	eventually(w.t, "the child up and acknowledging what it finished", func() bool {
+		return p.State() == "up" && linkStats(w.n, p.Address()).Retained == 0
+	})
+	killPid(w.t, p.OSPid())
+}
+
+// killPid sends SIGKILL to one process: never to 0 or below, which would
+// kill the test's own process group.
+func killPid(t *testing.T, pid int) {
+	t.Helper()
+	if pid <= 0 {
+		t.Fatalf("refusing to kill pid %d", pid)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitStarts waits until child i's actor has started n times.
+func (w *world) waitStarts(i, n int) {
+	w.t.Helper()
+	eventually(w.t, fmt.Sprintf("child %d started %d times", i, n), func() bool { return w.ask(i, "starts") == n })
+}
+
+// nextTerminated waits for the next Terminated the parent gets.
+func (w *world) nextTerminated() *pa.Terminated {
+	w.t.Helper()
+	for {
+		select {
+		case e := <-w.events:
+			w.seen = append(w.seen, e)
+			if term, ok := e.(*pa.Terminated); ok {
+				return term
+			}
+		case <-time.After(60 * time.Second):
+			w.t.Fatal("no Terminated")
+		}
+	}
+}
+
+// failures returns the failure reasons the strategy saw so far.
+func (w *world) failures() []any {
+	for {
+		select {
+		case e := <-w.events:
+			w.seen = append(w.seen, e)
+			continue
+		default:
+		}
+		break
+	}
+	var out []any
+	for _, e := range w.seen {
+		if f, ok := e.(failure); ok {
+			out = append(out, f.reason)
+		}
+	}
+	return out
+}
+
+// eventually polls cond for states that have no event (bounded).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func linkStats(n *procnode.Node, addr string) (s struct{ Retained, Held int }) {
+	for _, l := range n.Links() {
+		if l.Address() == addr {
+			st := l.Stats()
+			s.Retained, s.Held = st.Retained, st.Held
+		}
+	}
+	return s
+}
+
+// bothWays runs script in process and across a process boundary and checks
+// that the answers are equal (and equal to want).
+func bothWays(t *testing.T, strategy func() pa.SupervisorStrategy, children int, want []any, script func(w *world) []any) {
+	t.Helper()
+	for _, process := range []bool{false, true} {
+		name := "in-process"
+		if process {
+			name = "process"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, process, strategy(), children)
+			if got := script(w); !reflect.DeepEqual(got, want) {
+				t.Fatalf("answers %v; want %v", got, want)
+			}
+		})
+	}
+}
+
+func defaultStrategy() pa.SupervisorStrategy { return pa.DefaultSupervisorStrategy() }
+
+// TestSemanticsPanicKeepsMailbox: a panic restarts the actor (a new instance)
+// with its mailbox: only the failing message is lost.
+func TestSemanticsPanicKeepsMailbox(t *testing.T) {
+	t.Parallel()
+	bothWays(t, defaultStrategy, 1, []any{5, 2}, func(w *world) []any {
+		w.send(0, "inc", "inc", "inc", "boom", "inc", "inc", "inc", "inc", "inc")
+		return []any{w.ask(0, "get"), w.ask(0, "starts")}
+	})
+}
+
+// TestSemanticsCrashBetweenSends: the instance ends between sends (a process
+// killed, an actor restarted): what follows reaches the next instance.
+func TestSemanticsCrashBetweenSends(t *testing.T) {
+	t.Parallel()
+	bothWays(t, defaultStrategy, 1, []any{3, 5}, func(w *world) []any {
+		w.send(0, "inc", "inc", "inc")
+		first := w.ask(0, "get")
+		w.crash(0)
+		w.send(0, "inc", "inc", "inc", "inc", "inc")
+		return []any{first, w.ask(0, "get")}
+	})
+}
+
+// TestSemanticsRequestDuringRestart: a request sent while the instance is
+// being replaced is answered by the next one.
+func TestSemanticsRequestDuringRestart(t *testing.T) {
+	t.Parallel()
+	bothWays(t, defaultStrategy, 1, []any{0}, func(w *world) []any {
+		w.send(0, "inc")
+		w.crash(0)
+		return []any{w.ask(0, "get")}
+	})
+}
+
+// TestSemanticsStashReplayed: a restart replays the stash into the new
+// instance.
+func TestSemanticsStashReplayed(t *testing.T) {
+	t.Parallel()
+	bothWays(t, defaultStrategy, 1, []any{3}, func(w *world) []any {
+		w.send(0, "stash", "inc", "inc", "inc", "boom")
+		return []any{w.ask(0, "get")}
+	})
+}
+
+// TestSemanticsExponentialBackoff: the backoff strategy restarts after its
+// delay; the mailbox is kept.
+func TestSemanticsExponentialBackoff(t *testing.T) {
+	t.Parallel()
+	strategy := func() pa.SupervisorStrategy { return pa.NewExponentialBackoffStrategy(10*time.Second, 20*time.Millisecond) }
+	bothWays(t, strategy, 1, []any{2, 2}, func(w *world) []any {
+		w.send(0, "inc", "inc", "inc", "boom", "inc", "inc")
+		return []any{w.ask(0, "get"), w.ask(0, "starts")}
+	})
+}
+
+// TestSemanticsAllForOne: one sibling's failure restarts both, each keeping
+// its PID and its mailbox.
+func TestSemanticsAllForOne(t *testing.T) {
+	t.Parallel()
+	strategy := func() pa.SupervisorStrategy { return pa.NewAllForOneStrategy(10, 10*time.Second, pa.DefaultDecider) }
+	bothWays(t, strategy, 2, []any{2, 3, 0, 1}, func(w *world) []any {
+		w.send(0, "inc", "inc")
+		w.send(1, "inc", "inc", "inc")
+		before := []any{w.ask(0, "get"), w.ask(1, "get")}
+		w.send(0, "boom")
+		w.waitStarts(0, 2)
+		w.waitStarts(1, 2)
+		w.send(1, "inc")
+		return append(before, w.ask(0, "get"), w.ask(1, "get"))
+	})
+}
+
+// TestSemanticsWatchSeesOnlyTheEnd: a watcher sees nothing of two restarts
+// (and, for a process actor, of a process restart too), then exactly one
+// Terminated when the actor is stopped; so does its parent.
+func TestSemanticsWatchSeesOnlyTheEnd(t *testing.T) {
+	t.Parallel()
+	for _, process := range []bool{false, true} {
+		t.Run(fmt.Sprint("process=", process), func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, process, defaultStrategy(), 1)
+			child := w.children[0]
+			_, events := probe(t, w.n, func(c pa.Context) { c.Watch(child); c.Send(c.Self(), "watching") })
+			if m := receive(t, events); m != "watching" {
+				t.Fatalf("got %v", m)
+			}
+			w.send(0, "boom")
+			w.waitStarts(0, 2)
+			w.send(0, "boom")
+			w.waitStarts(0, 3)
+			if process {
+				w.crash(0)
+				if got := w.ask(0, "get"); got != 0 {
+					t.Fatalf("after the process restart: %v", got)
+				}
+			}
+			w.n.Root().Stop(child)
+			term, ok := receive(t, events).(*pa.Terminated)
+			if !ok || !term.Who.Equal(child) || term.Why != pa.TerminatedReason_Stopped {
+				t.Fatalf("watcher got %v; want Terminated{%v, Stopped}", term, child)
+			}
+			if pt := w.nextTerminated(); pt.Who != child {
+				t.Fatalf("parent got Terminated of %v; want the same *PID %p", pt.Who, child)
+			}
+			select {
+			case m := <-events:
+				t.Fatalf("watcher got more: %v", m)
+			case <-time.After(50 * time.Millisecond):
+			}
+		})
+	}
+}
+
+// TestSemanticsStrategyGivesUp: past the strategy's limit the actor is
+// stopped: one Terminated, and it answers no more; a process actor's Wait
+// says it failed.
+func TestSemanticsStrategyGivesUp(t *testing.T) {
+	t.Parallel()
+	strategy := func() pa.SupervisorStrategy { return pa.NewOneForOneStrategy(1, 10*time.Second, pa.DefaultDecider) }
+	for _, process := range []bool{false, true} {
+		t.Run(fmt.Sprint("process=", process), func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, process, strategy(), 1)
+			child := w.children[0]
+			var p *procnode.Process
+			if process {
+				p, _ = w.n.Process(child)
+			}
+			w.send(0, "boom")
+			w.waitStarts(0, 2)
+			w.send(0, "boom")
+			if term := w.nextTerminated(); term.Who != child {
+				t.Fatalf("Terminated of %v; want %v", term.Who, child)
+			}
+			if got := w.ask(0, "get"); got != pa.ErrDeadLetter.Error() {
+				t.Fatalf("after the end: %v; want %v", got, pa.ErrDeadLetter)
+			}
+			if f := w.failures(); len(f) != 2 || f[0] != "boom" || f[1] != "boom" {
+				t.Fatalf("the strategy saw %v; want two failures with reason boom", f)
+			}
+			if !process {
+				return
+			}
+			var ee *procnode.ExitError
+			if err := waitErr(t, p); !errors.As(err, &ee) || !ee.Failed || ee.Reason != "stopped by its supervisor after a failure: root actor panicked: boom" {
+				t.Fatalf("Wait: %v; want an *ExitError saying the supervisor stopped it", err)
+			}
+		})
+	}
+}
+
+// TestCrashLoopStops: a message that kills every incarnation (redelivered,
+// as nothing the root actor had not finished is lost) stops at the
+// intensity limit of the strategy, with one Terminated and Wait = the last
+// crash's *ExitError.
+func TestCrashLoopStops(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, true, pa.NewOneForOneStrategy(3, time.Minute, pa.DefaultDecider), 1, procnode.WithRestartBackoff(time.Millisecond, 5*time.Millisecond))
+	p, _ := w.n.Process(w.children[0])
+	w.n.Root().Send(w.children[0], "exit3")
+	if term := w.nextTerminated(); term.Who != w.children[0] {
+		t.Fatalf("Terminated of %v", term.Who)
+	}
+	var ee *procnode.ExitError
+	if err := waitErr(t, p); !errors.As(err, &ee) || ee.Code != 3 || !ee.Failed || ee.Incarnation != 3 {
+		t.Fatalf("Wait: %v; want exit code 3 of incarnation 3, Failed", err)
+	}
+	if f := w.failures(); len(f) != 4 {
+		t.Fatalf("the strategy saw %d failures; want 4 (3 restarts, then stop)", len(f))
+	}
+}
