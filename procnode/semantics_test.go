@@ -340,7 +340,9 @@ func TestSemanticsStashReplayed(t *testing.T) {
 // delay; the mailbox is kept.
 func TestSemanticsExponentialBackoff(t *testing.T) {
 	t.Parallel()
-	strategy := func() pa.SupervisorStrategy { return pa.NewExponentialBackoffStrategy(10*time.Second, 20*time.Millisecond) }
+	strategy := func() pa.SupervisorStrategy {
+		return pa.NewExponentialBackoffStrategy(10*time.Second, 20*time.Millisecond)
+	}
 	bothWays(t, strategy, 1, []any{2, 2}, func(w *world) []any {
 		w.send(0, "inc", "inc", "inc", "boom", "inc", "inc")
 		return []any{w.ask(0, "get"), w.ask(0, "starts")}
