@@ -1,11 +1,14 @@
-// Command workerpool runs a pool of child process workers fed by an actor in
-// the parent. Each job is CPU-bound (iterated SHA-256). One job makes its
-// worker panic: only that child process dies, its keeper restarts it under
-// the same PID (procnode's default, WithRestart(true)), and the pool keeps
-// going.
+// Command workerpool runs a pool of child process workers supervised by an
+// actor in the parent. Each job is CPU-bound (iterated SHA-256) and each
+// worker has a few jobs queued at a time. One job makes its worker panic:
+// the pool's supervisor strategy hears which job failed, the worker's root
+// actor is restarted inside its process, and the jobs queued behind the
+// failing one are done. One worker process is killed (as an OOM killer or a
+// segfault in cgo code would): it is restarted and gets the jobs it had not
+// finished. No job is lost; only the one it panicked on fails.
 //
 //	go run ./examples/workerpool
-//	go run ./examples/workerpool -workers 4 -jobs 40 -crash 0
+//	go run ./examples/workerpool -workers 4 -jobs 40 -crash 0 -kill 0
 package main
 
 import (
@@ -18,11 +21,10 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
+	"syscall"
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
-	"github.com/procactor/procactor/actor"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/procactor/procactor/procnode"
 )
@@ -44,16 +46,16 @@ type Result struct {
 }
 
 func init() {
+	// Every message crossing a process boundary is registered, in every
+	// binary that sends or receives it (here one binary plays both parts).
 	mailbox.RegisterType("examples.workerpool.Job", &Job{})
 	mailbox.RegisterType("examples.workerpool.Result", &Result{})
-	actor.RegisterKind("workerpool.worker", func(actor.Args) (*pa.Props, error) {
+	procnode.RegisterKind("workerpool.worker", func(procnode.Args) (*pa.Props, error) {
 		return pa.PropsFromProducer(func() pa.Actor { return worker{} }), nil
 	})
 }
 
-// worker is a child process's root actor. A panic escaping it ends the
-// process (exit code 2, the panic text as the reason); the parent's keeper
-// then restarts the process.
+// worker is a child process's root actor.
 type worker struct{}
 
 func (worker) Receive(ctx pa.Context) {
@@ -80,39 +82,62 @@ type outcome struct {
 	worker int // index in the pool
 	res    *Result
 	err    error
+	ended  bool
 }
 
-// runJobs asks the pool to run jobs; it answers with a []outcome in job order.
+// runJobs asks the pool to run jobs; it answers with a *report.
 type runJobs struct {
 	jobs   []*Job
-	report func(outcome) // called from the pool actor as each job ends
+	kill   int           // the job after whose result its worker's process is killed (0 = none)
+	print  func(outcome) // called from the pool actor as each job ends
+	node   *procnode.Node
+	report *report
 }
 
-// pool is the parent's dispatcher actor: it gives the next job to an idle
-// worker (at most one job in flight per worker: least busy) and collects
-// the outcomes. A request to a worker that crashes fails at once with a dead
-// letter; the worker is idle again and gets the next job, which waits in the
-// link until the restarted process is up.
-type pool struct {
-	workers []*pa.PID
-	busy    []bool
-	timeout time.Duration
+// report is the pool's answer: the outcomes in job order and what its
+// strategy saw.
+type report struct {
+	outcomes      []outcome
+	childRestarts int // failures of a worker's root actor (panics), restarted in its process
+	procRestarts  int // deaths of a worker process, restarted as a new process
+	workers       []*pa.PID
+}
 
+// pool is the parent's dispatcher actor. It spawns the workers as its own
+// children (procnode.Props: the spawn does not wait for the processes), so
+// it is their supervisor: HandleFailure below is its strategy. It keeps up
+// to depth jobs in flight per worker (least busy first); a worker's mailbox
+// holds the ones it has not started.
+type pool struct {
+	nworkers int
+	depth    int
+	timeout  time.Duration
+
+	workers   []*pa.PID
+	inflight  []int
 	requester *pa.PID
 	req       *runJobs
 	queue     []*Job
-	outcomes  []outcome
 	pending   int
 }
 
 func (p *pool) Receive(ctx pa.Context) {
 	if m, ok := ctx.Message().(*runJobs); ok {
 		p.requester, p.req = ctx.Sender(), m
+		m.report = &report{outcomes: make([]outcome, len(m.jobs))}
+		for i := range p.nworkers {
+			pid, err := ctx.SpawnNamed(procnode.Props("workerpool.worker"), fmt.Sprintf("worker-%d", i+1))
+			if err != nil {
+				panic(err)
+			}
+			p.workers = append(p.workers, pid)
+		}
+		m.report.workers = p.workers
+		p.inflight = make([]int, p.nworkers)
 		p.queue = append([]*Job(nil), m.jobs...)
-		p.outcomes = make([]outcome, len(m.jobs))
 		p.pending = len(m.jobs)
 		if p.pending == 0 {
-			ctx.Respond(p.outcomes)
+			ctx.Respond(m.report)
 			return
 		}
 		p.dispatch(ctx)
@@ -120,37 +145,89 @@ func (p *pool) Receive(ctx pa.Context) {
 }
 
 func (p *pool) dispatch(ctx pa.Context) {
-	for w := range p.workers {
-		if p.busy[w] || len(p.queue) == 0 {
-			continue
+	for len(p.queue) > 0 {
+		w := 0
+		for i := range p.workers {
+			if p.inflight[i] < p.inflight[w] {
+				w = i
+			}
+		}
+		if p.inflight[w] >= p.depth {
+			return
 		}
 		job := p.queue[0]
 		p.queue = p.queue[1:]
-		p.busy[w] = true
+		p.inflight[w]++
 		f := ctx.RequestFuture(p.workers[w], job, p.timeout)
 		// The continuation runs in this actor, in order with its messages.
 		ctx.ReenterAfter(f, func(res any, err error) {
-			p.busy[w] = false
-			o := outcome{job: job, worker: w, err: err}
 			if err == nil {
 				if r, ok := res.(*Result); ok {
-					o.res = r
-				} else {
-					o.err = fmt.Errorf("unexpected answer %T", res)
+					p.end(ctx, outcome{job: job, worker: w, res: r})
+					if job.ID == p.req.kill {
+						p.killWorker(w)
+					}
+					return
 				}
+				err = fmt.Errorf("unexpected answer %T", res)
 			}
-			p.outcomes[job.ID-1] = o
-			p.pending--
-			if p.req.report != nil {
-				p.req.report(o)
-			}
-			if p.pending == 0 {
-				ctx.Send(p.requester, p.outcomes)
-				return
-			}
-			p.dispatch(ctx)
+			p.end(ctx, outcome{job: job, worker: w, err: err})
 		})
 	}
+}
+
+// end records a job's outcome once (a job whose worker panicked on it is
+// ended by the strategy; its request then times out unanswered).
+func (p *pool) end(ctx pa.Context, o outcome) {
+	rep := p.req.report
+	if rep.outcomes[o.job.ID-1].ended {
+		return
+	}
+	o.ended = true
+	rep.outcomes[o.job.ID-1] = o
+	p.inflight[o.worker]--
+	p.pending--
+	p.req.print(o)
+	if p.pending == 0 {
+		ctx.Send(p.requester, rep)
+		return
+	}
+	p.dispatch(ctx)
+}
+
+// killWorker kills worker w's current OS process, as the OOM killer would.
+func (p *pool) killWorker(w int) {
+	proc, ok := p.req.node.Process(p.workers[w])
+	if !ok || proc.OSPid() <= 0 {
+		return
+	}
+	fmt.Printf("killing worker %d (pid %d) with jobs queued\n", w+1, proc.OSPid())
+	_ = syscall.Kill(proc.OSPid(), syscall.SIGKILL)
+}
+
+// HandleFailure makes the pool the supervisor strategy of its workers: a
+// worker whose root actor panicked reports the job it failed on (the
+// failing message, as protoactor gives it in one process), which ends that
+// job at once; a dead worker process is reported with an *ExitError. Either
+// way the worker is restarted, and keeps its PID.
+func (p *pool) HandleFailure(sys *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, rs *pa.RestartStatistics, reason, msg any) {
+	var ee *procnode.ExitError
+	if err, ok := reason.(error); ok && errors.As(err, &ee) {
+		p.req.report.procRestarts++
+	} else {
+		p.req.report.childRestarts++
+	}
+	// The strategy runs in the pool actor (sup is its context): the pool's
+	// state is ours to change here.
+	if job, ok := msg.(*Job); ok {
+		ctx, _ := sup.(pa.Context)
+		for w, pid := range p.workers {
+			if pid.Equal(child) && ctx != nil {
+				p.end(ctx, outcome{job: job, worker: w, err: fmt.Errorf("its worker panicked: %v", reason)})
+			}
+		}
+	}
+	pa.DefaultSupervisorStrategy().HandleFailure(sys, sup, child, rs, reason, msg)
 }
 
 func main() {
@@ -159,18 +236,19 @@ func main() {
 	jobs := flag.Int("jobs", 12, "jobs to run")
 	iterations := flag.Int("iterations", 500000, "sha256 iterations per job")
 	crash := flag.Int("crash", 5, "the job that makes its worker panic (0 = none)")
+	kill := flag.Int("kill", 3, "the job after whose result its worker's process is killed (0 = none)")
 	flag.Parse()
-	if *workers < 1 || *jobs < 0 || *iterations < 1 || *crash < 0 {
-		fmt.Fprintln(os.Stderr, "workerpool: need -workers ≥ 1, -jobs ≥ 0, -iterations ≥ 1, -crash ≥ 0")
+	if *workers < 1 || *jobs < 0 || *iterations < 1 || *crash < 0 || *kill < 0 {
+		fmt.Fprintln(os.Stderr, "workerpool: need -workers ≥ 1, -jobs ≥ 0, -iterations ≥ 1, -crash ≥ 0, -kill ≥ 0")
 		os.Exit(2)
 	}
-	if err := run(*workers, *jobs, *iterations, *crash); err != nil {
+	if err := run(*workers, *jobs, *iterations, *crash, *kill); err != nil {
 		fmt.Fprintln(os.Stderr, "workerpool:", err)
 		os.Exit(1)
 	}
 }
 
-func run(nworkers, njobs, iterations, crash int) error {
+func run(nworkers, njobs, iterations, crash, kill int) error {
 	n, err := procnode.NewNode()
 	if err != nil {
 		return err
@@ -181,103 +259,59 @@ func run(nworkers, njobs, iterations, crash int) error {
 		n.Close(ctx)
 	}()
 
-	// Start the workers at once; each Spawn returns when its child is up.
-	ctx := context.Background()
-	procs := make([]*procnode.Process, nworkers)
-	errs := make([]error, nworkers)
-	var wg sync.WaitGroup
-	for i := range procs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			procs[i], errs[i] = procnode.Spawn(ctx, n.Root(), "workerpool.worker",
-				procnode.WithName(fmt.Sprintf("worker-%d", i+1)))
-		}()
-	}
-	wg.Wait()
-	pids := make([]*pa.PID, nworkers)
-	startPids := make([]int, nworkers)
-	for i, p := range procs {
-		if errs[i] != nil {
-			return fmt.Errorf("worker %d: %w", i+1, errs[i])
-		}
-		pids[i], startPids[i] = p.PID(), p.OSPid()
-	}
-	fmt.Printf("%d workers started: pids %s\n", nworkers, joinInts(startPids))
-
 	jobs := make([]*Job, njobs)
 	for i := range jobs {
 		jobs[i] = &Job{ID: i + 1, Seed: fmt.Sprintf("job-%d", i+1), Iterations: iterations, Crash: i+1 == crash}
 	}
-	report := func(o outcome) { // runs in the pool actor: one at a time
-		if errors.Is(o.err, pa.ErrDeadLetter) {
-			fmt.Printf("job %2d on worker %d: failed: the worker process went away (%v)\n", o.job.ID, o.worker+1, o.err)
-			return
-		} else if o.err != nil {
+	print := func(o outcome) { // runs in the pool actor: one at a time
+		if o.err != nil {
 			fmt.Printf("job %2d on worker %d: failed: %v\n", o.job.ID, o.worker+1, o.err)
 			return
 		}
 		fmt.Printf("job %2d on worker %d (pid %d): sha256^%d(%q) = %s…\n",
 			o.job.ID, o.worker+1, o.res.OSPid, iterations, o.job.Seed, o.res.Digest[:16])
 	}
-	poolPID := n.Root().Spawn(n.WithDispatcher(pa.PropsFromProducer(func() pa.Actor {
-		return &pool{workers: pids, busy: make([]bool, nworkers), timeout: time.Minute}
-	})))
+	poolPID := n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor {
+		return &pool{nworkers: nworkers, depth: 3, timeout: time.Minute}
+	}))
 	start := time.Now()
-	res, err := n.Root().RequestFuture(poolPID, &runJobs{jobs: jobs, report: report}, 10*time.Minute).Result()
+	res, err := n.Root().RequestFuture(poolPID, &runJobs{jobs: jobs, kill: kill, print: print, node: n}, 10*time.Minute).Result()
 	if err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
-	outcomes := res.([]outcome)
+	rep := res.(*report)
 
-	done, failed := 0, 0
+	done, failed, lost := 0, 0, 0
 	var unexpected []string
-	for _, o := range outcomes {
+	for _, o := range rep.outcomes {
 		switch {
 		case o.err == nil:
 			done++
-		case o.job.Crash:
-			failed++
+		case errors.Is(o.err, pa.ErrTimeout):
+			lost++
+			unexpected = append(unexpected, fmt.Sprintf("job %d: %v", o.job.ID, o.err))
 		default:
 			failed++
-			unexpected = append(unexpected, fmt.Sprintf("job %d: %v", o.job.ID, o.err))
+			if !o.job.Crash {
+				unexpected = append(unexpected, fmt.Sprintf("job %d: %v", o.job.ID, o.err))
+			}
 		}
 	}
-	// Every worker answers again, a restarted one too: a request to a worker
-	// whose process is restarting waits in the link until it is back.
-	for i, pid := range pids {
-		if _, err := n.Root().RequestFuture(pid, &Job{Seed: "ping", Iterations: 1}, time.Minute).Result(); err != nil {
-			return fmt.Errorf("worker %d does not answer after the jobs: %w", i+1, err)
+	for i, pid := range rep.workers {
+		if p, ok := n.Process(pid); ok {
+			fmt.Printf("worker %d: pid %d, incarnation %d, %d restarts\n", i+1, p.OSPid(), p.Incarnation(), p.Restarts())
 		}
 	}
-	restarts := 0
-	for i, p := range procs {
-		line := fmt.Sprintf("worker %d: pid %d", i+1, p.OSPid())
-		if st := p.ExitStatus(); st != nil { // an earlier incarnation ended
-			restarts += int(st.Incarnation) + 1
-			line += fmt.Sprintf(", restarted %d× (pid %d: %v)", st.Incarnation+1, st.OSPid, st)
-		}
-		fmt.Println(line)
-	}
-	fmt.Printf("%d jobs on %d workers in %.2f s: %d done, %d failed, %d worker restarts\n",
-		njobs, nworkers, elapsed.Seconds(), done, failed, restarts)
+	fmt.Printf("%d jobs on %d workers in %.2f s: %d done, %d failed, %d lost; restarts: %d of a root actor, %d of a process\n",
+		njobs, nworkers, elapsed.Seconds(), done, failed, lost, rep.childRestarts, rep.procRestarts)
 
-	for _, p := range procs {
-		if err := p.Stop(ctx); err != nil {
-			return err
-		}
+	// Stopping the pool stops its children, the worker processes.
+	if err := n.Root().StopFuture(poolPID).Wait(); err != nil {
+		return err
 	}
 	if len(unexpected) > 0 {
 		return fmt.Errorf("jobs failed: %s", strings.Join(unexpected, "; "))
 	}
 	return nil
-}
-
-func joinInts(v []int) string {
-	s := make([]string, len(v))
-	for i, x := range v {
-		s[i] = fmt.Sprint(x)
-	}
-	return strings.Join(s, ", ")
 }
