@@ -209,6 +209,7 @@ func TestNoLeaksAfterCyclesAndCrashes(t *testing.T) {
 			t.FailNow()
 		}
 	}
+	restartCycles(t, n)
 	closeNode(t, n)
 
 	if kids := childrenOf(os.Getpid()); len(kids) != 0 {
@@ -219,6 +220,49 @@ func TestNoLeaksAfterCyclesAndCrashes(t *testing.T) {
 		t.Errorf("descriptors: %d, baseline %d: %v", fdCount(t), baseFDs, fds(t, os.Getpid()))
 	}
 	goleak.VerifyNone(t, leakOpts(ignore)...)
+}
+
+// restartCycles runs one process actor through 100 restarts of its
+// process (SIGKILL) and 100 of its root actor (a panic), under a strategy
+// that always restarts; every cycle it answers again behind the same PID.
+func restartCycles(t *testing.T, n *procnode.Node) {
+	t.Helper()
+	pids := make(chan *pa.PID, 1)
+	sup := n.Root().Spawn(pa.PropsFromFunc(func(c pa.Context) {
+		if _, ok := c.Message().(*pa.Started); ok {
+			pids <- c.Spawn(procnode.Props(kindEcho, procnode.WithStderr(nil), procnode.WithRestartBackoff(time.Millisecond, time.Millisecond)))
+		}
+	}, pa.WithSupervisor(pa.NewRestartingStrategy())))
+	pid := <-pids
+	p, ok := n.Process(pid)
+	if !ok {
+		t.Fatal("no process actor")
+	}
+	const cycles = 100
+	for i := range cycles {
+		if res, err := n.Root().RequestFuture(pid, "ping", 30*time.Second).Result(); err != nil || res != "echo: ping" {
+			t.Fatalf("cycle %d: ping: %v, %v", i, res, err)
+		}
+		if pid := p.OSPid(); pid > 0 { // never 0: that would be our own process group
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if !waitFor(30*time.Second, func() bool { return p.Incarnation() == uint64(i+1) }) {
+			t.Fatalf("cycle %d: no new incarnation (state %s)", i, p.State())
+		}
+	}
+	for i := range cycles {
+		n.Root().Send(pid, "crash:panic")
+		if res, err := n.Root().RequestFuture(pid, "ping", 30*time.Second).Result(); err != nil || res != "echo: ping" {
+			t.Fatalf("panic %d: ping: %v, %v", i, res, err)
+		}
+	}
+	if p.Restarts() != 2*cycles || p.Incarnation() != cycles {
+		t.Fatalf("restarts %d, incarnation %d; want %d, %d", p.Restarts(), p.Incarnation(), 2*cycles, cycles)
+	}
+	if err := n.Root().StopFuture(sup).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, p)
 }
 
 func stopChild(t *testing.T, p *procnode.Process) {
