@@ -28,13 +28,15 @@
 //	}
 //
 // p.PID() is the child's root actor: messages to it go straight to the
-// link, and it stays valid across restarts. A keeper actor spawned under the
-// spawner (a root context or an actor) owns the OS process, so the spawner's
-// supervisor strategy decides what a crash means: protoactor's default
-// restarts the child at the same address. Process mirrors exec.Cmd: OSPid,
-// Alive, Wait (any number of times), ExitStatus (code, signal, reason,
-// stderr tail, whether we stopped it), Stop (poison, then SIGTERM, then
-// SIGKILL, after deadlines), Terminate and Kill.
+// link, and it stays valid across restarts. It is the spawner's child in
+// protoactor's supervision tree (ctx.Children() lists it), so the spawner's
+// supervisor strategy decides what a failure means: protoactor's default
+// restarts it. From inside an actor, ctx.Spawn(procnode.Props("worker"))
+// makes one without waiting for the child process (Node.Process gives its
+// *Process). Process mirrors exec.Cmd: OSPid, Alive, Wait (any number of
+// times), ExitStatus (code, signal, reason, stderr tail, whether we stopped
+// it), Stop (poison, then SIGTERM, then SIGKILL, after deadlines), Terminate
+// and Kill.
 //
 // What procnode owns: exec and the inherited stream (two pipes on fds 3 and
 // 4, close-on-exec in the child), the handshake and its timeout, the child's
@@ -55,20 +57,47 @@
 //
 // # Failure
 //
-// When a child crashes (a panic that escapes its root actor, os.Exit, a
-// signal, a segfault in cgo code), the link to it is lost: watchers of its
-// actors get Terminated, and requests waiting on it fail at once with a
-// DeadLetterResponse rather than at their timeout. The keeper records the
-// exit status (a root actor's panic text is the reason; otherwise the last
-// line of stderr), then escalates the crash to the spawner's strategy. With
-// a restart, the next incarnation takes the same address and messages sent
-// meanwhile are delivered to it; without one, Wait returns an *ExitError
-// holding the status:
+// A process actor keeps protoactor's actor semantics across the process
+// boundary: the same script gives the same answers with the actor in
+// process and in a child.
+//
+// A panic of the child's root actor is an actor failure. The child reports
+// it (the panic value and the failing message, when they can cross) and
+// keeps the root actor's mailbox suspended; the spawner's strategy decides
+// (its decider gets the panic value, or a *PanicError with its text); the
+// child carries the directive out with protoactor's own machinery: Restart
+// makes a new root actor instance with the same mailbox and replays its
+// stash, Resume goes on, Stop stops it and the child exits 0. Only the
+// failing message is lost. With WithPanicExits a panic ends the process
+// instead (exit code ExitRootFailed), and a restart starts a new one.
+//
+// A death of the process (os.Exit, a signal, a segfault in cgo code, a lost
+// stream) is a failure too: the strategy gets an *ExitError. Nothing queued
+// for the root actor is lost: the parent numbers the messages it sends to
+// the root actor, the child acknowledges those its root actor has finished
+// (cumulatively, riding on its outgoing traffic), and the parent keeps the
+// others (at most WithRetainWindow bytes) and sends them first, in order, to
+// the next incarnation, then what was sent while the child was down
+// (delivery is at least once: a message finished just before the death,
+// whose acknowledgement had not left, is delivered again). Messages to other
+// actors of the dead child die with it, as in Erlang: requests among them
+// fail at once with a DeadLetterResponse, watchers of them get
+// Terminated{AddressTerminated}. Process restarts of one child are spaced by
+// a backoff floor (WithRestartBackoff), so that a kind that crashes at once
+// cannot fork-storm, and protoactor's intensity limit still ends a loop,
+// such as a message that kills every incarnation.
+//
+// Restarts are invisible to senders and watchers: p.PID() stays valid, and
+// watchers of it (and the spawner) get one Terminated when the process
+// actor ends for good: stopped, its strategy gave up, or restarts off
+// (WithRestart(false)); Why is AddressTerminated when its last process died,
+// Stopped otherwise. The exit status says the rest; without a restart, Wait
+// returns an *ExitError holding it:
 //
 //	err := p.Wait(ctx)
 //	var ee *procnode.ExitError
 //	if errors.As(err, &ee) {
-//		log.Printf("worker died: %v (code %d, signal %v)\n%s", ee.Reason, ee.Code, ee.Signal, ee.StderrTail)
+//		log.Printf("worker ended: %v (code %d, signal %v, failed %v)\n%s", ee.Reason, ee.Code, ee.Signal, ee.Failed, ee.StderrTail)
 //	}
 //
 // When the parent dies, even by SIGKILL, its children exit: they treat the
