@@ -3,6 +3,7 @@ package procnode
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 
 	pa "github.com/asynkron/protoactor-go/actor"
@@ -38,6 +39,12 @@ func (c control) SendUserMessage(_ *pa.PID, message any) {
 		c.p.post(evRootFailed{inc: m.Incarnation, reason: m.reason(), msg: m.message(), text: m.Text})
 	case *rootRestarted:
 		c.p.post(evRootRestarted{inc: m.Incarnation})
+	case *assigned:
+		var err error
+		if m.Err != "" {
+			err = fmt.Errorf("%w: %s", ErrStartFailed, m.Err)
+		}
+		c.p.post(evAssigned{err: err})
 	}
 }
 
@@ -118,7 +125,7 @@ func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 	d := json.NewDecoder(bytes.NewReader(rec))
 	d.UseNumber()
 	if err := d.Decode(&fields); err != nil {
-		p.log.WithLevel(lvl).Int("os_pid", p.OSPid()).Bytes("record", bytes.TrimSpace(rec)).Msg("child log")
+		p.logger().WithLevel(lvl).Int("os_pid", p.OSPid()).Bytes("record", bytes.TrimSpace(rec)).Msg("child log")
 		return
 	}
 	msg, _ := fields[zerolog.MessageFieldName].(string)
@@ -129,5 +136,5 @@ func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 		p.relay.WithLevel(lvl).Fields(fields).Msg(msg)
 		return
 	}
-	p.log.WithLevel(lvl).Int("os_pid", p.OSPid()).Fields(fields).Msg(msg)
+	p.logger().WithLevel(lvl).Int("os_pid", p.OSPid()).Fields(fields).Msg(msg)
 }

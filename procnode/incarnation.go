@@ -72,23 +72,26 @@ func (p *Process) start() (err error) {
 	if stopping {
 		return fmt.Errorf("%w: stopped before it started", ErrStartFailed)
 	}
-	if p.cfg.binary == "" {
+	who := p.who()
+	pooled := who.kind == "" // a pool's child: it learns its kind when taken
+	if p.cfg.binary == "" && !pooled {
 		// Checked here too: Props does not refuse an unknown kind (it
 		// never fails a spawn), so its start fails like a child's would.
-		if _, ok := actor.LookupKind(p.kind); !ok {
-			return fmt.Errorf("%w: %q", ErrKindNotRegistered, p.kind)
+		if _, ok := actor.LookupKind(who.kind); !ok {
+			return fmt.Errorf("%w: %q", ErrKindNotRegistered, who.kind)
 		}
 	}
 
 	bootStr, err := encodeBoot(&boot{
 		Address:      p.address,
-		Kind:         p.kind,
-		Name:         p.cfg.name,
+		Kind:         who.kind,
+		Name:         who.name,
+		Pooled:       pooled,
 		Cookie:       p.cookie,
 		Incarnation:  inc,
 		Control:      p.control,
-		Args:         p.args,
-		LogLevel:     int8(childLogLevel(p.log)),
+		Args:         who.args,
+		LogLevel:     int8(childLogLevel(*p.logger())),
 		StartTimeout: int64(p.cfg.startTimeout),
 		Rlimits:      p.cfg.rlimits,
 		PanicExits:   p.cfg.panicExits,
@@ -179,7 +182,7 @@ func (p *Process) start() (err error) {
 		cancel()
 	}
 	if cerr == nil {
-		p.log.Debug().Int("os_pid", c.pid()).Uint64("incarnation", inc).Msg("child up")
+		p.logger().Debug().Int("os_pid", c.pid()).Uint64("incarnation", inc).Msg("child up")
 		return nil
 	}
 	c.lost() // the link never came up: no loss will say so
@@ -200,7 +203,7 @@ func (p *Process) start() (err error) {
 	if st != nil && st.Incarnation == inc && !st.Success() && st.Signal != syscall.SIGKILL {
 		ee := &ExitError{ExitStatus: *st}
 		if st.Code == ExitKindNotRegistered {
-			return fmt.Errorf("%w: %q in %s: %w", ErrKindNotRegistered, p.kind, bin, ee)
+			return fmt.Errorf("%w: %q in %s: %w", ErrKindNotRegistered, who.kind, bin, ee)
 		}
 		return fmt.Errorf("%w: %w: %w", ErrStartFailed, cerr, ee)
 	}
@@ -270,13 +273,13 @@ func (p *Process) linkDown(err error) {
 	// A frame cut short by the child's death is a child on its way out, not a
 	// child breaking the protocol.
 	if breach {
-		p.log.Error().Err(err).Msg("child broke the protocol; killing it")
+		p.logger().Error().Err(err).Msg("child broke the protocol; killing it")
 		c.kill()
 		return
 	}
 	time.AfterFunc(p.cfg.stopTimeout, func() {
 		if !c.hasExited() {
-			p.log.Warn().Err(err).Msg("child lost its link and did not exit; killing it")
+			p.logger().Warn().Err(err).Msg("child lost its link and did not exit; killing it")
 			c.kill()
 		}
 	})

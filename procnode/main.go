@@ -71,16 +71,12 @@ func runChild(raw string) int {
 		return ExitBootFailed
 	}
 	closeInherited() // before anything of ours opens a descriptor
-	prod, ok := actor.LookupKind(b.Kind)
-	if !ok {
-		fmt.Fprintf(os.Stderr, "procactor: kind %q is not registered in %s\n", b.Kind, os.Args[0])
-		return ExitKindNotRegistered
-	}
-	args := actor.Args{Kind: b.Kind, Name: b.Name}
-	if len(b.Args) > 0 {
-		if args.Value, err = mailbox.Unmarshal(b.Args); err != nil {
-			fmt.Fprintf(os.Stderr, "procactor: args of kind %q: %v\n", b.Kind, err)
-			return ExitSpawnFailed
+	var prod actor.Producer
+	if !b.Pooled {
+		var ok bool
+		if prod, ok = actor.LookupKind(b.Kind); !ok {
+			fmt.Fprintf(os.Stderr, "procactor: kind %q is not registered in %s\n", b.Kind, os.Args[0])
+			return ExitKindNotRegistered
 		}
 	}
 
@@ -93,7 +89,6 @@ func runChild(raw string) int {
 		return ExitBootFailed
 	}
 	node := register(an)
-	args.Node = an
 	// The parent link exists before any actor runs: what they send up before
 	// the handshake is held, not a dead letter for want of a route.
 	link, err := an.ParentLink()
@@ -101,30 +96,17 @@ func runChild(raw string) int {
 		fmt.Fprintf(os.Stderr, "procactor: %v\n", err)
 		return ExitBootFailed
 	}
-
-	props, err := safeProduce(prod, args)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "procactor: kind %q: %v\n", b.Kind, err)
-		return ExitSpawnFailed
-	}
 	exit := make(chan childExit, 4)
-	h := &host{node: an, link: link, control: b.Control, incarnation: b.Incarnation, panicExits: b.PanicExits,
-		exit: exit, started: make(chan struct{})}
-	// The root actor's props: the kind's, with procactor's middleware: one
-	// says when Started has returned, the other acknowledges to the parent
-	// what the root actor has finished (the parent retains it until then).
-	h.props = props.Clone(pa.WithReceiverMiddleware(h.startedMiddleware, link.AckFor(RootID)))
-	hostProps := pa.PropsFromProducer(func() pa.Actor { return h }, pa.WithSupervisor(h))
-	if _, err := an.Root().SpawnNamed(hostProps, hostName); err != nil {
-		fmt.Fprintf(os.Stderr, "procactor: spawning root actor: %v\n", err)
-		return ExitSpawnFailed
-	}
-	// The child is up once its root actor's Started has returned: a root
-	// actor that fails to start fails the spawn, and the parent's first
-	// message finds an actor ready for it.
-	select {
-	case <-h.started:
-	case e := <-exit:
+	start := rootStart{node: an, link: link, boot: b, exit: exit}
+	var assigns chan *assign
+	if b.Pooled {
+		// A pool's child: up without a kind, it waits for one (see Pool).
+		assigns = make(chan *assign, 1)
+		an.System().ProcessRegistry.Add(assignProcess(assigns), assignName)
+	} else if e, ok := start.run(prod, b.Kind, b.Name, b.Args); !ok {
+		// The child is up once its root actor's Started has returned: a root
+		// actor that fails to start fails the spawn, and the parent's first
+		// message finds an actor ready for it.
 		fmt.Fprintf(os.Stderr, "procactor: %s\n", e.reason)
 		return e.code
 	}
@@ -144,6 +126,18 @@ func runChild(raw string) int {
 		return ExitBootFailed
 	}
 	fw.connected.Store(true)
+	if b.Pooled {
+		if e, ok := start.assigned(assigns); !ok {
+			if e.reason != "" {
+				fmt.Fprintf(os.Stderr, "procactor: %s\n", e.reason)
+			}
+			closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			fw.stop(closeCtx)
+			_ = node.Close(closeCtx)
+			return e.code
+		}
+	}
 
 	e := <-exit
 	if e.reason != "" && e.code != 0 {
@@ -174,6 +168,92 @@ func runChild(raw string) int {
 	_ = node.Close(ctx)
 	return e.code
 }
+
+// rootStart starts a child's root actor under its host.
+type rootStart struct {
+	node *actor.Node
+	link *actor.Link
+	boot *boot
+	exit chan childExit
+}
+
+// run makes the kind's props and spawns the host and the root actor, and
+// returns once the root actor's Started has returned; otherwise ok is false
+// and e says how the child exits.
+func (r rootStart) run(prod actor.Producer, kind, name string, rawArgs []byte) (e childExit, ok bool) {
+	args := actor.Args{Kind: kind, Name: name, Node: r.node}
+	if len(rawArgs) > 0 {
+		v, err := mailbox.Unmarshal(rawArgs)
+		if err != nil {
+			return childExit{code: ExitSpawnFailed, reason: fmt.Sprintf("args of kind %q: %v", kind, err)}, false
+		}
+		args.Value = v
+	}
+	props, err := safeProduce(prod, args)
+	if err != nil {
+		return childExit{code: ExitSpawnFailed, reason: fmt.Sprintf("kind %q: %v", kind, err)}, false
+	}
+	h := &host{node: r.node, link: r.link, control: r.boot.Control, incarnation: r.boot.Incarnation,
+		panicExits: r.boot.PanicExits, exit: r.exit, started: make(chan struct{})}
+	// The root actor's props: the kind's, with procactor's middleware: one
+	// says when Started has returned, the other acknowledges to the parent
+	// what the root actor has finished (the parent retains it until then).
+	h.props = props.Clone(pa.WithReceiverMiddleware(h.startedMiddleware, r.link.AckFor(RootID)))
+	hostProps := pa.PropsFromProducer(func() pa.Actor { return h }, pa.WithSupervisor(h))
+	if _, err := r.node.Root().SpawnNamed(hostProps, hostName); err != nil {
+		return childExit{code: ExitSpawnFailed, reason: "spawning root actor: " + err.Error()}, false
+	}
+	select {
+	case <-h.started:
+		return childExit{}, true
+	case e := <-r.exit:
+		return e, false
+	}
+}
+
+// assigned waits, in a pooled child, for what to run, starts it and tells
+// the parent. ok is false when the child exits instead (told to, the
+// parent gone, or the kind could not start).
+func (r rootStart) assigned(assigns <-chan *assign) (e childExit, ok bool) {
+	var a *assign
+	select {
+	case a = <-assigns:
+	case e := <-r.exit:
+		return e, false
+	}
+	if a.Kind == "" {
+		return childExit{}, false // the pool closed: exit 0
+	}
+	prod, found := actor.LookupKind(a.Kind)
+	if !found {
+		e = childExit{code: ExitKindNotRegistered, reason: fmt.Sprintf("kind %q is not registered in %s", a.Kind, os.Args[0])}
+	} else if e, ok = r.run(prod, a.Kind, a.Name, a.Args); ok {
+		r.node.Root().Send(r.boot.Control, &assigned{})
+		return e, true
+	}
+	r.node.Root().Send(r.boot.Control, &assigned{Err: e.reason})
+	r.node.Root().Send(r.boot.Control, &ExitNotice{Code: e.code, Reason: e.reason})
+	return e, false
+}
+
+// assignProcess takes a pooled child's assign off the link (a Process, not
+// an actor: nothing else may run before the kind does).
+type assignProcess chan<- *assign
+
+func (a assignProcess) SendUserMessage(_ *pa.PID, message any) {
+	if e, ok := message.(*pa.MessageEnvelope); ok {
+		message = e.Message
+	}
+	if m, ok := message.(*assign); ok {
+		select {
+		case a <- m:
+		default: // one assign per child; a second is ignored
+		}
+	}
+}
+
+func (assignProcess) SendSystemMessage(*pa.PID, any) {}
+func (assignProcess) Stop(*pa.PID)                   {}
 
 func safeProduce(prod actor.Producer, args actor.Args) (props *pa.Props, err error) {
 	defer func() {

@@ -18,6 +18,21 @@ type boot struct {
 	StartTimeout int64    // nanoseconds
 	Rlimits      []rlimit // set by the child on itself, first
 	PanicExits   bool     // a panic of the root actor ends the process (WithPanicExits)
+	Pooled       bool     // a pool's child: no kind yet, it waits for an assign
+}
+
+// assign gives a pooled child what it runs, when it is taken from its pool
+// (see Pool). An empty Kind tells an idle child to exit 0.
+type assign struct {
+	Kind string
+	Name string
+	Args []byte
+}
+
+// assigned is a pooled child's answer to assign: its root actor's Started
+// returned (Err empty), or why it could not start (the child then exits).
+type assigned struct {
+	Err string
 }
 
 // directive is a supervisor's decision about the child's root actor, carried
@@ -78,6 +93,8 @@ func init() {
 	mailbox.RegisterType("procactor.directive", &directive{})
 	mailbox.RegisterType("procactor.rootFailed", &rootFailed{})
 	mailbox.RegisterType("procactor.rootRestarted", &rootRestarted{})
+	mailbox.RegisterType("procactor.assign", &assign{})
+	mailbox.RegisterType("procactor.assigned", &assigned{})
 }
 
 const (
@@ -89,8 +106,9 @@ const (
 	childReadFD  = 3
 	childWriteFD = 4
 
-	hostName = "procactor-host"
-	rootName = "root"
+	hostName   = "procactor-host"
+	assignName = "procactor-assign" // where a pooled child takes its assign
+	rootName   = "root"
 	// RootID is the id of a child's root actor: p.PID() is {child address, RootID}.
 	RootID = hostName + "/" + rootName
 )

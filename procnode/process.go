@@ -46,18 +46,20 @@ import (
 type Process struct {
 	// Set when the Process is made; read-only after.
 	node    *Node
-	kind    string
 	cfg     config
 	address string
 	pid     *pa.PID // the child's root actor: what protoactor sees
 	host    *pa.PID // the child's host actor, which carries out directives
 	link    *actor.Link
-	args    []byte
 	cookie  []byte
-	log     zerolog.Logger // relay, tagged with the child's address, kind and name
 	relay   zerolog.Logger // where the child's records go
 	control *pa.PID        // where the child sends its reports and log records (see control)
 	sync    bool           // made by Spawn, which wants the first start's outcome
+	pool    *Pool          // the pool that started it idle; nil for Spawn and Props
+
+	// id is what the child runs: set when the Process is made, or when a
+	// pooled child is taken (before it leaves the pool).
+	id atomic.Pointer[identity]
 
 	// Set by the spawn function before the supervisor goroutine starts;
 	// read-only after.
@@ -90,12 +92,37 @@ type Process struct {
 	token          uint64             // names the pending backoff or restart deadline (guarded by mu)
 	pendingRestart bool               // a cooperative restart awaits the child's word (guarded by mu)
 	pendingExit    *ExitStatus        // an exit seen while its start was still in flight (guarded by mu)
+	taken          chan error         // a Take waits on it for the child's assigned (guarded by mu)
 
 	wake      chan struct{} // cap 1: the supervisor goroutine's doorbell
 	ended     chan struct{} // closed when the Process is over for good
 	endOnce   sync.Once
 	ready     chan error // the first start's outcome (cap 1)
 	readyOnce sync.Once
+}
+
+// identity is what a child runs and how its records are tagged.
+type identity struct {
+	kind string
+	name string
+	args []byte         // mailbox.Marshal of WithArgs' value
+	log  zerolog.Logger // relay, tagged with the child's address, kind and name
+}
+
+func (p *Process) who() *identity { return p.id.Load() }
+
+func (p *Process) logger() *zerolog.Logger { return &p.who().log }
+
+// setIdentity records what the child runs from now on.
+func (p *Process) setIdentity(kind, name string, args []byte) {
+	log := p.relay.With().Str("child", p.address)
+	if kind != "" {
+		log = log.Str("kind", kind)
+	}
+	if name != "" {
+		log = log.Str("name", name)
+	}
+	p.id.Store(&identity{kind: kind, name: name, args: args, log: log.Logger()})
 }
 
 type pidKey struct{ addr, id string }
@@ -107,6 +134,7 @@ type procState uint8
 
 const (
 	stateStarting procState = iota // an incarnation is being started (exec, handshake)
+	stateIdle                      // a pooled child is up and waits to be taken (no root actor yet)
 	stateUp                        // the child runs, its root actor is healthy
 	stateFailed                    // the root actor failed in the child; the supervisor decides
 	stateCrashed                   // the incarnation died; the supervisor decides
@@ -115,7 +143,7 @@ const (
 	stateEnded                     // over for good
 )
 
-var stateNames = [...]string{"starting", "up", "failed", "crashed", "restarting", "stopping", "ended"}
+var stateNames = [...]string{"starting", "idle", "up", "failed", "crashed", "restarting", "stopping", "ended"}
 
 func (s procState) String() string { return stateNames[s] }
 
@@ -138,8 +166,8 @@ func (p *Process) PID() *pa.PID { return p.pid }
 // Address is the child node's address.
 func (p *Process) Address() string { return p.address }
 
-// Kind is the kind the child runs.
-func (p *Process) Kind() string { return p.kind }
+// Kind is the kind the child runs ("" for a pooled child not taken yet).
+func (p *Process) Kind() string { return p.who().kind }
 
 // OSPid returns the OS process id of the current incarnation, or of the
 // last one while a restart is pending and after the end (0 before the first
@@ -193,10 +221,10 @@ func (p *Process) Restarts() int {
 	return p.restarts
 }
 
-// State returns where the process actor is in its life: "starting", "up",
-// "failed" (its root actor failed; the supervisor decides), "crashed" (its
-// process died; the supervisor decides), "restarting", "stopping" or
-// "ended".
+// State returns where the process actor is in its life: "starting", "idle"
+// (a pooled child waiting to be taken), "up", "failed" (its root actor
+// failed; the supervisor decides), "crashed" (its process died; the
+// supervisor decides), "restarting", "stopping" or "ended".
 func (p *Process) State() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -48,7 +48,7 @@ func (r rootProcess) SendSystemMessage(pid *pa.PID, message any) {
 	default:
 		// protoactor sends nothing else to a child's PID (a Failure goes to
 		// the parent, Suspend to the failing actor itself).
-		p.log.Warn().Str("type", fmt.Sprintf("%T", message)).Msg("system message to a process actor ignored")
+		p.logger().Warn().Str("type", fmt.Sprintf("%T", message)).Msg("system message to a process actor ignored")
 	}
 }
 

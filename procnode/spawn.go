@@ -116,15 +116,10 @@ func spawnProcess(ctx context.Context, sys *pa.ActorSystem, id string, parent pa
 		return nil, err
 	}
 	p.sync = wait
-	p.parent = parent.Self()
-	p.rs = pa.NewRestartStatistics()
-	alias, absent := sys.ProcessRegistry.Add(aliasProcess{p}, id)
-	if !absent {
+	if err := p.adopt(sys, id, parent); err != nil {
 		p.discard()
-		return nil, fmt.Errorf("%w: %q: %w", ErrNameExists, id, pa.ErrNameExists)
+		return nil, err
 	}
-	p.alias = alias
-	n.Intercept(p.pid, rootProcess{p})
 	n.add(p)
 	p.adopted.Store(!wait) // protoactor adds the child once this returns
 	go p.supervise()
@@ -146,24 +141,35 @@ func spawnProcess(ctx context.Context, sys *pa.ActorSystem, id string, parent pa
 	return p, nil
 }
 
+// adopt makes the process actor the spawner's child with the given id: its
+// name is taken in the spawner's node, its failures go to the spawner, and
+// its PID resolves to it here.
+func (p *Process) adopt(sys *pa.ActorSystem, id string, parent pa.SpawnerContext) error {
+	alias, absent := sys.ProcessRegistry.Add(aliasProcess{p}, id)
+	if !absent {
+		return fmt.Errorf("%w: %q: %w", ErrNameExists, id, pa.ErrNameExists)
+	}
+	p.alias = alias
+	p.parent = parent.Self()
+	p.rs = pa.NewRestartStatistics()
+	p.node.Intercept(p.pid, rootProcess{p})
+	return nil
+}
+
 // newProcess makes a process actor's parts in node n: its link (a new
 // segment), its control process and its loggers. Nothing runs yet.
 func newProcess(n *Node, kind string, cfg config) (*Process, error) {
 	p := &Process{
 		node:   n,
-		kind:   kind,
 		cfg:    cfg,
 		cookie: mailbox.NewCookie(),
 		ended:  make(chan struct{}),
 		ready:  make(chan error, 1),
 		wake:   make(chan struct{}, 1),
 	}
-	if cfg.hasArgs {
-		b, err := mailbox.Marshal(cfg.args)
-		if err != nil {
-			return nil, fmt.Errorf("%w: WithArgs: %w", ErrInvalidOption, err)
-		}
-		p.args = b
+	args, err := cfg.encodedArgs()
+	if err != nil {
+		return nil, err
 	}
 	segment := strconv.FormatUint(n.seq.Add(1), 10)
 	link, err := n.ChildLink(segment)
@@ -180,13 +186,22 @@ func newProcess(n *Node, kind string, cfg config) (*Process, error) {
 	p.pid = pa.NewPID(p.address, RootID)
 	p.host = pa.NewPID(p.address, hostName)
 	p.relay = relayLogger(n.Logger(), cfg.logger)
-	p.log = p.relay.With().Str("child", p.address).Str("kind", kind).Logger()
-	if cfg.name != "" {
-		p.log = p.log.With().Str("name", cfg.name).Logger()
-	}
+	p.setIdentity(kind, cfg.name, args)
 	p.control, _ = n.System().ProcessRegistry.Add(control{p}, controlPrefix+segment)
 	link.OnDown(p.linkDown)
 	return p, nil
+}
+
+// encodedArgs is WithArgs' value as it crosses, or nil.
+func (c *config) encodedArgs() ([]byte, error) {
+	if !c.hasArgs {
+		return nil, nil
+	}
+	b, err := mailbox.Marshal(c.args)
+	if err != nil {
+		return nil, fmt.Errorf("%w: WithArgs: %w", ErrInvalidOption, err)
+	}
+	return b, nil
 }
 
 // discard undoes newProcess for a process actor that never ran.

@@ -27,6 +27,7 @@ type (
 	evDirective     struct{ d directiveKind } // from the supervisor strategy
 	evHalt          struct{ stage stopStage } // Stop, Terminate, Kill
 	evTimer         struct{ token uint64 }    // a backoff or a restart deadline is over
+	evAssigned      struct{ err error }       // a pooled child started what it was given
 )
 
 // post hands an event to the supervisor goroutine. After the end it is
@@ -91,6 +92,8 @@ func (p *Process) handle(ev any) {
 		p.beginStop(e.stage, false)
 	case evTimer:
 		p.onTimer(e.token)
+	case evAssigned:
+		p.onAssigned(e.err)
 	}
 }
 
@@ -112,7 +115,7 @@ func (p *Process) onStarted(err error) {
 	p.mu.Unlock()
 	if state == stateStopping {
 		if err == nil {
-			go p.stopChild(p.currentStage())
+			go p.stopChild(p.currentStage(), p.pool != nil && first)
 			return
 		}
 		p.end()
@@ -131,6 +134,9 @@ func (p *Process) onStarted(err error) {
 	}
 	p.mu.Lock()
 	p.state, p.upSince = stateUp, time.Now()
+	if first && p.pool != nil {
+		p.state = stateIdle // a pooled child runs nothing until it is taken
+	}
 	p.mu.Unlock()
 	if first {
 		p.signalReady(nil)
@@ -164,8 +170,8 @@ func (p *Process) onExited(st ExitStatus) {
 	}
 	p.mu.Unlock()
 	switch state {
-	case stateStopping:
-		p.end()
+	case stateStopping, stateIdle:
+		p.end() // an idle pooled child that dies is the pool's to replace
 	case stateUp, stateFailed:
 		p.mu.Lock()
 		restarting := p.pendingRestart
@@ -184,6 +190,27 @@ func (p *Process) onExited(st ExitStatus) {
 			p.crash(&ExitError{ExitStatus: st})
 		}
 	}
+}
+
+// onAssigned ends a take: the pooled child runs its root actor now, or it
+// could not start it (and exits).
+func (p *Process) onAssigned(err error) {
+	p.mu.Lock()
+	if p.state != stateIdle || p.taken == nil {
+		p.mu.Unlock()
+		return
+	}
+	taken := p.taken
+	if err == nil {
+		p.state, p.upSince = stateUp, time.Now()
+	} else {
+		// The child exits with its reason; its exit ends the process actor
+		// (a child that lingers is killed when its link is lost).
+		p.lastErr = err
+		p.state, p.stopping, p.failedEnd = stateStopping, true, true
+	}
+	p.mu.Unlock()
+	taken <- err
 }
 
 // crash handles a dead incarnation (or a failed start): the supervisor
@@ -206,7 +233,7 @@ func (p *Process) crash(reason error) {
 	p.state = stateCrashed
 	p.failure = reason.Error()
 	p.mu.Unlock()
-	p.log.Warn().Err(reason).Msg("child crashed")
+	p.logger().Warn().Err(reason).Msg("child crashed")
 	p.escalate(reason, nil)
 }
 
@@ -225,7 +252,7 @@ func (p *Process) onRootFailed(e evRootFailed) {
 	}
 	p.state = stateFailed
 	p.mu.Unlock()
-	p.log.Warn().Str("reason", e.text).Msg("child's root actor failed")
+	p.logger().Warn().Str("reason", e.text).Msg("child's root actor failed")
 	p.escalate(e.reason, e.msg)
 }
 
@@ -353,7 +380,7 @@ func (p *Process) onTimer(token uint64) {
 	case state == stateUp && restarting:
 		// The cooperative restart did not happen in time: kill the process;
 		// onExited starts a new one.
-		p.log.Warn().Dur("deadline", p.cfg.stopTimeout).Msg("child did not restart its root actor in time; killing it")
+		p.logger().Warn().Dur("deadline", p.cfg.stopTimeout).Msg("child did not restart its root actor in time; killing it")
 		p.mu.Lock()
 		c := p.cmd
 		p.mu.Unlock()
@@ -378,7 +405,7 @@ func (p *Process) beginStop(stage stopStage, byStrategy bool) {
 		}
 		p.stage = stage
 		p.mu.Unlock()
-		go p.stopChild(stage)
+		go p.stopChild(stage, false)
 		return
 	}
 	p.state, p.stopping, p.stage = stateStopping, true, stage
@@ -388,8 +415,10 @@ func (p *Process) beginStop(stage stopStage, byStrategy bool) {
 	switch state {
 	case stateCrashed, stateBackoff:
 		p.end() // nothing runs
+	case stateIdle:
+		go p.stopChild(stage, true)
 	case stateUp, stateFailed:
-		go p.stopChild(stage)
+		go p.stopChild(stage, false)
 	}
 	// stateStarting: onStarted stops what came up.
 }
@@ -426,7 +455,7 @@ func (p *Process) end() {
 			why = pa.TerminatedReason_AddressTerminated
 		}
 		sys.EventStream.Publish(&Exited{PID: p.pid, Status: *st})
-		p.log.Debug().Stringer("status", st).Msg("child ended")
+		p.logger().Debug().Stringer("status", st).Msg("child ended")
 		for _, w := range watchers {
 			sendSystem(sys, w, &pa.Terminated{Who: p.pid, Why: why})
 		}
