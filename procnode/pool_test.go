@@ -3,10 +3,10 @@ package procnode_test
 import (
 	"context"
 	"errors"
+	"github.com/procactor/procactor/procnode"
 	"sync"
 	"testing"
 	"time"
-	"github.com/procactor/procactor/procnode"
 )
 
 // idleOf returns the node's idle pooled children.
