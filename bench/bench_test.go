@@ -246,7 +246,7 @@ func TestSelectScenarios(t *testing.T) {
 	}{
 		{[]string{"fanout"}, false, "fanout_1,fanout_2,fanout_4,fanout_8"},
 		{[]string{"spawn_cold", "rtt_64b"}, false, "rtt_64b,spawn_cold"},
-		{nil, true, "rtt_64b,oneway_64b,oneway_struct,large_64m,fanout_4,spawn_cold"},
+		{nil, true, "rtt_64b,oneway_64b,oneway_struct,large_64m,fanout_4,spawn_cold,spawn_warm"},
 	} {
 		scs, err := selectScenarios(tt.names, tt.quick)
 		if err != nil {

@@ -10,8 +10,10 @@
 // oneway_struct (pipelined one-way messages per second, counted by the receiver,
 // which confirms the count at the end so that nothing is counted that did not
 // arrive), large_64m (one 64 MiB message sent and acknowledged, MB/s), fanout_N
-// (one parent, N peers, aggregate one-way rate) and spawn_cold (start of a peer to
-// its first reply, p50 in ms).
+// (one parent, N peers, aggregate one-way rate), spawn_cold (start of a peer to
+// its first reply, p50 in ms) and spawn_warm (a pre-started peer taken from a
+// pool to its first reply, procnode.Pool; read against the same system's
+// spawn_cold in the same repetition; n/a for systems without a pool).
 //
 // The baseline systems, each in its own file: raw_pipe (the denominator of every
 // ratio: two pipes through *os.File and the netpoller), raw_pipe_blocking

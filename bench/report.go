@@ -39,9 +39,13 @@ func writeTable(w io.Writer, rep *report) {
 		for _, mt := range metrics {
 			cols = append(cols, columnName(mt))
 		}
-		cols = append(cols, "×"+baselineSystem)
-		if hasSubject {
-			cols = append(cols, subjectSystem+" gain")
+		if sc.relativeTo != "" {
+			cols = append(cols, "×"+sc.relativeTo)
+		} else {
+			cols = append(cols, "×"+baselineSystem)
+			if hasSubject {
+				cols = append(cols, subjectSystem+" gain")
+			}
 		}
 		rows := []tableRow{{cells: cols}}
 		for _, sys := range rep.systems {
@@ -56,12 +60,14 @@ func writeTable(w io.Writer, rep *report) {
 				for _, mt := range metrics {
 					row.cells = append(row.cells, formatValue(mt, cs.values[mt.field]))
 				}
-				if sys == baselineSystem {
+				if sc.relativeTo != "" {
+					row.cells = append(row.cells, formatRatio(ratios, crossRatioKey(sc, head, sys)))
+				} else if sys == baselineSystem {
 					row.cells = append(row.cells, "1")
 				} else {
 					row.cells = append(row.cells, formatRatio(ratios, ratioKey(sc, head, sys, baselineSystem)))
 				}
-				if hasSubject {
+				if hasSubject && sc.relativeTo == "" {
 					k := ratioKey(sc, head, sys, subjectSystem)
 					if head.higherIsBetter {
 						k = ratioKey(sc, head, subjectSystem, sys)
@@ -132,6 +138,9 @@ func describe(sc scenario) string {
 		}
 		return fmt.Sprintf("one parent, %d %s, one-way %s messages, aggregate rate", sc.peers, peers, sizeName(sc.size))
 	case kindSpawn:
+		if sc.warm {
+			return "a pre-started peer taken from a pool to its first reply (64 B request), median; ×spawn_cold is the same system's cold start"
+		}
 		return "start of a peer to its first reply (64 B request), median"
 	}
 	return ""

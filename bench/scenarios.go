@@ -34,6 +34,13 @@ type scenario struct {
 	peers int
 	// quick puts the scenario in -quick runs.
 	quick bool
+	// warm (kindSpawn) takes the peer from a pool of pre-started ones
+	// (systems that have none are n/a).
+	warm bool
+	// relativeTo names the scenario whose figure, of the same system in the
+	// same repetition, divides this one's in its ratio column (instead of
+	// raw_pipe's): spawn_warm is read against spawn_cold.
+	relativeTo string
 }
 
 // scenarios is every scenario, in run and table order.
@@ -49,6 +56,7 @@ var scenarios = []scenario{
 	{name: "fanout_4", kind: kindFanout, size: 64, peers: 4, quick: true},
 	{name: "fanout_8", kind: kindFanout, size: 64, peers: 8},
 	{name: "spawn_cold", kind: kindSpawn, size: 64, quick: true},
+	{name: "spawn_warm", kind: kindSpawn, size: 64, quick: true, warm: true, relativeTo: "spawn_cold"},
 }
 
 // maxMessage returns the largest payload the scenario sends.
@@ -104,6 +112,9 @@ type measurement struct {
 // measure runs one repetition of sc on sys.
 func measure(ctx context.Context, sys system, sc scenario, b budget) (measurement, error) {
 	cfg := linkConfig{maxMessage: sc.maxMessage()}
+	if sc.kind == kindSpawn && sc.warm {
+		return measureWarmSpawn(ctx, sys, cfg, sc.size, b)
+	}
 	if sc.kind == kindSpawn {
 		return measureSpawn(ctx, sys, cfg, sc.size, b)
 	}
@@ -281,6 +292,61 @@ func measureSpawn(ctx context.Context, sys system, cfg linkConfig, size int, b b
 		}
 		t0 := time.Now()
 		l, err := sys.start(ctx, cfg)
+		if err != nil {
+			return measurement{}, err
+		}
+		err = l.request(p)
+		d := time.Since(t0)
+		if cerr := l.close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close: %w", cerr)
+		}
+		if err != nil {
+			return measurement{}, err
+		}
+		if i > 0 {
+			samples = append(samples, float64(d)/float64(time.Millisecond))
+		}
+	}
+	slices.Sort(samples)
+	return measurement{p50ms: median(samples)}, nil
+}
+
+// warmSystem is a system that can keep pre-started peers (procactor's Pool).
+type warmSystem interface {
+	// startPool starts a pool of pre-started peers for one cell.
+	startPool(ctx context.Context, cfg linkConfig) (warmPool, error)
+}
+
+// warmPool hands out pre-started peers.
+type warmPool interface {
+	// ready waits until a pre-started peer is there (not timed).
+	ready(ctx context.Context) error
+	// take makes a pre-started peer the caller's and returns its link.
+	take(ctx context.Context) (link, error)
+	close() error
+}
+
+// measureWarmSpawn is measureSpawn for a peer taken from a pool: the time
+// from the take to the first reply. Refilling the pool between samples is
+// not timed.
+func measureWarmSpawn(ctx context.Context, sys system, cfg linkConfig, size int, b budget) (measurement, error) {
+	ws, ok := sys.(warmSystem)
+	if !ok {
+		return measurement{}, notApplicable("no pool of pre-started peers")
+	}
+	pool, err := ws.startPool(ctx, cfg)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer pool.close()
+	p := payload(size)
+	samples := make([]float64, 0, b.spawnSamples)
+	for i := range b.spawnSamples + 1 {
+		if err := pool.ready(ctx); err != nil {
+			return measurement{}, err
+		}
+		t0 := time.Now()
+		l, err := pool.take(ctx)
 		if err != nil {
 			return measurement{}, err
 		}

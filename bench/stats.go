@@ -77,7 +77,22 @@ type repValues func(scenario, system string, m metric) (vals []float64, ok []boo
 func computeRatios(scs []scenario, names []string, values repValues) []ratio {
 	has := func(name string) bool { return slices.Contains(names, name) }
 	var out []ratio
+	byName := map[string]scenario{}
 	for _, sc := range scs {
+		byName[sc.name] = sc
+	}
+	for _, sc := range scs {
+		if ref, ok := byName[sc.relativeTo]; ok {
+			// Each system's figure over its own figure in ref.
+			for _, m := range sc.metrics() {
+				for _, s := range names {
+					if r, ok := crossRatio(sc, ref, m, s, values); ok {
+						out = append(out, r)
+					}
+				}
+			}
+			continue
+		}
 		for _, m := range sc.metrics() {
 			add := func(num, den string) {
 				if r, ok := repRatio(sc, m, num, den, values); ok {
@@ -106,6 +121,37 @@ func computeRatios(scs []scenario, names []string, values repValues) []ratio {
 		}
 	}
 	return out
+}
+
+// crossRatio computes, per repetition, sys's figure in sc over its figure in
+// ref, e.g. spawn_warm_p50_procactor_over_spawn_cold.
+func crossRatio(sc, ref scenario, m metric, sys string, values repValues) (ratio, bool) {
+	nv, nok := values(sc.name, sys, m)
+	dv, dok := values(ref.name, sys, m)
+	var rs []float64
+	for i := range min(len(nv), len(dv)) {
+		if nok[i] && dok[i] && dv[i] > 0 {
+			rs = append(rs, nv[i]/dv[i])
+		}
+	}
+	if len(rs) == 0 {
+		return ratio{}, false
+	}
+	return ratio{
+		key:      crossRatioKey(sc, m, sys),
+		scenario: sc.name, metric: m.field,
+		num: sys, den: ref.name,
+		median: median(rs), min: slices.Min(rs), max: slices.Max(rs),
+		reps: len(rs),
+	}, true
+}
+
+func crossRatioKey(sc scenario, m metric, sys string) string {
+	key := sc.name
+	if m.label != "" {
+		key += "_" + m.label
+	}
+	return key + "_" + sys + "_over_" + sc.relativeTo
 }
 
 // repRatio computes num/den per repetition where both have a figure.

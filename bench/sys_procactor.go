@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/bench/benchkind"
@@ -55,11 +56,7 @@ type procactorSystem struct {
 
 func (s procactorSystem) name() string { return s.sysName }
 
-func (s procactorSystem) start(ctx context.Context, _ linkConfig) (link, error) {
-	node, err := procactorNode()
-	if err != nil {
-		return nil, err
-	}
+func (s procactorSystem) options() ([]procnode.Option, error) {
 	opts := []procnode.Option{procnode.WithRestart(false)}
 	if s.oneP {
 		opts = append(opts, procnode.WithGOMAXPROCS(1))
@@ -71,11 +68,69 @@ func (s procactorSystem) start(ctx context.Context, _ linkConfig) (link, error) 
 		}
 		opts = append(opts, procnode.WithBinary(bin))
 	}
+	return opts, nil
+}
+
+func (s procactorSystem) start(ctx context.Context, _ linkConfig) (link, error) {
+	node, err := procactorNode()
+	if err != nil {
+		return nil, err
+	}
+	opts, err := s.options()
+	if err != nil {
+		return nil, err
+	}
 	p, err := procnode.Spawn(ctx, node.Root(), benchkind.Kind, opts...)
 	if err != nil {
 		return nil, err
 	}
 	return &procactorLink{root: node.Root(), p: p}, nil
+}
+
+// startPool implements warmSystem with a procnode.Pool of one child.
+func (s procactorSystem) startPool(ctx context.Context, _ linkConfig) (warmPool, error) {
+	node, err := procactorNode()
+	if err != nil {
+		return nil, err
+	}
+	opts, err := s.options()
+	if err != nil {
+		return nil, err
+	}
+	pl, err := procnode.NewPool(node, benchkind.Kind, 1, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &procactorPool{node: node, pool: pl}, nil
+}
+
+type procactorPool struct {
+	node *procnode.Node
+	pool *procnode.Pool
+}
+
+func (p *procactorPool) ready(ctx context.Context) error {
+	for p.pool.Idle() == 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+func (p *procactorPool) take(ctx context.Context) (link, error) {
+	proc, err := p.pool.Take(ctx, p.node.Root())
+	if err != nil {
+		return nil, err
+	}
+	return &procactorLink{root: p.node.Root(), p: proc}, nil
+}
+
+func (p *procactorPool) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), streamTimeout)
+	defer cancel()
+	return p.pool.Close(ctx)
 }
 
 type procactorLink struct {
