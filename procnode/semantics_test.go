@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -463,5 +464,62 @@ func TestCrashLoopStops(t *testing.T) {
 	}
 	if f := w.failures(); len(f) != 4 {
 		t.Fatalf("the strategy saw %d failures; want 4 (3 restarts, then stop)", len(f))
+	}
+}
+
+func init() {
+	// sem.badstart's root actor panics in Started: it never starts.
+	registerKind("sem.badstart", func(procnode.Args) (*pa.Props, error) {
+		return pa.PropsFromFunc(func(c pa.Context) {
+			if _, ok := c.Message().(*pa.Started); ok {
+				panic("cannot start")
+			}
+		}), nil
+	})
+	// sem.stuck's root actor blocks for a minute on "stuck".
+	registerKind("sem.stuck", func(procnode.Args) (*pa.Props, error) {
+		return pa.PropsFromFunc(func(c pa.Context) {
+			switch c.Message() {
+			case "stuck":
+				time.Sleep(time.Minute)
+			case "pid":
+				c.Respond(os.Getpid())
+			}
+		}), nil
+	})
+}
+
+// TestSpawnFailsWhenStartedPanics: Spawn returns an error, not a process
+// actor, when the root actor fails before its Started has returned.
+func TestSpawnFailsWhenStartedPanics(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	_, err := spawnKind(testCtx(t), n.Root(), "sem.badstart", procnode.WithStderr(nil))
+	var ee *procnode.ExitError
+	if !errors.Is(err, procnode.ErrStartFailed) || !errors.As(err, &ee) || ee.Code != procnode.ExitRootFailed || !strings.Contains(ee.Reason, "root actor panicked: cannot start") {
+		t.Fatalf("got %v; want ErrStartFailed with exit code %d and the panic as the reason", err, procnode.ExitRootFailed)
+	}
+}
+
+// TestCooperativeRestartFallback: a healthy child told to restart (an
+// AllForOne sibling failed) restarts its root actor once its current message
+// is done; one stuck in a handler past the graceful deadline is killed and
+// restarted as a new process, behind the same PID.
+func TestCooperativeRestartFallback(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	p := spawn(t, n, "sem.stuck", procnode.WithStopTimeouts(300*time.Millisecond, time.Second))
+	before := request(t, n, p.PID(), "pid")
+	n.Root().Send(p.PID(), "stuck")
+	proc, _ := n.System().ProcessRegistry.Get(p.PID())
+	proc.SendSystemMessage(p.PID(), &pa.Restart{})
+	// "stuck" was not finished: it is redelivered to the new process, which
+	// gets stuck on it too; "pid" waits behind it, so ask the OS instead.
+	eventually(t, "a new process", func() bool { return p.Incarnation() == 1 && p.OSPid() != before && p.Alive() })
+	if p.Restarts() != 1 {
+		t.Fatalf("restarts %d; want 1", p.Restarts())
+	}
+	if st := p.ExitStatus(); st == nil || st.Signal != syscall.SIGKILL || st.Incarnation != 0 {
+		t.Fatalf("last status %+v; want the stuck incarnation killed", st)
 	}
 }
