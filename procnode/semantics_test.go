@@ -476,11 +476,14 @@ func init() {
 			}
 		}), nil
 	})
-	// sem.stuck's root actor blocks for a minute on "stuck".
-	registerKind("sem.stuck", func(procnode.Args) (*pa.Props, error) {
+	// sem.stuck's root actor tells the PID of its args, then blocks for a
+	// minute, on "stuck".
+	registerKind("sem.stuck", func(args procnode.Args) (*pa.Props, error) {
+		tell, _ := args.Value.(*pa.PID)
 		return pa.PropsFromFunc(func(c pa.Context) {
 			switch c.Message() {
 			case "stuck":
+				c.Send(tell, "stuck now")
 				time.Sleep(time.Minute)
 			case "pid":
 				c.Respond(os.Getpid())
@@ -508,9 +511,13 @@ func TestSpawnFailsWhenStartedPanics(t *testing.T) {
 func TestCooperativeRestartFallback(t *testing.T) {
 	t.Parallel()
 	n := newNode(t)
-	p := spawn(t, n, "sem.stuck", procnode.WithStopTimeouts(300*time.Millisecond, time.Second))
+	probePID, events := probe(t, n, nil)
+	p := spawn(t, n, "sem.stuck", procnode.WithStopTimeouts(300*time.Millisecond, time.Second), procnode.WithArgs(probePID))
 	before := request(t, n, p.PID(), "pid")
 	n.Root().Send(p.PID(), "stuck")
+	if m := receive(t, events); m != "stuck now" {
+		t.Fatalf("got %v", m)
+	}
 	proc, _ := n.System().ProcessRegistry.Get(p.PID())
 	proc.SendSystemMessage(p.PID(), &pa.Restart{})
 	// "stuck" was not finished: it is redelivered to the new process, which
