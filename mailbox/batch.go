@@ -157,6 +157,7 @@ type outbox struct {
 	inflight  *batch // handed to the writer goroutine unfinished (guarded by mu)
 	owner     owner  // guarded by mu
 	userCount int    // user-lane messages in cur (guarded by mu)
+	sysBytes  int    // bytes of system-lane messages in cur (guarded by mu)
 	room      chan struct{}
 	err       error  // why sends are refused; set once (guarded by mu)
 	abort     bool   // drop what is queued (guarded by mu)
@@ -170,6 +171,7 @@ type outbox struct {
 
 	userMax   int
 	userBytes int
+	sysMax    int // bound on sysBytes
 	w         io.Writer
 	direct    *directWriter  // non-blocking write side for direct writes; nil if none
 	wake      chan struct{}  // cap 1: the writer goroutine's doorbell
@@ -197,6 +199,7 @@ func newOutbox(w io.Writer, raw syscall.RawConn, cfg *config) *outbox {
 		enc:       newEncoder(cfg.localAddress),
 		userMax:   cfg.userQueue,
 		userBytes: cfg.userQueueBytes,
+		sysMax:    cfg.sysQueueBytes,
 		w:         w,
 		direct:    newDirectWriter(raw),
 		wake:      make(chan struct{}, 1),
@@ -222,8 +225,17 @@ func (o *outbox) fullLocked() bool {
 }
 
 // readerOverflow bounds how far past the user lane's bound a reader
-// goroutine's sends may go.
-const readerOverflow = 4
+// goroutine's sends may go, in messages and in bytes. Answers of the
+// endpoint's own reader to its peer (dead-letter responses) may go further,
+// to ownReaderOverflow times the bounds but never less than
+// ownReaderMinMsgs and ownReaderMinBytes, before the peer counts as not
+// reading them (ErrPeerStalled).
+const (
+	readerOverflow    = 4
+	ownReaderOverflow = 16
+	ownReaderMinMsgs  = 1 << 14
+	ownReaderMinBytes = 4 << 20
+)
 
 // queuedLocked counts the messages accepted by Send and not yet written.
 func (o *outbox) queuedLocked() int {
@@ -243,19 +255,36 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 		o.mu.Unlock()
 		return 0, 0, err
 	}
+	if env.Lane == LaneSystem && o.sysBytes >= o.sysMax {
+		// System messages never wait: a peer that lets them pile up this far
+		// is not reading, and the link is broken (Endpoint.fail).
+		n := o.sysBytes
+		o.mu.Unlock()
+		return 0, 0, fmt.Errorf("%w: %d bytes of system messages unwritten", ErrPeerStalled, n)
+	}
 	if env.Lane == LaneUser {
 		for o.fullLocked() {
 			if id := goid(); id == o.ownReader.Load() {
-				break // our own reader answering its peer never waits (see goid.go)
-			} else if isReaderGoroutine(id) {
-				// Another link's reader (a relay) does not wait either, but its
-				// overflow is bounded: past readerOverflow × the bound, the
-				// link it relays into is not draining and the send is refused.
-				if o.userCount < readerOverflow*o.userMax {
+				// Our own reader answering its peer never waits (see goid.go),
+				// but a peer that sends requests and never reads the answers
+				// must not grow our queue without end.
+				if o.userCount < max(ownReaderOverflow*o.userMax, ownReaderMinMsgs) &&
+					o.cur.size() < max(ownReaderOverflow*o.userBytes, ownReaderMinBytes) {
 					break
 				}
+				n, b := o.userCount, o.cur.size()
 				o.mu.Unlock()
-				return 0, 0, fmt.Errorf("%w: %d messages queued, a relaying reader may not wait", ErrQueueFull, readerOverflow*o.userMax)
+				return 0, 0, fmt.Errorf("%w: %d answers (%d bytes) to the peer unwritten", ErrPeerStalled, n, b)
+			} else if isReaderGoroutine(id) {
+				// Another link's reader (a relay) does not wait either, but its
+				// overflow is bounded: past readerOverflow × the bounds, the
+				// link it relays into is not draining and the send is refused.
+				if o.userCount < readerOverflow*o.userMax && o.cur.size() < readerOverflow*o.userBytes {
+					break
+				}
+				n, b := o.userCount, o.cur.size()
+				o.mu.Unlock()
+				return 0, 0, fmt.Errorf("%w: %d messages (%d bytes) queued, a relaying reader may not wait", ErrQueueFull, n, b)
 			}
 			if o.room == nil {
 				o.room = make(chan struct{})
@@ -282,6 +311,8 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 	size = o.cur.lastSize
 	if env.Lane == LaneUser {
 		o.userCount++
+	} else {
+		o.sysBytes += o.cur.lastSize
 	}
 	if numbered {
 		o.numbered++
@@ -331,7 +362,7 @@ func (o *outbox) takeLocked() *batch {
 	if o.cur == nil {
 		o.cur = newBatch()
 	}
-	o.userCount = 0
+	o.userCount, o.sysBytes = 0, 0
 	if o.room != nil {
 		close(o.room)
 		o.room = nil

@@ -147,10 +147,21 @@ func (e *Endpoint) Start() error {
 // system lane it never blocks, and neither does a Send made from any
 // endpoint's reader goroutine (a Handler), which overflows the bound instead.
 // Errors: ErrTypeNotRegistered, ErrEncode, ErrMessageTooLarge (nothing
-// was queued), ErrQueueFull, ErrClosed.
+// was queued), ErrQueueFull, ErrClosed, ErrPeerStalled (the link is broken:
+// the system lane passed WithSystemQueueBytes, or this endpoint's reader
+// answered a peer that does not read past 16 × the user lane's bounds, at
+// least 16384 messages or 4 MiB).
 func (e *Endpoint) Send(ctx context.Context, env *Envelope) error {
-	_, _, err := e.out.send(ctx, env, false)
+	_, _, err := e.send(ctx, env, false)
 	return err
+}
+
+func (e *Endpoint) send(ctx context.Context, env *Envelope, numbered bool) (uint64, int, error) {
+	seq, size, err := e.out.send(ctx, env, numbered)
+	if err != nil && errors.Is(err, ErrPeerStalled) {
+		e.fail(err) // the peer does not read: the link is over
+	}
+	return seq, size, err
 }
 
 // SendNumbered is Send for a message the peer will acknowledge: it is
@@ -159,7 +170,7 @@ func (e *Endpoint) Send(ctx context.Context, env *Envelope) error {
 // receiving side counts the same messages as they arrive and reports what it
 // has finished with Acknowledge; see AckHandler.
 func (e *Endpoint) SendNumbered(ctx context.Context, env *Envelope) (seq uint64, size int, err error) {
-	return e.out.send(ctx, env, true)
+	return e.send(ctx, env, true)
 }
 
 // Done is closed when the link has ended and both goroutines have stopped.

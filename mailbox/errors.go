@@ -43,6 +43,12 @@ var (
 	// ErrEncode is returned by Send when a value fails to encode. Nothing was queued.
 	ErrEncode = errors.New("mailbox: value does not encode")
 
+	// ErrPeerStalled means the peer does not read what this side must send it
+	// without waiting (system messages, answers from this side's reader)
+	// past a bound: the link is broken with it, so that a peer cannot make
+	// this side's memory grow by not reading.
+	ErrPeerStalled = errors.New("mailbox: peer does not read")
+
 	// ErrQueueFull is returned by Send when the user lane stayed full until the
 	// context ended. It wraps the context's error too.
 	ErrQueueFull = errors.New("mailbox: user lane full")

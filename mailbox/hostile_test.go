@@ -3,10 +3,12 @@ package mailbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 )
 
@@ -153,6 +155,49 @@ func TestHostileMessages(t *testing.T) {
 					t.Errorf("log: got %q; want nothing (the Handler reports dead letters)", lines)
 				}
 			})
+		})
+	}
+}
+
+// TestPeerThatDoesNotRead: a peer that sends requests and never reads the
+// answers, or makes the handler answer on the system lane without reading,
+// cannot grow this side's memory: past the bound the link breaks with
+// ErrPeerStalled (and the unwritten answers are dropped with it).
+func TestPeerThatDoesNotRead(t *testing.T) {
+	t.Parallel()
+	for _, lane := range []Lane{LaneUser, LaneSystem} {
+		t.Run(lane.String(), func(t *testing.T) {
+			t.Parallel()
+			x, y := transports[1].make(t)
+			var e *Endpoint
+			col := newCollector()
+			col.onDel = func(env *Envelope) {
+				_ = e.Send(context.Background(), &Envelope{Lane: lane, Target: env.Sender, Message: "answer to a request nobody reads"})
+			}
+			e = newTestEndpoint(t, x, col, WithUserQueue(1), WithUserQueueBytes(1024), WithSystemQueueBytes(64<<10))
+			if err := e.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// The peer writes requests and reads nothing.
+			enc := newEncoder("peer")
+			go func() {
+				for i := 0; ; i++ {
+					b := newBatch()
+					for range 256 {
+						if err := b.appendEnvelope(enc, &Envelope{Target: actor.NewPID("node", "x"), Sender: actor.NewPID("peer", fmt.Sprint("future$", i)), Message: "q"}, DefaultMaxFrame); err != nil {
+							return
+						}
+					}
+					b.closeFrame()
+					if _, err := y.Write(b.buf); err != nil {
+						return
+					}
+				}
+			}()
+			if err := col.waitClosed(t); !errors.Is(err, ErrPeerStalled) {
+				t.Fatalf("closed with %v; want ErrPeerStalled", err)
+			}
+			y.Close()
 		})
 	}
 }

@@ -16,6 +16,8 @@ const (
 	// DefaultUserQueueBytes is how many encoded bytes the user lane may hold
 	// waiting for the writer.
 	DefaultUserQueueBytes = 1 << 20
+	// DefaultSystemQueueBytes bounds the system lane's unwritten bytes.
+	DefaultSystemQueueBytes = 16 << 20
 	// DefaultReadBuffer is the reader's reusable buffer; larger frames get their own memory.
 	DefaultReadBuffer = 256 << 10
 	// DefaultGoodbyeTimeout bounds how long Close waits for the peer's goodbye.
@@ -34,6 +36,7 @@ type config struct {
 	maxFrame       int
 	userQueue      int
 	userQueueBytes int
+	sysQueueBytes  int
 	readBuffer     int
 	goodbyeTimeout time.Duration
 	ackDelay       time.Duration
@@ -55,6 +58,7 @@ func defaultConfig() config {
 		maxFrame:       DefaultMaxFrame,
 		userQueue:      DefaultUserQueue,
 		userQueueBytes: DefaultUserQueueBytes,
+		sysQueueBytes:  DefaultSystemQueueBytes,
 		readBuffer:     DefaultReadBuffer,
 		goodbyeTimeout: DefaultGoodbyeTimeout,
 		ackDelay:       DefaultAckDelay,
@@ -70,6 +74,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithUserQueue(%d) must be at least 1", ErrInvalidOption, c.userQueue)
 	case c.userQueueBytes < 1:
 		return fmt.Errorf("%w: WithUserQueueBytes(%d) must be at least 1", ErrInvalidOption, c.userQueueBytes)
+	case c.sysQueueBytes < 1:
+		return fmt.Errorf("%w: WithSystemQueueBytes(%d) must be at least 1", ErrInvalidOption, c.sysQueueBytes)
 	case c.readBuffer < 4<<10:
 		return fmt.Errorf("%w: WithReadBuffer(%d) must be at least 4096", ErrInvalidOption, c.readBuffer)
 	case c.goodbyeTimeout <= 0:
@@ -85,7 +91,8 @@ func (c *config) validate() error {
 func WithMaxFrame(n int) Option { return func(c *config) { c.maxFrame = n } }
 
 // WithUserQueue bounds the user lane: how many encoded messages may wait for
-// the writer before Send blocks. Default 4096. The system lane is not bounded.
+// the writer before Send blocks. Default 4096. The system lane is bounded in
+// bytes only (WithSystemQueueBytes).
 func WithUserQueue(n int) Option { return func(c *config) { c.userQueue = n } }
 
 // WithUserQueueBytes bounds the user lane by size: once the encoded messages
@@ -93,6 +100,12 @@ func WithUserQueue(n int) Option { return func(c *config) { c.userQueue = n } }
 // WithUserQueue. A single message larger than n is let through when the lane
 // is otherwise empty. Default 1 MiB. It also bounds the size of one write.
 func WithUserQueueBytes(n int) Option { return func(c *config) { c.userQueueBytes = n } }
+
+// WithSystemQueueBytes bounds the system lane: the encoded bytes of system
+// messages waiting for the writer. The lane never blocks; a send past the
+// bound breaks the link with ErrPeerStalled (a peer that does not read its
+// Terminated and watches must not grow this side's memory). Default 16 MiB.
+func WithSystemQueueBytes(n int) Option { return func(c *config) { c.sysQueueBytes = n } }
 
 // WithReadBuffer sets the size of the reader's reusable buffer. Default 256 KiB.
 // Frames that fit are decoded in place; larger ones get memory of their own

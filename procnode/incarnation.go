@@ -258,7 +258,10 @@ func (p *Process) reap(c *cmdHandle, errR *os.File, copied chan struct{}) {
 func (p *Process) linkDown(err error) {
 	p.mu.Lock()
 	c := p.cmd
-	breach := err != nil && ((errors.Is(err, mailbox.ErrProtocol) && !errors.Is(err, io.ErrUnexpectedEOF)) || errors.Is(err, mailbox.ErrFrameTooLarge))
+	// A stream that broke the protocol, or a child that does not read what it
+	// must (mailbox.ErrPeerStalled), is misbehaving: it is killed at once.
+	breach := err != nil && ((errors.Is(err, mailbox.ErrProtocol) && !errors.Is(err, io.ErrUnexpectedEOF)) ||
+		errors.Is(err, mailbox.ErrFrameTooLarge) || errors.Is(err, mailbox.ErrPeerStalled))
 	if breach && p.reason == "" {
 		p.reason = "killed by the parent: " + err.Error()
 	}
