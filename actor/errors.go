@@ -15,6 +15,12 @@ var (
 	ErrNameExists = errors.New("actor: name already exists")
 	// ErrSpawnFailed means the kind's producer failed (bad arguments, a panic).
 	ErrSpawnFailed = errors.New("actor: spawn failed")
+	// ErrSpawnRefused means the node would not spawn for a child: spawns from
+	// children are off (WithChildSpawns), or the child's cap is reached.
+	ErrSpawnRefused = errors.New("actor: spawn refused")
+	// ErrRefused is the dead-letter reason for a message from a link that the
+	// node's policy refuses (a guard, a forged Terminated, too many watches).
+	ErrRefused = errors.New("actor: refused by the node's policy")
 	// ErrNoRoute means no link leads towards an address.
 	ErrNoRoute = errors.New("actor: no route to address")
 	// ErrLinkExists means a link with that address is already attached.

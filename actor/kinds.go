@@ -78,6 +78,7 @@ const (
 	SpawnKindNotRegistered
 	SpawnNameExists
 	SpawnFailed
+	SpawnRefused // a child may not spawn here (WithChildSpawns)
 )
 
 func (c SpawnCode) err() error {
@@ -88,6 +89,8 @@ func (c SpawnCode) err() error {
 		return ErrKindNotRegistered
 	case SpawnNameExists:
 		return ErrNameExists
+	case SpawnRefused:
+		return ErrSpawnRefused
 	}
 	return ErrSpawnFailed
 }

@@ -37,22 +37,25 @@ type Link struct {
 	node *Node
 	addr string
 
-	mu        sync.Mutex
-	state     linkState                     // guarded by mu
-	ep        *mailbox.Endpoint             // current stream; nil unless up (guarded by mu)
-	flushing  bool                          // Connect is sending held messages; sends queue behind them (guarded by mu)
-	held      []heldMsg                     // messages waiting for the next Connect, redelivered ones first (guarded by mu)
-	heldBytes int                           // encoded size of held messages, redelivered ones excepted (guarded by mu)
-	ret       retention                     // what the peer has not acknowledged (guarded by mu)
-	ackc      atomic.Pointer[ackCounter]    // counts what the peer retains; nil unless AckFor
-	watches   map[pidKey]map[pidKey]*pa.PID // out: watchee behind the link → watchers (guarded by mu)
-	watchedBy map[pidKey]map[pidKey]*pa.PID // in: watchee on this side → watchers behind the link (guarded by mu)
-	inflight  map[pidKey]inflight           // futures awaiting an answer through this link (guarded by mu)
-	sweepAt   int                           // guarded by mu
-	reconnect bool                          // down, not gone, after a loss (guarded by mu)
-	onDown    func(err error)               // guarded by mu
-	upCh      chan struct{}                 // closed while up (guarded by mu)
-	upClosed  bool                          // upCh is closed (guarded by mu)
+	mu         sync.Mutex
+	state      linkState                     // guarded by mu
+	ep         *mailbox.Endpoint             // current stream; nil unless up (guarded by mu)
+	flushing   bool                          // Connect is sending held messages; sends queue behind them (guarded by mu)
+	held       []heldMsg                     // messages waiting for the next Connect, redelivered ones first (guarded by mu)
+	heldBytes  int                           // encoded size of held messages, redelivered ones excepted (guarded by mu)
+	ret        retention                     // what the peer has not acknowledged (guarded by mu)
+	ackc       atomic.Pointer[ackCounter]    // counts what the peer retains; nil unless AckFor
+	watches    map[pidKey]map[pidKey]*pa.PID // out: watchee behind the link → watchers (guarded by mu)
+	watchedBy  map[pidKey]map[pidKey]*pa.PID // in: watchee on this side → watchers behind the link (guarded by mu)
+	inflight   map[pidKey]inflight           // futures awaiting an answer through this link (guarded by mu)
+	sweepAt    int                           // guarded by mu
+	reconnect  bool                          // down, not gone, after a loss (guarded by mu)
+	onDown     func(err error)               // guarded by mu
+	upCh       chan struct{}                 // closed while up (guarded by mu)
+	upClosed   bool                          // upCh is closed (guarded by mu)
+	nWatchedBy int                           // pairs in watchedBy (guarded by mu)
+	spawned    map[pidKey]*pa.PID            // actors the peer spawned here (guarded by mu)
+	refusals   throttle                      // log lines of refused messages
 }
 
 var _ pa.Process = (*Link)(nil)
@@ -110,6 +113,7 @@ func newLink(n *Node, addr string) *Link {
 		inflight:  make(map[pidKey]inflight),
 		sweepAt:   minSweep,
 		upCh:      make(chan struct{}),
+		refusals:  throttle{every: time.Second},
 	}
 }
 
@@ -492,8 +496,8 @@ func (l *Link) trackLocked(env *mailbox.Envelope) {
 			}
 		case *pa.Terminated:
 			// A watchee on this side told a watcher behind the link.
-			if m.Who != nil {
-				dropWatch(l.watchedBy, keyOf(m.Who), keyOf(env.Target))
+			if m.Who != nil && dropWatch(l.watchedBy, keyOf(m.Who), keyOf(env.Target)) {
+				l.nWatchedBy--
 			}
 		}
 		return
@@ -519,22 +523,36 @@ func (l *Link) untrackLocked(env *mailbox.Envelope) {
 	}
 }
 
-func addWatch(t map[pidKey]map[pidKey]*pa.PID, watchee pidKey, watcher *pa.PID) {
+// addWatch records a pair; it reports whether the pair is new.
+func addWatch(t map[pidKey]map[pidKey]*pa.PID, watchee pidKey, watcher *pa.PID) bool {
 	ws := t[watchee]
 	if ws == nil {
 		ws = make(map[pidKey]*pa.PID)
 		t[watchee] = ws
 	}
-	ws[keyOf(watcher)] = watcher
+	k := keyOf(watcher)
+	_, had := ws[k]
+	ws[k] = watcher
+	return !had
 }
 
-func dropWatch(t map[pidKey]map[pidKey]*pa.PID, watchee, watcher pidKey) {
-	if ws := t[watchee]; ws != nil {
-		delete(ws, watcher)
-		if len(ws) == 0 {
-			delete(t, watchee)
-		}
+// dropWatch forgets a pair; it reports whether the pair was there.
+func dropWatch(t map[pidKey]map[pidKey]*pa.PID, watchee, watcher pidKey) bool {
+	ws := t[watchee]
+	if ws == nil {
+		return false
 	}
+	_, had := ws[watcher]
+	delete(ws, watcher)
+	if len(ws) == 0 {
+		delete(t, watchee)
+	}
+	return had
+}
+
+func hasWatch(t map[pidKey]map[pidKey]*pa.PID, watchee, watcher pidKey) bool {
+	_, ok := t[watchee][watcher]
+	return ok
 }
 
 // sweepLocked forgets requests whose local future is gone (answered by
@@ -621,7 +639,7 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 	}
 	gone := l.state == linkGone
 	watches, watchedBy, requests := l.watches, l.watchedBy, l.inflight
-	l.watches, l.watchedBy = make(map[pidKey]map[pidKey]*pa.PID), make(map[pidKey]map[pidKey]*pa.PID)
+	l.watches, l.watchedBy, l.nWatchedBy = make(map[pidKey]map[pidKey]*pa.PID), make(map[pidKey]map[pidKey]*pa.PID), 0
 	l.inflight, l.sweepAt = make(map[pidKey]inflight), minSweep
 	// What the peer did not acknowledge goes again, first (or, gone, is a
 	// dead letter like the held messages).
@@ -718,6 +736,7 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 		for i := range held {
 			l.deadLetter(&held[i].env, ErrLinkGone)
 		}
+		l.stopSpawned()
 		l.node.removeLink(l)
 	}
 	if err != nil {
@@ -760,8 +779,16 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		return
 	}
 	sys := l.node.system
+	if err := l.node.check(l, env); err != nil {
+		l.refuse(env, err)
+		return
+	}
 	if env.Lane == mailbox.LaneSystem {
-		l.deliverSystem(target, env.Message)
+		l.deliverSystem(env)
+		return
+	}
+	if target.Id == activatorName && target.Address == l.node.address && l.IsChild() {
+		l.childSpawn(env)
 		return
 	}
 	if isFuture(target) {
@@ -792,8 +819,9 @@ func (h *linkHandler) Acked(n uint64) { h.link.acked(h.ep, n) }
 // accepted (Watch, Unwatch, Terminated, Stop), and only with their PIDs set:
 // anything else would reach actor internals (a nil Watcher panics inside the
 // target's context), so a peer's bytes could restart any actor here.
-func (l *Link) deliverSystem(target *pa.PID, msg any) {
+func (l *Link) deliverSystem(env *mailbox.Envelope) {
 	sys := l.node.system
+	target, msg := env.Target, env.Message
 	switch m := msg.(type) {
 	case *pa.Watch:
 		if m.Watcher == nil {
@@ -801,7 +829,15 @@ func (l *Link) deliverSystem(target *pa.PID, msg any) {
 			return
 		}
 		l.mu.Lock()
-		addWatch(l.watchedBy, keyOf(target), m.Watcher)
+		if l.nWatchedBy >= l.node.cfg.watchLimit && !hasWatch(l.watchedBy, keyOf(target), keyOf(m.Watcher)) {
+			n := l.nWatchedBy
+			l.mu.Unlock()
+			l.refuse(env, fmt.Errorf("%w: %d watches came through this link (WithWatchLimit)", ErrRefused, n))
+			return
+		}
+		if addWatch(l.watchedBy, keyOf(target), m.Watcher) {
+			l.nWatchedBy++
+		}
 		l.mu.Unlock()
 	case *pa.Unwatch:
 		if m.Watcher == nil {
@@ -809,16 +845,26 @@ func (l *Link) deliverSystem(target *pa.PID, msg any) {
 			return
 		}
 		l.mu.Lock()
-		dropWatch(l.watchedBy, keyOf(target), keyOf(m.Watcher))
+		if dropWatch(l.watchedBy, keyOf(target), keyOf(m.Watcher)) {
+			l.nWatchedBy--
+		}
 		l.mu.Unlock()
 	case *pa.Terminated:
 		if m.Who == nil {
 			l.refuseSystem(target, msg)
 			return
 		}
+		if l.node.intercepted(m.Who) {
+			l.refuse(env, fmt.Errorf("%w: Terminated about %s, whose end this node learns itself", ErrRefused, pidString(m.Who)))
+			return
+		}
 		l.mu.Lock()
-		dropWatch(l.watches, keyOf(m.Who), keyOf(target))
+		held := dropWatch(l.watches, keyOf(m.Who), keyOf(target))
 		l.mu.Unlock()
+		if !held {
+			l.refuse(env, fmt.Errorf("%w: Terminated about %s for a watch %s does not hold", ErrRefused, pidString(m.Who), l.addr))
+			return
+		}
 	case *pa.Stop:
 		p, _ := sys.ProcessRegistry.Get(target)
 		p.Stop(target)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
@@ -35,6 +36,7 @@ type Node struct {
 	intercepts map[pidKey]pa.Process
 
 	activator *pa.PID
+	guards    atomic.Pointer[[]Guard] // written under mu (AddGuard)
 	pool      *workerPool
 	deadSub   *eventstream.Subscription
 	deadLog   throttle
@@ -48,6 +50,8 @@ type nodeConfig struct {
 	incarnation  uint64
 	holdLimit    int
 	holdBytes    int
+	watchLimit   int
+	childSpawns  int
 	sendTimeout  time.Duration
 	workers      int
 	throughput   int
@@ -62,6 +66,7 @@ type NodeOption func(*nodeConfig)
 const (
 	DefaultHoldLimit            = 10000
 	DefaultHoldBytes            = 64 << 20
+	DefaultWatchLimit           = 1 << 16
 	DefaultSendTimeout          = 10 * time.Second
 	DefaultDispatcherThroughput = 300
 )
@@ -89,6 +94,18 @@ func WithHoldLimit(n int) NodeOption { return func(c *nodeConfig) { c.holdLimit 
 // back; past it messages are dead letters (a single larger message is held
 // when nothing else is). Default 64 MiB.
 func WithHoldBytes(n int) NodeOption { return func(c *nodeConfig) { c.holdBytes = n } }
+
+// WithWatchLimit bounds how many watches (watchee here, watcher behind the
+// link) may come in through one link; past it a Watch is refused (a dead
+// letter with ErrRefused). Default 65536.
+func WithWatchLimit(n int) NodeOption { return func(c *nodeConfig) { c.watchLimit = n } }
+
+// WithChildSpawns lets actors of a child node spawn registered kinds on this
+// node (Node.Spawn towards it), at most n live at a time per child link;
+// what a child spawned is stopped when its link is gone. Default 0: spawn
+// requests from children are refused (SpawnRefused, ErrSpawnRefused); spawns
+// from a parent into its child are always allowed.
+func WithChildSpawns(n int) NodeOption { return func(c *nodeConfig) { c.childSpawns = n } }
 
 // WithWorkers bounds how many goroutines of the node's dispatcher
 // (Node.Dispatcher) stay parked waiting for work. Default: 4 × GOMAXPROCS,
@@ -127,6 +144,7 @@ func NewNode(address string, opts ...NodeOption) (*Node, error) {
 		protoLevel:  zerolog.WarnLevel,
 		holdLimit:   DefaultHoldLimit,
 		holdBytes:   DefaultHoldBytes,
+		watchLimit:  DefaultWatchLimit,
 		sendTimeout: DefaultSendTimeout,
 		workers:     max(8, 4*runtime.GOMAXPROCS(0)),
 		throughput:  DefaultDispatcherThroughput,
@@ -137,6 +155,8 @@ func NewNode(address string, opts ...NodeOption) (*Node, error) {
 	switch {
 	case cfg.holdLimit < 0:
 		return nil, fmt.Errorf("%w: WithHoldLimit(%d) must not be negative", ErrInvalidOption, cfg.holdLimit)
+	case cfg.watchLimit < 0 || cfg.childSpawns < 0:
+		return nil, fmt.Errorf("%w: WithWatchLimit(%d), WithChildSpawns(%d) must not be negative", ErrInvalidOption, cfg.watchLimit, cfg.childSpawns)
 	case cfg.holdBytes < 0:
 		return nil, fmt.Errorf("%w: WithHoldBytes(%d) must not be negative", ErrInvalidOption, cfg.holdBytes)
 	case cfg.sendTimeout <= 0:
@@ -165,6 +185,7 @@ func NewNode(address string, opts ...NodeOption) (*Node, error) {
 		children:   make(map[string]*Link),
 		intercepts: make(map[pidKey]pa.Process),
 	}
+	n.guards.Store(new([]Guard))
 	n.pool = newWorkerPool(cfg.workers, cfg.throughput)
 	n.deadLog.every = time.Second
 	n.deadSub = system.EventStream.Subscribe(n.logDeadLetter)
@@ -268,6 +289,14 @@ func (n *Node) Intercept(pid *pa.PID, p pa.Process) {
 	n.mu.Lock()
 	n.intercepts[keyOf(pid)] = p
 	n.mu.Unlock()
+}
+
+// intercepted reports whether the node stands for pid (Intercept).
+func (n *Node) intercepted(pid *pa.PID) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	_, ok := n.intercepts[keyOf(pid)]
+	return ok
 }
 
 // Release undoes Intercept: pid routes to its link again.

@@ -1,0 +1,134 @@
+package actor
+
+import (
+	"fmt"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/mailbox"
+)
+
+// Least privilege across links. A node trusts its peers only as far as the
+// traffic of the subtree behind them legitimately goes:
+//   - Guards (AddGuard) see every message that arrives over a link, before
+//     it is delivered here or relayed, and may refuse it: package procnode
+//     keeps its own machinery (control processes, a child's host actor)
+//     reachable only from the link it belongs to.
+//   - A Terminated from a link is accepted only for a watch that went out
+//     through that link (the recorded pair), and never about a PID the node
+//     intercepts (a process actor's root: the parent learns of its end
+//     itself).
+//   - Watches that come in through a link are bounded (WithWatchLimit).
+//   - A spawn request from a child into this node is refused unless
+//     WithChildSpawns allows it, and then capped per link; what a child
+//     spawned here is stopped when its link is gone.
+//
+// A refused message is a dead letter with its reason (a request gets a
+// DeadLetterResponse at once) and a log line, rate-limited per link.
+
+// Guard decides whether a message that arrived over the link from may go on
+// to env.Target (delivered on this node, or relayed to another link): nil
+// lets it, an error makes it a dead letter with that reason. Guards run on
+// the link's reader goroutine for every message: they must be quick and
+// must not block.
+type Guard func(from *Link, env *mailbox.Envelope) error
+
+// AddGuard adds a guard to the node's; every guard must let a message pass.
+// Guards added earlier are kept (a guard never replaces another).
+func (n *Node) AddGuard(g Guard) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	gs := append(append([]Guard(nil), *n.guards.Load()...), g)
+	n.guards.Store(&gs)
+}
+
+// check runs the guards on a message from l.
+func (n *Node) check(l *Link, env *mailbox.Envelope) error {
+	for _, g := range *n.guards.Load() {
+		if err := g(l, env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// IsChild reports whether l leads to a child of its node (false: to its
+// parent).
+func (l *Link) IsChild() bool { return isAncestor(l.node.address, l.addr) }
+
+// refuse accounts for a message from the peer that the node's policy
+// refuses: a dead letter with the reason, and a log line (rate-limited).
+func (l *Link) refuse(env *mailbox.Envelope, reason error) {
+	if ok, skipped := l.refusals.allow(); ok {
+		e := l.node.log.Warn().Err(reason).Str("peer", l.addr).Str("target", pidString(env.Target)).
+			Str("type", fmt.Sprintf("%T", env.Message)).Str("lane", env.Lane.String())
+		if skipped > 0 {
+			e = e.Int64("refused_before", skipped)
+		}
+		e.Msg("dead letter: refused")
+	}
+	if w, ok := env.Message.(*pa.Watch); ok && w.Watcher != nil {
+		// The watcher must not wait for a watch that never was.
+		sendSystem(l.node.system, w.Watcher, &pa.Terminated{Who: env.Target, Why: pa.TerminatedReason_NotFound})
+		return
+	}
+	l.node.system.EventStream.Publish(&pa.DeadLetterEvent{PID: env.Target, Message: &Undeliverable{Message: env.Message, Reason: reason}, Sender: env.Sender})
+}
+
+// childSpawn answers a spawn request that a child sent to this node's
+// activator: refused unless WithChildSpawns allows it, capped per link.
+func (l *Link) childSpawn(env *mailbox.Envelope) {
+	n := l.node
+	req, ok := env.Message.(*SpawnRequest)
+	if !ok {
+		l.refuse(env, fmt.Errorf("%w: not a spawn request", ErrRefused))
+		return
+	}
+	answer := func(resp *SpawnResponse) {
+		if env.Sender != nil {
+			n.system.Root.Send(env.Sender, resp)
+		}
+	}
+	if n.cfg.childSpawns <= 0 {
+		if ok, _ := l.refusals.allow(); ok {
+			n.log.Warn().Str("peer", l.addr).Str("kind", req.Kind).Msg("spawn from a child refused (WithChildSpawns)")
+		}
+		answer(&SpawnResponse{Code: SpawnRefused, Detail: "spawns from a child are off (WithChildSpawns)"})
+		return
+	}
+	l.mu.Lock()
+	live := 0
+	for k, pid := range l.spawned {
+		if _, ok := n.system.ProcessRegistry.GetLocal(pid.Id); ok {
+			live++
+		} else {
+			delete(l.spawned, k)
+		}
+	}
+	gone := l.state == linkGone
+	l.mu.Unlock()
+	if gone || live >= n.cfg.childSpawns {
+		answer(&SpawnResponse{Code: SpawnRefused, Detail: fmt.Sprintf("%d actors spawned by %s live (WithChildSpawns(%d))", live, l.addr, n.cfg.childSpawns)})
+		return
+	}
+	resp := n.spawnLocal(req)
+	if resp.Code == SpawnOK && resp.PID != nil {
+		l.mu.Lock()
+		if l.spawned == nil {
+			l.spawned = make(map[pidKey]*pa.PID)
+		}
+		l.spawned[keyOf(resp.PID)] = resp.PID
+		l.mu.Unlock()
+	}
+	answer(resp)
+}
+
+// stopSpawned stops what the peer spawned on this node (its link is gone).
+func (l *Link) stopSpawned() {
+	l.mu.Lock()
+	spawned := l.spawned
+	l.spawned = nil
+	l.mu.Unlock()
+	for _, pid := range spawned {
+		l.node.system.Root.Stop(pid)
+	}
+}

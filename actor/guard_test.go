@@ -1,0 +1,147 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/mailbox"
+	"github.com/rs/zerolog"
+)
+
+// TestGuards: guards see what arrives over a link, here and relayed, and a
+// refusal is a dead letter (a request fails at once) with a log line; a
+// guard added later never replaces an earlier one.
+func TestGuards(t *testing.T) {
+	t.Parallel()
+	var buf logBuffer
+	n := newNode(t, "n", WithLogger(buf.logger(zerolog.WarnLevel)))
+	c := newNode(t, "n/1")
+	join(t, n, c)
+	errSecret := errors.New("secret")
+	n.AddGuard(func(from *Link, env *mailbox.Envelope) error {
+		if env.Target.Id == "secret" {
+			return fmt.Errorf("%w from %s", errSecret, from.Address())
+		}
+		return nil
+	})
+	n.AddGuard(func(_ *Link, env *mailbox.Envelope) error {
+		if env.Target.Id == "other" {
+			return ErrRefused
+		}
+		return nil
+	})
+	for _, name := range []string{"secret", "other", "open"} {
+		if _, err := n.Root().SpawnNamed(echoProps(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"secret", "other"} {
+		if _, err := request(c.Root(), pa.NewPID("n", name), "hi"); !errors.Is(err, pa.ErrDeadLetter) {
+			t.Fatalf("request to %s from the child: got %v; want ErrDeadLetter", name, err)
+		}
+	}
+	if res, err := request(c.Root(), pa.NewPID("n", "open"), "hi"); err != nil || res != "hi" {
+		t.Fatalf("request to an unguarded actor: %v, %v", res, err)
+	}
+	if res, err := request(n.Root(), pa.NewPID("n", "secret"), "local"); err != nil || res != "local" {
+		t.Fatalf("a local request is not a link's: %v, %v", res, err)
+	}
+	if _, ok := buf.find(map[string]string{"message": "dead letter: refused", "error": "secret from n/1", "target": "secret@n"}); !ok {
+		t.Fatalf("no refusal logged:\n%s", buf.String())
+	}
+}
+
+// TestForgedTerminatedRefused: a Terminated from a link is delivered only
+// for a watch that went out through it, and never about a PID the node
+// intercepts.
+func TestForgedTerminatedRefused(t *testing.T) {
+	t.Parallel()
+	var buf logBuffer
+	n := newNode(t, "n", WithLogger(buf.logger(zerolog.WarnLevel)))
+	c := newNode(t, "n/1")
+	_, up := join(t, n, c)
+	if _, err := c.Root().SpawnNamed(echoProps(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	n.Intercept(pa.NewPID("n/1", "root"), &fakeProcess{})
+	watcherPID, terms := spawnWatcher(n, pa.NewPID("n/1", "x"))
+	// Forged by the child: about an actor nobody here watches, and about the
+	// intercepted PID.
+	up.SendSystemMessage(watcherPID, &pa.Terminated{Who: pa.NewPID("n/1", "y")})
+	up.SendSystemMessage(watcherPID, &pa.Terminated{Who: pa.NewPID("n/1", "root")})
+	waitFor(t, "two refusals", func() bool { return buf.count(map[string]string{"message": "dead letter: refused"}) == 2 })
+	// The real one, for the recorded watch, is delivered.
+	c.Root().Stop(pa.NewPID("n/1", "x"))
+	term := receive(t, terms, "the real Terminated")
+	if term.Who.Id != "x" {
+		t.Fatalf("watcher got Terminated of %v; want x", term.Who)
+	}
+	select {
+	case extra := <-terms:
+		t.Fatalf("a forged Terminated reached the watcher: %v", extra)
+	case <-time.After(20 * time.Millisecond):
+	}
+}
+
+// TestWatchLimit: watches through one link are bounded; past the bound a
+// Watch is refused, and its watcher is told at once.
+func TestWatchLimit(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, "n", WithWatchLimit(2))
+	c := newNode(t, "n/1")
+	down, _ := join(t, n, c)
+	target, err := n.Root().SpawnNamed(echoProps(), "watched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chans []chan *pa.Terminated
+	for i := range 3 {
+		_, ch := spawnWatcher(c, target)
+		chans = append(chans, ch)
+		if i < 2 {
+			waitFor(t, "the watch recorded", func() bool { return down.Stats().WatchedBy == i+1 })
+		}
+	}
+	if term := receive(t, chans[2], "the refused watch's Terminated"); term.Why != pa.TerminatedReason_NotFound {
+		t.Fatalf("refused watch: %v; want Terminated{NotFound}", term)
+	}
+	if s := down.Stats(); s.WatchedBy != 2 {
+		t.Fatalf("watched by %d; want the limit, 2", s.WatchedBy)
+	}
+}
+
+// TestChildSpawns: a child may not spawn in its parent unless the parent
+// allows it, up to a cap per link; what it spawned stops when its link is
+// gone.
+func TestChildSpawns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	off := newNode(t, "n")
+	c := newNode(t, "n/1")
+	join(t, off, c)
+	if _, err := c.Spawn(ctx, "n", "actor_test.echo"); !errors.Is(err, ErrSpawnRefused) {
+		t.Fatalf("spawn into a parent that does not allow it: got %v; want ErrSpawnRefused", err)
+	}
+
+	on := newNode(t, "m", WithChildSpawns(1))
+	c2 := newNode(t, "m/1")
+	down, _ := join(t, on, c2)
+	pid, err := c2.Spawn(ctx, "m", "actor_test.echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := request(c2.Root(), pid, "hi"); err != nil || res != "hi" {
+		t.Fatalf("the spawned actor: %v, %v", res, err)
+	}
+	if _, err := c2.Spawn(ctx, "m", "actor_test.echo"); !errors.Is(err, ErrSpawnRefused) {
+		t.Fatalf("second spawn past the cap: got %v; want ErrSpawnRefused", err)
+	}
+	if err := down.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the spawned actor stopped", func() bool { _, ok := on.System().ProcessRegistry.GetLocal(pid.Id); return !ok })
+}
