@@ -112,11 +112,12 @@ func childLogLevel(l zerolog.Logger) zerolog.Level {
 }
 
 // relayLog writes a child's log record to the parent's logger at the
-// record's level, tagged with the child's address, kind, name and OS pid.
-// The record's own fields are merged in, except its level, time and node
-// (the child's address, already tagged as "child"). A record the child
-// relayed from one of its own children carries that one's tags already and
-// keeps them.
+// record's level, tagged by the parent with the child's real address, kind,
+// name and OS pid (from the link the record came over: a child cannot speak
+// for another). The record's own fields are merged in, except its level,
+// time and node; fields that would shadow the parent's tags (a record the
+// child relayed from one of its own children carries that one's tags) nest
+// under "from".
 func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 	if lvl < p.relay.GetLevel() || lvl < zerolog.GlobalLevel() {
 		return // below the logger's level: no event is built
@@ -132,9 +133,22 @@ func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 	for _, k := range []string{zerolog.LevelFieldName, zerolog.MessageFieldName, zerolog.TimestampFieldName, "node"} {
 		delete(fields, k)
 	}
-	if _, relayed := fields["child"]; relayed {
-		p.relay.WithLevel(lvl).Fields(fields).Msg(msg)
-		return
+	var from map[string]any
+	for _, k := range relayTags {
+		if v, ok := fields[k]; ok {
+			if from == nil {
+				from = make(map[string]any)
+			}
+			from[k] = v
+			delete(fields, k)
+		}
 	}
-	p.logger().WithLevel(lvl).Int("os_pid", p.OSPid()).Fields(fields).Msg(msg)
+	e := p.logger().WithLevel(lvl).Int("os_pid", p.OSPid()).Fields(fields)
+	if from != nil {
+		e = e.Interface("from", from)
+	}
+	e.Msg(msg)
 }
+
+// relayTags are the fields the parent tags a child's records with.
+var relayTags = []string{"child", "kind", "name", "os_pid", "from"}

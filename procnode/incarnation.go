@@ -271,6 +271,14 @@ func (p *Process) linkDown(err error) {
 	}
 	c.lost()
 	if err == nil {
+		// A clean goodbye: the child is on its way out. One that lingers is
+		// not, and is killed: a crash, which its strategy decides about.
+		time.AfterFunc(goodbyeGrace, func() {
+			if !c.hasExited() && !p.isEnding() {
+				p.logger().Warn().Dur("grace", goodbyeGrace).Msg("child said goodbye but kept running; killing it")
+				c.kill()
+			}
+		})
 		return
 	}
 	// A frame cut short by the child's death is a child on its way out, not a
@@ -286,6 +294,17 @@ func (p *Process) linkDown(err error) {
 			c.kill()
 		}
 	})
+}
+
+// goodbyeGrace is how long a child that said goodbye may take to exit.
+const goodbyeGrace = 2 * time.Second
+
+// isEnding reports whether the parent is stopping the child: its goodbye
+// then answers ours, and the stop escalation has its own deadlines.
+func (p *Process) isEnding() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopping
 }
 
 // lastLine is the reason read from a child's stderr tail: the Go runtime's

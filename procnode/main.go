@@ -163,8 +163,8 @@ func runChild(raw string) int {
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), closeWithin)
 	defer cancel()
-	node.stopProcs(ctx) // our children first: their last records come through us
-	fw.stop(ctx)        // the records logged so far go out before the link closes
+	_ = node.stopProcs(ctx) // our children first: their last records come through us
+	fw.stop(ctx)            // the records logged so far go out before the link closes
 	_ = node.Close(ctx)
 	return e.code
 }

@@ -2,11 +2,14 @@ package procnode
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/actor"
+	"github.com/procactor/procactor/mailbox"
 )
 
 // Node is an actor.Node that can spawn child processes. A parent makes its
@@ -37,9 +40,32 @@ func NewNode(opts ...actor.NodeOption) (*Node, error) {
 
 func register(an *actor.Node) *Node {
 	n := &Node{Node: an, procs: make(map[*Process]struct{}), byPID: make(map[pidKey]*Process)}
+	an.AddGuard(n.guard)
 	nodes.Store(an.System(), n)
 	return n
 }
+
+// guard keeps procnode's machinery out of reach of the links it does not
+// belong to: a child's control process here takes only that child's reports
+// (its exit reason, its log records); a node's host actor and assign process
+// take directives only from its parent, never relayed from elsewhere.
+func (n *Node) guard(from *actor.Link, env *mailbox.Envelope) error {
+	t := env.Target
+	self := n.Address()
+	switch {
+	case strings.HasPrefix(t.Id, controlPrefix):
+		if t.Address != self || from.Address() != actor.ChildAddress(self, strings.TrimPrefix(t.Id, controlPrefix)) {
+			return fmt.Errorf("%w: %s is the control of another child", actor.ErrRefused, pidString(t))
+		}
+	case t.Id == hostName || t.Id == assignName:
+		if t.Address != self || from.IsChild() {
+			return fmt.Errorf("%w: %s takes directives from its parent only", actor.ErrRefused, pidString(t))
+		}
+	}
+	return nil
+}
+
+func pidString(p *pa.PID) string { return p.Id + "@" + p.Address }
 
 func nodeOf(sys *pa.ActorSystem) *Node {
 	if v, ok := nodes.Load(sys); ok {
@@ -50,28 +76,40 @@ func nodeOf(sys *pa.ActorSystem) *Node {
 
 // Close stops every child process of the node gracefully (each within its
 // stop deadlines, all at once; a child stops its own children first), then
-// closes the node's links and actor system. Bounded by ctx.
+// closes the node's links and actor system. Bounded by ctx: when ctx ends
+// first, the children still running are killed, and Close returns ctx's
+// error once they have ended.
 func (n *Node) Close(ctx context.Context) error {
-	n.stopProcs(ctx)
+	stopErr := n.stopProcs(ctx)
 	err := n.Node.Close(ctx)
 	nodes.Delete(n.System())
+	if stopErr != nil {
+		return stopErr
+	}
 	return err
 }
 
 // stopProcs stops every child process of the node, all at once, and
-// returns when they have ended.
-func (n *Node) stopProcs(ctx context.Context) {
+// returns when they have ended: nil, or ctx's error when it ended first.
+func (n *Node) stopProcs(ctx context.Context) error {
 	n.mu.Lock()
 	procs := make([]*Process, 0, len(n.procs))
 	for p := range n.procs {
 		procs = append(procs, p)
 	}
 	n.mu.Unlock()
+	errs := make([]error, len(procs))
 	var wg sync.WaitGroup
-	for _, p := range procs {
-		wg.Go(func() { _ = p.Stop(ctx) })
+	for i, p := range procs {
+		wg.Go(func() { errs[i] = p.Stop(ctx) })
 	}
 	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Process returns the process actor of this node whose PID (p.PID(), or the
