@@ -20,8 +20,9 @@ import (
 // user messages it sends to the retained actor on each stream, the peer
 // counts the same messages as it delivers them and acknowledges how many its
 // actor has finished (Link.AckFor on the peer's link, cumulative, riding on
-// its outgoing frames). Retained messages are bounded in bytes (the window):
-// a full window makes senders wait like a full user lane (WithSendTimeout),
+// its outgoing frames). Retained messages are bounded in bytes (the window)
+// and in count (maxRetained): a full window makes senders wait like a full
+// user lane (WithSendTimeout),
 // then the new message is a dead letter (ErrRetainFull); a reader goroutine
 // never waits and may overflow the window up to twice its size. A single
 // message larger than the window is sent unretained.
@@ -34,6 +35,16 @@ type retention struct {
 	bytes  int           // sum of msgs' sizes
 	acked  uint64        // the peer's count on the current stream
 	room   chan struct{} // closed when bytes drop below the window; nil when nobody waits
+}
+
+// maxRetained bounds the count of retained messages, whatever their size:
+// small messages cost the receiver memory too (its mailbox holds them), so
+// the window is also the receiving actor's credit.
+const maxRetained = 1 << 16
+
+// fullLocked reports whether the window has no room left.
+func (r *retention) fullLocked(factor int) bool {
+	return r.bytes >= factor*r.window || len(r.msgs) >= factor*maxRetained
 }
 
 type retainedMsg struct {
@@ -148,14 +159,14 @@ func (l *Link) insertRedeliveredLocked(m heldMsg) {
 func (l *Link) waitWindow(ep *mailbox.Endpoint) error {
 	var deadline <-chan time.Time
 	l.mu.Lock()
-	for l.ep == ep && l.ret.bytes >= l.ret.window {
+	for l.ep == ep && l.ret.fullLocked(1) {
 		if mailbox.InReader() {
-			if l.ret.bytes < 2*l.ret.window {
+			if !l.ret.fullLocked(2) {
 				break
 			}
-			n := l.ret.bytes
+			n, b := len(l.ret.msgs), l.ret.bytes
 			l.mu.Unlock()
-			return fmt.Errorf("%w: %d bytes unacknowledged, a reader may not wait", ErrRetainFull, n)
+			return fmt.Errorf("%w: %d messages (%d bytes) unacknowledged, a reader may not wait", ErrRetainFull, n, b)
 		}
 		if l.ret.room == nil {
 			l.ret.room = make(chan struct{})
@@ -200,7 +211,7 @@ func (l *Link) acked(ep *mailbox.Endpoint, n uint64) {
 }
 
 func (l *Link) wakeRetainLocked() {
-	if l.ret.room != nil && l.ret.bytes < l.ret.window {
+	if l.ret.room != nil && !l.ret.fullLocked(1) {
 		close(l.ret.room)
 		l.ret.room = nil
 	}
