@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -233,6 +234,44 @@ func TestStopEscalation(t *testing.T) {
 			t.Logf("status: %v", st)
 			if st == nil || st.Signal != c.want || !st.Stopped {
 				t.Fatalf("status %+v, want killed by %v and Stopped", st, c.want)
+			}
+		})
+	}
+}
+
+// TestDeadlinesHonoured: a child that is stopped (SIGSTOP) with its link
+// full does not make Stop or Node.Close overrun their context: at the
+// deadline the child is killed, and the context's error is returned.
+func TestDeadlinesHonoured(t *testing.T) {
+	for _, via := range []string{"Process.Stop", "Node.Close"} {
+		t.Run(via, func(t *testing.T) {
+			n, err := procnode.NewNode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer n.Close(context.Background())
+			p := spawn(t, n, kindEcho, procnode.WithRestart(false)) // default deadlines: 5 s graceful, 2 s term
+			ping(t, n, p)
+			if err := syscall.Kill(p.OSPid(), syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			fill := make([]byte, 256<<10)
+			for range 16 { // 4 MiB: past the pipe and the user lane
+				go n.Root().Send(p.PID(), fill)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			if via == "Process.Stop" {
+				err = p.Stop(ctx)
+			} else {
+				err = n.Close(ctx)
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%s: got %v; want the context's DeadlineExceeded", via, err)
+			}
+			waitDone(t, p)
+			if st := p.ExitStatus(); st.Signal != syscall.SIGKILL {
+				t.Fatalf("status %+v; want killed by SIGKILL at the deadline", st)
 			}
 		})
 	}

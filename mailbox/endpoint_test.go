@@ -893,3 +893,49 @@ func TestRelayOverflowBounded(t *testing.T) {
 		t.Fatalf("sent %d, refused %d; want at most %d sent and the rest refused", sent.Load(), full.Load(), limit)
 	}
 }
+
+// TestRelayOverflowBoundedInBytes: the relay overflow is bounded in bytes
+// too: large messages are refused past readerOverflow × the byte bound,
+// whatever the count bound says.
+func TestRelayOverflowBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	const byteBound, size = 4 << 10, 1 << 10
+	x, y := net.Pipe()
+	t.Cleanup(func() { x.Close(); y.Close() })
+	out := newTestEndpoint(t, x, newCollector(), WithUserQueue(1<<20), WithUserQueueBytes(byteBound))
+	if err := out.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := newPair(t, transports[0], nil)
+	var full, sent atomic.Int32
+	relayed := make(chan struct{}, 1<<10)
+	payload := make([]byte, size)
+	p.cb.onDel = func(*Envelope) {
+		switch err := out.Send(context.Background(), &Envelope{Message: payload}); {
+		case err == nil:
+			sent.Add(1)
+		case errors.Is(err, ErrQueueFull):
+			full.Add(1)
+		default:
+			t.Errorf("relay: got %v; want nil or ErrQueueFull", err)
+		}
+		relayed <- struct{}{}
+	}
+	const n = 100
+	for i := 0; i < n; i++ {
+		if err := p.a.Send(context.Background(), &Envelope{Message: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case <-relayed:
+		case <-time.After(testTimeout):
+			t.Fatalf("relay %d never returned: a reader blocked", i)
+		}
+	}
+	// At most one batch taken by the (now blocked) writer plus the overflow.
+	if limit := int32(2*readerOverflow*byteBound/size + 2); full.Load() == 0 || sent.Load() > limit {
+		t.Fatalf("sent %d, refused %d; want at most %d sent and the rest refused", sent.Load(), full.Load(), limit)
+	}
+}
