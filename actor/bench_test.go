@@ -31,6 +31,26 @@ func (c *counter) Receive(ctx pa.Context) {
 type benchSetup struct {
 	name  string
 	setup func(b *testing.B) (from *pa.RootContext, host *pa.RootContext, dispatch func(*pa.Props) *pa.Props)
+	// retained: the actor is the child's retained actor "x" (Link.Retain,
+	// Link.AckFor), as a process actor's root is; spawn it with spawnRetained.
+	retained bool
+}
+
+// retainedLinks holds, per benchmark, the child's link of a retained setup.
+var retainedLinks = map[*testing.B]*Link{}
+
+// spawnOn spawns props on host for setup s: as "x" with the ack middleware
+// when s is retained.
+func (s benchSetup) spawnOn(b *testing.B, host *pa.RootContext, props *pa.Props) *pa.PID {
+	if !s.retained {
+		return host.Spawn(props)
+	}
+	up := retainedLinks[b]
+	pid, err := host.SpawnNamed(props.Configure(pa.WithReceiverMiddleware(up.AckFor("x"))), "x")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return pid
 }
 
 func defaultDispatch(p *pa.Props) *pa.Props { return p }
@@ -50,21 +70,41 @@ func benchSetups() []benchSetup {
 		{"protoactor/default-dispatcher", func(b *testing.B) (*pa.RootContext, *pa.RootContext, func(*pa.Props) *pa.Props) {
 			sys := plain(b)
 			return sys.Root, sys.Root, defaultDispatch
-		}},
+		}, false},
 		{"protoactor/node-dispatcher", func(b *testing.B) (*pa.RootContext, *pa.RootContext, func(*pa.Props) *pa.Props) {
 			sys := plain(b)
 			pool := newWorkerPool(8, DefaultDispatcherThroughput)
 			b.Cleanup(pool.close)
 			return sys.Root, sys.Root, func(p *pa.Props) *pa.Props { return p.Configure(pa.WithDispatcher(pool)) }
-		}},
+		}, false},
 		{"link/default-dispatcher", func(b *testing.B) (*pa.RootContext, *pa.RootContext, func(*pa.Props) *pa.Props) {
 			n, c := linked(b)
 			return n.Root(), c.Root(), defaultDispatch
-		}},
+		}, false},
 		{"link/node-dispatcher", func(b *testing.B) (*pa.RootContext, *pa.RootContext, func(*pa.Props) *pa.Props) {
 			n, c := linked(b)
 			return n.Root(), c.Root(), c.WithDispatcher
-		}},
+		}, false},
+		{"link/retained", func(b *testing.B) (*pa.RootContext, *pa.RootContext, func(*pa.Props) *pa.Props) {
+			n, c := newNode(b, "n"), newNode(b, "n/1")
+			down, err := n.ChildLink("1")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := down.Retain("x", 64<<20); err != nil {
+				b.Fatal(err)
+			}
+			up, err := c.ParentLink()
+			if err != nil {
+				b.Fatal(err)
+			}
+			retainedLinks[b] = up
+			b.Cleanup(func() { delete(retainedLinks, b) })
+			// AckFor before Connect: spawnOn adds the middleware to the actor.
+			up.AckFor("x")
+			connectPipe(b, down, up)
+			return n.Root(), c.Root(), defaultDispatch
+		}, true},
 	}
 }
 
@@ -75,7 +115,7 @@ func BenchmarkRequestResponse(b *testing.B) {
 	for _, s := range benchSetups() {
 		b.Run(s.name, func(b *testing.B) {
 			from, host, dispatch := s.setup(b)
-			pid := host.Spawn(dispatch(echoProps()))
+			pid := s.spawnOn(b, host, dispatch(echoProps()))
 			msg := make([]byte, 64)
 			if _, err := from.RequestFuture(pid, msg, testTimeout).Result(); err != nil {
 				b.Fatal(err)
@@ -130,7 +170,7 @@ func BenchmarkOneWay(b *testing.B) {
 			from, host, dispatch := s.setup(b)
 			c := &counter{done: make(chan struct{}, 1)}
 			c.want.Store(int64(b.N))
-			pid := host.Spawn(dispatch(pa.PropsFromProducer(func() pa.Actor { return c })))
+			pid := s.spawnOn(b, host, dispatch(pa.PropsFromProducer(func() pa.Actor { return c })))
 			msg := make([]byte, 64)
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -45,6 +45,7 @@ type Link struct {
 	heldBytes  int                           // encoded size of held messages, redelivered ones excepted (guarded by mu)
 	ret        retention                     // what the peer has not acknowledged (guarded by mu)
 	ackc       atomic.Pointer[ackCounter]    // counts what the peer retains; nil unless AckFor
+	caps       atomic.Pointer[capabilities]  // what an untrusted peer was given; nil: trusted
 	watches    map[pidKey]map[pidKey]*pa.PID // out: watchee behind the link → watchers (guarded by mu)
 	watchedBy  map[pidKey]map[pidKey]*pa.PID // in: watchee on this side → watchers behind the link (guarded by mu)
 	inflight   map[pidKey]inflight           // futures awaiting an answer through this link (guarded by mu)
@@ -336,6 +337,9 @@ func (l *Link) SendSystemMessage(pid *pa.PID, message any) {
 func (l *Link) Stop(pid *pa.PID) { l.SendSystemMessage(pid, &pa.Stop{}) }
 
 func (l *Link) send(env *mailbox.Envelope) {
+	if c := l.caps.Load(); c != nil {
+		c.grantOutgoing(env)
+	}
 	size := -1 // encoded size, once needed to hold the message
 	for {
 		l.mu.Lock()
@@ -782,6 +786,12 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 	if err := l.node.check(l, env); err != nil {
 		l.refuse(env, err)
 		return
+	}
+	if c := l.caps.Load(); c != nil {
+		if err := l.untrustedCheck(c, env); err != nil {
+			l.refuse(env, err)
+			return
+		}
 	}
 	if env.Lane == mailbox.LaneSystem {
 		l.deliverSystem(env)

@@ -47,6 +47,7 @@ type config struct {
 	backoffMin   time.Duration
 	backoffMax   time.Duration
 	panicExits   bool
+	untrusted    int // PIDs an untrusted child may be given; 0: trusted
 }
 
 // rlimit is one resource limit the child sets on itself (WithRlimit).
@@ -80,6 +81,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithStopTimeouts(%v, %v) must not be negative", ErrInvalidOption, c.stopTimeout, c.termTimeout)
 	case c.stderrTail < 0:
 		return fmt.Errorf("%w: WithStderrTail(%d) must not be negative", ErrInvalidOption, c.stderrTail)
+	case c.untrusted < 0:
+		return fmt.Errorf("%w: WithUntrusted(%d) must not be negative", ErrInvalidOption, c.untrusted)
 	case c.retainWindow < 1:
 		return fmt.Errorf("%w: WithRetainWindow(%d) must be positive", ErrInvalidOption, c.retainWindow)
 	case c.backoffMin <= 0 || c.backoffMax < c.backoffMin:
@@ -191,6 +194,18 @@ func WithRetainWindow(n int) Option { return func(c *config) { c.retainWindow = 
 func WithRestartBackoff(min, max time.Duration) Option {
 	return func(c *config) { c.backoffMin, c.backoffMax = min, max }
 }
+
+// WithUntrusted makes the child untrusted (it parses untrusted input, it
+// runs sandboxed): it may send user messages only to PIDs that were sent to
+// it (its WithArgs, the senders of and PIDs inside the messages it
+// received; at most limit of them are remembered, the oldest forgotten
+// first) and to its own subtree, and it may not stop or poison anything
+// outside its subtree (actor.Link.SetUntrusted). A refused message is a
+// dead letter (actor.ErrRefused) with a rate-limited log line. Default:
+// trusted, under protoactor's rule that a PID's holder may send to it,
+// poison and stop it; procactor's own machinery is out of every child's
+// reach either way.
+func WithUntrusted(limit int) Option { return func(c *config) { c.untrusted = limit } }
 
 // WithPanicExits makes a panic of the child's root actor end the child
 // process (exit code ExitRootFailed, the panic text as the reason) instead

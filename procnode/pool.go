@@ -146,6 +146,7 @@ func (pl *Pool) Take(ctx context.Context, spawner pa.SpawnerContext, opts ...Opt
 		return nil, err
 	}
 	p.setIdentity(pl.kind, take.name, args)
+	p.link.Grant(take.args) // an untrusted pool's child may talk to what its args name
 	props := pa.PropsFromFunc(func(pa.Context) {}, pa.WithSpawnFunc(
 		func(sys *pa.ActorSystem, id string, _ *pa.Props, parent pa.SpawnerContext) (*pa.PID, error) {
 			if err := p.assign(ctx, sys, id, parent); err != nil {

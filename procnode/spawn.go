@@ -188,6 +188,14 @@ func newProcess(n *Node, kind string, cfg config) (*Process, error) {
 	p.relay = relayLogger(n.Logger(), cfg.logger)
 	p.setIdentity(kind, cfg.name, args)
 	p.control, _ = n.System().ProcessRegistry.Add(control{p}, controlPrefix+segment)
+	if cfg.untrusted > 0 {
+		if err := link.SetUntrusted(cfg.untrusted); err != nil {
+			p.discard()
+			return nil, err
+		}
+		link.Grant(p.control) // its reports and log records
+		link.Grant(cfg.args)
+	}
 	link.OnDown(p.linkDown)
 	return p, nil
 }

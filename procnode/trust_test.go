@@ -71,3 +71,44 @@ func TestChildCannotCommandSiblings(t *testing.T) {
 		t.Fatalf("victim's status %+v; want a clean exit with no forged reason", st)
 	}
 }
+
+// guessOrder tells test.guesser where to report and which parent actor to
+// guess at by name.
+type guessOrder struct {
+	Done  *pa.PID
+	Guess string // an actor id of the parent, given as text: not a grant
+}
+
+func init() {
+	mailbox.RegisterType("procnode_test.guessOrder", &guessOrder{})
+	// test.guesser messages a parent actor it was never given, then
+	// reports to the one it was given.
+	registerKind("test.guesser", func(args procnode.Args) (*pa.Props, error) {
+		o, _ := args.Value.(*guessOrder)
+		return pa.PropsFromFunc(func(c pa.Context) {
+			if _, ok := c.Message().(*pa.Started); ok && o != nil {
+				c.Send(pa.NewPID(o.Done.Address, o.Guess), "guessed")
+				c.Send(o.Done, "reported")
+			}
+		}), nil
+	})
+}
+
+// TestUntrustedChild: an untrusted child reaches the PID of its args, not a
+// parent actor whose id it guessed.
+func TestUntrustedChild(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	done, events := probe(t, n, nil)
+	guessed, guesses := probe(t, n, nil)
+	spawn(t, n, "test.guesser", procnode.WithUntrusted(64), procnode.WithArgs(&guessOrder{Done: done, Guess: guessed.Id}))
+	if m := receive(t, events); m != "reported" {
+		t.Fatalf("got %v", m)
+	}
+	// "guessed" was handled before "reported" (same link, in order): had it
+	// been delivered, it would be in the guessed actor's mailbox before this.
+	n.Root().Send(guessed, "end")
+	if m := receive(t, guesses); m != "end" {
+		t.Fatalf("the guessed actor got %v", m)
+	}
+}

@@ -1,0 +1,77 @@
+package actor
+
+import (
+	"errors"
+	"testing"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/mailbox"
+)
+
+// pidCarrier is a message carrying PIDs deep inside.
+type pidCarrier struct {
+	Note  string
+	Inner []map[string]*pa.PID
+}
+
+func init() { mailbox.RegisterType("actor_test.pidCarrier", &pidCarrier{}) }
+
+// TestUntrustedLink: a child behind an untrusted link reaches only what it
+// was given: the senders of what it got (to answer), PIDs inside messages
+// (here deep in a struct); it may not stop or poison anything of ours, nor
+// watch what it was not given; the set of grants is bounded.
+func TestUntrustedLink(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, "n")
+	c := newNode(t, "n/1")
+	down, err := n.ChildLink("1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := down.SetUntrusted(3); err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.ParentLink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	connectPipe(t, down, up)
+	given, _ := n.Root().SpawnNamed(echoProps(), "given")
+	secret, _ := n.Root().SpawnNamed(echoProps(), "secret")
+	if _, err := c.Root().SpawnNamed(echoProps(), "child-echo"); err != nil {
+		t.Fatal(err)
+	}
+	// A request to the child: the future is granted, so the answer comes.
+	if res, err := request(n.Root(), pa.NewPID("n/1", "child-echo"), "hi"); err != nil || res != "hi" {
+		t.Fatalf("request to the untrusted child: %v, %v", res, err)
+	}
+	// A PID deep inside a message is granted.
+	n.Root().Send(pa.NewPID("n/1", "child-echo"), &pidCarrier{Note: "hi", Inner: []map[string]*pa.PID{{"x": given}}})
+	// given came inside the message: the child may ask it; not secret.
+	if res, err := request(c.Root(), given, "from the child"); err != nil || res != "from the child" {
+		t.Fatalf("to a granted PID: %v, %v", res, err)
+	}
+	if _, err := request(c.Root(), secret, "guessed"); !errors.Is(err, pa.ErrDeadLetter) {
+		t.Fatalf("to a PID never given: got %v; want ErrDeadLetter", err)
+	}
+	// It may not stop or poison even what it was given.
+	c.Root().Stop(given)
+	c.Root().Poison(given)
+	if res, err := request(n.Root(), given, "alive?"); err != nil || res != "alive?" {
+		t.Fatalf("the granted actor after a stop and a poison from the child: %v, %v", res, err)
+	}
+	// Watching what it was not given is refused: the watcher is told.
+	_, terms := spawnWatcher(c, secret)
+	if term := receive(t, terms, "the refused watch's Terminated"); term.Why != pa.TerminatedReason_NotFound {
+		t.Fatalf("refused watch: %v", term)
+	}
+	// The grants are bounded (3): older ones go.
+	for i := range 4 {
+		pid, _ := n.Root().SpawnNamed(echoProps(), "more"+string(rune('a'+i)))
+		n.Root().Send(pa.NewPID("n/1", "child-echo"), &pidCarrier{Inner: []map[string]*pa.PID{{"x": pid}}})
+	}
+	waitFor(t, "the grants to be recorded", func() bool { return down.caps.Load().has(pa.NewPID("n", "mored")) })
+	if _, err := request(c.Root(), given, "forgotten?"); !errors.Is(err, pa.ErrDeadLetter) {
+		t.Fatalf("to a grant pushed out: got %v; want ErrDeadLetter", err)
+	}
+}
