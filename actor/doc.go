@@ -34,6 +34,28 @@
 // its streams: with SetReconnect(true) a lost link goes down, holds what is
 // sent to it (up to WithHoldLimit) and sends it on the next Connect.
 //
+// # Bounds and backpressure
+//
+// Nothing a peer sends can make a node's memory grow without bound. The
+// user lane is bounded in messages and bytes (a full lane makes the sender
+// wait, WithSendTimeout, then the message is a dead letter); the system
+// lane in bytes (past it the link breaks with mailbox.ErrPeerStalled, as it
+// does for a peer that never reads the answers the node's reader sends it);
+// a down link's held messages in messages and bytes (WithHoldLimit,
+// WithHoldBytes); a retained actor's unacknowledged messages in bytes and
+// count (Link.Retain), which is also that actor's credit: a retained actor
+// that stops keeping up makes its senders wait instead of filling its
+// mailbox; watches through a link (WithWatchLimit).
+//
+// An actor that is not retained has no credit: the link's reader puts what
+// arrives for it into its protoactor mailbox at the rate it arrives, so an
+// actor that falls behind (blocks in Receive) lets its mailbox grow. Give
+// such an actor protoactor's bounded mailbox (pa.WithMailbox(pa.Bounded(n)))
+// when a peer may outpace it: then a full mailbox makes the link's reader
+// wait for room, which stalls that link for all its actors (its peer's
+// user lane fills, and its senders wait and then dead-letter) but bounds
+// the memory.
+//
 // # Failure
 //
 // Nothing waits forever on a lost link, and nothing vanishes without a
