@@ -424,15 +424,9 @@ func (l *Link) sendOn(ep *mailbox.Endpoint, env *mailbox.Envelope, retained bool
 }
 
 // linkEnded reports whether a Send error means the stream is ending (the
-// message was not queued because of the link, not because of the message).
-func linkEnded(err error) bool {
-	switch {
-	case errors.Is(err, mailbox.ErrTypeNotRegistered), errors.Is(err, mailbox.ErrEncode),
-		errors.Is(err, mailbox.ErrMessageTooLarge), errors.Is(err, mailbox.ErrQueueFull), errors.Is(err, ErrRetainFull):
-		return false
-	}
-	return true
-}
+// message was not queued because of the link, not because of the message):
+// mailbox wraps every such error in ErrClosed.
+func linkEnded(err error) bool { return errors.Is(err, mailbox.ErrClosed) }
 
 // sendFailed handles a message that stream ep refused. A message the stream
 // refused for itself is a dead letter with the reason. If the stream is
@@ -484,7 +478,11 @@ func tracked(env *mailbox.Envelope) bool {
 	return isFuture(env.Sender)
 }
 
-func isFuture(p *pa.PID) bool { return p != nil && strings.HasPrefix(p.Id, "future$") }
+// futurePrefix starts the id of every protoactor future (actor/future.go
+// names them "future" + the registry's next id, which starts with "$").
+const futurePrefix = "future$"
+
+func isFuture(p *pa.PID) bool { return p != nil && strings.HasPrefix(p.Id, futurePrefix) }
 
 // trackLocked records what an outgoing message means for the link's tables.
 func (l *Link) trackLocked(env *mailbox.Envelope) {

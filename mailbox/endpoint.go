@@ -147,10 +147,11 @@ func (e *Endpoint) Start() error {
 // system lane it never blocks, and neither does a Send made from any
 // endpoint's reader goroutine (a Handler), which overflows the bound instead.
 // Errors: ErrTypeNotRegistered, ErrEncode, ErrMessageTooLarge (nothing
-// was queued), ErrQueueFull, ErrClosed, ErrPeerStalled (the link is broken:
-// the system lane passed WithSystemQueueBytes, or this endpoint's reader
-// answered a peer that does not read past 16 × the user lane's bounds, at
-// least 16384 messages or 4 MiB).
+// was queued), ErrQueueFull, ErrClosed (the link has ended; every error of
+// the link's wraps it, with why: ErrPeerGone, ErrPeerStalled when this send
+// broke the link because the system lane passed WithSystemQueueBytes or this
+// endpoint's reader answered a peer that does not read past 16 × the user
+// lane's bounds, at least 16384 messages or 4 MiB).
 func (e *Endpoint) Send(ctx context.Context, env *Envelope) error {
 	_, _, err := e.send(ctx, env, false)
 	return err
@@ -160,6 +161,7 @@ func (e *Endpoint) send(ctx context.Context, env *Envelope, numbered bool) (uint
 	seq, size, err := e.out.send(ctx, env, numbered)
 	if err != nil && errors.Is(err, ErrPeerStalled) {
 		e.fail(err) // the peer does not read: the link is over
+		err = fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	return seq, size, err
 }

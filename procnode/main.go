@@ -43,8 +43,9 @@ func Main() {
 // childExit is how the host actor and the link tell the child's main
 // goroutine to end.
 type childExit struct {
-	code   int
-	reason string
+	code     int
+	reason   string
+	orphaned bool // the parent is gone: leave fast
 }
 
 func runChild(raw string) int {
@@ -113,7 +114,7 @@ func runChild(raw string) int {
 
 	link.OnDown(func(err error) {
 		select {
-		case exit <- childExit{code: 0, reason: "parent gone"}:
+		case exit <- childExit{code: 0, reason: "parent gone", orphaned: true}:
 		default: // already leaving
 		}
 	})
@@ -145,7 +146,7 @@ func runChild(raw string) int {
 		an.Root().Send(b.Control, &ExitNotice{Code: e.code, Reason: e.reason})
 	}
 	closeWithin := 2 * time.Second
-	if e.reason == "parent gone" {
+	if e.orphaned {
 		// Orphaned: stop the root actor's tree, briefly, and leave. An orphan
 		// must be gone within a second, whatever its actors do.
 		stopped := make(chan struct{})
