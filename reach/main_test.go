@@ -1,0 +1,487 @@
+package reach_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/procactor/procactor/actor"
+	"github.com/procactor/procactor/internal/leakcheck"
+	"github.com/procactor/procactor/internal/testutil"
+	"github.com/procactor/procactor/mailbox"
+	"github.com/procactor/procactor/procnode"
+	"github.com/procactor/procactor/reach"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+)
+
+// Each root of these tests is its own OS process: the test process is one
+// root (B, made per test by newHost), and startRoot re-executes the test
+// binary as another (A, C) with envRootAddr set; TestMain then runs runRoot
+// instead of the tests. Children and grandchildren of every root are
+// re-executions too (procnode.Main, first in TestMain).
+const (
+	envRootAddr    = "REACH_TEST_ROOT"
+	envClusterAddr = "REACH_TEST_CLUSTER" // comma-separated members: the root joins a cluster
+
+	agentKind = "reach_test.agent"
+	grainKind = "reach_test.grain"
+	// workerKind is the cluster kind whose activations run grainKind in
+	// child processes.
+	workerKind = "worker"
+	ctlName    = "ctl"
+
+	testTimeout = 20 * time.Second
+)
+
+func TestMain(m *testing.M) {
+	procnode.Main()
+	if addr := os.Getenv(envRootAddr); addr != "" {
+		os.Exit(runRoot(addr))
+	}
+	// A race-enabled child sleeps for the race detector's atexit_sleep_ms
+	// (1 s) at every clean exit; the processes of these tests need not.
+	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
+		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
+	}
+	code := m.Run()
+	if code == 0 {
+		opts := append(leakcheck.Options(), goleak.IgnoreAnyFunction("github.com/procactor/procactor/procnode.forkLoop"))
+		if err := goleak.Find(opts...); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// Messages of the test agents; every process of the test registers them.
+type (
+	// ping asks for a pong; with ReplyTo, a copy of the pong goes there too.
+	ping struct {
+		Text    string
+		ReplyTo *pa.PID
+	}
+	pong struct {
+		Text     string
+		Header   map[string]string
+		Address  string // of the node that answered
+		OSPid    int
+		Identity string // a grain's cluster identity
+	}
+	// spawnProc asks an agent for a child process running an agent.
+	spawnProc struct{ NoRestart bool }
+	procInfo  struct {
+		PID   *pa.PID // the child's root actor (an agent)
+		OSPid int
+	}
+	// spawnNamed asks an agent for a top-level echo actor named Name on its
+	// node; the answer is its PID.
+	spawnNamed struct{ Name string }
+	// ask makes an agent request Ping from Target (with Header) and answer
+	// what came back. (msgpack gives an "any" field back as a map: fields
+	// are typed.)
+	ask struct {
+		Target *pa.PID
+		Ping   *ping
+		Header map[string]string
+	}
+	askResult struct {
+		Pong *pong
+		Err  string
+	}
+	// watchReq makes an agent spawn a watcher of Target on its node, which
+	// sends a watched to Report on Terminated; the answer is the watcher's
+	// PID once the Watch is sent.
+	watchReq struct {
+		Target, Report *pa.PID
+	}
+	watched struct {
+		Who, Watcher *pa.PID
+		Why          int32
+	}
+	// stopReq makes an agent stop Target and answer once it has stopped.
+	stopReq struct{ Target *pa.PID }
+	// seqMsg and seqCheck: an echo counts numbered messages and says
+	// whether they came in order.
+	seqMsg    struct{ N int }
+	seqCheck  struct{}
+	seqResult struct {
+		Count   int
+		Ordered bool
+	}
+	// clusterReq makes a root's agent request Ping from a cluster identity.
+	clusterReq struct {
+		Identity, Kind string
+		Ping           *ping
+	}
+	// activationReq asks a root's agent for the PID of a cluster identity's
+	// activation.
+	activationReq struct{ Identity, Kind string }
+)
+
+func init() {
+	for name, v := range map[string]any{
+		"reach_test.ping": &ping{}, "reach_test.pong": &pong{}, "reach_test.spawnProc": &spawnProc{},
+		"reach_test.procInfo": &procInfo{}, "reach_test.spawnNamed": &spawnNamed{}, "reach_test.ask": &ask{},
+		"reach_test.askResult": &askResult{}, "reach_test.watchReq": &watchReq{}, "reach_test.watched": &watched{},
+		"reach_test.stopReq": &stopReq{}, "reach_test.seqMsg": &seqMsg{}, "reach_test.seqCheck": &seqCheck{},
+		"reach_test.seqResult": &seqResult{}, "reach_test.clusterReq": &clusterReq{}, "reach_test.activationReq": &activationReq{},
+	} {
+		mailbox.RegisterType(name, v)
+	}
+	procnode.RegisterKind(agentKind, func(args procnode.Args) (*pa.Props, error) {
+		return pa.PropsFromProducer(func() pa.Actor { return &agent{} }), nil
+	})
+	procnode.RegisterKind(grainKind, func(args procnode.Args) (*pa.Props, error) {
+		act, _ := args.Value.(*reach.Activation)
+		if act == nil {
+			return nil, fmt.Errorf("grain needs an Activation, got %T", args.Value)
+		}
+		return pa.PropsFromProducer(func() pa.Actor { return &echo{identity: act.Identity} }), nil
+	})
+}
+
+// echo answers pings and counts numbered messages.
+type echo struct {
+	identity string
+	count    int
+	ordered  bool
+}
+
+func (e *echo) Receive(ctx pa.Context) {
+	switch m := ctx.Message().(type) {
+	case *pa.Started:
+		e.ordered = true
+	case *ping:
+		p := &pong{Text: m.Text, Header: ctx.MessageHeader().ToMap(), Address: ctx.Self().Address, OSPid: os.Getpid(), Identity: e.identity}
+		if m.ReplyTo != nil {
+			ctx.Send(m.ReplyTo, p)
+		}
+		if ctx.Sender() != nil {
+			ctx.Respond(p)
+		}
+	case *seqMsg:
+		if m.N != e.count {
+			e.ordered = false
+		}
+		e.count++
+	case *seqCheck:
+		ctx.Respond(&seqResult{Count: e.count, Ordered: e.ordered})
+	}
+}
+
+// agent is the root actor of every test process below a root, and the
+// "ctl" actor of every root process: it answers pings (as an echo) and runs
+// the test's commands on its node.
+type agent struct {
+	echo
+	procs []*procnode.Process
+}
+
+func (a *agent) Receive(ctx pa.Context) {
+	switch m := ctx.Message().(type) {
+	case *spawnProc:
+		opts := []procnode.Option{procnode.WithRestart(!m.NoRestart), procnode.WithStopTimeouts(2*time.Second, time.Second)}
+		c, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		p, err := procnode.Spawn(c, ctx, agentKind, opts...)
+		if err != nil {
+			ctx.Respond(&askResult{Err: err.Error()})
+			return
+		}
+		a.procs = append(a.procs, p)
+		ctx.Respond(&procInfo{PID: p.PID(), OSPid: p.OSPid()})
+	case *spawnNamed:
+		pid, err := ctx.ActorSystem().Root.SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return &echo{} }), m.Name)
+		if err != nil {
+			ctx.Respond(&askResult{Err: err.Error()})
+			return
+		}
+		ctx.Respond(pid)
+	case *ask:
+		f := pa.NewFuture(ctx.ActorSystem(), testTimeout)
+		ctx.Send(m.Target, &pa.MessageEnvelope{Header: m.Header, Message: m.Ping, Sender: f.PID()})
+		// The answer is sent from another goroutine, so that a slow target
+		// does not hold the agent.
+		sender := ctx.Sender()
+		go func() {
+			ctx.ActorSystem().Root.Send(sender, result(f.Result()))
+		}()
+	case *watchReq:
+		report, target := m.Report, m.Target
+		pid := ctx.Spawn(pa.PropsFromFunc(func(c pa.Context) {
+			switch t := c.Message().(type) {
+			case *pa.Started:
+				c.Watch(target)
+			case *pa.Terminated:
+				c.Send(report, &watched{Who: t.Who, Watcher: c.Self(), Why: int32(t.Why)})
+			}
+		}))
+		ctx.Respond(pid)
+	case *stopReq:
+		ctx.Respond(result(nil, ctx.ActorSystem().Root.StopFuture(m.Target).Wait()))
+	case *clusterReq:
+		c := cluster.GetCluster(ctx.ActorSystem())
+		sender := ctx.Sender()
+		go func() {
+			c.ActorSystem.Root.Send(sender, result(c.Request(m.Identity, m.Kind, m.Ping, cluster.WithTimeout(testTimeout))))
+		}()
+	case *activationReq:
+		ctx.Respond(cluster.GetCluster(ctx.ActorSystem()).Get(m.Identity, m.Kind))
+	default:
+		a.echo.Receive(ctx)
+	}
+}
+
+// result makes the askResult of a request's outcome.
+func result(res any, err error) *askResult {
+	r := &askResult{}
+	switch v := res.(type) {
+	case *pong:
+		r.Pong = v
+	case nil:
+	default:
+		r.Err = fmt.Sprintf("unexpected answer %T", res)
+	}
+	if err != nil {
+		r.Err = err.Error()
+	}
+	return r
+}
+
+// runRoot is a root process: a reach host at addr with an agent named ctl,
+// which prints "ready" on stdout and runs until its stdin ends.
+func runRoot(addr string) int {
+	node, err := procnode.NewNodeAt(addr, actor.WithLogger(zerolog.New(os.Stderr).Level(zerolog.WarnLevel)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "root:", err)
+		return 1
+	}
+	var opts []reach.Option
+	if members := os.Getenv(envClusterAddr); members != "" {
+		kind := reach.ProcessKind(workerKind, grainKind, procnode.WithRestart(false), procnode.WithStopTimeouts(2*time.Second, time.Second))
+		opts = append(opts, reach.WithCluster("reach-test", reach.NewStaticProvider(strings.Split(members, ",")...), kind))
+	}
+	h, err := reach.Start(node, opts...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "root:", err)
+		return 1
+	}
+	if _, err := node.Root().SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return &agent{} }), ctlName); err != nil {
+		fmt.Fprintln(os.Stderr, "root:", err)
+		return 1
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := h.Close(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "root:", err)
+	}
+	if err := node.Close(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "root:", err)
+	}
+	return 0
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// rootProc is a root running in its own OS process.
+type rootProc struct {
+	addr   string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr *testutil.SyncBuffer
+	done   chan struct{}
+	once   sync.Once
+	killed atomic.Bool
+}
+
+// ctl is the root's agent.
+func (r *rootProc) ctl() *pa.PID { return pa.NewPID(r.addr, ctlName) }
+
+// startRoot starts a root process at a free loopback address (or at addr),
+// with extra environment, and waits until it is ready. Cleanup ends it.
+func startRoot(t *testing.T, addr string, env ...string) *rootProc {
+	t.Helper()
+	if addr == "" {
+		addr = freeAddr(t)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rootProc{addr: addr, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	r.cmd = exec.Command(exe, "-test.run=^$")
+	r.cmd.Env = append(append(os.Environ(), envRootAddr+"="+addr), env...)
+	r.cmd.Stderr = r.stderr
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := r.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.stdin, err = r.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		r.cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		r.stop(t)
+		if t.Failed() {
+			t.Logf("stderr of root %s:\n%s", r.addr, r.stderr.String())
+		}
+	})
+	ready := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err == nil && strings.TrimSpace(line) != "ready" {
+			err = fmt.Errorf("got %q", line)
+		}
+		ready <- err
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatalf("root %s not ready: %v\n%s", addr, err, r.stderr.String())
+		}
+	case <-time.After(testTimeout):
+		t.Fatalf("root %s not ready after %v\n%s", addr, testTimeout, r.stderr.String())
+	}
+	return r
+}
+
+// stop ends the root gracefully (its stdin closes), or kills it after a
+// bound.
+func (r *rootProc) stop(t *testing.T) {
+	r.once.Do(func() { r.stdin.Close() })
+	select {
+	case <-r.done:
+	case <-time.After(testTimeout):
+		t.Errorf("root %s did not exit after its stdin closed; killing it", r.addr)
+		r.cmd.Process.Kill()
+		<-r.done
+	}
+	if !r.killed.Load() {
+		if code := r.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("root %s exited with %d; want 0", r.addr, code)
+		}
+	}
+	if strings.Contains(r.stderr.String(), "DATA RACE") {
+		t.Errorf("root %s reported a data race", r.addr)
+	}
+}
+
+// kill ends the root with SIGKILL and waits for it.
+func (r *rootProc) kill() {
+	r.killed.Store(true)
+	r.cmd.Process.Kill()
+	<-r.done
+}
+
+// newHost makes this process's root (B) for one test: a reach host on a
+// free loopback port, closed (host, then node) at the end of the test.
+func newHost(t *testing.T, opts ...reach.Option) *reach.Host {
+	t.Helper()
+	logs := &testutil.SyncBuffer{}
+	node, err := procnode.NewNodeAt(freeAddr(t), actor.WithLogger(zerolog.New(logs).Level(zerolog.WarnLevel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of root %s:\n%s", node.Address(), logs.String())
+		}
+	})
+	h, err := reach.Start(node, opts...)
+	if err != nil {
+		node.Close(context.Background())
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := h.Close(ctx); err != nil {
+			t.Errorf("closing host: %v", err)
+		}
+		if err := node.Close(ctx); err != nil {
+			t.Errorf("closing node: %v", err)
+		}
+	})
+	return h
+}
+
+// request asks target from root and fails the test on an error.
+func request[T any](t *testing.T, root *pa.RootContext, target *pa.PID, msg any) T {
+	t.Helper()
+	res, err := root.RequestFuture(target, msg, testTimeout).Result()
+	if err != nil {
+		t.Fatalf("request %T to %v: %v", msg, target, err)
+	}
+	if r, ok := res.(*askResult); ok && r.Err != "" {
+		t.Fatalf("request %T to %v: %s", msg, target, r.Err)
+	}
+	v, ok := res.(T)
+	if !ok {
+		t.Fatalf("request %T to %v: got %T %v", msg, target, res, res)
+	}
+	return v
+}
+
+// collector is an actor of the test process that passes what it receives
+// to a channel.
+func collector(t *testing.T, root *pa.RootContext) (*pa.PID, <-chan any) {
+	t.Helper()
+	ch := make(chan any, 64)
+	pid := root.Spawn(pa.PropsFromFunc(func(c pa.Context) {
+		switch c.Message().(type) {
+		case *pa.Started, *pa.Stopping, *pa.Stopped:
+		default:
+			select {
+			case ch <- c.Message():
+			default:
+			}
+		}
+	}))
+	t.Cleanup(func() { root.Stop(pid) })
+	return pid, ch
+}
+
+// next returns the next value from ch, failing the test after a bound.
+func next(t *testing.T, ch <-chan any) any {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(testTimeout):
+		t.Fatal("nothing arrived")
+		return nil
+	}
+}
