@@ -14,6 +14,9 @@ var (
 	ErrStart = errors.New("reach: start failed")
 	// ErrStarted means reach already runs on the node.
 	ErrStarted = errors.New("reach: already started on this node")
+	// ErrStarting is the dead-letter reason for a message sent to another
+	// host before Start has returned (a cluster member gossips earlier).
+	ErrStarting = errors.New("reach: host still starting")
 	// ErrClosed is the dead-letter reason for a message sent to another
 	// host after Host.Close.
 	ErrClosed = errors.New("reach: host closed")

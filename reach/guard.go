@@ -45,7 +45,7 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 // unary is the server's unary interceptor: the pinned remote implements
 // neither of its unary RPCs (ListProcesses, GetProcessDiagnostics panic).
 func (g *guard) unary(_ context.Context, _ any, info *grpc.UnaryServerInfo, _ grpc.UnaryHandler) (any, error) {
-	g.h.warn(ErrRefused).Str("method", info.FullMethod).Msg("unary RPC refused")
+	g.h.warnOn(&g.h.drops, ErrRefused).Str("method", info.FullMethod).Msg("unary RPC refused")
 	return nil, status.Errorf(codes.Unimplemented, "reach: %s is not served", info.FullMethod)
 }
 
@@ -172,7 +172,7 @@ func (g *guard) drop(b *remote.MessageBatch, e *remote.MessageEnvelope, peer, re
 	if e != nil && e.Target >= 0 && int(e.Target) < len(b.Targets) {
 		target = b.Targets[e.Target]
 	}
-	g.h.warn(ErrBadEnvelope).Str("peer", peer).Str("reason", reason).Str("type", name).Str("target", pidString(target)).
+	g.h.warnOn(&g.h.drops, ErrBadEnvelope).Str("peer", peer).Str("reason", reason).Str("type", name).Str("target", pidString(target)).
 		Msg("remote envelope dropped")
 	if e == nil || e.Sender <= 0 || int(e.Sender) > len(b.Senders) || peer == "" {
 		return
@@ -252,4 +252,3 @@ func frameBytes(b *remote.MessageBatch) int64 {
 	}
 	return n
 }
-

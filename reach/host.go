@@ -52,7 +52,8 @@ type Host struct {
 	smu     sync.Mutex
 
 	subs      []*eventstream.Subscription
-	warnings  throttle
+	warnings  throttle // dead letters and refusals
+	drops     throttle // envelopes and RPCs the stream guard refused
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -91,7 +92,7 @@ func Start(node *procnode.Node, opts ...Option) (*Host, error) {
 		log:     node.Logger().With().Str("lib", "reach").Logger(),
 		streams: make(map[string]int),
 	}
-	h.warnings.every = time.Second
+	h.warnings.every, h.drops.every = time.Second, time.Second
 	if _, dup := started.LoadOrStore(sys, h); dup {
 		return nil, fmt.Errorf("%w: %s", ErrStarted, addr)
 	}
@@ -176,15 +177,22 @@ func (h *Host) startRemote() (err error) {
 		}
 	}()
 	rc := h.remoteConfig()
+	var c *cluster.Cluster
+	var r *remote.Remote
 	if spec := h.cfg.cluster; spec != nil {
-		c := cluster.New(h.sys, cluster.Configure(spec.name, spec.provider, disthash.New(), rc, cluster.WithKinds(spec.kinds...)))
+		// The member gossips before StartMember returns: until then, sends
+		// to other roots are dead letters (ErrStarting), which gossip and
+		// identity lookups retry.
+		c = cluster.New(h.sys, cluster.Configure(spec.name, spec.provider, disthash.New(), rc, cluster.WithKinds(spec.kinds...)))
 		c.StartMember()
-		h.cluster, h.remote = c, c.Remote
-		return nil
+		r = c.Remote
+	} else {
+		r = remote.NewRemote(h.sys, rc)
+		r.Start()
 	}
-	r := remote.NewRemote(h.sys, rc)
-	r.Start()
-	h.remote = r
+	h.mu.Lock()
+	h.cluster, h.remote = c, r
+	h.mu.Unlock()
 	return nil
 }
 
@@ -195,10 +203,18 @@ func (h *Host) Address() string { return h.addr }
 func (h *Host) Node() *procnode.Node { return h.node }
 
 // Remote returns protoactor's remote under the host.
-func (h *Host) Remote() *remote.Remote { return h.remote }
+func (h *Host) Remote() *remote.Remote {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.remote
+}
 
 // Cluster returns the cluster member started with WithCluster, or nil.
-func (h *Host) Cluster() *cluster.Cluster { return h.cluster }
+func (h *Host) Cluster() *cluster.Cluster {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.cluster
+}
 
 // GatewayPID returns the gateway of the root at address: where every frame
 // for that root's tree goes.
@@ -219,7 +235,7 @@ func (h *Host) Close(ctx context.Context) error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if c := h.cluster; c != nil {
+			if c := h.Cluster(); c != nil {
 				c.Gossip.SetState(cluster.GracefullyLeftKey, &emptypb.Empty{})
 				_ = c.Config.ClusterProvider.Shutdown(true)
 				c.IdentityLookup.Shutdown()
@@ -250,7 +266,7 @@ func (h *Host) Close(ctx context.Context) error {
 // them (a data race in the pinned remote), and its graceful stop waits up
 // to 10s for streams a peer keeps open.
 func (h *Host) stopRemote() {
-	h.remote.Shutdown(false)
+	h.Remote().Shutdown(false)
 	if err := h.sys.Root.StopFuture(pa.NewPID(h.addr, "EndpointSupervisor")).Wait(); err != nil {
 		h.log.Warn().Err(err).Msg("stopping remote's endpoint supervisor")
 	}
@@ -294,16 +310,19 @@ func (h *Host) knownPeer(root string) *peer {
 	return nil
 }
 
-// remoteForSend calls f with the remote while the host is open, and reports
-// whether it did.
-func (h *Host) remoteForSend(f func(*remote.Remote)) bool {
+// remoteForSend calls f with the remote while the host is open: otherwise
+// it returns ErrStarting or ErrClosed.
+func (h *Host) remoteForSend(f func(*remote.Remote)) error {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if h.closed || h.failed || h.remote == nil {
-		return false
+	switch {
+	case h.closed || h.failed:
+		return ErrClosed
+	case h.remote == nil:
+		return ErrStarting
 	}
 	f(h.remote)
-	return true
+	return nil
 }
 
 // onEvent follows remote's endpoints: a lost endpoint is a lost root; a
@@ -387,8 +406,11 @@ func (h *Host) deadLetter(target *pa.PID, msg any, sender *pa.PID, reason error)
 }
 
 // warn returns a warn event, or a disabled one past the rate limit.
-func (h *Host) warn(err error) *zerolog.Event {
-	ok, skipped := h.warnings.allow()
+func (h *Host) warn(err error) *zerolog.Event { return h.warnOn(&h.warnings, err) }
+
+// warnOn is warn with a throttle of its own.
+func (h *Host) warnOn(t *throttle, err error) *zerolog.Event {
+	ok, skipped := t.allow()
 	if skipped > 0 {
 		h.log.Warn().Int64("skipped", skipped).Msg("reach warnings not logged")
 	}
@@ -422,7 +444,8 @@ type throttle struct {
 	skipped int64     // guarded by mu
 }
 
-const throttleBurst = 10
+// throttleBurst is how many lines a throttle allows per period.
+const throttleBurst = 20
 
 func (t *throttle) allow() (ok bool, skipped int64) {
 	t.mu.Lock()
@@ -439,4 +462,3 @@ func (t *throttle) allow() (ok bool, skipped int64) {
 	t.n++
 	return true, skipped
 }
-

@@ -3,11 +3,13 @@ package reach_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +59,10 @@ func TestMain(m *testing.M) {
 		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
 	}
 	code := m.Run()
+	if err := closeHostB(); err != nil {
+		fmt.Fprintf(os.Stderr, "closing root B: %v\n", err)
+		code = 1
+	}
 	if code == 0 {
 		opts := append(leakcheck.Options(), goleak.IgnoreAnyFunction("github.com/procactor/procactor/procnode.forkLoop"))
 		if err := goleak.Find(opts...); err != nil {
@@ -104,7 +110,7 @@ type (
 	}
 	// watchReq makes an agent spawn a watcher of Target on its node, which
 	// sends a watched to Report on Terminated; the answer is the watcher's
-	// PID once the Watch is sent.
+	// PID, sent by the watcher after its Watch.
 	watchReq struct {
 		Target, Report *pa.PID
 	}
@@ -221,16 +227,18 @@ func (a *agent) Receive(ctx pa.Context) {
 			ctx.ActorSystem().Root.Send(sender, result(f.Result()))
 		}()
 	case *watchReq:
-		report, target := m.Report, m.Target
-		pid := ctx.Spawn(pa.PropsFromFunc(func(c pa.Context) {
+		// The watcher answers once its Watch is sent, so that whatever the
+		// test sends next on the same path follows the Watch.
+		report, target, asker := m.Report, m.Target, ctx.Sender()
+		ctx.Spawn(pa.PropsFromFunc(func(c pa.Context) {
 			switch t := c.Message().(type) {
 			case *pa.Started:
 				c.Watch(target)
+				c.Send(asker, c.Self())
 			case *pa.Terminated:
 				c.Send(report, &watched{Who: t.Who, Watcher: c.Self(), Why: int32(t.Why)})
 			}
 		}))
-		ctx.Respond(pid)
 	case *stopReq:
 		ctx.Respond(result(nil, ctx.ActorSystem().Root.StopFuture(m.Target).Wait()))
 	case *clusterReq:
@@ -326,56 +334,71 @@ func (r *rootProc) ctl() *pa.PID { return pa.NewPID(r.addr, ctlName) }
 // with extra environment, and waits until it is ready. Cleanup ends it.
 func startRoot(t *testing.T, addr string, env ...string) *rootProc {
 	t.Helper()
-	if addr == "" {
-		addr = freeAddr(t)
-	}
+	return startRoots(t, []string{addr}, env...)[0]
+}
+
+// startRoots starts root processes at addrs ("" for a free address) at
+// once, and waits until all are ready.
+func startRoots(t *testing.T, addrs []string, env ...string) []*rootProc {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rootProc{addr: addr, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
-	r.cmd = exec.Command(exe, "-test.run=^$")
-	r.cmd.Env = append(append(os.Environ(), envRootAddr+"="+addr), env...)
-	r.cmd.Stderr = r.stderr
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := r.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.stdin, err = r.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		r.cmd.Wait()
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		r.stop(t)
-		if t.Failed() {
-			t.Logf("stderr of root %s:\n%s", r.addr, r.stderr.String())
+	roots := make([]*rootProc, len(addrs))
+	ready := make([]chan error, len(addrs))
+	for i, addr := range addrs {
+		if addr == "" {
+			addr = freeAddr(t)
 		}
-	})
-	ready := make(chan error, 1)
-	go func() {
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err == nil && strings.TrimSpace(line) != "ready" {
-			err = fmt.Errorf("got %q", line)
-		}
-		ready <- err
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case err := <-ready:
+		r := &rootProc{addr: addr, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
+		roots[i] = r
+		r.cmd = exec.Command(exe, "-test.run=^$")
+		r.cmd.Env = append(append(os.Environ(), envRootAddr+"="+addr), env...)
+		r.cmd.Stderr = r.stderr
+		r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		out, err := r.cmd.StdoutPipe()
 		if err != nil {
-			t.Fatalf("root %s not ready: %v\n%s", addr, err, r.stderr.String())
+			t.Fatal(err)
 		}
-	case <-time.After(testTimeout):
-		t.Fatalf("root %s not ready after %v\n%s", addr, testTimeout, r.stderr.String())
+		if r.stdin, err = r.cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			r.cmd.Wait()
+			close(r.done)
+		}()
+		t.Cleanup(func() {
+			r.stop(t)
+			if t.Failed() {
+				t.Logf("stderr of root %s:\n%s", r.addr, r.stderr.String())
+			}
+		})
+		ready[i] = make(chan error, 1)
+		go func(ch chan<- error) {
+			line, err := bufio.NewReader(out).ReadString('\n')
+			if err == nil && strings.TrimSpace(line) != "ready" {
+				err = fmt.Errorf("got %q", line)
+			}
+			ch <- err
+			io.Copy(io.Discard, out)
+		}(ready[i])
 	}
-	return r
+	deadline := time.After(testTimeout)
+	for i, r := range roots {
+		select {
+		case err := <-ready[i]:
+			if err != nil {
+				t.Fatalf("root %s not ready: %v\n%s", r.addr, err, r.stderr.String())
+			}
+		case <-deadline:
+			t.Fatalf("root %s not ready after %v\n%s", r.addr, testTimeout, r.stderr.String())
+		}
+	}
+	return roots
 }
 
 // stop ends the root gracefully (its stdin closes), or kills it after a
@@ -406,36 +429,50 @@ func (r *rootProc) kill() {
 	<-r.done
 }
 
-// newHost makes this process's root (B) for one test: a reach host on a
-// free loopback port, closed (host, then node) at the end of the test.
-func newHost(t *testing.T, opts ...reach.Option) *reach.Host {
+// hostB is this process's root (B): one reach host for every test of the
+// process, made on first use and closed by TestMain. One, because every
+// remote.Start writes gRPC's global logger, which the transports of an
+// earlier host read without synchronisation: a second host in the same
+// process is a data race for the race detector, even after the first closed.
+var hostB struct {
+	once sync.Once
+	h    *reach.Host
+	logs testutil.SyncBuffer
+	err  error
+}
+
+// newHost returns B. What a test spawns on it, it stops.
+func newHost(t *testing.T) *reach.Host {
 	t.Helper()
-	logs := &testutil.SyncBuffer{}
-	node, err := procnode.NewNodeAt(freeAddr(t), actor.WithLogger(zerolog.New(logs).Level(zerolog.WarnLevel)))
-	if err != nil {
-		t.Fatal(err)
+	hostB.once.Do(func() {
+		node, err := procnode.NewNodeAt(freeAddr(t), actor.WithLogger(zerolog.New(&hostB.logs).Level(zerolog.WarnLevel)))
+		if err != nil {
+			hostB.err = err
+			return
+		}
+		if hostB.h, hostB.err = reach.Start(node); hostB.err != nil {
+			node.Close(context.Background())
+		}
+	})
+	if hostB.err != nil {
+		t.Fatal(hostB.err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("log of root %s:\n%s", node.Address(), logs.String())
+			t.Logf("log of root B %s:\n%s", hostB.h.Address(), hostB.logs.String())
 		}
 	})
-	h, err := reach.Start(node, opts...)
-	if err != nil {
-		node.Close(context.Background())
-		t.Fatal(err)
+	return hostB.h
+}
+
+// closeHostB closes B, if a test made it.
+func closeHostB() error {
+	if hostB.h == nil {
+		return nil
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		if err := h.Close(ctx); err != nil {
-			t.Errorf("closing host: %v", err)
-		}
-		if err := node.Close(ctx); err != nil {
-			t.Errorf("closing node: %v", err)
-		}
-	})
-	return h
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	return errors.Join(hostB.h.Close(ctx), hostB.h.Node().Close(ctx))
 }
 
 // request asks target from root and fails the test on an error.
@@ -483,5 +520,52 @@ func next(t *testing.T, ch <-chan any) any {
 	case <-time.After(testTimeout):
 		t.Fatal("nothing arrived")
 		return nil
+	}
+}
+
+// newAgent spawns an agent on this process's root (B), for B-side watchers.
+func newAgent(t *testing.T, root *pa.RootContext) *pa.PID {
+	t.Helper()
+	pid := root.Spawn(pa.PropsFromProducer(func() pa.Actor { return &agent{} }))
+	t.Cleanup(func() { root.Stop(pid) })
+	return pid
+}
+
+// nextWatched returns the next watched report, failing on anything else.
+func nextWatched(t *testing.T, ch <-chan any) *watched {
+	t.Helper()
+	v := next(t, ch)
+	w, ok := v.(*watched)
+	if !ok {
+		t.Fatalf("got %T %v; want a watched report", v, v)
+	}
+	return w
+}
+
+// gone reports whether the OS process pid no longer runs (a zombie counts).
+func gone(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] == 'Z' || s[i+2] == 'X'
+	}
+	return false
+}
+
+// eventually polls cond every 10ms until it holds, failing after a bound.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v", what, testTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -179,11 +179,11 @@ func (p *peer) send(f *wire.Frame, hdr pa.ReadonlyMessageHeader, sender *pa.PID,
 		p.queued.Add(-n)
 		return fmt.Errorf("%w: %d bytes queued for %s", ErrTunnelFull, q-n, p.addr)
 	}
-	if !p.h.remoteForSend(func(r *remote.Remote) { r.SendMessage(p.gateway, hdr, f, sender, 0) }) {
+	err := p.h.remoteForSend(func(r *remote.Remote) { r.SendMessage(p.gateway, hdr, f, sender, 0) })
+	if err != nil {
 		p.queued.Add(-n)
-		return ErrClosed
 	}
-	return nil
+	return err
 }
 
 // sent takes n bytes off the queued count (never below zero: the count is
