@@ -138,7 +138,7 @@ func (l *reachLink) request(p []byte) error {
 	return nil
 }
 
-func (l *reachLink) oneway([]byte, int) error          { return notApplicable("rtt only") }
+func (l *reachLink) oneway([]byte, int) error         { return notApplicable("rtt only") }
 func (l *reachLink) onewayRecords(*Record, int) error { return notApplicable("rtt only") }
 
 func (l *reachLink) close() error {
