@@ -62,8 +62,8 @@ func (h *Host) receive(f *wire.Frame, message any, sender *pa.PID) {
 			h.deadLetter(target, nil, sender, fmt.Errorf("message of type %q from %s: %w", f.Type, from, err))
 			return
 		}
-		if isFuture(target) && target.Address == h.addr {
-			p.forget(target)
+		if isFuture(target) {
+			p.forget(target) // an answer: the request is no longer in flight
 		}
 		var m any = v
 		if env, ok := message.(*pa.MessageEnvelope); ok {

@@ -58,10 +58,20 @@ func TestMain(m *testing.M) {
 	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
 		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
 	}
+	fds := fdCount()
 	code := m.Run()
 	if err := closeHostB(); err != nil {
 		fmt.Fprintf(os.Stderr, "closing root B: %v\n", err)
 		code = 1
+	}
+	// Descriptors return to where they were once B is closed (its gRPC
+	// connections close a moment after Close returns).
+	for deadline := time.Now().Add(5 * time.Second); code == 0 && fdCount() > fds; {
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "descriptors: %d before the tests, %d after\n", fds, fdCount())
+			code = 1
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if code == 0 {
 		opts := append(leakcheck.Options(), goleak.IgnoreAnyFunction("github.com/procactor/procactor/procnode.forkLoop"))
@@ -71,6 +81,15 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// fdCount counts this process's open descriptors.
+func fdCount() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0 // not Linux: nothing to compare
+	}
+	return len(ents) - 1 // the directory's own descriptor
 }
 
 // Messages of the test agents; every process of the test registers them.
