@@ -136,9 +136,12 @@ func (g *guard) check(b *remote.MessageBatch, e *remote.MessageEnvelope, peer st
 	return ""
 }
 
-// frameFrom reads field 1 (from) of an encoded Frame, without decoding the
-// rest.
+// frameFrom reads field 1 (from) of an encoded Frame without decoding the
+// rest: the last occurrence, as proto.Unmarshal keeps (a peer repeating the
+// field must not pass the check with one value and be delivered with
+// another). Malformed bytes give "".
 func frameFrom(b []byte) string {
+	var from []byte
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -150,7 +153,8 @@ func frameFrom(b []byte) string {
 			if n < 0 {
 				return ""
 			}
-			return string(v)
+			from, b = v, b[n:]
+			continue
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
@@ -158,7 +162,7 @@ func frameFrom(b []byte) string {
 		}
 		b = b[n:]
 	}
-	return ""
+	return string(from)
 }
 
 // drop logs a dropped envelope and answers its sender (when it is of the

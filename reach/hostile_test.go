@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/procactor/procactor/reach"
+	"github.com/procactor/procactor/reach/internal/wire"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -118,6 +119,21 @@ func TestHostileInput(t *testing.T) {
 	} {
 		raw.send(t, b)
 	}
+	// Frames to the gateway on that stream: one naming another root than
+	// the stream announced (dropped by the guard), then frames that name
+	// the stream's root but ask what it may not do.
+	gw := reach.GatewayPID(a)
+	for _, f := range []*wire.Frame{
+		{From: "127.0.0.1:2", Version: 1, Kind: wire.Kind_STOP, TargetAddress: a, TargetId: "canary"},
+		{From: "127.0.0.1:1", Version: 1, Kind: wire.Kind_TERMINATED, TargetAddress: a, TargetId: "canary", PidAddress: "127.0.0.1:1", PidId: "x"},
+		{From: "127.0.0.1:1", Version: 1, Kind: wire.Kind_WATCH, TargetAddress: a, TargetId: "canary", PidAddress: "127.0.0.1:3", PidId: "x"},
+		{From: "127.0.0.1:1", Version: 99, Kind: wire.Kind_STOP, TargetAddress: a, TargetId: "canary"},
+		{From: "127.0.0.1:1", Version: 1, Kind: wire.Kind_STOP, TargetAddress: a, TargetId: "procactor-activator"},
+		{From: "127.0.0.1:1", Version: 1, Kind: wire.Kind_STOP, TargetAddress: "127.0.0.1:4", TargetId: "canary"},
+	} {
+		name := string(f.ProtoReflect().Descriptor().FullName())
+		raw.send(t, &remote.MessageBatch{TypeNames: []string{name}, Targets: []*pa.PID{gw}, Envelopes: []*remote.MessageEnvelope{{TypeId: 0, Target: 0, MessageData: mustMarshal(t, f)}}})
+	}
 	alive("hostile batches")
 	// The unary RPCs (the pinned remote panics in both) are refused.
 	if _, err := raw.client.ListProcesses(context.Background(), &remote.ListProcessesRequest{}); status.Code(err) != codes.Unimplemented {
@@ -153,6 +169,8 @@ func TestHostileInput(t *testing.T) {
 		`unknown type \"no.such.Type\"`, "type index 5 of 1", "target index 7 of 1", "sender index 3 of 0", "serializer 9",
 		"remote spawn request", "system message actor.Stop outside the tunnel", "is not at this root",
 		"unary RPC refused", "reach_test.bOnly", "procactor-activator", "procactor$reach",
+		`frame from \"127.0.0.1:2\" on the stream of \"127.0.0.1:1\"`, "Terminated for a watch not held through this peer",
+		"names x@127.0.0.1:3, not of its tree", "speaks version 99", "target canary@127.0.0.1:4",
 	} {
 		if !strings.Contains(log, reason) {
 			t.Errorf("A's log does not mention %q:\n%s", reason, log)
