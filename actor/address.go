@@ -8,7 +8,9 @@ import (
 // Addresses are hierarchical, so routing needs no tables: the root node has a
 // name ("n"); a child's address is its parent's plus "/" and a segment that
 // the parent never reuses ("n/1", "n/2", "n/1/1"). A node routes a PID to
-// itself, down to the child whose segment matches, or up to its parent.
+// itself, down to the child whose segment matches, or up to its parent. A PID
+// of another tree goes up to the root, whose later resolvers (package reach)
+// may carry it to another host.
 
 // ChildAddress returns the address of parent's child with the given segment.
 func ChildAddress(parent, segment string) string { return parent + "/" + segment }
@@ -39,7 +41,7 @@ func rootOf(addr string) string {
 type hop uint8
 
 const (
-	hopNone   hop = iota // not in this tree: another resolver's business
+	hopNone   hop = iota // a root's view of another tree: another resolver's business
 	hopSelf              // this node
 	hopChild             // down to child segment seg
 	hopParent            // up
@@ -56,8 +58,13 @@ func route(self, target string) (h hop, seg string) {
 		}
 		return hopChild, rest
 	}
-	if rootOf(target) != rootOf(self) {
-		return hopNone, ""
+	if rt := rootOf(target); rt != rootOf(self) {
+		// Another tree. A root leaves it to the resolvers after its own
+		// (package reach, protoactor's gRPC remote); any other node sends it
+		// up, so that its root can take it across hosts.
+		if rt == "" || !strings.Contains(self, "/") {
+			return hopNone, ""
+		}
 	}
 	return hopParent, ""
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,8 +192,18 @@ func TestRoute(t *testing.T) {
 		{"n/1/1", "n/1", hopParent, ""},
 		{"n", "m", hopNone, ""},
 		{"n", "nn/1", hopNone, ""},
-		{"n/1", "m/1", hopNone, ""},
 		{"n", "127.0.0.1:8080", hopNone, ""},
+		{"n", "m/1", hopNone, ""},
+		{"127.0.0.1:8080", "127.0.0.1:8081/2", hopNone, ""},
+		// A non-root node sends other trees up, towards its root (which may
+		// reach other hosts).
+		{"n/1", "m/1", hopParent, ""},
+		{"n/1", "m", hopParent, ""},
+		{"n/1/2", "127.0.0.1:8080/3", hopParent, ""},
+		{"127.0.0.1:8080/1", "127.0.0.1:8081", hopParent, ""},
+		{"127.0.0.1:8080/1", "127.0.0.1:8080/2", hopParent, ""},
+		{"127.0.0.1:8080/1", "127.0.0.1:8080/1/4", hopChild, "4"},
+		{"n/1", "", hopNone, ""},
 	}
 	for _, tt := range tests {
 		h, seg := route(tt.self, tt.target)
@@ -355,5 +366,44 @@ func TestProtoactorLogsRoutedToZerolog(t *testing.T) {
 	newNode(t, "n", WithLogger(buf.logger(zerolog.DebugLevel)), WithProtoactorLogLevel(zerolog.InfoLevel))
 	if _, ok := buf.find(map[string]string{"lib": "protoactor", "node": "n", "message": "actor system started", "level": "info"}); !ok {
 		t.Fatalf("protoactor's start record not in the zerolog output:\n%s", buf.String())
+	}
+}
+
+// foreignProcess stands in for a resolver after the node's own (package
+// reach): it answers every request with the address it was sent to.
+type foreignProcess struct{ sys *pa.ActorSystem }
+
+func (f foreignProcess) SendUserMessage(pid *pa.PID, m any) {
+	if _, _, sender := pa.UnwrapEnvelope(m); sender != nil {
+		f.sys.Root.Send(sender, "from "+pid.Address)
+	}
+}
+func (foreignProcess) SendSystemMessage(*pa.PID, any) {}
+func (foreignProcess) Stop(*pa.PID)                   {}
+
+// TestForeignTreeGoesUp: a child sends a PID of another tree up to its
+// root, where a later resolver (as package reach registers) takes it; the
+// answer comes back down.
+func TestForeignTreeGoesUp(t *testing.T) {
+	t.Parallel()
+	root := newNode(t, "127.0.0.1:7001")
+	child := newNode(t, "127.0.0.1:7001/1")
+	join(t, root, child)
+	var asked atomic.Int32
+	root.System().ProcessRegistry.RegisterAddressResolver(func(pid *pa.PID) (pa.Process, bool) {
+		asked.Add(1)
+		return foreignProcess{root.System()}, true
+	})
+	for _, addr := range []string{"127.0.0.1:7002", "127.0.0.1:7002/3/1"} {
+		res, err := child.Root().RequestFuture(pa.NewPID(addr, "x"), "hi", testTimeout).Result()
+		if err != nil {
+			t.Fatalf("request to %s from the child: %v", addr, err)
+		}
+		if want := "from " + addr; res != want {
+			t.Fatalf("got %v; want %q", res, want)
+		}
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("root's later resolver asked %d times; want 2", n)
 	}
 }

@@ -19,7 +19,13 @@
 // ratio: two pipes through *os.File and the netpoller), raw_pipe_blocking
 // (blocking syscalls on locked threads), raw_socketpair, protoactor_inproc (two
 // actors of one protoactor-go system), protoactor_grpc (protoactor-go remote over
-// gRPC on 127.0.0.1) and goplugin (hashicorp/go-plugin, net/rpc).
+// gRPC on 127.0.0.1) and goplugin (hashicorp/go-plugin, net/rpc). Package reach
+// enters as reach (the bench is a reach root B; the echo runs in a child
+// process of another root A, asked across the tunnel: protoactor_grpc's
+// round trip plus a pipe hop each way) and reach_root (the echo at A's
+// root, through the same tunnel), rtt scenarios only; the table then prints
+// their p50 ratios over protoactor_grpc of the same repetitions, as does the
+// JSON (rtt_64b_p50_reach_over_protoactor_grpc...).
 //
 // The method against noise (harness.go, stats.go): these machines are shared
 // 2-core boxes whose raw pipe p50 moves by 2× between repetitions. Systems run

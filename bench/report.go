@@ -82,6 +82,15 @@ func writeTable(w io.Writer, rep *report) {
 			rows = append(rows, row)
 		}
 		writeAligned(w, rows)
+		for _, p := range pairRatios {
+			k := ratioKey(sc, head, p.num, p.den)
+			if head.higherIsBetter {
+				k = ratioKey(sc, head, p.den, p.num)
+			}
+			if _, ok := ratios[k]; ok {
+				fmt.Fprintf(w, "%s: %s\n", k, formatRatio(ratios, k))
+			}
+		}
 	}
 }
 

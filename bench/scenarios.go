@@ -112,6 +112,11 @@ type measurement struct {
 // measure runs one repetition of sc on sys.
 func measure(ctx context.Context, sys system, sc scenario, b budget) (measurement, error) {
 	cfg := linkConfig{maxMessage: sc.maxMessage()}
+	if l, ok := sys.(scenarioLimiter); ok {
+		if reason := l.notFor(sc.kind); reason != "" {
+			return measurement{}, notApplicable(reason)
+		}
+	}
 	if sc.kind == kindSpawn && sc.warm {
 		return measureWarmSpawn(ctx, sys, cfg, sc.size, b)
 	}

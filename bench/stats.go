@@ -74,6 +74,13 @@ type repValues func(scenario, system string, m metric) (vals []float64, ok []boo
 //
 // Each ratio is taken within a repetition, both figures measured at the same
 // moment, and the median of the repetitions is reported with its min and max.
+// pairRatios are ratios between two contenders worth their own figure:
+// reach (a child of another root, across the tunnel) and reach_root (a root
+// actor of another root, across the tunnel) over protoactor_grpc (root to
+// root over the same gRPC remote). A ratio above 1 is the first system's
+// cost.
+var pairRatios = []struct{ num, den string }{{"reach", "protoactor_grpc"}, {"reach_root", "protoactor_grpc"}}
+
 func computeRatios(scs []scenario, names []string, values repValues) []ratio {
 	has := func(name string) bool { return slices.Contains(names, name) }
 	var out []ratio
@@ -103,6 +110,15 @@ func computeRatios(scs []scenario, names []string, values repValues) []ratio {
 				for _, s := range names {
 					if s != baselineSystem {
 						add(s, baselineSystem)
+					}
+				}
+			}
+			for _, p := range pairRatios {
+				if has(p.num) && has(p.den) {
+					if m.higherIsBetter {
+						add(p.den, p.num)
+					} else {
+						add(p.num, p.den)
 					}
 				}
 			}

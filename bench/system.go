@@ -26,6 +26,13 @@ type system interface {
 	start(ctx context.Context, cfg linkConfig) (link, error)
 }
 
+// scenarioLimiter is implemented by a system that can run only some kinds of
+// scenario: notFor returns why it cannot run kind k ("" when it can), and the
+// harness marks such a cell n/a without starting a peer.
+type scenarioLimiter interface {
+	notFor(k kind) string
+}
+
 // linkConfig is what a system needs to know to size one link before it starts.
 type linkConfig struct {
 	// maxMessage is the largest payload, in bytes, that the cell sends on the link.

@@ -38,6 +38,23 @@ func NewNode(opts ...actor.NodeOption) (*Node, error) {
 	return register(an), nil
 }
 
+// NewNodeAt makes the root node of a process tree at the given address
+// instead of RootAddress: a root that other hosts reach (package reach) is
+// named by the host:port its gRPC remote listens on, and its children are
+// address/1, address/2... The address must be a root (no "/"). The node's
+// resolver comes first, so that a gRPC remote started afterwards never
+// claims the node's own tree.
+func NewNodeAt(address string, opts ...actor.NodeOption) (*Node, error) {
+	if strings.Contains(address, "/") {
+		return nil, fmt.Errorf("%w: %q is not a root address", actor.ErrInvalidAddress, address)
+	}
+	an, err := actor.NewNode(address, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return register(an), nil
+}
+
 func register(an *actor.Node) *Node {
 	n := &Node{Node: an, procs: make(map[*Process]struct{}), byPID: make(map[pidKey]*Process)}
 	an.AddGuard(n.guard)

@@ -957,3 +957,38 @@ func TestQuietByDefault(t *testing.T) {
 		t.Fatalf("the child wrote to stderr: %q", buf.String())
 	}
 }
+
+// TestNewNodeAt: a root named by host:port (as package reach needs) spawns
+// children below that address, and refuses a non-root address.
+func TestNewNodeAt(t *testing.T) {
+	for _, bad := range []string{"", "nonhost", "127.0.0.1:7001/1", "a b"} {
+		if n, err := procnode.NewNodeAt(bad); !errors.Is(err, actor.ErrInvalidAddress) {
+			if n != nil {
+				n.Close(context.Background())
+			}
+			t.Errorf("NewNodeAt(%q): got %v; want ErrInvalidAddress", bad, err)
+		}
+	}
+	n, err := procnode.NewNodeAt("127.0.0.1:7001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := n.Close(ctx); err != nil {
+			t.Errorf("closing node: %v", err)
+		}
+	})
+	if got := n.System().ProcessRegistry.Address; got != "127.0.0.1:7001" {
+		t.Fatalf("registry address %q; want 127.0.0.1:7001", got)
+	}
+	p := spawn(t, n, "test.echo")
+	if got := p.Address(); got != "127.0.0.1:7001/1" {
+		t.Fatalf("child address %q; want 127.0.0.1:7001/1", got)
+	}
+	res, err := n.Root().RequestFuture(p.PID(), "hi", 10*time.Second).Result()
+	if err != nil || res != "echo: hi" {
+		t.Fatalf("request: %v, %v; want echo: hi", res, err)
+	}
+}
