@@ -94,7 +94,6 @@ type stub struct {
 	procKind string
 	opts     []procnode.Option
 	p        *procnode.Process
-	keeper   *pa.PID
 }
 
 func (s *stub) Receive(ctx pa.Context) {
@@ -114,15 +113,16 @@ func (s *stub) Receive(ctx pa.Context) {
 			ctx.Stop(ctx.Self())
 			return
 		}
-		s.p, s.keeper = p, p.Keeper()
+		s.p = p
 	case *pa.Terminated:
-		// The keeper ends when the process actor ends for good.
-		if s.keeper != nil && m.Who.Equal(s.keeper) {
+		// The process actor, the stub's child, ends for good (its
+		// restarts are invisible).
+		if s.p != nil && m.Who.Equal(s.p.PID()) {
 			ctx.Stop(ctx.Self())
 		}
 	case *cluster.ClusterInit, pa.SystemMessage, pa.AutoReceiveMessage:
-		// Lifecycle: stopping the stub stops the keeper, its child, which
-		// stops the process (poison, then signals after its deadlines).
+		// Lifecycle: stopping the stub stops the process actor, its child
+		// (the root actor stops, then signals after the deadlines).
 	default:
 		if s.p == nil {
 			// Not spawned (Started failed): the stub is stopping. A request

@@ -94,14 +94,20 @@ func TestWatchAcrossHosts(t *testing.T) {
 		t.Fatalf("watch of a stopped actor in A/1/1: got %+v; want %v Stopped", w, x)
 	}
 
-	// B watches the grandchild's root actor, whose process is killed.
-	request[*pa.PID](t, root, b, &watchReq{Target: tr.grandchild.PID, Report: col})
-	request[*pong](t, root, tr.grandchild.PID, &ping{Text: "after the watch"})
-	if err := syscall.Kill(tr.grandchild.OSPid, syscall.SIGKILL); err != nil {
+	// B watches the root actor of a grandchild whose process is killed and
+	// not restarted (a restarted one would be invisible to its watchers):
+	// its process actor ends.
+	gc := request[*procInfo](t, root, tr.child.PID, &spawnProc{NoRestart: true})
+	request[*pa.PID](t, root, b, &watchReq{Target: gc.PID, Report: col})
+	request[*pong](t, root, gc.PID, &ping{Text: "after the watch"})
+	if gc.OSPid <= 0 {
+		t.Fatalf("grandchild os pid %d", gc.OSPid)
+	}
+	if err := syscall.Kill(gc.OSPid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if w := nextWatched(t, got); !w.Who.Equal(tr.grandchild.PID) || w.Why != int32(pa.TerminatedReason_AddressTerminated) {
-		t.Fatalf("watch of a killed grandchild: got %+v; want %v AddressTerminated", w, tr.grandchild.PID)
+	if w := nextWatched(t, got); !w.Who.Equal(gc.PID) || w.Why != int32(pa.TerminatedReason_AddressTerminated) {
+		t.Fatalf("watch of a killed grandchild: got %+v; want %v AddressTerminated", w, gc.PID)
 	}
 
 	// A/1 watches an actor of root C, which is killed.
