@@ -10,6 +10,7 @@ import (
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/eventstream"
+	"github.com/procactor/procactor/internal/nodeopt"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/rs/zerolog"
 )
@@ -60,10 +61,10 @@ type NodeOption func(*nodeConfig)
 
 // Defaults for NodeOptions.
 const (
-	DefaultHoldLimit            = 10000
-	DefaultHoldBytes            = 64 << 20
-	DefaultSendTimeout          = 10 * time.Second
-	DefaultDispatcherThroughput = 300
+	DefaultHoldLimit            = 10000            // WithHoldLimit: messages a down link holds
+	DefaultHoldBytes            = 64 << 20         // WithHoldBytes: encoded bytes a down link holds
+	DefaultSendTimeout          = 10 * time.Second // WithSendTimeout: a send's wait on a full link
+	DefaultDispatcherThroughput = 300              // WithDispatcherThroughput: messages per mailbox run
 )
 
 // WithLogger sets the logger for link and node events; protoactor's own slog
@@ -77,9 +78,13 @@ func WithProtoactorLogLevel(l zerolog.Level) NodeOption {
 	return func(c *nodeConfig) { c.protoLevel = l }
 }
 
-// WithIncarnation seeds the node's actor id sequence, so that ids of unnamed
-// actors never repeat across restarts of a node at the same address. Default 0.
-func WithIncarnation(n uint64) NodeOption { return func(c *nodeConfig) { c.incarnation = n } }
+// withIncarnation seeds the node's actor id sequence, so that ids of unnamed
+// actors never repeat across restarts of a node at the same address. Default
+// 0. Only package procnode needs it (through internal/nodeopt): it is part
+// of the protocol between a parent and its children, not of the API.
+func withIncarnation(n uint64) NodeOption { return func(c *nodeConfig) { c.incarnation = n } }
+
+func init() { nodeopt.Incarnation = func(n uint64) any { return withIncarnation(n) } }
 
 // WithHoldLimit bounds how many messages a down link holds for when it comes
 // back; past it they are dead letters. Default 10000.

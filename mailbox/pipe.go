@@ -18,7 +18,10 @@ type PipeConn struct {
 // Close closes both.
 func NewPipeConn(r, w *os.File) *PipeConn { return &PipeConn{r: r, w: w} }
 
-func (c *PipeConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+// Read reads from the read end.
+func (c *PipeConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Write writes to the write end.
 func (c *PipeConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 
 // Close closes both files; a Read or Write blocked on them returns.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/actor"
@@ -32,6 +31,9 @@ func Spawn(ctx context.Context, spawner pa.SpawnerContext, kind string, opts ...
 	cfg, err := spawnConfig(spawner.ActorSystem(), opts)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.life != nil && cfg.life.Err() != nil { // WithContext's: over before it began
+		return nil, context.Cause(cfg.life)
 	}
 	if cfg.binary == "" {
 		if _, ok := actor.LookupKind(kind); !ok {
@@ -127,6 +129,12 @@ func spawnProcess(ctx context.Context, sys *pa.ActorSystem, id string, parent pa
 	n.Intercept(p.pid, rootProcess{p})
 	n.add(p)
 	p.adopted.Store(!wait) // protoactor adds the child once this returns
+	if cfg.life != nil {
+		p.unbind = context.AfterFunc(cfg.life, func() { p.post(evHalt{stage: stageGraceful}) })
+	}
+	if n.halting.Load() { // StopOnSignal's signal came: it ends before it starts
+		p.post(evHalt{stage: stageGraceful})
+	}
 	go p.supervise()
 	p.post(evStart{})
 	if !wait {
@@ -136,6 +144,9 @@ func spawnProcess(ctx context.Context, sys *pa.ActorSystem, id string, parent pa
 	case err := <-p.ready:
 		if err != nil {
 			<-p.ended
+			if cfg.life != nil && cfg.life.Err() != nil {
+				err = fmt.Errorf("%w (WithContext: %w)", err, context.Cause(cfg.life))
+			}
 			return nil, err
 		}
 	case <-ctx.Done():
@@ -165,11 +176,11 @@ func newProcess(n *Node, kind string, cfg config) (*Process, error) {
 		}
 		p.args = b
 	}
-	segment := strconv.FormatUint(n.seq.Add(1), 10)
-	link, err := n.ChildLink(segment)
+	link, err := n.childLink()
 	if err != nil {
 		return nil, err
 	}
+	segment := link.Address()[len(n.Address())+1:]
 	link.SetReconnect(cfg.restart)
 	if err := link.Retain(RootID, cfg.retainWindow); err != nil {
 		_ = link.Close(context.Background())

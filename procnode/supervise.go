@@ -97,6 +97,11 @@ func (p *Process) handle(ev any) {
 // beginStart starts an incarnation on a goroutine of its own.
 func (p *Process) beginStart() {
 	p.mu.Lock()
+	if p.stopping { // a stop came first (Close, StopOnSignal): nothing to start
+		p.mu.Unlock()
+		p.end()
+		return
+	}
 	p.state = stateStarting
 	p.mu.Unlock()
 	go func() { p.post(evStarted{err: p.start()}) }()
@@ -382,6 +387,7 @@ func (p *Process) beginStop(stage stopStage, byStrategy bool) {
 		return
 	}
 	p.state, p.stopping, p.stage = stateStopping, true, stage
+	p.stopFirst, p.stopSince = stage, time.Now()
 	p.pendingRestart = false
 	p.token++ // no backoff or restart deadline applies any more
 	p.mu.Unlock()
@@ -406,6 +412,9 @@ func (p *Process) end() {
 		c := p.cmd
 		p.mu.Unlock()
 		p.signalReady(fmt.Errorf("%w: ended before it started", ErrStartFailed))
+		if p.unbind != nil {
+			p.unbind()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.termTimeout+time.Second)
 		_ = p.link.Close(ctx)
 		cancel()
