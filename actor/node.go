@@ -3,7 +3,9 @@ package actor
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -39,12 +41,15 @@ type Node struct {
 	pool      *workerPool
 	deadSub   *eventstream.Subscription
 	deadLog   throttle
+	deadOut   io.Writer // where a node without a logger prints user dead letters; nil with WithLogger
+	deadPrint throttle
 	closeOnce sync.Once
 	closeErr  error
 }
 
 type nodeConfig struct {
 	logger       zerolog.Logger
+	loggerSet    bool // WithLogger was given: dead letters go to it, not to stderr
 	protoLevel   zerolog.Level
 	incarnation  uint64
 	holdLimit    int
@@ -69,8 +74,13 @@ const (
 
 // WithLogger sets the logger for link and node events; protoactor's own slog
 // records go to it as well (at WithProtoactorLogLevel or above). Default:
-// zerolog.Nop(), quiet.
-func WithLogger(l zerolog.Logger) NodeOption { return func(c *nodeConfig) { c.logger = l } }
+// zerolog.Nop(), quiet, except for dead letters of user messages at a link
+// (an unregistered type, a full link, a peer gone...), which a node without
+// a logger prints to stderr, at most 10 a second, as protoactor prints its
+// own; with a logger they are warn records of it.
+func WithLogger(l zerolog.Logger) NodeOption {
+	return func(c *nodeConfig) { c.logger, c.loggerSet = l, true }
+}
 
 // WithProtoactorLogLevel sets the lowest level of protoactor's records passed
 // to the logger. Default: warn (protoactor logs routine events at info).
@@ -172,6 +182,10 @@ func NewNode(address string, opts ...NodeOption) (*Node, error) {
 	}
 	n.pool = newWorkerPool(cfg.workers, cfg.throughput)
 	n.deadLog.every = time.Second
+	n.deadPrint.every = time.Second
+	if !cfg.loggerSet {
+		n.deadOut = os.Stderr
+	}
 	n.deadSub = system.EventStream.Subscribe(n.logDeadLetter)
 	pr := system.ProcessRegistry
 	pr.RemoteHandlers = append([]pa.AddressResolver{n.resolve}, pr.RemoteHandlers...)
@@ -255,11 +269,30 @@ func (u unrouted) Stop(pid *pa.PID) { u.SendSystemMessage(pid, &pa.Stop{}) }
 func (n *Node) deadLetter(peer string, env *mailbox.Envelope, reason error) {
 	n.log.Warn().Err(reason).Str("peer", peer).Str("target", pidString(env.Target)).Str("sender", pidString(env.Sender)).
 		Str("type", fmt.Sprintf("%T", env.Message)).Str("lane", env.Lane.String()).Msg("dead letter")
+	n.printDeadLetter(env, reason)
 	if w, ok := env.Message.(*pa.Watch); ok && w.Watcher != nil {
 		sendSystem(n.system, w.Watcher, &pa.Terminated{Who: env.Target, Why: pa.TerminatedReason_AddressTerminated})
 		return
 	}
 	n.system.EventStream.Publish(&pa.DeadLetterEvent{PID: env.Target, Message: &Undeliverable{Message: env.Message, Reason: reason}, Sender: env.Sender})
+}
+
+// printDeadLetter prints a user message's dead letter on a node without a
+// logger, throttled: a newcomer's unregistered type must not vanish in
+// silence. System messages are left out: a Stop or Watch towards a peer
+// that is gone is routine while things shut down.
+func (n *Node) printDeadLetter(env *mailbox.Envelope, reason error) {
+	if n.deadOut == nil || env.Lane != mailbox.LaneUser {
+		return
+	}
+	ok, skipped := n.deadPrint.allow()
+	if skipped > 0 {
+		fmt.Fprintf(n.deadOut, "procactor: %s: %d more dead letters not printed\n", n.address, skipped)
+	}
+	if !ok {
+		return
+	}
+	fmt.Fprintf(n.deadOut, "procactor: %s: dead letter: %T to %s: %v\n", n.address, env.Message, pidString(env.Target), reason)
 }
 
 // Intercept makes p the Process of the actor pid, an actor of another node
