@@ -15,14 +15,15 @@ var resultLine = regexp.MustCompile(`(?m)^job +(\d+) on worker \d+ \(pid \d+\): 
 func TestWorkerPool(t *testing.T) {
 	bin := exampletest.Build(t, "workerpool")
 	for _, tc := range []struct {
-		name             string
-		args             []string
-		done, failed     int
-		restarts, failID int
+		name                   string
+		args                   []string
+		done, failed, restarts int
+		crashID, killID        int
 	}{
-		{"crash", []string{"-workers", "2", "-jobs", "8", "-iterations", "20000", "-crash", "3"}, 7, 1, 1, 3},
-		{"crash-last", []string{"-workers", "3", "-jobs", "6", "-iterations", "20000", "-crash", "6"}, 5, 1, 1, 6},
-		{"no-crash", []string{"-workers", "2", "-jobs", "5", "-iterations", "20000", "-crash", "0"}, 5, 0, 0, 0},
+		{"crash and kill", []string{"-workers", "2", "-jobs", "8", "-iterations", "20000", "-crash", "3", "-kill", "6"}, 7, 1, 2, 3, 6},
+		{"crash-last", []string{"-workers", "3", "-jobs", "6", "-iterations", "20000", "-crash", "6", "-kill", "0"}, 5, 1, 1, 6, 0},
+		{"kill-first", []string{"-workers", "2", "-jobs", "4", "-iterations", "20000", "-crash", "0", "-kill", "1"}, 4, 0, 1, 0, 1},
+		{"calm", []string{"-workers", "2", "-jobs", "5", "-iterations", "20000", "-crash", "0", "-kill", "0"}, 5, 0, 0, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exampletest.Command(t, bin, tc.args...)
@@ -52,13 +53,18 @@ func TestWorkerPool(t *testing.T) {
 					t.Errorf("job %s: digest %s…; want %s", r[1], r[4], want)
 				}
 			}
-			if tc.failID != 0 {
-				fail := regexp.MustCompile(`(?m)^job +` + strconv.Itoa(tc.failID) + ` on worker \d+: failed: `)
+			if tc.crashID != 0 {
+				// The pool's strategy was told which job its worker failed on.
+				fail := regexp.MustCompile(`(?m)^job +` + strconv.Itoa(tc.crashID) + ` on worker \d+: failed: job ` + strconv.Itoa(tc.crashID) + `: simulated crash; `)
 				if !fail.MatchString(out) {
-					t.Errorf("job %d not reported as failed", tc.failID)
+					t.Errorf("job %d not reported as failed", tc.crashID)
 				}
-				if !strings.Contains(out, "root actor panicked: job "+strconv.Itoa(tc.failID)+": simulated crash") {
-					t.Errorf("the crashed worker's exit status is not shown")
+			}
+			if tc.killID != 0 {
+				// The killed process's job was delivered again, and done.
+				done := regexp.MustCompile(`(?m)^job +` + strconv.Itoa(tc.killID) + ` on worker \d+ \(pid \d+\): `)
+				if !done.MatchString(out) || !strings.Contains(out, "before: killed by SIGKILL)") {
+					t.Errorf("job %d not done after its worker's process was killed, or the killed process's status not shown", tc.killID)
 				}
 			}
 		})
