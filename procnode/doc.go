@@ -9,39 +9,80 @@
 // environment, builds the child's node and runs the registered kind as the
 // child's root actor. Only kinds registered in the binary (RegisterKind,
 // from init) can run in a child: the environment selects a name, never code.
+// Every struct type sent across is registered with mailbox.RegisterType in
+// every binary that sends or receives it (an unregistered one is a dead
+// letter, and a request with it fails at once). A whole program:
 //
-//	func init() {
+//	package main
+//
+//	import (
+//		"context"
+//		"fmt"
+//		"time"
+//
+//		"github.com/asynkron/protoactor-go/actor"
+//		"github.com/procactor/procactor/mailbox"
+//		"github.com/procactor/procactor/procnode"
+//	)
+//
+//	// Job is what the parent asks of the worker.
+//	type Job struct{ N int }
+//
+//	func init() { // runs in the parent and in the child alike
+//		mailbox.RegisterType("example.Job", &Job{})
 //		procnode.RegisterKind("worker", func(args procnode.Args) (*actor.Props, error) {
-//			return actor.PropsFromProducer(newWorker), nil
+//			prefix, _ := args.Value.(string) // WithArgs, decoded in the child
+//			return actor.PropsFromFunc(func(c actor.Context) {
+//				if job, ok := c.Message().(*Job); ok {
+//					c.Respond(fmt.Sprintf("%s%d", prefix, job.N*job.N))
+//				}
+//			}), nil
 //		})
 //	}
 //
 //	func main() {
 //		procnode.Main() // returns at once in the parent; never in a child
-//		node, _ := procnode.NewNode()
-//		defer node.Close(context.Background())
-//		p, err := procnode.Spawn(ctx, node.Root(), "worker", procnode.WithArgs(cfg))
-//		...
-//		res, err := node.Root().RequestFuture(p.PID(), job, time.Second).Result()
-//		...
-//		err = p.Stop(ctx)
+//		node, err := procnode.NewNode()
+//		if err != nil {
+//			panic(err)
+//		}
+//		defer node.Close(context.Background()) // stops the children
+//		node.StopOnSignal()                     // Ctrl-C stops them gracefully
+//
+//		ctx := context.Background()
+//		p, err := procnode.Spawn(ctx, node.Root(), "worker", procnode.WithArgs("squared: "))
+//		if err != nil {
+//			panic(err)
+//		}
+//		res, err := node.Root().RequestFuture(p.PID(), &Job{N: 7}, 5*time.Second).Result()
+//		fmt.Println(res, err) // squared: 49 <nil>
+//		if err := p.Stop(ctx); err != nil {
+//			panic(err)
+//		}
+//		fmt.Println(p.Wait(ctx), p.ExitStatus()) // <nil> exit code 0
 //	}
 //
-// p.PID() is the child's root actor: messages to it go straight to the
-// link, and it stays valid across restarts. A keeper actor spawned under the
-// spawner (a root context or an actor) owns the OS process, so the spawner's
-// supervisor strategy decides what a crash means: protoactor's default
-// restarts the child at the same address. Process mirrors exec.Cmd: OSPid,
-// Alive, Wait (any number of times), ExitStatus (code, signal, reason,
-// stderr tail, whether we stopped it), Stop (poison, then SIGTERM, then
-// SIGKILL, after deadlines), Terminate and Kill.
+// p.PID() is the child's root actor: an ordinary protoactor PID, a child of
+// its spawner (a root context or an actor) in protoactor's supervision tree,
+// so the spawner's supervisor strategy decides what a failure means;
+// messages to it go straight to the link, and it stays valid across
+// restarts. From inside an actor, Props spawns the same process actor
+// without waiting (ctx.Spawn(procnode.Props("worker"))). Process mirrors
+// exec.Cmd: OSPid, Alive, Signal, Wait (any number of times), ExitStatus
+// (code, signal, reason, stderr tail, the *os.ProcessState, whether the
+// parent stopped it and how), Stop (poison, then SIGTERM, then SIGKILL,
+// after deadlines), Terminate and Kill; WithContext binds its life to a
+// context, as exec.CommandContext does, while Spawn's own ctx bounds only
+// the start.
 //
 // What procnode owns: exec and the inherited stream (two pipes on fds 3 and
 // 4, close-on-exec in the child), the handshake and its timeout, the child's
-// stdio (stdout inherited, stderr copied with a bounded tail kept), process
-// attributes (its own process group, and on Linux Pdeathsig=SIGKILL from a
-// thread that lives as long as the process, merged with the caller's
-// SysProcAttr; resource limits with WithRlimit), exit status, stop escalation, restarts, and the relay of the
+// stdio (stdin /dev/null unless WithStdin, stdout inherited, stderr copied
+// with a bounded tail kept), its environment (the parent's, or exactly
+// WithEnviron's) and working directory, process attributes (its own process
+// group, and on Linux Pdeathsig=SIGKILL from a thread that lives as long as
+// the process, merged with the caller's SysProcAttr; resource limits with
+// WithRlimit), exit status, stop escalation, restarts, and the relay of the
 // child's log records to the parent's zerolog logger, tagged with the
 // child's address, name and OS pid (quiet by default, as the logger is;
 // PROCACTOR_LOG=debug makes children log at debug, to stderr if the parent's
@@ -53,26 +94,41 @@
 // reads or writes a message of the user's, and it never puts a byte of the
 // protocol on stdout or stderr.
 //
+// # Addresses
+//
+// NewNode's root is "n" (RootAddress), or "n2", "n3"... while another node
+// of the process has that root; a child's address is its parent's plus a
+// number that Spawn never reuses ("n/1", "n/1/1"), kept across restarts.
+// Node.ChildLink refuses those numbers, so a link made by hand never takes a
+// process actor's address.
+//
 // # Failure
 //
-// When a child crashes (a panic that escapes its root actor, os.Exit, a
-// signal, a segfault in cgo code), the link to it is lost: watchers of its
-// actors get Terminated, and requests waiting on it fail at once with a
-// DeadLetterResponse rather than at their timeout. The keeper records the
-// exit status (a root actor's panic text is the reason; otherwise the last
-// line of stderr), then escalates the crash to the spawner's strategy. With
-// a restart, the next incarnation takes the same address and messages sent
-// meanwhile are delivered to it; without one, Wait returns an *ExitError
-// holding the status:
+// A process actor keeps protoactor's actor semantics. A panic of the
+// child's root actor is an actor failure: the child reports it, the
+// spawner's strategy decides, and the child carries the directive out with
+// protoactor's own machinery (Restart keeps the mailbox; only the failing
+// message is lost). A death of the process (a non-zero exit, a signal, a
+// segfault in cgo code, a lost stream) is a failure too: with a Restart,
+// the next incarnation takes the same address, and what the root actor had
+// not finished is delivered to it first, then what was sent meanwhile (at
+// least once, within WithRetainWindow). Restarts are invisible to watchers
+// of p.PID(): they get one Terminated when the process actor ends for good;
+// other actors of a dead child die with it (their watchers get Terminated,
+// requests to them fail at once). Once the process actor has ended (stopped,
+// restart off, its strategy gave up), Wait returns nil after a clean end or
+// an *ExitError holding the status:
 //
 //	err := p.Wait(ctx)
 //	var ee *procnode.ExitError
 //	if errors.As(err, &ee) {
-//		log.Printf("worker died: %v (code %d, signal %v)\n%s", ee.Reason, ee.Code, ee.Signal, ee.StderrTail)
+//		log.Printf("worker ended: %v (code %d, signal %v)\n%s", ee, ee.Code, ee.Signal, ee.StderrTail)
 //	}
 //
 // When the parent dies, even by SIGKILL, its children exit: they treat the
 // end of their stream as the order to stop, and on Linux Pdeathsig kills
 // them. A process that was started as a child but whose main did not call
-// Main refuses to Spawn (ErrMainNotCalled), so a mistake cannot fork-bomb.
+// Main refuses to Spawn (ErrMainNotCalled), so a mistake cannot fork-bomb,
+// and exits in time with ExitMainNotCalled, which its parent's Spawn reports
+// as ErrMainNotCalled.
 package procnode

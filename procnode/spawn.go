@@ -17,13 +17,16 @@ import (
 // process actor is its child in protoactor's supervision tree (it appears in
 // ctx.Children()), and its supervisor strategy decides what a failure means.
 // ctx bounds the start only; the process actor then lives until it is
-// stopped or its supervisor gives up. Spawn blocks the calling actor for the
-// start: from inside an actor, Props spawns without waiting.
+// stopped or its supervisor gives up (WithContext binds its life to a
+// context). Spawn blocks the calling actor for the start: from inside an
+// actor, Props spawns without waiting.
 //
-// Errors: ErrMainNotCalled, ErrNoNode, ErrKindNotRegistered (checked before
-// exec, or reported by another binary), ErrInvalidOption, ErrNameExists,
-// ErrStartFailed (wrapping the cause and, when the child exited, its
-// *ExitError), ctx's error (the child, if any, is killed).
+// Errors: ErrMainNotCalled (this process is a child whose main did not call
+// Main, or the child's main did not), ErrNoNode, ErrKindNotRegistered
+// (checked before exec, or reported by another binary), ErrInvalidOption,
+// ErrNameExists, ErrStartFailed (wrapping the cause and, when the child
+// exited, its *ExitError), ctx's error (the child, if any, is killed), and
+// WithContext's context's error when it is done already.
 func Spawn(ctx context.Context, spawner pa.SpawnerContext, kind string, opts ...Option) (*Process, error) {
 	if err := ctx.Err(); err != nil { // do not fork a child only to kill it
 		return nil, context.Cause(ctx)
