@@ -439,8 +439,9 @@ func TestTwoRootNodes(t *testing.T) {
 
 // TestEmbeddedNodeIsSafe: what the embedded actor.Node allows cannot break
 // the process actors: ChildLink refuses Spawn's segments, Spawn skips one
-// taken behind its back, and a caller's OnDown on a child's link runs beside
-// procnode's own, so a crash is still supervised.
+// taken behind its back, Intercept and Release refuse a process actor's
+// PID, and a caller's OnDown on a child's link runs beside procnode's own,
+// so a crash is still supervised.
 func TestEmbeddedNodeIsSafe(t *testing.T) {
 	t.Parallel()
 	n := newNode(t)
@@ -458,6 +459,12 @@ func TestEmbeddedNodeIsSafe(t *testing.T) {
 		t.Fatalf("child at %s; want %s (segment 1 was taken)", p.Address(), want)
 	}
 
+	if err := n.Intercept(p.PID(), nil); !errors.Is(err, procnode.ErrNameExists) {
+		t.Fatalf("Intercept of a process actor's PID: got %v; want ErrNameExists", err)
+	}
+	if err := n.Release(p.PID()); !errors.Is(err, procnode.ErrNameExists) {
+		t.Fatalf("Release of a process actor's PID: got %v; want ErrNameExists", err)
+	}
 	downs := make(chan any, 4)
 	for _, l := range n.Links() {
 		if l.Address() == p.Address() {

@@ -21,8 +21,9 @@ import (
 //
 // Node embeds *actor.Node, and what it adds keeps the process actors safe
 // from what the embedded methods allow: ChildLink refuses the segments
-// Spawn numbers its children with, and a link's OnDown adds a function
-// beside procnode's own instead of replacing it.
+// Spawn numbers its children with, Intercept and Release leave the PIDs of
+// process actors alone, and a link's OnDown adds a function beside
+// procnode's own instead of replacing it.
 type Node struct {
 	*actor.Node
 	seq     atomic.Uint64 // child segments; never reused
@@ -139,6 +140,28 @@ func isNumber(s string) bool {
 		}
 	}
 	return true
+}
+
+// Intercept is actor.Node.Intercept, except for the PIDs of the node's live
+// process actors: procnode stands for those itself (their supervision,
+// watches and restarts go through it), so for them it changes nothing and
+// returns an error wrapping ErrNameExists.
+func (n *Node) Intercept(pid *pa.PID, p pa.Process) error {
+	if _, ok := n.Process(pid); ok {
+		return fmt.Errorf("%w: %v is a process actor's PID", ErrNameExists, pid)
+	}
+	n.Node.Intercept(pid, p)
+	return nil
+}
+
+// Release is actor.Node.Release, except for the PIDs of the node's live
+// process actors, which it leaves to procnode (see Intercept).
+func (n *Node) Release(pid *pa.PID) error {
+	if _, ok := n.Process(pid); ok {
+		return fmt.Errorf("%w: %v is a process actor's PID", ErrNameExists, pid)
+	}
+	n.Node.Release(pid)
+	return nil
 }
 
 // childLink makes the link of a new process actor with the next segment

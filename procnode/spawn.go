@@ -129,7 +129,7 @@ func spawnProcess(ctx context.Context, sys *pa.ActorSystem, id string, parent pa
 		return nil, fmt.Errorf("%w: %q: %w", ErrNameExists, id, pa.ErrNameExists)
 	}
 	p.alias = alias
-	n.Intercept(p.pid, rootProcess{p})
+	n.Node.Intercept(p.pid, rootProcess{p})
 	n.add(p)
 	p.adopted.Store(!wait) // protoactor adds the child once this returns
 	if cfg.life != nil {

@@ -422,7 +422,7 @@ func (p *Process) end() {
 			<-c.reaped
 		}
 		sys := p.node.System()
-		p.node.Release(p.pid)
+		p.node.Node.Release(p.pid)
 		sys.ProcessRegistry.Remove(p.control)
 		if p.alias != nil {
 			sys.ProcessRegistry.Remove(p.alias)
