@@ -74,8 +74,12 @@
 //
 // # Logging and dispatching
 //
-// Nodes are quiet by default (zerolog.Nop); WithLogger gives them a logger,
-// which also receives protoactor's slog records (warn and above, see
+// Nodes are quiet by default (zerolog.Nop), but for one thing: a node
+// without a logger prints the dead letters of user messages at its links to
+// stderr ("procactor: n: dead letter: main.Job to worker@n/1: mailbox: type
+// not registered"), at most 10 a second, as protoactor prints its own.
+// WithLogger gives a node a logger, which receives those as warn records
+// and protoactor's slog records (warn and above, see
 // WithProtoactorLogLevel). Node.Dispatcher runs mailboxes on long-lived
 // worker goroutines instead of a goroutine per mailbox run.
 package actor

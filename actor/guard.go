@@ -78,12 +78,12 @@ func (l *Link) refuse(env *mailbox.Envelope, reason error) {
 // activator: refused unless WithChildSpawns allows it, capped per link.
 func (l *Link) childSpawn(env *mailbox.Envelope) {
 	n := l.node
-	req, ok := env.Message.(*SpawnRequest)
+	req, ok := env.Message.(*spawnRequest)
 	if !ok {
 		l.refuse(env, fmt.Errorf("%w: not a spawn request", ErrRefused))
 		return
 	}
-	answer := func(resp *SpawnResponse) {
+	answer := func(resp *spawnResponse) {
 		if env.Sender != nil {
 			n.system.Root.Send(env.Sender, resp)
 		}
@@ -92,7 +92,7 @@ func (l *Link) childSpawn(env *mailbox.Envelope) {
 		if ok, _ := l.refusals.allow(); ok {
 			n.log.Warn().Str("peer", l.addr).Str("kind", req.Kind).Msg("spawn from a child refused (WithChildSpawns)")
 		}
-		answer(&SpawnResponse{Code: SpawnRefused, Detail: "spawns from a child are off (WithChildSpawns)"})
+		answer(&spawnResponse{Code: spawnRefused, Detail: "spawns from a child are off (WithChildSpawns)"})
 		return
 	}
 	l.mu.Lock()
@@ -107,11 +107,11 @@ func (l *Link) childSpawn(env *mailbox.Envelope) {
 	gone := l.state == linkGone
 	l.mu.Unlock()
 	if gone || live >= n.cfg.childSpawns {
-		answer(&SpawnResponse{Code: SpawnRefused, Detail: fmt.Sprintf("%d actors spawned by %s live (WithChildSpawns(%d))", live, l.addr, n.cfg.childSpawns)})
+		answer(&spawnResponse{Code: spawnRefused, Detail: fmt.Sprintf("%d actors spawned by %s live (WithChildSpawns(%d))", live, l.addr, n.cfg.childSpawns)})
 		return
 	}
 	resp := n.spawnLocal(req)
-	if resp.Code == SpawnOK && resp.PID != nil {
+	if resp.Code == spawnOK && resp.PID != nil {
 		l.mu.Lock()
 		if l.spawned == nil {
 			l.spawned = make(map[pidKey]*pa.PID)

@@ -54,56 +54,56 @@ func LookupKind(name string) (Producer, bool) {
 	return p.(Producer), true
 }
 
-// SpawnRequest asks a node's activator to spawn a registered kind.
-type SpawnRequest struct {
+// spawnRequest asks a node's activator to spawn a registered kind.
+type spawnRequest struct {
 	Kind string
 	Name string
 	Args []byte // mailbox.Marshal of Args.Value; empty for none
 }
 
-// SpawnResponse answers a SpawnRequest: PID on success, otherwise a code
+// spawnResponse answers a spawnRequest: PID on success, otherwise a code
 // mapped back to a sentinel error and a detail text.
-type SpawnResponse struct {
+type spawnResponse struct {
 	PID    *pa.PID
-	Code   SpawnCode
+	Code   spawnCode
 	Detail string
 }
 
-// SpawnCode says how a spawn request ended; it crosses processes in place of
+// spawnCode says how a spawn request ended; it crosses processes in place of
 // error text.
-type SpawnCode int
+type spawnCode int
 
 const (
-	SpawnOK SpawnCode = iota
-	SpawnKindNotRegistered
-	SpawnNameExists
-	SpawnFailed
-	SpawnRefused // a child may not spawn here (WithChildSpawns)
+	spawnOK spawnCode = iota
+	spawnKindNotRegistered
+	spawnNameExists
+	spawnFailed
+	spawnRefused // a child may not spawn here (WithChildSpawns)
 )
 
-func (c SpawnCode) err() error {
+func (c spawnCode) err() error {
 	switch c {
-	case SpawnOK:
+	case spawnOK:
 		return nil
-	case SpawnKindNotRegistered:
+	case spawnKindNotRegistered:
 		return ErrKindNotRegistered
-	case SpawnNameExists:
+	case spawnNameExists:
 		return ErrNameExists
-	case SpawnRefused:
+	case spawnRefused:
 		return ErrSpawnRefused
 	}
 	return ErrSpawnFailed
 }
 
 func init() {
-	mailbox.RegisterType("procactor.SpawnRequest", &SpawnRequest{})
-	mailbox.RegisterType("procactor.SpawnResponse", &SpawnResponse{})
+	mailbox.RegisterType("procactor.SpawnRequest", &spawnRequest{})
+	mailbox.RegisterType("procactor.SpawnResponse", &spawnResponse{})
 }
 
 const activatorName = "procactor-activator"
 
-// ActivatorPID returns the PID of the activator of the node at address.
-func ActivatorPID(address string) *pa.PID { return pa.NewPID(address, activatorName) }
+// activatorPID returns the PID of the activator of the node at address.
+func activatorPID(address string) *pa.PID { return pa.NewPID(address, activatorName) }
 
 // activator spawns registered kinds on request. Spawned actors are top-level
 // actors of the node, not its children: a failure of the activator must not
@@ -111,37 +111,37 @@ func ActivatorPID(address string) *pa.PID { return pa.NewPID(address, activatorN
 type activator struct{ node *Node }
 
 func (a *activator) Receive(ctx pa.Context) {
-	req, ok := ctx.Message().(*SpawnRequest)
+	req, ok := ctx.Message().(*spawnRequest)
 	if !ok {
 		return
 	}
 	ctx.Respond(a.node.spawnLocal(req))
 }
 
-func (n *Node) spawnLocal(req *SpawnRequest) (resp *SpawnResponse) {
+func (n *Node) spawnLocal(req *spawnRequest) (resp *spawnResponse) {
 	defer func() {
 		if r := recover(); r != nil {
-			resp = &SpawnResponse{Code: SpawnFailed, Detail: fmt.Sprintf("kind %q panicked: %v", req.Kind, r)}
+			resp = &spawnResponse{Code: spawnFailed, Detail: fmt.Sprintf("kind %q panicked: %v", req.Kind, r)}
 		}
-		if resp.Code != SpawnOK {
+		if resp.Code != spawnOK {
 			n.log.Warn().Str("kind", req.Kind).Str("name", req.Name).Int("code", int(resp.Code)).Str("detail", resp.Detail).Msg("spawn refused")
 		}
 	}()
 	prod, ok := LookupKind(req.Kind)
 	if !ok {
-		return &SpawnResponse{Code: SpawnKindNotRegistered, Detail: fmt.Sprintf("kind %q is not registered in this binary", req.Kind)}
+		return &spawnResponse{Code: spawnKindNotRegistered, Detail: fmt.Sprintf("kind %q is not registered in this binary", req.Kind)}
 	}
 	args := Args{Kind: req.Kind, Name: req.Name, Node: n}
 	if len(req.Args) > 0 {
 		v, err := mailbox.Unmarshal(req.Args)
 		if err != nil {
-			return &SpawnResponse{Code: SpawnFailed, Detail: fmt.Sprintf("args of kind %q: %v", req.Kind, err)}
+			return &spawnResponse{Code: spawnFailed, Detail: fmt.Sprintf("args of kind %q: %v", req.Kind, err)}
 		}
 		args.Value = v
 	}
 	props, err := prod(args)
 	if err != nil || props == nil {
-		return &SpawnResponse{Code: SpawnFailed, Detail: fmt.Sprintf("kind %q: %v", req.Kind, err)}
+		return &spawnResponse{Code: spawnFailed, Detail: fmt.Sprintf("kind %q: %v", req.Kind, err)}
 	}
 	var pid *pa.PID
 	if req.Name == "" {
@@ -149,26 +149,26 @@ func (n *Node) spawnLocal(req *SpawnRequest) (resp *SpawnResponse) {
 	} else {
 		pid, err = n.system.Root.SpawnNamed(props, req.Name)
 		if errors.Is(err, pa.ErrNameExists) {
-			return &SpawnResponse{PID: pid, Code: SpawnNameExists, Detail: req.Name}
+			return &spawnResponse{PID: pid, Code: spawnNameExists, Detail: req.Name}
 		} else if err != nil {
-			return &SpawnResponse{Code: SpawnFailed, Detail: err.Error()}
+			return &spawnResponse{Code: spawnFailed, Detail: err.Error()}
 		}
 	}
-	return &SpawnResponse{PID: pid}
+	return &spawnResponse{PID: pid}
 }
 
 // SpawnOption configures Node.Spawn.
-type SpawnOption func(*SpawnRequest) error
+type SpawnOption func(*spawnRequest) error
 
 // WithName gives the spawned actor a name; default: a generated id.
 func WithName(name string) SpawnOption {
-	return func(r *SpawnRequest) error { r.Name = name; return nil }
+	return func(r *spawnRequest) error { r.Name = name; return nil }
 }
 
 // WithArgs passes a value to the kind's producer (Args.Value). It must be
 // encodable by package mailbox (registered type, basic value, PID...).
 func WithArgs(v any) SpawnOption {
-	return func(r *SpawnRequest) error {
+	return func(r *spawnRequest) error {
 		b, err := mailbox.Marshal(v)
 		if err != nil {
 			return err
@@ -187,7 +187,7 @@ const defaultSpawnTimeout = 30 * time.Second
 // ErrSpawnFailed, ctx's error, or protoactor's future errors when the node is
 // unreachable.
 func (n *Node) Spawn(ctx context.Context, address, kind string, opts ...SpawnOption) (*pa.PID, error) {
-	req := &SpawnRequest{Kind: kind}
+	req := &spawnRequest{Kind: kind}
 	for _, o := range opts {
 		if err := o(req); err != nil {
 			return nil, err
@@ -196,7 +196,7 @@ func (n *Node) Spawn(ctx context.Context, address, kind string, opts ...SpawnOpt
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var resp *SpawnResponse
+	var resp *spawnResponse
 	if address == n.address {
 		resp = n.spawnLocal(req)
 	} else {
@@ -207,7 +207,7 @@ func (n *Node) Spawn(ctx context.Context, address, kind string, opts ...SpawnOpt
 		if timeout <= 0 {
 			return nil, context.DeadlineExceeded
 		}
-		f := n.system.Root.RequestFuture(ActivatorPID(address), req, timeout)
+		f := n.system.Root.RequestFuture(activatorPID(address), req, timeout)
 		// A cancelled ctx ends the wait at once: the future is answered
 		// with a dead letter, and ctx's error returned.
 		stop := context.AfterFunc(ctx, func() { n.system.Root.Send(f.PID(), &pa.DeadLetterResponse{}) })
@@ -219,7 +219,7 @@ func (n *Node) Spawn(ctx context.Context, address, kind string, opts ...SpawnOpt
 			}
 			return nil, fmt.Errorf("actor: spawn %q at %s: %w", kind, address, err)
 		}
-		r, ok := res.(*SpawnResponse)
+		r, ok := res.(*spawnResponse)
 		if !ok {
 			return nil, fmt.Errorf("%w: unexpected answer %T", ErrSpawnFailed, res)
 		}

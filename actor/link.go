@@ -51,7 +51,7 @@ type Link struct {
 	inflight   map[pidKey]inflight           // futures awaiting an answer through this link (guarded by mu)
 	sweepAt    int                           // guarded by mu
 	reconnect  bool                          // down, not gone, after a loss (guarded by mu)
-	onDown     func(err error)               // guarded by mu
+	onDown     []func(err error)             // in the order added (guarded by mu)
 	upCh       chan struct{}                 // closed while up (guarded by mu)
 	upClosed   bool                          // upCh is closed (guarded by mu)
 	nWatchedBy int                           // pairs in watchedBy (guarded by mu)
@@ -130,11 +130,17 @@ func (l *Link) SetReconnect(on bool) {
 	l.mu.Unlock()
 }
 
-// OnDown sets a function called (on the endpoint's goroutine) after the link
-// is lost and its watchers and requests have been told.
+// OnDown adds a function called (on the endpoint's goroutine) after the link
+// is lost and its watchers and requests have been told. Functions are called
+// in the order they were added, and never replace one another: package
+// procnode keeps its own on the links it makes, and a caller's runs beside
+// it. A nil f is ignored.
 func (l *Link) OnDown(f func(err error)) {
+	if f == nil {
+		return
+	}
 	l.mu.Lock()
-	l.onDown = f
+	l.onDown = append(l.onDown, f)
 	l.mu.Unlock()
 }
 
@@ -599,6 +605,7 @@ type Undeliverable struct {
 	Reason  error // why: ErrLinkGone, ErrHeldFull, mailbox.ErrTypeNotRegistered ...
 }
 
+// String says what could not be delivered and why.
 func (u *Undeliverable) String() string {
 	return fmt.Sprintf("undeliverable %T: %v", u.Message, u.Reason)
 }
@@ -708,7 +715,7 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 			l.node.log.Debug().Str("peer", l.addr).Int("messages", dropped).Msg("link gone with messages its peer had not acknowledged; dropped")
 		}
 	}
-	onDown := l.onDown
+	onDown := l.onDown[:len(l.onDown):len(l.onDown)]
 	l.mu.Unlock()
 
 	sys := l.node.system
@@ -745,22 +752,22 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 		l.node.log.Info().Err(err).Str("peer", l.addr).Bool("gone", gone).Int("watchers", nwatch).Int("requests", len(requests)).Msg("link down")
 	}
 	sys.EventStream.Publish(&LinkDown{Address: l.addr, Err: err, Gone: gone})
-	if onDown != nil {
-		onDown(err)
+	for _, f := range onDown {
+		f(err)
 	}
 }
 
 // LinkUp is published on the event stream when a link comes up.
 type LinkUp struct {
-	Address     string
-	Incarnation uint64
+	Address     string // the peer's address
+	Incarnation uint64 // the peer's incarnation (its restart count)
 }
 
 // LinkDown is published on the event stream when a link's stream ends.
 type LinkDown struct {
-	Address string
-	Err     error // nil after a clean goodbye
-	Gone    bool  // the link will not come back
+	Address string // the peer's address
+	Err     error  // nil after a clean goodbye
+	Gone    bool   // the link will not come back
 }
 
 // linkHandler receives one endpoint's traffic for its link, on the

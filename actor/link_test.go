@@ -680,3 +680,28 @@ func TestCloseBoundedWithoutDeadline(t *testing.T) {
 		t.Fatal("link still up after Close")
 	}
 }
+
+// TestOnDownAdds: OnDown adds a function, it never replaces one (package
+// procnode keeps its own on the links it makes): each runs once per loss, in
+// the order added, and a nil one is ignored.
+func TestOnDownAdds(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, "n")
+	c := newNode(t, "n/1")
+	down, up := join(t, n, c)
+	calls := make(chan string, 4)
+	up.OnDown(func(error) { calls <- "first" })
+	up.OnDown(nil)
+	up.OnDown(func(error) { calls <- "second" })
+	down.Abort()
+	for _, want := range []string{"first", "second"} {
+		if got := receive(t, calls, "an OnDown call"); got != want {
+			t.Fatalf("got call %q; want %q", got, want)
+		}
+	}
+	select {
+	case got := <-calls:
+		t.Fatalf("extra OnDown call %q", got)
+	default:
+	}
+}

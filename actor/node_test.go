@@ -407,3 +407,51 @@ func TestForeignTreeGoesUp(t *testing.T) {
 		t.Errorf("root's later resolver asked %d times; want 2", n)
 	}
 }
+
+// TestDeadLettersPrintedByDefault: a node without a logger prints the dead
+// letters of user messages at its links to stderr (here a buffer in its
+// place), throttled; system messages and nodes with a logger print nothing.
+func TestDeadLettersPrintedByDefault(t *testing.T) {
+	t.Parallel()
+	var out logBuffer
+	n := newNode(t, "n")
+	n.deadOut = &out              // before any traffic
+	n.deadPrint.every = time.Hour // one interval for the whole test
+	c := newNode(t, "n/1")
+	join(t, n, c)
+	target := pa.NewPID("n/1", "x")
+	n.Root().Send(target, unregistered{1})
+	want := "procactor: n: dead letter: actor.unregistered to x@n/1: " + mailbox.ErrTypeNotRegistered.Error()
+	deadline := time.Now().Add(testTimeout)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stderr %q; want a line %q", out.String(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for range 2 * throttleBurst {
+		n.Root().Send(target, unregistered{2})
+	}
+	n.deadLetter("n/1", &mailbox.Envelope{Lane: mailbox.LaneSystem, Target: target, Message: &pa.Stop{}}, ErrLinkGone)
+	seen := func() int { // dead letters the printer was asked about
+		n.deadPrint.mu.Lock()
+		defer n.deadPrint.mu.Unlock()
+		return n.deadPrint.n
+	}
+	for seen() < 1+2*throttleBurst {
+		if time.Now().After(deadline) {
+			t.Fatalf("the printer saw %d dead letters; want %d", seen(), 1+2*throttleBurst)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if lines := strings.Count(out.String(), "\n"); lines != throttleBurst {
+		t.Fatalf("%d lines in one interval; want %d:\n%s", lines, throttleBurst, out.String())
+	}
+	if strings.Contains(out.String(), "*actor.Stop") {
+		t.Fatalf("a system message's dead letter was printed:\n%s", out.String())
+	}
+
+	if quiet := newNode(t, "m", WithLogger(zerolog.Nop())); quiet.deadOut != nil {
+		t.Fatal("a node with a logger prints dead letters to stderr")
+	}
+}

@@ -44,7 +44,7 @@ func (r *recorder) Receive(ctx pa.Context) {
 // "x" acknowledges what its parent retains, connected to down.
 func retainedChild(t *testing.T, down *Link, inc uint64, r *recorder, opts ...pa.PropsOption) (*Node, *Link) {
 	t.Helper()
-	c, err := NewNode("n/1", WithIncarnation(inc))
+	c, err := NewNode("n/1", withIncarnation(inc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestRetainWindowFull(t *testing.T) {
 func TestFinishedAcknowledgesAFailure(t *testing.T) {
 	t.Parallel()
 	n, down := retainedParent(t, 1<<20)
-	c, err := NewNode("n/1", WithIncarnation(1))
+	c, err := NewNode("n/1", withIncarnation(1))
 	if err != nil {
 		t.Fatal(err)
 	}

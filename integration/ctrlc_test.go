@@ -20,13 +20,26 @@ import (
 // whole process group, as a terminal's Ctrl-C does. The child, in a group
 // of its own (procnode sets Setpgid), is not hit: the parent stops it
 // gracefully, after checking it is still alive and answers, and both exit 0.
+// A parent that only called Node.StopOnSignal gets the same graceful end.
 func TestCtrlC(t *testing.T) {
+	t.Run("own handling", func(t *testing.T) {
+		ctrlC(t, roleCtrlCParent, "child alive=true answered=true code=0 signal=0 stopped=true")
+	})
+	// The one line, Node.StopOnSignal: the same graceful end.
+	t.Run("StopOnSignal", func(t *testing.T) {
+		ctrlC(t, roleCtrlCOneLine, "child code=0 signal=0 stopped=true cause=procnode: stopped by a signal: interrupt")
+	})
+}
+
+// ctrlC runs the parent role, sends SIGINT to its process group once it is
+// ready, and checks the line it prints after and its clean exit.
+func ctrlC(t *testing.T, role, want string) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), roleEnv+"="+roleCtrlCParent)
+	cmd.Env = append(os.Environ(), roleEnv+"="+role)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
@@ -57,7 +70,7 @@ func TestCtrlC(t *testing.T) {
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("ctrlc-parent stderr:\n%s", stderr.String())
+			t.Logf("%s stderr:\n%s", role, stderr.String())
 		}
 	}()
 	next := func() string {
@@ -92,7 +105,6 @@ func TestCtrlC(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const want = "child alive=true answered=true code=0 signal=0 stopped=true"
 	if l := next(); l != want {
 		t.Fatalf("after SIGINT the parent said %q, want %q", l, want)
 	}

@@ -1,8 +1,8 @@
 // Package integration holds the cross-package failure-semantics tests of
 // procactor: real child processes (re-executions of the test binary, whose
 // TestMain calls procnode.Main first) that crash, hang, lie on their stream
-// or lose their parent, checked against the rules of DESIGN.md ("Failure
-// semantics", "Child start", "The process actor").
+// or lose their parent, checked against the rules of docs/architecture.md
+// ("Failure semantics", "Child start", "The process actor").
 //
 // The package has no code of its own; everything is in _test.go files and
 // is Linux-only (the checks read /proc).

@@ -39,6 +39,9 @@ const (
 	// roleCtrlCParent is checked after procnode.Main: a parent that spawns a
 	// child and stops it when SIGINT arrives (see runCtrlCParent).
 	roleCtrlCParent = "ctrlc-parent"
+	// roleCtrlCOneLine is the same parent with Node.StopOnSignal instead of
+	// its own signal handling (see runCtrlCOneLine).
+	roleCtrlCOneLine = "ctrlc-oneline"
 )
 
 func TestMain(m *testing.M) {
@@ -46,8 +49,11 @@ func TestMain(m *testing.M) {
 		os.Exit(runBadCookie())
 	}
 	procnode.Main()
-	if os.Getenv(roleEnv) == roleCtrlCParent {
+	switch os.Getenv(roleEnv) {
+	case roleCtrlCParent:
 		os.Exit(runCtrlCParent())
+	case roleCtrlCOneLine:
+		os.Exit(runCtrlCOneLine())
 	}
 	// Children built with -race sleep 1 s at exit (GORACE atexit_sleep_ms),
 	// so that a late race report gets out; 100 ms is plenty here, and the
@@ -164,6 +170,41 @@ func runCtrlCParent() int {
 		return 1
 	}
 	fmt.Printf("child alive=%v answered=%v code=%d signal=%d stopped=%v\n", alive, answered, st.Code, int(st.Signal), st.Stopped)
+	return 0
+}
+
+// runCtrlCOneLine is a parent in its own process group that leaves Ctrl-C
+// to Node.StopOnSignal: it spawns an echo child, prints "ready <child os
+// pid>", waits for the child's end and prints its status and the
+// context's cause. Exit 0 when that went as it should.
+func runCtrlCOneLine() int {
+	os.Unsetenv(roleEnv)
+	n, err := procnode.NewNode()
+	if err != nil {
+		fmt.Printf("error node: %v\n", err)
+		return 1
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.Close(ctx)
+	}()
+	sigCtx := n.StopOnSignal() // the one line
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := procnode.Spawn(ctx, n.Root(), kindEcho, procnode.WithRestart(false))
+	if err != nil {
+		fmt.Printf("error spawn: %v\n", err)
+		return 1
+	}
+	fmt.Printf("ready %d\n", p.OSPid())
+	if err := p.Wait(ctx); err != nil {
+		fmt.Printf("error wait: %v\n", err)
+		return 1
+	}
+	<-sigCtx.Done()
+	st := p.ExitStatus()
+	fmt.Printf("child code=%d signal=%d stopped=%v cause=%v\n", st.Code, int(st.Signal), st.Stopped, context.Cause(sigCtx))
 	return 0
 }
 

@@ -11,9 +11,10 @@ import (
 	"github.com/procactor/procactor/procnode"
 )
 
-// orphanDeadline: DESIGN.md promises that every child exits within one
-// second of its parent's death; the test allows three for slow CI machines
-// (-race, 2 cores, 9 processes starting at once) and logs the measured time.
+// orphanDeadline: docs/architecture.md promises that every child exits
+// within a second of its parent's death; the test allows three for slow CI
+// machines (-race, 2 cores, 9 processes starting at once) and logs the
+// measured time.
 const orphanDeadline = 3 * time.Second
 
 // TestNoOrphans: a parent that is itself a spawned process, with 8 busy

@@ -23,10 +23,15 @@ import (
 type Lane uint8
 
 const (
-	LaneUser   Lane = 0
+	// LaneUser carries user messages (SendUserMessage): bounded, it pushes
+	// back on its senders.
+	LaneUser Lane = 0
+	// LaneSystem carries system messages (SendSystemMessage, Stop): small,
+	// it never blocks.
 	LaneSystem Lane = 1
 )
 
+// String is "user" or "system".
 func (l Lane) String() string {
 	if l == LaneSystem {
 		return "system"
@@ -36,11 +41,11 @@ func (l Lane) String() string {
 
 // Envelope is one message on the link.
 type Envelope struct {
-	Lane    Lane
+	Lane    Lane              // the queue it went through, kept across the link
 	Target  *actor.PID        // nil only for messages to the link itself
 	Sender  *actor.PID        // optional
 	Header  map[string]string // optional; empty maps are not sent
-	Message any
+	Message any               // the user's value, or a protoactor system message
 }
 
 // message flags, the first byte of every encoded message.

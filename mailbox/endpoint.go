@@ -31,23 +31,26 @@ type Handler interface {
 
 // HandlerFuncs adapts functions to Handler; nil fields do nothing.
 type HandlerFuncs struct {
-	OnDeliver    func(env *Envelope)
-	OnDeadLetter func(env *Envelope, reason error)
-	OnClosed     func(err error)
+	OnDeliver    func(env *Envelope)               // Handler.Deliver
+	OnDeadLetter func(env *Envelope, reason error) // Handler.DeadLetter
+	OnClosed     func(err error)                   // Handler.Closed
 }
 
+// Deliver calls OnDeliver.
 func (h HandlerFuncs) Deliver(env *Envelope) {
 	if h.OnDeliver != nil {
 		h.OnDeliver(env)
 	}
 }
 
+// DeadLetter calls OnDeadLetter.
 func (h HandlerFuncs) DeadLetter(env *Envelope, reason error) {
 	if h.OnDeadLetter != nil {
 		h.OnDeadLetter(env, reason)
 	}
 }
 
+// Closed calls OnClosed.
 func (h HandlerFuncs) Closed(err error) {
 	if h.OnClosed != nil {
 		h.OnClosed(err)

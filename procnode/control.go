@@ -16,7 +16,7 @@ import (
 const controlPrefix = "procactor-control$"
 
 // control is the parent-side pa.Process that receives what a child says
-// about itself: its ExitNotice and its log records. It is not an actor: the
+// about itself: its exitNotice and its log records. It is not an actor: the
 // link's reader calls it directly, so nothing the child said before exiting
 // waits behind the keeper's mailbox (a stopping keeper reads no more
 // messages), and the reason is recorded before the link is seen down.
@@ -29,7 +29,7 @@ func (c control) SendUserMessage(_ *pa.PID, message any) {
 		message = e.Message
 	}
 	switch m := message.(type) {
-	case *ExitNotice:
+	case *exitNotice:
 		c.p.mu.Lock()
 		c.p.reason = m.Reason
 		c.p.mu.Unlock()

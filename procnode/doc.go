@@ -9,41 +9,81 @@
 // environment, builds the child's node and runs the registered kind as the
 // child's root actor. Only kinds registered in the binary (RegisterKind,
 // from init) can run in a child: the environment selects a name, never code.
+// Every struct type sent across is registered with mailbox.RegisterType in
+// every binary that sends or receives it (an unregistered one is a dead
+// letter, and a request with it fails at once). A whole program:
 //
-//	func init() {
+//	package main
+//
+//	import (
+//		"context"
+//		"fmt"
+//		"time"
+//
+//		"github.com/asynkron/protoactor-go/actor"
+//		"github.com/procactor/procactor/mailbox"
+//		"github.com/procactor/procactor/procnode"
+//	)
+//
+//	// Job is what the parent asks of the worker.
+//	type Job struct{ N int }
+//
+//	func init() { // runs in the parent and in the child alike
+//		mailbox.RegisterType("example.Job", &Job{})
 //		procnode.RegisterKind("worker", func(args procnode.Args) (*actor.Props, error) {
-//			return actor.PropsFromProducer(newWorker), nil
+//			prefix, _ := args.Value.(string) // WithArgs, decoded in the child
+//			return actor.PropsFromFunc(func(c actor.Context) {
+//				if job, ok := c.Message().(*Job); ok {
+//					c.Respond(fmt.Sprintf("%s%d", prefix, job.N*job.N))
+//				}
+//			}), nil
 //		})
 //	}
 //
 //	func main() {
 //		procnode.Main() // returns at once in the parent; never in a child
-//		node, _ := procnode.NewNode()
-//		defer node.Close(context.Background())
-//		p, err := procnode.Spawn(ctx, node.Root(), "worker", procnode.WithArgs(cfg))
-//		...
-//		res, err := node.Root().RequestFuture(p.PID(), job, time.Second).Result()
-//		...
-//		err = p.Stop(ctx)
+//		node, err := procnode.NewNode()
+//		if err != nil {
+//			panic(err)
+//		}
+//		defer node.Close(context.Background()) // stops the children
+//		node.StopOnSignal()                     // Ctrl-C stops them gracefully
+//
+//		ctx := context.Background()
+//		p, err := procnode.Spawn(ctx, node.Root(), "worker", procnode.WithArgs("squared: "))
+//		if err != nil {
+//			panic(err)
+//		}
+//		res, err := node.Root().RequestFuture(p.PID(), &Job{N: 7}, 5*time.Second).Result()
+//		fmt.Println(res, err) // squared: 49 <nil>
+//		if err := p.Stop(ctx); err != nil {
+//			panic(err)
+//		}
+//		fmt.Println(p.Wait(ctx), p.ExitStatus()) // <nil> exit code 0
 //	}
 //
-// p.PID() is the child's root actor: messages to it go straight to the
-// link, and it stays valid across restarts. It is the spawner's child in
-// protoactor's supervision tree (ctx.Children() lists it), so the spawner's
-// supervisor strategy decides what a failure means: protoactor's default
-// restarts it. From inside an actor, ctx.Spawn(procnode.Props("worker"))
-// makes one without waiting for the child process (Node.Process gives its
-// *Process). Process mirrors exec.Cmd: OSPid, Alive, Wait (any number of
-// times), ExitStatus (code, signal, reason, stderr tail, whether we stopped
-// it), Stop (poison, then SIGTERM, then SIGKILL, after deadlines), Terminate
-// and Kill.
+// p.PID() is the child's root actor: an ordinary protoactor PID, a child of
+// its spawner (a root context or an actor) in protoactor's supervision tree
+// (ctx.Children() lists it), so the spawner's supervisor strategy decides
+// what a failure means; messages to it go straight to the link, and it
+// stays valid across restarts. From inside an actor, Props spawns the same
+// process actor without waiting (ctx.Spawn(procnode.Props("worker"));
+// Node.Process gives its *Process), and a Pool keeps children started ahead
+// of time. Process mirrors exec.Cmd: OSPid, Alive, Signal, Wait (any number
+// of times), ExitStatus (code, signal, reason, stderr tail, the
+// *os.ProcessState, whether the parent stopped it and how), Stop (poison,
+// then SIGTERM, then SIGKILL, after deadlines), Terminate and Kill;
+// WithContext binds its life to a context, as exec.CommandContext does,
+// while Spawn's own ctx bounds only the start.
 //
 // What procnode owns: exec and the inherited stream (two pipes on fds 3 and
 // 4, close-on-exec in the child), the handshake and its timeout, the child's
-// stdio (stdout inherited, stderr copied with a bounded tail kept), process
-// attributes (its own process group, and on Linux Pdeathsig=SIGKILL from a
-// thread that lives as long as the process, merged with the caller's
-// SysProcAttr; resource limits with WithRlimit), exit status, stop escalation, restarts, and the relay of the
+// stdio (stdin /dev/null unless WithStdin, stdout inherited, stderr copied
+// with a bounded tail kept), its environment (the parent's, or exactly
+// WithEnviron's) and working directory, process attributes (its own process
+// group, and on Linux Pdeathsig=SIGKILL from a thread that lives as long as
+// the process, merged with the caller's SysProcAttr; resource limits with
+// WithRlimit), exit status, stop escalation, restarts, and the relay of the
 // child's log records to the parent's zerolog logger, tagged with the
 // child's address, name and OS pid (quiet by default, as the logger is;
 // PROCACTOR_LOG=debug makes children log at debug, to stderr if the parent's
@@ -54,6 +94,14 @@
 // across links (package actor), and what the user's messages mean. It never
 // reads or writes a message of the user's, and it never puts a byte of the
 // protocol on stdout or stderr.
+//
+// # Addresses
+//
+// NewNode's root is "n" (RootAddress), or "n2", "n3"... while another node
+// of the process has that root; a child's address is its parent's plus a
+// number that Spawn never reuses ("n/1", "n/1/1"), kept across restarts.
+// Node.ChildLink refuses those numbers, so a link made by hand never takes a
+// process actor's address.
 //
 // # Failure
 //
@@ -103,5 +151,7 @@
 // When the parent dies, even by SIGKILL, its children exit: they treat the
 // end of their stream as the order to stop, and on Linux Pdeathsig kills
 // them. A process that was started as a child but whose main did not call
-// Main refuses to Spawn (ErrMainNotCalled), so a mistake cannot fork-bomb.
+// Main refuses to Spawn (ErrMainNotCalled), so a mistake cannot fork-bomb,
+// and exits in time with ExitMainNotCalled, which its parent's Spawn reports
+// as ErrMainNotCalled.
 package procnode

@@ -25,6 +25,10 @@ var (
 	// failed or timed out, the kind's producer failed). It wraps the cause and
 	// the child's *ExitError when it exited.
 	ErrStartFailed = errors.New("procnode: child failed to start")
-	// ErrNotChild: the call only makes sense inside a child process.
-	ErrNotChild = errors.New("procnode: not a child process")
+	// ErrSignaled is the cause of Node.StopOnSignal's context after its
+	// signal arrived; the error that wraps it names the signal.
+	ErrSignaled = errors.New("procnode: stopped by a signal")
+	// ErrNotRunning: Process.Signal found no incarnation of the child
+	// running (before the first start, during a restart, after the end).
+	ErrNotRunning = errors.New("procnode: no incarnation of the child is running")
 )

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strconv"
@@ -26,6 +27,11 @@ type cmdHandle struct {
 	reaped   chan struct{} // closed once its reaper and stderr copier are done
 	down     chan struct{} // closed once its stream is lost, or will never be up
 	downOnce sync.Once
+
+	// What the parent's stop did to it, for its ExitStatus (guarded by the
+	// Process's mu).
+	stopSig   syscall.Signal
+	stopAfter time.Duration
 }
 
 func (c *cmdHandle) pid() int { return c.cmd.Process.Pid }
@@ -95,6 +101,7 @@ func (p *Process) start() (err error) {
 		StartTimeout: int64(p.cfg.startTimeout),
 		Rlimits:      p.cfg.rlimits,
 		PanicExits:   p.cfg.panicExits,
+		MainWithin:   int64(p.cfg.startTimeout / 2),
 	})
 	if err != nil {
 		return err
@@ -104,6 +111,11 @@ func (p *Process) start() (err error) {
 		if bin, err = os.Executable(); err != nil {
 			return err
 		}
+	}
+	if err := checkDir(p.cfg.dir); err != nil {
+		// os.StartProcess checks the directory only without SysProcAttr,
+		// which we always set: the fork would fail naming the binary.
+		return fmt.Errorf("%w: WithDir: %w", ErrStartFailed, err)
 	}
 	// Two pipes, one per direction; the child gets its ends as fds 3 and 4.
 	childR, parentW, err := os.Pipe()
@@ -129,12 +141,15 @@ func (p *Process) start() (err error) {
 
 	cmd := exec.Command(bin, p.cfg.binaryArgs...)
 	cmd.ExtraFiles = []*os.File{childR, childW}
-	cmd.Env = append(childEnv(), p.cfg.env...)
+	cmd.Env = p.cfg.childEnv()
 	if p.cfg.gomaxprocs > 0 {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(p.cfg.gomaxprocs))
 	}
 	cmd.Env = append(cmd.Env, envBoot+"="+bootStr)
 	cmd.Dir = p.cfg.dir
+	if p.cfg.stdin != nil {
+		cmd.Stdin = p.cfg.stdin(inc)
+	}
 	cmd.Stdout = p.cfg.stdout
 	cmd.Stderr = errW
 	cmd.SysProcAttr = mergeSysProcAttr(p.cfg.sysProcAttr)
@@ -202,8 +217,11 @@ func (p *Process) start() (err error) {
 	st := p.ExitStatus()
 	if st != nil && st.Incarnation == inc && !st.Success() && st.Signal != syscall.SIGKILL {
 		ee := &ExitError{ExitStatus: *st}
-		if st.Code == ExitKindNotRegistered {
+		switch st.Code {
+		case ExitKindNotRegistered:
 			return fmt.Errorf("%w: %q in %s: %w", ErrKindNotRegistered, who.kind, bin, ee)
+		case ExitMainNotCalled:
+			return fmt.Errorf("%w: %w: %s: %w", ErrStartFailed, ErrMainNotCalled, bin, ee)
 		}
 		return fmt.Errorf("%w: %w: %w", ErrStartFailed, cerr, ee)
 	}
@@ -213,7 +231,7 @@ func (p *Process) start() (err error) {
 // reap waits for one incarnation to exit, records its status and tells the
 // supervisor. The status waits for the stderr copy (the tail) and for the
 // loss of the stream: the reader has then handed over the child's last words
-// (an ExitNotice), so the reason is known.
+// (an exitNotice), so the reason is known.
 func (p *Process) reap(c *cmdHandle, errR *os.File, copied chan struct{}) {
 	defer close(c.reaped)
 	werr := c.cmd.Wait()
@@ -230,7 +248,7 @@ func (p *Process) reap(c *cmdHandle, errR *os.File, copied chan struct{}) {
 	case <-t.C:
 	}
 	t.Stop()
-	st := ExitStatus{Incarnation: c.inc, OSPid: c.pid()}
+	st := ExitStatus{Incarnation: c.inc, OSPid: c.pid(), ProcessState: c.cmd.ProcessState}
 	if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		st.Code, st.Signal = -1, ws.Signal()
 	} else {
@@ -239,6 +257,7 @@ func (p *Process) reap(c *cmdHandle, errR *os.File, copied chan struct{}) {
 	p.mu.Lock()
 	st.Reason = p.reason
 	st.Stopped = p.stopping
+	st.StopSignal, st.StopAfter = c.stopSig, c.stopAfter
 	st.StderrTail = c.tail.Bytes()
 	if st.Reason == "" && werr != nil && st.Code != 0 && st.Signal == 0 {
 		st.Reason = lastLine(st.StderrTail)
@@ -321,9 +340,21 @@ func lastLine(b []byte) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// childEnv is the parent's environment without procactor's bootstrap.
-func childEnv() []string {
-	env := os.Environ()
+// childEnv is the child's environment before the variables of the spawn:
+// the parent's (or WithEnviron's), then WithEnv's entries, never a
+// bootstrap of procactor's (a parent that is itself a child has none left:
+// Main unset it; one given by the caller must not reach the child).
+func (c *config) childEnv() []string {
+	var env []string
+	if c.hasEnviron {
+		env = append(env, c.environ...)
+		if v, ok := os.LookupEnv(envLog); ok && !hasKey(env, envLog) && !hasKey(c.env, envLog) {
+			env = append(env, envLog+"="+v)
+		}
+	} else {
+		env = os.Environ()
+	}
+	env = append(env, c.env...)
 	out := env[:0:0]
 	for _, kv := range env {
 		if !strings.HasPrefix(kv, envBoot+"=") {
@@ -331,4 +362,29 @@ func childEnv() []string {
 		}
 	}
 	return out
+}
+
+func hasKey(env []string, key string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, key+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// checkDir checks a working directory given with WithDir ("" is the
+// parent's): it must exist and be a directory.
+func checkDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return &fs.PathError{Op: "chdir", Path: dir, Err: syscall.ENOTDIR}
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/actor"
+	"github.com/procactor/procactor/internal/nodeopt"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/rs/zerolog"
 )
@@ -31,10 +32,22 @@ import (
 // ignored signal would be inherited by what the child execs), so that
 // writing to stdout or stderr after its parent died fails with EPIPE
 // instead of killing it.
+//
+// A process started as a child whose main does not call Main first runs the
+// parent's main a second time. procnode catches that: when Main has not
+// been called within half the parent's start timeout (WithStartTimeout,
+// counted from procnode's init, so slow inits and -race builds pass), the
+// child writes "procactor: started as a procactor child but main did not
+// call procnode.Main() first" to stderr and exits with ExitMainNotCalled,
+// and its parent's Spawn fails with ErrMainNotCalled; meanwhile a Spawn in
+// it fails with ErrMainNotCalled too, so it cannot fork-bomb.
 func Main() {
 	raw, ok := os.LookupEnv(envBoot)
 	if !ok {
 		return
+	}
+	if !claimMain() {
+		select {} // too late: the check is writing its line and exiting
 	}
 	os.Unsetenv(envBoot)
 	os.Exit(runChild(raw))
@@ -83,7 +96,7 @@ func runChild(raw string) int {
 
 	fw := newForwardWriter(b.Control)
 	nodeOpts := childLogger(b, fw)
-	nodeOpts = append(nodeOpts, actor.WithIncarnation(b.Incarnation))
+	nodeOpts = append(nodeOpts, nodeopt.Incarnation(b.Incarnation).(actor.NodeOption))
 	an, err := actor.NewNode(b.Address, nodeOpts...)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "procactor: node %q: %v\n", b.Address, err)
@@ -143,7 +156,7 @@ func runChild(raw string) int {
 	e := <-exit
 	if e.reason != "" && e.code != 0 {
 		fmt.Fprintf(os.Stderr, "procactor: %s\n", e.reason)
-		an.Root().Send(b.Control, &ExitNotice{Code: e.code, Reason: e.reason})
+		an.Root().Send(b.Control, &exitNotice{Code: e.code, Reason: e.reason})
 	}
 	closeWithin := 2 * time.Second
 	if e.orphaned {
@@ -233,7 +246,7 @@ func (r rootStart) assigned(assigns <-chan *assign) (e childExit, ok bool) {
 		return e, true
 	}
 	r.node.Root().Send(r.boot.Control, &assigned{Err: e.reason})
-	r.node.Root().Send(r.boot.Control, &ExitNotice{Code: e.code, Reason: e.reason})
+	r.node.Root().Send(r.boot.Control, &exitNotice{Code: e.code, Reason: e.reason})
 	return e, false
 }
 

@@ -19,6 +19,7 @@ type boot struct {
 	Rlimits      []rlimit // set by the child on itself, first
 	PanicExits   bool     // a panic of the root actor ends the process (WithPanicExits)
 	Pooled       bool     // a pool's child: no kind yet, it waits for an assign
+	MainWithin   int64    // nanoseconds from procnode's init within which main must call Main; 0: no check
 }
 
 // assign gives a pooled child what it runs, when it is taken from its pool
@@ -66,9 +67,9 @@ type rootRestarted struct {
 	Incarnation uint64
 }
 
-// ExitNotice is sent by a child to its parent just before it exits with a
+// exitNotice is sent by a child to its parent just before it exits with a
 // reason (its root actor panicked); the reason goes into ExitStatus.
-type ExitNotice struct {
+type exitNotice struct {
 	Code   int
 	Reason string
 }
@@ -82,19 +83,20 @@ type logRecord struct {
 // Exited is published on the parent node's event stream when a child
 // process ends for good (no restart follows).
 type Exited struct {
-	PID    *pa.PID // the child's root actor
-	Status ExitStatus
+	PID    *pa.PID    // the child's root actor
+	Status ExitStatus // how its last incarnation ended, and why the process actor did
 }
 
 func init() {
 	mailbox.RegisterType("procactor.boot", &boot{})
-	mailbox.RegisterType("procactor.ExitNotice", &ExitNotice{})
+	mailbox.RegisterType("procactor.ExitNotice", &exitNotice{})
 	mailbox.RegisterType("procactor.logRecord", &logRecord{})
 	mailbox.RegisterType("procactor.directive", &directive{})
 	mailbox.RegisterType("procactor.rootFailed", &rootFailed{})
 	mailbox.RegisterType("procactor.rootRestarted", &rootRestarted{})
 	mailbox.RegisterType("procactor.assign", &assign{})
 	mailbox.RegisterType("procactor.assigned", &assigned{})
+	armMainCheck() // needs the bootstrap's type
 }
 
 const (
@@ -113,10 +115,23 @@ const (
 	RootID = hostName + "/" + rootName
 )
 
-// Exit codes a child uses for failures before its root actor runs.
+// Exit codes of a child, in ExitStatus.Code, for failures of procactor's
+// own: before its root actor runs, or a root actor failure that ends the
+// process.
 const (
-	ExitRootFailed        = 2   // the root actor panicked
-	ExitKindNotRegistered = 120 // the kind is not registered in the binary
-	ExitSpawnFailed       = 121 // the kind's producer failed
-	ExitBootFailed        = 122 // bad bootstrap, fds or handshake
+	// ExitRootFailed: the root actor panicked before its first Started
+	// returned, or with WithPanicExits.
+	ExitRootFailed = 2
+	// ExitKindNotRegistered: the kind is not registered in the child's
+	// binary (WithBinary); Spawn's error wraps ErrKindNotRegistered.
+	ExitKindNotRegistered = 120
+	// ExitSpawnFailed: the kind's producer failed or panicked.
+	ExitSpawnFailed = 121
+	// ExitBootFailed: a bad bootstrap, inherited fds that are not a
+	// stream, a resource limit that could not be set, or a failed
+	// handshake.
+	ExitBootFailed = 122
+	// ExitMainNotCalled: the child's main did not call Main in time (see
+	// Main); Spawn's error wraps ErrMainNotCalled.
+	ExitMainNotCalled = 123
 )

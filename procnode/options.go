@@ -1,6 +1,7 @@
 package procnode
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -12,13 +13,13 @@ import (
 
 // Defaults of the spawn options.
 const (
-	DefaultStartTimeout = 10 * time.Second
-	DefaultStopTimeout  = 5 * time.Second
-	DefaultTermTimeout  = 2 * time.Second
-	DefaultStderrTail   = 4 << 10
-	DefaultRetainWindow = 64 << 20
-	DefaultBackoffMin   = 10 * time.Millisecond
-	DefaultBackoffMax   = 500 * time.Millisecond
+	DefaultStartTimeout = 10 * time.Second       // WithStartTimeout: exec plus handshake
+	DefaultStopTimeout  = 5 * time.Second        // WithStopTimeouts: from the poison to SIGTERM
+	DefaultTermTimeout  = 2 * time.Second        // WithStopTimeouts: from SIGTERM to SIGKILL
+	DefaultStderrTail   = 4 << 10                // WithStderrTail: bytes of stderr kept
+	DefaultRetainWindow = 64 << 20               // WithRetainWindow: bytes kept for redelivery
+	DefaultBackoffMin   = 10 * time.Millisecond  // WithRestartBackoff: floor after a first crash
+	DefaultBackoffMax   = 500 * time.Millisecond // WithRestartBackoff: most the floor grows to
 )
 
 // Option configures Spawn. Options only record values.
@@ -29,6 +30,11 @@ type config struct {
 	args         any
 	hasArgs      bool
 	env          []string
+	environ      []string // WithEnviron: the child's whole environment
+	hasEnviron   bool
+	stdin        func(incarnation uint64) io.Reader // nil: /dev/null
+	life         context.Context                    // WithContext; nil: none
+	hasLife      bool
 	gomaxprocs   int // 0: Go's default
 	dir          string
 	stdout       io.Writer
@@ -73,6 +79,8 @@ func defaultConfig() config {
 
 func (c *config) validate() error {
 	switch {
+	case c.hasLife && c.life == nil:
+		return fmt.Errorf("%w: WithContext(nil)", ErrInvalidOption)
 	case c.gomaxprocs < 0:
 		return fmt.Errorf("%w: WithGOMAXPROCS(%d) must be at least 1", ErrInvalidOption, c.gomaxprocs)
 	case c.startTimeout <= 0:
@@ -101,9 +109,56 @@ func WithName(name string) Option { return func(c *config) { c.name = name } }
 // a registered type, a basic value, or a PID of a parent actor.
 func WithArgs(v any) Option { return func(c *config) { c.args, c.hasArgs = v, true } }
 
-// WithEnv adds "KEY=value" entries to the child's environment (default: the
-// parent's environment).
+// WithEnv adds "KEY=value" entries to the child's environment, after the
+// parent's (default) or after the one given with WithEnviron; as with
+// exec.Cmd, a later entry for a key wins.
 func WithEnv(kv ...string) Option { return func(c *config) { c.env = append(c.env, kv...) } }
+
+// WithEnviron gives the child exactly the environment env ("KEY=value"
+// entries), as exec.Cmd's Env does, instead of the parent's; nil or empty
+// means an empty environment. procactor adds only its own variables: the
+// bootstrap (which Main unsets before the kind's code runs), PROCACTOR_LOG
+// when the parent has it and env does not, and GOMAXPROCS when
+// WithGOMAXPROCS is given. WithEnv entries follow env.
+func WithEnviron(env []string) Option {
+	return func(c *config) { c.environ, c.hasEnviron = append([]string(nil), env...), true }
+}
+
+// WithStdin makes r the first incarnation's stdin; later incarnations (after
+// a restart) read /dev/null, since a reader cannot be read again from its
+// start. An *os.File is passed to the child as it is; any other reader is
+// copied into a pipe by a goroutine, as exec.Cmd does. Default: /dev/null.
+// For a reader per incarnation, use WithStdinFunc.
+func WithStdin(r io.Reader) Option {
+	return func(c *config) {
+		c.stdin = func(inc uint64) io.Reader {
+			if inc == 0 {
+				return r
+			}
+			return nil
+		}
+	}
+}
+
+// WithStdinFunc calls f before each incarnation starts (0 for the first,
+// then 1, 2... after restarts, as Process.Incarnation counts) and makes what
+// it returns that incarnation's stdin; nil means /dev/null. To give every
+// incarnation the parent's terminal: func(uint64) io.Reader { return
+// os.Stdin }. Default: /dev/null.
+func WithStdinFunc(f func(incarnation uint64) io.Reader) Option {
+	return func(c *config) { c.stdin = f }
+}
+
+// WithContext binds the process actor's life to ctx, as exec.CommandContext
+// binds a command's: when ctx is done, the process actor is stopped as by
+// Stop (poison, then SIGTERM, then SIGKILL after the WithStopTimeouts
+// deadlines), with no restart, and its ExitStatus says Stopped. A ctx that
+// is done already fails Spawn with its error. Default: none; the process
+// actor lives until it is stopped or its supervisor gives up. Unlike this
+// one, the ctx given to Spawn bounds only the start.
+func WithContext(ctx context.Context) Option {
+	return func(c *config) { c.life, c.hasLife = ctx, true }
+}
 
 // WithGOMAXPROCS sets the child's GOMAXPROCS (default: Go's, the number of
 // CPUs). A child that serves requests rather than computes in parallel
@@ -113,7 +168,10 @@ func WithEnv(kv ...string) Option { return func(c *config) { c.env = append(c.en
 // the procactor_1p row of the bench).
 func WithGOMAXPROCS(n int) Option { return func(c *config) { c.gomaxprocs = n } }
 
-// WithDir sets the child's working directory (default: the parent's).
+// WithDir sets the child's working directory (default: the parent's). It is
+// checked before each start: a directory that does not exist (or is not a
+// directory) fails the start with ErrStartFailed naming it, wrapping the
+// *fs.PathError.
 func WithDir(dir string) Option { return func(c *config) { c.dir = dir } }
 
 // WithStdout sets where the child's stdout goes (default: inherited, the

@@ -3,6 +3,9 @@ package procnode
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +71,7 @@ type Process struct {
 	rs     *pa.RestartStatistics // handed to the spawner's strategy with each failure; the strategy alone touches it
 
 	adopted atomic.Bool // the spawner counts p.pid among its children
+	unbind  func() bool // stops WithContext's watch; nil without it (set before the supervisor starts)
 
 	mu             sync.Mutex
 	state          procState          // guarded by mu
@@ -78,7 +82,9 @@ type Process struct {
 	started        bool               // first start attempted (guarded by mu)
 	stopping       bool               // we are ending it: no restart (guarded by mu)
 	stage          stopStage          // how hard we asked (guarded by mu)
-	reason         string             // the child's ExitNotice, or why we killed it (guarded by mu)
+	stopFirst      stopStage          // the stage the stop began with (guarded by mu)
+	stopSince      time.Time          // when the stop began (guarded by mu)
+	reason         string             // the child's exitNotice, or why we killed it (guarded by mu)
 	last           *ExitStatus        // guarded by mu
 	lastErr        error              // the last start failure (guarded by mu)
 	failure        string             // the failure the supervisor decided about last (guarded by mu)
@@ -179,6 +185,30 @@ func (p *Process) OSPid() int {
 		return 0
 	}
 	return p.cmd.pid()
+}
+
+// Signal sends sig to the current incarnation of the child, as
+// os.Process.Signal does, and returns ErrNotRunning when none runs (before
+// the first one started, while a restart is pending, after the end): a
+// signal never reaches a process that is gone or a pid reused since. A
+// signal that ends the child is a crash like any other (the spawner's
+// strategy decides; by default the process actor restarts); to end it for
+// good, use Stop, Terminate or Kill, which the ExitStatus then records as
+// the parent's stop.
+func (p *Process) Signal(sig os.Signal) error {
+	p.mu.Lock()
+	c := p.cmd
+	p.mu.Unlock()
+	if c == nil || c.hasExited() {
+		return ErrNotRunning
+	}
+	if err := c.cmd.Process.Signal(sig); err != nil {
+		if errors.Is(err, os.ErrProcessDone) {
+			return ErrNotRunning // it exited meanwhile; os.Process knows it was reaped
+		}
+		return fmt.Errorf("procnode: signal %v: %w", sig, err)
+	}
+	return nil
 }
 
 // Alive reports whether an incarnation of the child is running.

@@ -33,6 +33,12 @@ import (
 // the tests, a goroutine leak check and the check that every helper kind
 // registered here was spawned (an unused one should be removed).
 func TestMain(m *testing.M) {
+	if os.Getenv(roleNoMain) != "" {
+		// A main that forgot procnode.Main: it goes on with its own work
+		// (TestForgottenMain).
+		time.Sleep(time.Minute)
+		os.Exit(0)
+	}
 	procnode.Main()
 	// A race-enabled child sleeps for the race detector's atexit_sleep_ms
 	// (1 s) at every clean exit; the children of these tests need not.
@@ -57,6 +63,9 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// roleNoMain makes the test binary, started as a child, skip procnode.Main.
+const roleNoMain = "PROCNODE_TEST_NO_MAIN"
 
 // Helper kinds are registered with registerKind and spawned with spawnKind,
 // so that TestMain can tell an unused one.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/actor"
@@ -18,13 +17,16 @@ import (
 // process actor is its child in protoactor's supervision tree (it appears in
 // ctx.Children()), and its supervisor strategy decides what a failure means.
 // ctx bounds the start only; the process actor then lives until it is
-// stopped or its supervisor gives up. Spawn blocks the calling actor for the
-// start: from inside an actor, Props spawns without waiting.
+// stopped or its supervisor gives up (WithContext binds its life to a
+// context). Spawn blocks the calling actor for the start: from inside an
+// actor, Props spawns without waiting.
 //
-// Errors: ErrMainNotCalled, ErrNoNode, ErrKindNotRegistered (checked before
-// exec, or reported by another binary), ErrInvalidOption, ErrNameExists,
-// ErrStartFailed (wrapping the cause and, when the child exited, its
-// *ExitError), ctx's error (the child, if any, is killed).
+// Errors: ErrMainNotCalled (this process is a child whose main did not call
+// Main, or the child's main did not), ErrNoNode, ErrKindNotRegistered
+// (checked before exec, or reported by another binary), ErrInvalidOption,
+// ErrNameExists, ErrStartFailed (wrapping the cause and, when the child
+// exited, its *ExitError), ctx's error (the child, if any, is killed), and
+// WithContext's context's error when it is done already.
 func Spawn(ctx context.Context, spawner pa.SpawnerContext, kind string, opts ...Option) (*Process, error) {
 	if err := ctx.Err(); err != nil { // do not fork a child only to kill it
 		return nil, context.Cause(ctx)
@@ -32,6 +34,9 @@ func Spawn(ctx context.Context, spawner pa.SpawnerContext, kind string, opts ...
 	cfg, err := spawnConfig(spawner.ActorSystem(), opts)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.life != nil && cfg.life.Err() != nil { // WithContext's: over before it began
+		return nil, context.Cause(cfg.life)
 	}
 	if cfg.binary == "" {
 		if _, ok := actor.LookupKind(kind); !ok {
@@ -122,6 +127,12 @@ func spawnProcess(ctx context.Context, sys *pa.ActorSystem, id string, parent pa
 	}
 	n.add(p)
 	p.adopted.Store(!wait) // protoactor adds the child once this returns
+	if cfg.life != nil {
+		p.unbind = context.AfterFunc(cfg.life, func() { p.post(evHalt{stage: stageGraceful}) })
+	}
+	if n.halting.Load() { // StopOnSignal's signal came: it ends before it starts
+		p.post(evHalt{stage: stageGraceful})
+	}
 	go p.supervise()
 	p.post(evStart{})
 	if !wait {
@@ -131,6 +142,9 @@ func spawnProcess(ctx context.Context, sys *pa.ActorSystem, id string, parent pa
 	case err := <-p.ready:
 		if err != nil {
 			<-p.ended
+			if cfg.life != nil && cfg.life.Err() != nil {
+				err = fmt.Errorf("%w (WithContext: %w)", err, context.Cause(cfg.life))
+			}
 			return nil, err
 		}
 	case <-ctx.Done():
@@ -152,7 +166,7 @@ func (p *Process) adopt(sys *pa.ActorSystem, id string, parent pa.SpawnerContext
 	p.alias = alias
 	p.parent = parent.Self()
 	p.rs = pa.NewRestartStatistics()
-	p.node.Intercept(p.pid, rootProcess{p})
+	p.node.Node.Intercept(p.pid, rootProcess{p})
 	return nil
 }
 
@@ -171,11 +185,11 @@ func newProcess(n *Node, kind string, cfg config) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	segment := strconv.FormatUint(n.seq.Add(1), 10)
-	link, err := n.ChildLink(segment)
+	link, err := n.childLink()
 	if err != nil {
 		return nil, err
 	}
+	segment := link.Address()[len(n.Address())+1:]
 	link.SetReconnect(cfg.restart)
 	if err := link.Retain(RootID, cfg.retainWindow); err != nil {
 		_ = link.Close(context.Background())

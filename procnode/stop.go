@@ -34,6 +34,18 @@ func (p *Process) stopChild(stage stopStage, idle bool) {
 	if c.hasExited() {
 		return
 	}
+	// waited is how long this escalation has waited out its deadlines;
+	// a stage that cuts a stop in progress short counts from its start.
+	var waited time.Duration
+	if stage > p.firstStage() {
+		waited = p.stopElapsed()
+	}
+	signal := func(sig syscall.Signal) {
+		p.mu.Lock()
+		c.stopSig, c.stopAfter = sig, waited
+		p.mu.Unlock()
+		c.signal(sig)
+	}
 	if stage <= stageStopRoot && p.link.IsUp() {
 		switch {
 		case idle:
@@ -47,13 +59,30 @@ func (p *Process) stopChild(stage stopStage, idle bool) {
 		if wait(p.cfg.stopTimeout) {
 			return
 		}
+		waited += p.cfg.stopTimeout
 	}
 	if stage <= stageTerm {
-		c.signal(syscall.SIGTERM)
+		signal(syscall.SIGTERM)
 		if wait(p.cfg.termTimeout) {
 			return
 		}
+		waited += p.cfg.termTimeout
 	}
-	c.kill()
+	signal(syscall.SIGKILL)
 	<-c.exited
+}
+
+// firstStage is the stage the stop in progress began with.
+func (p *Process) firstStage() stopStage {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopFirst
+}
+
+// stopElapsed is the time since the stop in progress began, to the
+// millisecond.
+func (p *Process) stopElapsed() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Since(p.stopSince).Round(time.Millisecond)
 }

@@ -100,6 +100,11 @@ func (p *Process) handle(ev any) {
 // beginStart starts an incarnation on a goroutine of its own.
 func (p *Process) beginStart() {
 	p.mu.Lock()
+	if p.stopping { // a stop came first (Close, StopOnSignal): nothing to start
+		p.mu.Unlock()
+		p.end()
+		return
+	}
 	p.state = stateStarting
 	p.mu.Unlock()
 	go func() { p.post(evStarted{err: p.start()}) }()
@@ -409,6 +414,7 @@ func (p *Process) beginStop(stage stopStage, byStrategy bool) {
 		return
 	}
 	p.state, p.stopping, p.stage = stateStopping, true, stage
+	p.stopFirst, p.stopSince = stage, time.Now()
 	p.pendingRestart = false
 	p.token++ // no backoff or restart deadline applies any more
 	p.mu.Unlock()
@@ -435,6 +441,9 @@ func (p *Process) end() {
 		c := p.cmd
 		p.mu.Unlock()
 		p.signalReady(fmt.Errorf("%w: ended before it started", ErrStartFailed))
+		if p.unbind != nil {
+			p.unbind()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.termTimeout+time.Second)
 		_ = p.link.Close(ctx)
 		cancel()
@@ -442,7 +451,7 @@ func (p *Process) end() {
 			<-c.reaped
 		}
 		sys := p.node.System()
-		p.node.Release(p.pid)
+		p.node.Node.Release(p.pid)
 		sys.ProcessRegistry.Remove(p.control)
 		if p.alias != nil {
 			sys.ProcessRegistry.Remove(p.alias)
@@ -456,13 +465,15 @@ func (p *Process) end() {
 		}
 		sys.EventStream.Publish(&Exited{PID: p.pid, Status: *st})
 		p.logger().Debug().Stringer("status", st).Msg("child ended")
+		// Done first: who hears of the end through Terminated finds the
+		// Process over (Done closed, Wait returning).
+		close(p.ended)
 		for _, w := range watchers {
 			sendSystem(sys, w, &pa.Terminated{Who: p.pid, Why: why})
 		}
 		if p.parent != nil && p.adopted.Load() {
 			sendSystem(sys, p.parent, &pa.Terminated{Who: p.pid, Why: why})
 		}
-		close(p.ended)
 	})
 }
 

@@ -33,7 +33,9 @@ func init() {
 			control := pa.NewPID(o.Parent, "procactor-control$"+o.VictimSeg)
 			victimAddr := o.Parent + "/" + o.VictimSeg
 			host := pa.NewPID(victimAddr, "procactor-host")
-			c.Send(control, &procnode.ExitNotice{Code: 9, Reason: "forged by a sibling"})
+			// The exit notice type is procnode's own; the guard refuses by
+			// target, whatever the message.
+			c.Send(control, "forged exit notice")
 			c.Stop(host)
 			c.Poison(host)
 			c.Send(pa.NewPID(victimAddr, "procactor-assign"), "take this")

@@ -52,8 +52,11 @@ func TestClusterProcessKind(t *testing.T) {
 		defer func() { t.Logf("%s: %d tries", step, tries) }()
 		for range 20 {
 			tries++
-			r = request[*askResult](t, root, c.ctl(), &clusterReq{Identity: id, Kind: workerKind, Ping: &ping{Text: step}})
-			if r.Err == "" {
+			res, err := root.RequestFuture(c.ctl(), &clusterReq{Identity: id, Kind: workerKind, Ping: &ping{Text: step}}, testTimeout).Result()
+			if err != nil {
+				t.Fatalf("%s: request to C: %v", step, err)
+			}
+			if r = res.(*askResult); r.Err == "" {
 				break
 			}
 		}

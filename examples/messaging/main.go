@@ -1,7 +1,8 @@
-// Command messaging re-creates gipc's infinite_messaging example with process
-// actors: an actor in the parent sends a message to a child process actor
-// every second, and the child prints each one. Ctrl-C (or SIGTERM) stops the
-// sending actor, then the child gracefully, and the program exits 0.
+// Command messaging re-creates gipc's infinite_send_to_child example with
+// process actors: an actor in the parent sends a message to a child process
+// actor every second, and the child prints each one. Ctrl-C (or SIGTERM)
+// stops the child gracefully (Node.StopOnSignal) and the sending actor, and
+// the program exits 0.
 //
 //	go run ./examples/messaging                 # until Ctrl-C
 //	go run ./examples/messaging -count 3 -interval 200ms
@@ -12,13 +13,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"syscall"
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
-	"github.com/procactor/procactor/actor"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/procactor/procactor/procnode"
 )
@@ -35,7 +34,7 @@ type Ack struct{ Seq int }
 func init() {
 	mailbox.RegisterType("examples.messaging.Note", &Note{})
 	mailbox.RegisterType("examples.messaging.Ack", &Ack{})
-	actor.RegisterKind("messaging.printer", func(actor.Args) (*pa.Props, error) {
+	procnode.RegisterKind("messaging.printer", func(procnode.Args) (*pa.Props, error) {
 		return pa.PropsFromProducer(func() pa.Actor { return printer{} }), nil
 	})
 }
@@ -108,11 +107,6 @@ func main() {
 }
 
 func run(interval time.Duration, count int) error {
-	// Ctrl-C reaches the whole foreground process group, but the child runs in
-	// a process group of its own: only the parent sees it, and stops the child.
-	sigCtx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stopSignals()
-
 	n, err := procnode.NewNode()
 	if err != nil {
 		return err
@@ -122,6 +116,10 @@ func run(interval time.Duration, count int) error {
 		defer cancel()
 		n.Close(ctx)
 	}()
+	// Ctrl-C reaches the whole foreground process group, but the child runs in
+	// a process group of its own: only the parent sees it, and stops the child
+	// gracefully. A second Ctrl-C ends the program the usual way.
+	sigCtx := n.StopOnSignal(os.Interrupt, syscall.SIGTERM)
 
 	p, err := procnode.Spawn(sigCtx, n.Root(), "messaging.printer")
 	if err != nil {
@@ -148,8 +146,10 @@ func run(interval time.Duration, count int) error {
 		reason = "interrupted"
 	case <-p.Done():
 		reason = "child ended"
+		if sigCtx.Err() != nil { // the signal stopped it
+			reason = "interrupted"
+		}
 	}
-	stopSignals() // a second Ctrl-C kills us the usual way
 	_ = n.Root().StopFuture(s).Wait()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
-	"github.com/procactor/procactor/actor"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/procactor/procactor/procnode"
 )
@@ -43,7 +42,7 @@ type ClientsDone struct {
 func init() {
 	mailbox.RegisterType("examples.serverclient.RunClients", &RunClients{})
 	mailbox.RegisterType("examples.serverclient.ClientsDone", &ClientsDone{})
-	actor.RegisterKind("serverclient.clients", func(actor.Args) (*pa.Props, error) {
+	procnode.RegisterKind("serverclient.clients", func(procnode.Args) (*pa.Props, error) {
 		return pa.PropsFromProducer(func() pa.Actor { return clients{} }), nil
 	})
 }
@@ -221,6 +220,8 @@ func run(n int, addr string) error {
 		node.Close(ctx)
 	}()
 
+	interrupted := node.StopOnSignal() // Ctrl-C stops the child gracefully
+
 	ctx := context.Background()
 	p, err := procnode.Spawn(ctx, node.Root(), "serverclient.clients", procnode.WithRestart(false))
 	if err != nil {
@@ -230,6 +231,10 @@ func run(n int, addr string) error {
 	// the timeout.
 	res, err := node.Root().RequestFuture(p.PID(), &RunClients{Addr: addr, N: n}, time.Minute).Result()
 	if err != nil {
+		if interrupted.Err() != nil {
+			fmt.Println("interrupted: the child was stopped")
+			return nil
+		}
 		p.Stop(ctx)
 		if st := p.ExitStatus(); st != nil {
 			return fmt.Errorf("child: %w (%v)", err, st)
@@ -249,6 +254,6 @@ func run(n int, addr string) error {
 	if done.Served != n {
 		return fmt.Errorf("%d of %d clients served", done.Served, n)
 	}
-	fmt.Printf("%d clients served within %.3f s.\n", done.Served, done.Seconds)
+	fmt.Printf("%d clients served within %.2f s.\n", done.Served, done.Seconds) // as gipc prints it
 	return p.Wait(ctx)
 }

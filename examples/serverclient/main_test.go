@@ -28,7 +28,7 @@ func TestServerClient(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: exit: %v\nstdout:\n%s\nstderr:\n%s", args, err, out, stderr.Bytes())
 		}
-		re := regexp.MustCompile(`^` + tc.want + ` clients served within \d+\.\d{3} s\.\n$`)
+		re := regexp.MustCompile(`^` + tc.want + ` clients served within \d+\.\d{2} s\.\n$`)
 		if !re.Match(out) {
 			t.Fatalf("%v: stdout %q does not match %s", args, out, re)
 		}

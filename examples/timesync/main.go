@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -20,7 +21,6 @@ import (
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
-	"github.com/procactor/procactor/actor"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/procactor/procactor/procnode"
 )
@@ -41,7 +41,7 @@ func init() {
 	mailbox.RegisterType("examples.timesync.Syn", &Syn{})
 	mailbox.RegisterType("examples.timesync.Ack", &Ack{})
 	mailbox.RegisterType("examples.timesync.ChildClock", &ChildClock{})
-	actor.RegisterKind("timesync.clock", func(actor.Args) (*pa.Props, error) {
+	procnode.RegisterKind("timesync.clock", func(procnode.Args) (*pa.Props, error) {
 		return pa.PropsFromProducer(func() pa.Actor { return clock{} }), nil
 	})
 }
@@ -85,6 +85,8 @@ func (s *syncer) Receive(ctx pa.Context) {
 	case *measure:
 		s.requester, s.round, s.ptime = ctx.Sender(), m.round, 0
 		ctx.Request(s.child, &Syn{Round: m.round})
+	case *pa.DeadLetterResponse: // the Syn found no child: it was stopped
+		ctx.Send(s.requester, &delta{err: errors.New("the child is gone")})
 	case *ChildClock:
 		if m.Round != s.round || s.ptime == 0 {
 			ctx.Send(s.requester, &delta{err: fmt.Errorf("clock of round %d before its ACK", m.Round)})
@@ -120,6 +122,7 @@ func run(rounds, warmup int) error {
 		defer cancel()
 		n.Close(ctx)
 	}()
+	interrupted := n.StopOnSignal() // Ctrl-C stops the child gracefully
 	ctx := context.Background()
 	p, err := procnode.Spawn(ctx, n.Root(), "timesync.clock", procnode.WithRestart(false))
 	if err != nil {
@@ -130,13 +133,17 @@ func run(rounds, warmup int) error {
 	deltas := make([]time.Duration, 0, rounds)
 	for r := 1; r <= warmup+rounds; r++ {
 		res, err := n.Root().RequestFuture(s, &measure{round: r}, 10*time.Second).Result()
+		if err == nil && res.(*delta).err != nil {
+			err = res.(*delta).err
+		}
+		if interrupted.Err() != nil {
+			fmt.Println("interrupted: the child was stopped")
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("round %d: %w", r, err)
 		}
 		d := res.(*delta)
-		if d.err != nil {
-			return fmt.Errorf("round %d: %w", r, d.err)
-		}
 		if r > warmup {
 			deltas = append(deltas, d.d)
 		}

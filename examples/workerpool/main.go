@@ -202,7 +202,7 @@ func (p *pool) killWorker(w int) {
 		return
 	}
 	fmt.Printf("killing worker %d (pid %d) with jobs queued\n", w+1, proc.OSPid())
-	_ = syscall.Kill(proc.OSPid(), syscall.SIGKILL)
+	_ = proc.Signal(syscall.SIGKILL) // to the current incarnation, whatever its pid
 }
 
 // HandleFailure makes the pool the supervisor strategy of its workers: a
@@ -271,16 +271,29 @@ func run(nworkers, njobs, iterations, crash, kill int) error {
 		fmt.Printf("job %2d on worker %d (pid %d): sha256^%d(%q) = %s…\n",
 			o.job.ID, o.worker+1, o.res.OSPid, iterations, o.job.Seed, o.res.Digest[:16])
 	}
+	interrupted := n.StopOnSignal() // Ctrl-C stops the workers gracefully
 	poolPID := n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor {
 		return &pool{nworkers: nworkers, depth: 3, timeout: time.Minute}
 	}))
 	start := time.Now()
-	res, err := n.Root().RequestFuture(poolPID, &runJobs{jobs: jobs, kill: kill, print: print, node: n}, 10*time.Minute).Result()
-	if err != nil {
-		return err
+	f := n.Root().RequestFuture(poolPID, &runJobs{jobs: jobs, kill: kill, print: print, node: n}, 10*time.Minute)
+	answer := make(chan *report, 1)
+	go func() {
+		res, _ := f.Result()
+		rep, _ := res.(*report)
+		answer <- rep
+	}()
+	var rep *report
+	select {
+	case rep = <-answer:
+		if rep == nil {
+			return errors.New("the pool did not answer")
+		}
+	case <-interrupted.Done():
+		fmt.Println("interrupted: the workers were stopped")
+		return nil
 	}
 	elapsed := time.Since(start)
-	rep := res.(*report)
 
 	done, failed, lost := 0, 0, 0
 	var unexpected []string
