@@ -27,4 +27,6 @@ var (
 	ErrStartFailed = errors.New("procnode: child failed to start")
 	// ErrNotChild: the call only makes sense inside a child process.
 	ErrNotChild = errors.New("procnode: not a child process")
+	// ErrNodeClosed: the node was closed (ServeDebug, RegisterMetrics).
+	ErrNodeClosed = errors.New("procnode: node closed")
 )

@@ -17,6 +17,9 @@ type Node struct {
 	mu    sync.Mutex
 	procs map[*Process]struct{} // live child processes (guarded by mu)
 	byPID map[pidKey]*Process   // the same, by PID and by name (guarded by mu)
+	// extras are debug servers and metric registrations, closed with the
+	// node (see debug.go).
+	extras nodeExtras
 }
 
 // RootAddress is the address of a root node made by NewNode.
@@ -38,6 +41,7 @@ func NewNode(opts ...actor.NodeOption) (*Node, error) {
 func register(an *actor.Node) *Node {
 	n := &Node{Node: an, procs: make(map[*Process]struct{}), byPID: make(map[pidKey]*Process)}
 	nodes.Store(an.System(), n)
+	n.serveSnapshots()
 	return n
 }
 
@@ -52,6 +56,7 @@ func nodeOf(sys *pa.ActorSystem) *Node {
 // stop deadlines, all at once; a child stops its own children first), then
 // closes the node's links and actor system. Bounded by ctx.
 func (n *Node) Close(ctx context.Context) error {
+	n.extras.close()
 	n.stopProcs(ctx)
 	err := n.Node.Close(ctx)
 	nodes.Delete(n.System())
