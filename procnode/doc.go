@@ -53,6 +53,19 @@
 // reads or writes a message of the user's, and it never puts a byte of the
 // protocol on stdout or stderr.
 //
+// # Introspection
+//
+// Node.Snapshot returns the process tree as plain data: each process
+// actor's state, OS pid, incarnation, restarts, uptime and last exit, its
+// link's traffic per lane and its queues, its RSS and CPU time, and each
+// child's own snapshot, asked over its link with a deadline (a child that
+// does not answer is shown as such). Node.ServeDebug, off unless called and
+// on loopback by default, serves it read-only as JSON with a page that
+// draws the tree and refreshes itself (Node.DebugHandler mounts the same in
+// the program's own server); cmd/proctree shows it in a terminal.
+// Node.RegisterMetrics exports it through the user's OpenTelemetry
+// MeterProvider.
+//
 // # Failure
 //
 // When a child crashes (a panic that escapes its root actor, os.Exit, a
