@@ -12,9 +12,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
-// points collects once and returns every int64 and float64 data point of
+// metricPoints collects once and returns every int64 and float64 data point of
 // procnode's meter, by metric name.
-func points(t *testing.T, r *sdkmetric.ManualReader) map[string][]metricdata.DataPoint[float64] {
+func metricPoints(t *testing.T, r *sdkmetric.ManualReader) map[string][]metricdata.DataPoint[float64] {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
 	if err := r.Collect(context.Background(), &rm); err != nil {
@@ -50,9 +50,9 @@ func points(t *testing.T, r *sdkmetric.ManualReader) map[string][]metricdata.Dat
 	return out
 }
 
-// value returns the value of the point of name whose attributes include
+// metricValue returns the value of the point of name whose attributes include
 // want, and whether there is one.
-func value(ps map[string][]metricdata.DataPoint[float64], name string, want ...attribute.KeyValue) (float64, bool) {
+func metricValue(ps map[string][]metricdata.DataPoint[float64], name string, want ...attribute.KeyValue) (float64, bool) {
 next:
 	for _, p := range ps[name] {
 		for _, kv := range want {
@@ -86,10 +86,10 @@ func TestMetrics(t *testing.T) {
 	peer := attribute.String("procactor.peer", p.Address())
 	user := attribute.String("procactor.lane", "user")
 	var ps map[string][]metricdata.DataPoint[float64]
-	until(t, "two requests and their replies counted", func() bool {
-		ps = points(t, reader)
-		out, _ := value(ps, procnode.MetricLinkMessages, peer, user, attribute.String("procactor.direction", "out"))
-		in, _ := value(ps, procnode.MetricLinkMessages, peer, user, attribute.String("procactor.direction", "in"))
+	snapWait(t, "two requests and their replies counted", func() bool {
+		ps = metricPoints(t, reader)
+		out, _ := metricValue(ps, procnode.MetricLinkMessages, peer, user, attribute.String("procactor.direction", "out"))
+		in, _ := metricValue(ps, procnode.MetricLinkMessages, peer, user, attribute.String("procactor.direction", "in"))
 		return out >= 2 && in >= 2
 	})
 	for _, c := range []struct {
@@ -106,17 +106,17 @@ func TestMetrics(t *testing.T) {
 		{procnode.MetricProcessGoroutines, []attribute.KeyValue{child}, func(v float64) bool { return v > 0 }},
 		{procnode.MetricSnapshotUnanswered, []attribute.KeyValue{attribute.String("procactor.address", procnode.RootAddress)}, func(v float64) bool { return v == 0 }},
 	} {
-		if v, ok := value(ps, c.name, c.attrs...); !ok || !c.ok(v) {
+		if v, ok := metricValue(ps, c.name, c.attrs...); !ok || !c.ok(v) {
 			t.Errorf("%s %v: got %v (present %v)", c.name, c.attrs, v, ok)
 		}
 	}
 	if runtime.GOOS == "linux" {
 		for _, addr := range []string{procnode.RootAddress, p.Address()} {
 			a := attribute.String("procactor.address", addr)
-			if v, ok := value(ps, procnode.MetricProcessRSS, a); !ok || v <= 0 {
+			if v, ok := metricValue(ps, procnode.MetricProcessRSS, a); !ok || v <= 0 {
 				t.Errorf("%s of %s: %v, %v", procnode.MetricProcessRSS, addr, v, ok)
 			}
-			if _, ok := value(ps, procnode.MetricProcessCPUTime, a, attribute.String("cpu.mode", "user")); !ok {
+			if _, ok := metricValue(ps, procnode.MetricProcessCPUTime, a, attribute.String("cpu.mode", "user")); !ok {
 				t.Errorf("%s of %s missing", procnode.MetricProcessCPUTime, addr)
 			}
 		}
@@ -125,7 +125,7 @@ func TestMetrics(t *testing.T) {
 	if err := reg.Unregister(); err != nil {
 		t.Fatal(err)
 	}
-	if ps := points(t, reader); len(ps) != 0 {
+	if ps := metricPoints(t, reader); len(ps) != 0 {
 		t.Fatalf("after Unregister: %d metrics still reported", len(ps))
 	}
 	if err := n.Close(testCtx(t)); err != nil {

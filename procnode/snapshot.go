@@ -162,8 +162,10 @@ func init() {
 // not answer in time is shown with TreeError set. Each child gets three
 // quarters of the time left for its own children, so that a slow
 // grandchild shows up as such in its parent's answer. Its cost: one
-// request per child over its link (in parallel) and a read of /proc per
-// process; the bench's snapshot_8 row measures it on a tree of 8 children.
+// request per child over its link (in parallel; the request and its answer
+// are counted in the link's traffic like any message) and a read of /proc
+// per process; the bench's snapshot_8 row measures it on a tree of 8
+// children.
 func (n *Node) Snapshot(ctx context.Context) Snapshot {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

@@ -15,8 +15,8 @@ import (
 	"github.com/procactor/procactor/procnode"
 )
 
-// until polls cond, bounded, for states that have no event to wait on.
-func until(t *testing.T, what string, cond func() bool) {
+// snapWait polls cond, bounded, for states that have no event to wait on.
+func snapWait(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
@@ -36,7 +36,7 @@ func snapshotTree(t *testing.T, n *procnode.Node) (first, second *procnode.Proce
 	first = spawn(t, n, "test.echo")
 	second = spawn(t, n, "test.echo", procnode.WithName("second"))
 	n.Root().Send(first.PID(), "panic") // the default strategy restarts the root actor in the child
-	until(t, "the restart of the first child's root actor", func() bool { return first.Restarts() == 1 })
+	snapWait(t, "the restart of the first child's root actor", func() bool { return first.Restarts() == 1 })
 	// After the restart: restarting an actor stops its children.
 	gc, ok := request(t, n, first.PID(), "grandchild").(*pa.PID)
 	if !ok {
@@ -59,7 +59,7 @@ func TestSnapshotTree(t *testing.T) {
 	var s procnode.Snapshot
 	// The link counts a batch once its write has returned and a frame once
 	// it is delivered: the last reply may still be on its way into them.
-	until(t, "the second child's link to count 3 requests and 3 replies", func() bool {
+	snapWait(t, "the second child's link to count 3 requests and 3 replies", func() bool {
 		s = n.Snapshot(testCtx(t))
 		return len(s.Children) == 2 && s.Children[1].Link.User.MsgsOut >= 3 && s.Children[1].Link.User.MsgsIn >= 3
 	})
@@ -130,7 +130,7 @@ func TestSnapshotChildNotAnswering(t *testing.T) {
 	}
 	t.Cleanup(resume)
 	if runtime.GOOS == "linux" { // SIGSTOP takes effect when the child is next scheduled
-		until(t, "the child to stop", func() bool {
+		snapWait(t, "the child to stop", func() bool {
 			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.OSPid()))
 			_, rest, _ := strings.Cut(string(b), ") ")
 			return err == nil && strings.HasPrefix(rest, "T")
@@ -153,7 +153,7 @@ func TestSnapshotChildNotAnswering(t *testing.T) {
 		t.Errorf("stopped child's /proc state %q; want T", c.Proc.State)
 	}
 	resume()
-	until(t, "the child to answer again", func() bool {
+	snapWait(t, "the child to answer again", func() bool {
 		s := n.Snapshot(testCtx(t))
 		return len(s.Children) == 1 && s.Children[0].Tree != nil
 	})
@@ -165,7 +165,7 @@ func TestSnapshotNotUp(t *testing.T) {
 	n := newNode(t)
 	p := spawn(t, n, "test.echo", procnode.WithRestartBackoff(time.Minute, time.Minute))
 	killPid(t, p.OSPid())
-	until(t, "the crash to be seen", func() bool { return p.State() == "restarting" })
+	snapWait(t, "the crash to be seen", func() bool { return p.State() == "restarting" })
 	s := n.Snapshot(testCtx(t))
 	c := s.Children[0]
 	if c.State != "restarting" || c.Tree != nil || !strings.Contains(c.TreeError, "not asked") || c.LastExit == nil ||
