@@ -18,7 +18,7 @@ import (
 // debug endpoint it prints while it runs, and checks its summary.
 func TestObserve(t *testing.T) {
 	bin := exampletest.Build(t, "observe")
-	cmd := exampletest.Command(t, bin, "-for", "4s", "-rate", "100", "-crash", "60")
+	cmd := exampletest.Command(t, bin, "-for", "6s", "-rate", "100", "-crash", "100")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -37,27 +37,27 @@ func TestObserve(t *testing.T) {
 		t.Fatalf("first line %q; want the debug page's URL", lines.Text())
 	}
 
-	// While it runs: the whole tree, a restart of n/1's root actor and one
-	// of n/2's process.
+	// While it runs: the whole tree, the grandchild included (the restarts
+	// are checked in the summary, which the program takes from a snapshot
+	// as it ends).
 	var s procnode.Snapshot
 	deadline := time.Now().Add(time.Minute)
 	for {
 		if time.Now().After(deadline) {
-			t.Fatalf("the tree never showed both kinds of restart: %+v", s)
+			t.Fatalf("the endpoint never showed the whole tree: %+v", s)
 		}
 		s = procnode.Snapshot{}
 		if res, err := http.Get(url + "snapshot.json"); err == nil {
 			_ = json.NewDecoder(res.Body).Decode(&s)
 			res.Body.Close()
 		}
-		if len(s.Children) == 3 && s.Children[0].Restarts > 0 && s.Children[1].Incarnation > 0 &&
-			s.Children[2].Tree != nil && len(s.Children[2].Tree.Children) == 1 {
+		if len(s.Children) == 3 && s.Children[2].Tree != nil && len(s.Children[2].Tree.Children) == 1 {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
-	if c := s.Children[0]; c.Address != "n/1" || c.Name != "restarts-in-place" || c.Incarnation != 0 {
-		t.Errorf("n/1: %+v; want its root actor restarted in the same process", c)
+	if c := s.Children[0]; c.Address != "n/1" || c.Name != "restarts-in-place" || c.Kind != "observe.worker" {
+		t.Errorf("n/1: %+v", c)
 	}
 	if gc := s.Children[2].Tree.Children[0]; gc.Address != "n/3/1" || gc.Kind != "observe.worker" {
 		t.Errorf("grandchild: %+v; want n/3/1 observe.worker", gc)
