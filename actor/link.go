@@ -46,6 +46,7 @@ type Link struct {
 	ret        retention                     // what the peer has not acknowledged (guarded by mu)
 	ackc       atomic.Pointer[ackCounter]    // counts what the peer retains; nil unless AckFor
 	caps       atomic.Pointer[capabilities]  // what an untrusted peer was given; nil: trusted
+	counts     linkCounts                    // traffic of past streams, dead letters (see linkstats.go)
 	watches    map[pidKey]map[pidKey]*pa.PID // out: watchee behind the link → watchers (guarded by mu)
 	watchedBy  map[pidKey]map[pidKey]*pa.PID // in: watchee on this side → watchers behind the link (guarded by mu)
 	inflight   map[pidKey]inflight           // futures awaiting an answer through this link (guarded by mu)
@@ -169,6 +170,9 @@ type LinkStats struct {
 	HeldBytes     int    // their encoded size (redelivered ones excepted)
 	Retained      int    // messages sent to the retained actor, not yet acknowledged
 	RetainedBytes int    // their encoded size
+
+	// Traffic and queues: see linkstats.go.
+	LinkTraffic
 }
 
 // Stats returns a snapshot of the link's tables.
@@ -183,6 +187,7 @@ func (l *Link) Stats() LinkStats {
 	for _, ws := range l.watchedBy {
 		s.WatchedBy += len(ws)
 	}
+	s.LinkTraffic = l.trafficLocked()
 	return s
 }
 
@@ -595,6 +600,7 @@ func (l *Link) forgetVia(via *Link) {
 // deadLetter accounts for a message that cannot cross the link (see
 // Node.deadLetter).
 func (l *Link) deadLetter(env *mailbox.Envelope, reason error) {
+	l.counts.deadLetters.Add(1)
 	l.node.deadLetter(l.addr, env, reason)
 }
 
@@ -636,6 +642,7 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 	}
 	l.ep = nil
 	l.flushing = false
+	l.counts.retireLocked(ep)
 	if l.state == linkUp {
 		if l.reconnect {
 			l.state = linkDown
@@ -895,6 +902,7 @@ func (l *Link) deliverSystem(env *mailbox.Envelope) {
 // protoactor sends across nodes, or lacks its PIDs: a log line and a dead
 // letter, never a delivery.
 func (l *Link) refuseSystem(target *pa.PID, msg any) {
+	l.counts.deadLetters.Add(1)
 	l.node.log.Warn().Err(ErrBadSystemMessage).Str("peer", l.addr).Str("target", pidString(target)).
 		Str("type", fmt.Sprintf("%T", msg)).Msg("dead letter: system message refused")
 	l.node.system.EventStream.Publish(&pa.DeadLetterEvent{PID: target, Message: &Undeliverable{Message: msg, Reason: ErrBadSystemMessage}})

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) {
 var tinyBudget = budget{
 	rttWarmup: 20, rttIters: 300, rttMaxTime: time.Second, rttMinIters: 100,
 	onewayTime: 20 * time.Millisecond, onewayMaxMsgs: 100_000,
-	largeSends: 1, spawnSamples: 2,
+	largeSends: 1, spawnSamples: 2, snapshotCalls: 20,
 }
 
 func TestHarnessRawSystems(t *testing.T) {
@@ -144,6 +145,42 @@ func checkJSONShape(t *testing.T, rep *report) {
 	}
 }
 
+// TestHarnessSnapshot: snapshot_8 times procactor's Node.Snapshot over a
+// tree of 8 children, with the CPU it cost and its ratio to a round trip;
+// the systems without one are n/a, not failures.
+func TestHarnessSnapshot(t *testing.T) {
+	opts := options{reps: 1, systems: []string{"raw_pipe", "procactor", "procactor_1p"}, scenarios: []string{"snapshot_8"}, budget: &tinyBudget}
+	rep, err := runBench(context.Background(), opts, io.Discard)
+	if err != nil {
+		t.Fatalf("runBench: %v", err)
+	}
+	if n := liveChildren.count(); n != 0 {
+		t.Errorf("%d children still tracked after the run; want 0", n)
+	}
+	o := rep.outcomes[cellKey{"snapshot_8", "procactor"}][0]
+	if o.err != nil || o.na != "" {
+		t.Fatalf("procactor snapshot_8: err %v, n/a %q", o.err, o.na)
+	}
+	if m := o.m; !(m.p50us > 0 && m.p50us <= m.p99us && m.perRTT > 0) || (runtime.GOOS == "linux" && m.cpuUs <= 0) {
+		t.Errorf("procactor snapshot_8: %+v; want 0 < p50 <= p99, a ratio to the round trip, CPU on Linux", m)
+	}
+	for _, sys := range []string{"raw_pipe", "procactor_1p"} {
+		if o := rep.outcomes[cellKey{"snapshot_8", sys}][0]; o.na == "" {
+			t.Errorf("%s snapshot_8: %+v; want n/a", sys, o)
+		}
+	}
+	if nodes, err := procactorNode(); err != nil || len(nodes.Processes()) != 0 {
+		t.Errorf("children left on the bench's node: %v", err)
+	}
+	var table bytes.Buffer
+	writeTable(&table, rep)
+	for _, want := range []string{"snapshot_8", "cpu µs", "×rtt", "n/a: measured on procactor"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+}
+
 func TestMedian(t *testing.T) {
 	for _, tt := range []struct {
 		in   []float64
@@ -246,7 +283,7 @@ func TestSelectScenarios(t *testing.T) {
 	}{
 		{[]string{"fanout"}, false, "fanout_1,fanout_2,fanout_4,fanout_8"},
 		{[]string{"spawn_cold", "rtt_64b"}, false, "rtt_64b,spawn_cold"},
-		{nil, true, "rtt_64b,oneway_64b,oneway_struct,large_64m,fanout_4,spawn_cold,spawn_warm"},
+		{nil, true, "rtt_64b,oneway_64b,oneway_struct,large_64m,fanout_4,spawn_cold,spawn_warm,snapshot_8"},
 	} {
 		scs, err := selectScenarios(tt.names, tt.quick)
 		if err != nil {

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"syscall"
+	"time"
 )
 
 // childSysProcAttr returns the attributes of every child: a process group of its
@@ -17,4 +18,9 @@ func childSysProcAttr() *syscall.SysProcAttr {
 // setPipeSize fails: only Linux can resize a pipe.
 func setPipeSize(fd uintptr, size int) error {
 	return errors.New("F_SETPIPE_SZ is Linux-only")
+}
+
+// processCPU fails: it reads Linux's /proc.
+func processCPU(int) (time.Duration, error) {
+	return 0, errors.New("per-process CPU time is read from Linux's /proc")
 }

@@ -151,6 +151,9 @@ func describe(sc scenario) string {
 			return "a pre-started peer taken from a pool to its first reply (64 B request), median; ×spawn_cold is the same system's cold start"
 		}
 		return "start of a peer to its first reply (64 B request), median"
+	case kindSnapshot:
+		return fmt.Sprintf("a snapshot of the parent's tree of %d peers, each asked over its link; "+
+			"µs per call, CPU µs per call (parent and peers), p50 over a 64 B round trip's p50", sc.peers)
 	}
 	return ""
 }
@@ -179,6 +182,10 @@ func columnName(mt metric) string {
 		return "MB/s"
 	case "p50_ms":
 		return "p50 ms"
+	case "cpu_us":
+		return "cpu µs"
+	case "per_rtt":
+		return "×rtt"
 	}
 	return mt.field
 }
@@ -198,7 +205,7 @@ func formatValue(mt metric, v float64) string {
 		return fmt.Sprintf("%.0f", v)
 	case "mb_per_s":
 		return fmt.Sprintf("%.0f", v)
-	case "p50_ms":
+	case "p50_ms", "per_rtt":
 		return fmt.Sprintf("%.2f", v)
 	}
 	return fmt.Sprintf("%.1f", v)
@@ -264,6 +271,7 @@ type jsonSettings struct {
 	OnewaySeconds  float64  `json:"oneway_target_s"`
 	LargeSends     int      `json:"large_sends"`
 	SpawnSamples   int      `json:"spawn_samples"`
+	SnapshotCalls  int      `json:"snapshot_calls"`
 	ElapsedSeconds float64  `json:"elapsed_s"`
 }
 
@@ -277,6 +285,8 @@ type jsonResult struct {
 	MsgsPerS *float64 `json:"msgs_per_s,omitempty"`
 	MBPerS   *float64 `json:"mb_per_s,omitempty"`
 	P50ms    *float64 `json:"p50_ms,omitempty"`
+	CPUus    *float64 `json:"cpu_us,omitempty"`
+	PerRTT   *float64 `json:"per_rtt,omitempty"`
 	NA       string   `json:"na,omitempty"`
 	Error    string   `json:"error,omitempty"`
 	// Reps is the number of successful repetitions behind the figures.
@@ -300,7 +310,7 @@ func buildJSON(rep *report) jsonReport {
 			Quick: rep.opts.quick, Reps: rep.opts.reps,
 			Baseline: baselineSystem, Subject: subjectSystem, Systems: rep.systems,
 			RTTIterations: rep.budget.rttIters, OnewaySeconds: rep.budget.onewayTime.Seconds(),
-			LargeSends: rep.budget.largeSends, SpawnSamples: rep.budget.spawnSamples,
+			LargeSends: rep.budget.largeSends, SpawnSamples: rep.budget.spawnSamples, SnapshotCalls: rep.budget.snapshotCalls,
 			ElapsedSeconds: rep.elapsed.Seconds(),
 		},
 		Results:     []jsonResult{},
@@ -314,6 +324,7 @@ func buildJSON(rep *report) jsonReport {
 			fields := map[string]**float64{
 				"p50_us": &r.P50us, "p99_us": &r.P99us, "p999_us": &r.P999us,
 				"msgs_per_s": &r.MsgsPerS, "mb_per_s": &r.MBPerS, "p50_ms": &r.P50ms,
+				"cpu_us": &r.CPUus, "per_rtt": &r.PerRTT,
 			}
 			for f, v := range cs.values {
 				*fields[f] = &v

@@ -15,12 +15,13 @@ import (
 type kind int
 
 const (
-	kindRTT     kind = iota // sequential request/response; latency percentiles
-	kindOneway              // pipelined one-way []byte payloads; msgs/s
-	kindRecords             // pipelined one-way Records; msgs/s
-	kindLarge               // one large message, acknowledged; MB/s
-	kindFanout              // one-way to several peers at once; aggregate msgs/s
-	kindSpawn               // start of a peer to its first reply; ms
+	kindRTT      kind = iota // sequential request/response; latency percentiles
+	kindOneway               // pipelined one-way []byte payloads; msgs/s
+	kindRecords              // pipelined one-way Records; msgs/s
+	kindLarge                // one large message, acknowledged; MB/s
+	kindFanout               // one-way to several peers at once; aggregate msgs/s
+	kindSpawn                // start of a peer to its first reply; ms
+	kindSnapshot             // a snapshot of the parent's tree of peers; µs and CPU µs per call
 )
 
 // scenario is one row group of the table.
@@ -57,6 +58,7 @@ var scenarios = []scenario{
 	{name: "fanout_8", kind: kindFanout, size: 64, peers: 8},
 	{name: "spawn_cold", kind: kindSpawn, size: 64, quick: true},
 	{name: "spawn_warm", kind: kindSpawn, size: 64, quick: true, warm: true, relativeTo: "spawn_cold"},
+	{name: "snapshot_8", kind: kindSnapshot, size: 64, peers: 8, quick: true},
 }
 
 // maxMessage returns the largest payload the scenario sends.
@@ -82,6 +84,10 @@ type budget struct {
 	largeSends int
 	// spawnSamples is the number of timed starts per cell, after one untimed.
 	spawnSamples int
+	// snapshotCalls is the number of timed snapshots per cell, after
+	// snapshotCalls/10 untimed; as many requests measure the round trip
+	// they are compared with.
+	snapshotCalls int
 }
 
 // fullBudget keeps a full run under 10 minutes on a 2-core machine; quickBudget
@@ -90,12 +96,12 @@ var (
 	fullBudget = budget{
 		rttWarmup: 1000, rttIters: 20000, rttMaxTime: 4 * time.Second, rttMinIters: 2000,
 		onewayTime: 500 * time.Millisecond, onewayMaxMsgs: 2_000_000,
-		largeSends: 3, spawnSamples: 15,
+		largeSends: 3, spawnSamples: 15, snapshotCalls: 500,
 	}
 	quickBudget = budget{
 		rttWarmup: 200, rttIters: 3000, rttMaxTime: time.Second, rttMinIters: 500,
 		onewayTime: 150 * time.Millisecond, onewayMaxMsgs: 500_000,
-		largeSends: 1, spawnSamples: 5,
+		largeSends: 1, spawnSamples: 5, snapshotCalls: 100,
 	}
 )
 
@@ -105,6 +111,10 @@ type measurement struct {
 	p50us, p99us, p999us float64
 	msgsPerS, mbPerS     float64
 	p50ms                float64
+	// cpuUs is the CPU time per call of a snapshot, parent and children
+	// (kindSnapshot); perRTT its p50 over the p50 of a request's round trip
+	// to one of the same children, measured in the same cell.
+	cpuUs, perRTT float64
 	// hist holds the round-trip times in ns (kindRTT).
 	hist *hdrhistogram.Histogram
 }
@@ -122,6 +132,14 @@ func measure(ctx context.Context, sys system, sc scenario, b budget) (measuremen
 	}
 	if sc.kind == kindSpawn {
 		return measureSpawn(ctx, sys, cfg, sc.size, b)
+	}
+	snap, canSnap := sys.(snapshotter)
+	if sc.kind == kindSnapshot && (!canSnap || snap.snapshotNA() != "") {
+		reason := "no snapshot of its tree"
+		if canSnap {
+			reason = snap.snapshotNA()
+		}
+		return measurement{}, notApplicable(reason)
 	}
 	peers := max(sc.peers, 1)
 	links := make([]link, 0, peers)
@@ -154,6 +172,8 @@ func measure(ctx context.Context, sys system, sc scenario, b budget) (measuremen
 		m.msgsPerS, err = measureStream(ctx, b, func(n int) error { return links[0].onewayRecords(r, n) }, 1)
 	case kindLarge:
 		m.mbPerS, err = measureLarge(ctx, links[0], sc.size, b)
+	case kindSnapshot:
+		m, err = measureSnapshot(ctx, snap, links, sc.size, b)
 	default:
 		err = fmt.Errorf("scenario %s: unknown kind %d", sc.name, sc.kind)
 	}

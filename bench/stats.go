@@ -46,6 +46,13 @@ func (sc scenario) metrics() []metric {
 		return []metric{{field: "mb_per_s", higherIsBetter: true, get: func(m measurement) float64 { return m.mbPerS }}}
 	case kindSpawn:
 		return []metric{{label: "p50", field: "p50_ms", get: func(m measurement) float64 { return m.p50ms }}}
+	case kindSnapshot:
+		return []metric{
+			{label: "p50", field: "p50_us", get: func(m measurement) float64 { return m.p50us }},
+			{label: "p99", field: "p99_us", get: func(m measurement) float64 { return m.p99us }},
+			{label: "cpu", field: "cpu_us", get: func(m measurement) float64 { return m.cpuUs }},
+			{label: "per_rtt", field: "per_rtt", get: func(m measurement) float64 { return m.perRTT }},
+		}
 	}
 	return nil
 }

@@ -187,3 +187,32 @@ func (l *procactorLink) close() error {
 	}
 	return l.p.Wait(ctx)
 }
+
+var _ snapshotter = procactorSystem{}
+
+// snapshotNA: the variants differ from procactor in their child only, which
+// answers a snapshot with the same code; one row is enough.
+func (s procactorSystem) snapshotNA() string {
+	if s.sysName != subjectSystem {
+		return "measured on " + subjectSystem
+	}
+	return ""
+}
+
+// snapshot takes the shared node's Snapshot: the cell's peers are its only
+// children (every cell stops its peers before the next starts).
+func (s procactorSystem) snapshot(ctx context.Context) ([]int, error) {
+	node, err := procactorNode()
+	if err != nil {
+		return nil, err
+	}
+	snap := node.Snapshot(ctx)
+	pids := make([]int, 0, len(snap.Children))
+	for _, c := range snap.Children {
+		if c.Tree == nil {
+			return nil, fmt.Errorf("snapshot: child %s did not answer: %s", c.Address, c.TreeError)
+		}
+		pids = append(pids, c.OSPid)
+	}
+	return pids, nil
+}

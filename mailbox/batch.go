@@ -25,6 +25,10 @@ type batch struct {
 	goodbye     bool // ends with a goodbye frame: the writer stops after it
 	msgs        int
 	lastSize    int // encoded length of the message appended last, prefix included
+	// msgBytes counts the bytes of the batch's messages, sysMsgs and
+	// sysBytes those on the system lane, for the endpoint's Traffic once
+	// the batch is written.
+	msgBytes, sysMsgs, sysBytes int
 }
 
 type externSeg struct {
@@ -50,6 +54,7 @@ func (b *batch) reset() {
 	clear(b.extern) // drop references to callers' slices
 	b.extern = b.extern[:0]
 	b.frameAt, b.frameLen, b.externBytes, b.off, b.goodbye, b.msgs = -1, 0, 0, 0, false, 0
+	b.msgBytes, b.sysMsgs, b.sysBytes = 0, 0, 0
 }
 
 func (b *batch) closeFrame() {
@@ -106,6 +111,11 @@ func (b *batch) appendEnvelope(enc *encoder, env *Envelope, maxFrame int) error 
 	b.frameLen += msgPrefixSize + msgLen
 	b.msgs++
 	b.lastSize = msgPrefixSize + msgLen
+	b.msgBytes += b.lastSize
+	if env.Lane == LaneSystem {
+		b.sysMsgs++
+		b.sysBytes += b.lastSize
+	}
 	return nil
 }
 
@@ -168,6 +178,8 @@ type outbox struct {
 	numbered  uint64 // numbered messages queued so far (SendNumbered; guarded by mu)
 	enc       *encoder
 	ack       acker
+	sent      laneCounts    // what has been written (Traffic)
+	writes    atomic.Uint64 // writes that carried messages (Traffic)
 
 	userMax   int
 	userBytes int
@@ -341,6 +353,7 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 		o.inflight, o.owner = b, ownerWriter // the writer meets the error again and reports it
 	case b.off == len(b.buf):
 		o.lastWrite = monotonic()
+		o.sentBatch(b)
 		o.recycleLocked(b)
 		o.owner = ownerNone
 		ring = !o.cur.empty()
@@ -447,6 +460,7 @@ func (o *outbox) run() error {
 			o.mu.Unlock()
 			return err
 		}
+		o.sentBatch(b)
 		if b.goodbye {
 			o.mu.Unlock()
 			return nil

@@ -90,6 +90,9 @@ type Endpoint struct {
 	errOnce    sync.Once
 	err        error // first reason the link ended; written once by errOnce
 	done       chan struct{}
+
+	recv        laneCounts    // what the reader has handed over (Traffic)
+	deadLetters atomic.Uint64 // messages handed to Handler.DeadLetter (Traffic)
 }
 
 // NewEndpoint makes an endpoint over conn, which it owns from now on (Close
@@ -376,6 +379,13 @@ func (e *Endpoint) readLoop() {
 }
 
 func (e *Endpoint) deliverFrame(body []byte, owned bool, env *Envelope) error {
+	// Counted once per frame (Traffic): every message, and the system
+	// lane's apart; the user lane's are the rest.
+	var n, sys, sysBytes uint64
+	defer func(size int) {
+		all := uint64(size - len(body))
+		e.recv.add(&[2]uint64{n - sys, sys}, &[2]uint64{all - sysBytes, sysBytes})
+	}(len(body))
 	for len(body) > 0 {
 		msg, rest, err := nextMessage(body)
 		if err != nil {
@@ -385,6 +395,14 @@ func (e *Endpoint) deliverFrame(body []byte, owned bool, env *Envelope) error {
 		bad, fatal := e.dec.decodeEnvelope(msg, owned, env)
 		if fatal != nil {
 			return fatal
+		}
+		n++
+		if env.Lane == LaneSystem {
+			sys++
+			sysBytes += uint64(msgPrefixSize + len(msg))
+		}
+		if bad != nil {
+			e.deadLetters.Add(1)
 		}
 		e.hand(env, bad)
 		if e.failed.Load() {

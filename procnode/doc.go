@@ -103,6 +103,19 @@
 // Node.ChildLink refuses those numbers, so a link made by hand never takes a
 // process actor's address.
 //
+// # Introspection
+//
+// Node.Snapshot returns the process tree as plain data: each process
+// actor's state, OS pid, incarnation, restarts, uptime and last exit, its
+// link's traffic per lane and its queues, its RSS and CPU time, and each
+// child's own snapshot, asked over its link with a deadline (a child that
+// does not answer is shown as such). Node.ServeDebug, off unless called and
+// on loopback by default, serves it read-only as JSON with a page that
+// draws the tree and refreshes itself (Node.DebugHandler mounts the same in
+// the program's own server); cmd/proctree shows it in a terminal.
+// Node.RegisterMetrics exports it through the user's OpenTelemetry
+// MeterProvider.
+//
 // # Failure
 //
 // A process actor keeps protoactor's actor semantics across the process

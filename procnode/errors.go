@@ -31,4 +31,6 @@ var (
 	// ErrNotRunning: Process.Signal found no incarnation of the child
 	// running (before the first start, during a restart, after the end).
 	ErrNotRunning = errors.New("procnode: no incarnation of the child is running")
+	// ErrNodeClosed: the node was closed (ServeDebug, RegisterMetrics).
+	ErrNodeClosed = errors.New("procnode: node closed")
 )

@@ -507,6 +507,10 @@ func (h *host) startedMiddleware(next pa.ReceiverFunc) pa.ReceiverFunc {
 // directive comes back.
 func (h *host) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, _ *pa.RestartStatistics, reason, message any) {
 	if !h.up.Load() || h.panicExits {
+		// The failing message is finished (as in one process, it is lost):
+		// its acknowledgement rides on the exit notice, so the next
+		// incarnation does not get it again and fail the same way.
+		h.link.Finished(message)
 		sup.StopChildren(child)
 		select {
 		case h.exit <- childExit{code: ExitRootFailed, reason: fmt.Sprintf("root actor panicked: %v", reason)}:

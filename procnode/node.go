@@ -34,6 +34,9 @@ type Node struct {
 	mu      sync.Mutex
 	procs   map[*Process]struct{} // live child processes (guarded by mu)
 	byPID   map[pidKey]*Process   // the same, by PID and by name (guarded by mu)
+	// extras are debug servers and metric registrations, closed with the
+	// node (see debug.go).
+	extras nodeExtras
 }
 
 // RootAddress is the address NewNode gives the first root node of a
@@ -101,13 +104,15 @@ func registerLocked(an *actor.Node) *Node {
 	n := &Node{Node: an, closed: make(chan struct{}), procs: make(map[*Process]struct{}), byPID: make(map[pidKey]*Process)}
 	an.AddGuard(n.guard)
 	nodes.Store(an.System(), n)
+	n.serveSnapshots()
 	return n
 }
 
 // guard keeps procnode's machinery out of reach of the links it does not
 // belong to: a child's control process here takes only that child's reports
-// (its exit reason, its log records); a node's host actor and assign process
-// take directives only from its parent, never relayed from elsewhere.
+// (its exit reason, its log records); a node's host actor, assign process
+// and snapshot responder take requests only from its parent, never relayed
+// from elsewhere.
 func (n *Node) guard(from *actor.Link, env *mailbox.Envelope) error {
 	t := env.Target
 	self := n.Address()
@@ -116,9 +121,9 @@ func (n *Node) guard(from *actor.Link, env *mailbox.Envelope) error {
 		if t.Address != self || from.Address() != actor.ChildAddress(self, strings.TrimPrefix(t.Id, controlPrefix)) {
 			return fmt.Errorf("%w: %s is the control of another child", actor.ErrRefused, pidString(t))
 		}
-	case t.Id == hostName || t.Id == assignName:
+	case t.Id == hostName || t.Id == assignName || t.Id == snapshotID:
 		if t.Address != self || from.IsChild() {
-			return fmt.Errorf("%w: %s takes directives from its parent only", actor.ErrRefused, pidString(t))
+			return fmt.Errorf("%w: %s takes requests from its parent only", actor.ErrRefused, pidString(t))
 		}
 	}
 	return nil
@@ -145,6 +150,7 @@ func nodeOf(sys *pa.ActorSystem) *Node {
 // first, the children still running are killed, and Close returns ctx's
 // error once they have ended. Close is idempotent.
 func (n *Node) Close(ctx context.Context) error {
+	n.extras.close()
 	stopErr := n.stopProcs(ctx)
 	err := n.Node.Close(ctx)
 	n.once.Do(func() {

@@ -530,3 +530,19 @@ func TestCooperativeRestartFallback(t *testing.T) {
 		t.Fatalf("last status %+v; want the stuck incarnation killed", st)
 	}
 }
+
+// TestPanicExitsLosesOnlyTheFailingMessage: with WithPanicExits a panic ends
+// the process and a restart starts a new one; the message it panicked on is
+// not redelivered (it is lost, as in one process), what follows it is.
+func TestPanicExitsLosesOnlyTheFailingMessage(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, true, defaultStrategy(), 1, procnode.WithPanicExits(true))
+	p, _ := w.n.Process(w.children[0])
+	w.send(0, "inc", "boom", "inc", "inc")
+	if got := w.ask(0, "get"); got != 2 {
+		t.Fatalf("got %v; want 2: the new process got the two incs after the panic", got)
+	}
+	if p.Incarnation() != 1 || p.Restarts() != 1 {
+		t.Fatalf("incarnation %d, restarts %d; want 1, 1 (no crash loop)", p.Incarnation(), p.Restarts())
+	}
+}

@@ -1,0 +1,110 @@
+package mailbox
+
+import (
+	"context"
+	"testing"
+)
+
+func sumLanes(v [2]uint64) uint64 { return v[0] + v[1] }
+
+// TestTrafficCounts: what one side counts out, per lane, is what the other
+// counts in, and the bytes are the encoded sizes Send reported.
+func TestTrafficCounts(t *testing.T) {
+	t.Parallel()
+	eachTransport(t, func(t *testing.T, tr transport) {
+		p := newPair(t, tr, nil)
+		const users, systems = 5, 3
+		var want Traffic
+		for i := range users + systems {
+			lane := LaneUser
+			if i >= users {
+				lane = LaneSystem
+			}
+			_, size, err := p.a.SendNumbered(context.Background(), &Envelope{Lane: lane, Message: i})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want.MsgsOut[lane]++
+			want.BytesOut[lane] += uint64(size)
+		}
+		p.cb.wait(t, users+systems)
+		// The writer counts once its write has returned and the reader once
+		// its frame is handed over: both may trail the delivery a little.
+		waitFor(t, "a's writer to count", func() bool { return sumLanes(p.a.Traffic().MsgsOut) == users+systems })
+		waitFor(t, "b's reader to count", func() bool { return sumLanes(p.b.Traffic().MsgsIn) == users+systems })
+		a, b := p.a.Traffic(), p.b.Traffic()
+		if a.MsgsOut != want.MsgsOut || a.BytesOut != want.BytesOut {
+			t.Errorf("a out: got %v msgs, %v bytes; want %v, %v", a.MsgsOut, a.BytesOut, want.MsgsOut, want.BytesOut)
+		}
+		if b.MsgsIn != a.MsgsOut || b.BytesIn != a.BytesOut {
+			t.Errorf("b in: got %v msgs, %v bytes; want a's out %v, %v", b.MsgsIn, b.BytesIn, a.MsgsOut, a.BytesOut)
+		}
+		if a.Writes < 1 || a.Writes > users+systems {
+			t.Errorf("a writes: got %d; want 1 to %d", a.Writes, users+systems)
+		}
+		if a.MsgsIn != [2]uint64{} || b.MsgsOut != [2]uint64{} || a.DeadLetters+b.DeadLetters != 0 {
+			t.Errorf("reverse direction or dead letters counted: a %+v, b %+v", a, b)
+		}
+	})
+}
+
+// TestTrafficDeadLetters: a message that arrives but does not decode counts
+// as received and as a dead letter; the link goes on.
+func TestTrafficDeadLetters(t *testing.T) {
+	t.Parallel()
+	eachTransport(t, func(t *testing.T, tr transport) {
+		bad := rawMsg(byte(flagTarget), byte(symLiteral), "n", "t", 0, byte(kindRegistered), byte(symLiteral), "no.such.Type", mustMsgpack(1))
+		stream := frame(frameData, msgs(bad, aliveMsg))
+		e, col, _ := hostilePeer(t, tr, stream, false)
+		col.wait(t, 2)
+		waitFor(t, "the reader to count", func() bool { return sumLanes(e.Traffic().MsgsIn) == 2 })
+		got := e.Traffic()
+		wantBytes := uint64(2*msgPrefixSize + len(bad) + len(aliveMsg))
+		if got.DeadLetters != 1 || sumLanes(got.BytesIn) != wantBytes {
+			t.Errorf("got %d dead letters, %d bytes in; want 1, %d", got.DeadLetters, sumLanes(got.BytesIn), wantBytes)
+		}
+	})
+}
+
+// TestTrafficQueued: Queued counts what waits for a stalled writer, per
+// lane, and nothing once the writer has moved on.
+func TestTrafficQueued(t *testing.T) {
+	t.Parallel()
+	eachTransport(t, func(t *testing.T, tr transport) {
+		x, y := tr.make(t)
+		sx := newStallConn(x)
+		cb := newCollector()
+		a := newTestEndpoint(t, sx, HandlerFuncs{})
+		b := newTestEndpoint(t, y, cb)
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		bg := context.Background()
+		sx.stall()
+		if err := a.Send(bg, &Envelope{Message: 0}); err != nil {
+			t.Fatal(err)
+		}
+		<-sx.entered // the writer holds the first message in its write
+		for i := 1; i <= 3; i++ {
+			if err := a.Send(bg, &Envelope{Message: i}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.Send(bg, &Envelope{Lane: LaneSystem, Message: 4}); err != nil {
+			t.Fatal(err)
+		}
+		msgs, bytes, user := a.Queued()
+		if msgs != 4 || user != 3 || bytes <= 0 {
+			t.Errorf("queued behind a stalled write: got %d msgs (%d user), %d bytes; want 4 (3 user), some bytes", msgs, user, bytes)
+		}
+		sx.release()
+		cb.wait(t, 5)
+		waitFor(t, "the queue to drain", func() bool {
+			m, by, u := a.Queued()
+			return m == 0 && by == 0 && u == 0
+		})
+	})
+}
