@@ -14,9 +14,9 @@ import "sync/atomic"
 // handed to the Handler.
 type Traffic struct {
 	MsgsOut  [2]uint64 // messages written to the stream
-	BytesOut [2]uint64
+	BytesOut [2]uint64 // their encoded bytes (message prefixes included)
 	MsgsIn   [2]uint64 // messages read from the stream (dead letters included)
-	BytesIn  [2]uint64
+	BytesIn  [2]uint64 // their encoded bytes (message prefixes included)
 	// Writes is how many writes carried messages: MsgsOut over Writes is the
 	// batching at work.
 	Writes uint64

@@ -39,18 +39,18 @@ const MeterName = "github.com/procactor/procactor/procnode"
 //	    attributes: procactor.address (the root's too)
 //	procactor.snapshot.unanswered  gauge   {process}  children that did not answer the last collection's snapshot
 const (
-	MetricLinkMessages       = "procactor.link.messages"
-	MetricLinkBytes          = "procactor.link.bytes"
-	MetricLinkDeadLetters    = "procactor.link.dead_letters"
-	MetricLinkQueued         = "procactor.link.queued"
-	MetricLinkQueuedBytes    = "procactor.link.queued_bytes"
-	MetricProcessRestarts    = "procactor.process.restarts"
-	MetricProcessIncarnation = "procactor.process.incarnation"
-	MetricProcessUp          = "procactor.process.up"
-	MetricProcessRSS         = "procactor.process.memory.rss"
-	MetricProcessCPUTime     = "procactor.process.cpu.time"
-	MetricProcessGoroutines  = "procactor.process.goroutines"
-	MetricSnapshotUnanswered = "procactor.snapshot.unanswered"
+	MetricLinkMessages       = "procactor.link.messages"       // messages per link, lane and direction
+	MetricLinkBytes          = "procactor.link.bytes"          // their bytes
+	MetricLinkDeadLetters    = "procactor.link.dead_letters"   // dead letters at a link
+	MetricLinkQueued         = "procactor.link.queued"         // messages waiting, per queue
+	MetricLinkQueuedBytes    = "procactor.link.queued_bytes"   // their bytes
+	MetricProcessRestarts    = "procactor.process.restarts"    // restarts of a process actor
+	MetricProcessIncarnation = "procactor.process.incarnation" // its OS process's restart count
+	MetricProcessUp          = "procactor.process.up"          // 1 while it is up
+	MetricProcessRSS         = "procactor.process.memory.rss"  // resident set size
+	MetricProcessCPUTime     = "procactor.process.cpu.time"    // CPU time, by mode
+	MetricProcessGoroutines  = "procactor.process.goroutines"  // goroutines, as the process reports
+	MetricSnapshotUnanswered = "procactor.snapshot.unanswered" // children that did not answer
 )
 
 // DefaultMetricsTimeout bounds the snapshot of one collection when the

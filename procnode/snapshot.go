@@ -28,13 +28,13 @@ import (
 // without procactor's snapshot support, not up) has no Tree and says why in
 // TreeError; everything the parent knows of it by itself is still there.
 type Snapshot struct {
-	Time       time.Time `json:"time"`
+	Time       time.Time `json:"time"`       // when the node took it
 	Address    string    `json:"address"`    // the node's address: "n" for a root
 	Command    string    `json:"command"`    // the process's executable name
 	OSPid      int       `json:"os_pid"`     // as the process sees itself
 	Goroutines int       `json:"goroutines"` // runtime.NumGoroutine
 	HeapBytes  uint64    `json:"heap_bytes"` // bytes in live and unswept heap objects
-	Proc       ProcStats `json:"proc"`
+	Proc       ProcStats `json:"proc"`       // what the OS says of this process
 	// Parent is the link to the node's parent, seen from this side (a
 	// child node); nil for a root.
 	Parent *LinkInfo `json:"parent,omitempty"`
@@ -47,8 +47,8 @@ type Snapshot struct {
 
 // Child is one process actor of a node, as its parent sees it.
 type Child struct {
-	Address     string        `json:"address"`
-	Kind        string        `json:"kind"`
+	Address     string        `json:"address"`              // the child node's address
+	Kind        string        `json:"kind"`                 // the kind it runs
 	Name        string        `json:"name,omitempty"`       // WithName's
 	State       string        `json:"state"`                // as Process.State
 	OSPid       int           `json:"os_pid"`               // of the current or last incarnation; 0 before one ran
@@ -64,13 +64,13 @@ type Child struct {
 
 // ExitInfo is the part of an ExitStatus a snapshot shows.
 type ExitInfo struct {
-	Code        int    `json:"code"`
+	Code        int    `json:"code"`             // exit code, -1 for a signal
 	Signal      string `json:"signal,omitempty"` // "SIGKILL"...; empty when it exited
-	Reason      string `json:"reason,omitempty"`
-	Stopped     bool   `json:"stopped"`
-	Failed      bool   `json:"failed"`
-	Incarnation uint64 `json:"incarnation"`
-	OSPid       int    `json:"os_pid"`
+	Reason      string `json:"reason,omitempty"` // as ExitStatus.Reason
+	Stopped     bool   `json:"stopped"`          // the parent stopped it
+	Failed      bool   `json:"failed"`           // it ended after a failure
+	Incarnation uint64 `json:"incarnation"`      // the incarnation that exited
+	OSPid       int    `json:"os_pid"`           // the pid it had
 }
 
 // LinkInfo is one link's traffic and queues (see actor.LinkStats and
@@ -78,44 +78,44 @@ type ExitInfo struct {
 type LinkInfo struct {
 	Address string      `json:"address"` // the peer's
 	State   string      `json:"state"`   // "up", "down" or "gone"
-	User    LaneTraffic `json:"user"`
-	System  LaneTraffic `json:"system"`
-	Writes  uint64      `json:"writes"` // writes that carried messages (batching: msgs out over writes)
+	User    LaneTraffic `json:"user"`    // the user lane's traffic
+	System  LaneTraffic `json:"system"`  // the system lane's traffic
+	Writes  uint64      `json:"writes"`  // writes that carried messages (batching: msgs out over writes)
 	// DeadLetters counts messages that became dead letters at the link,
 	// both ways (see actor.LinkTraffic).
 	DeadLetters uint64 `json:"dead_letters"`
 	// Queued messages wait for the stream's writer (both lanes);
 	// QueuedUser of them on the user lane, whose bound makes senders wait.
-	Queued      int `json:"queued"`
-	QueuedBytes int `json:"queued_bytes"`
-	QueuedUser  int `json:"queued_user"`
+	Queued      int `json:"queued"`       // messages, both lanes
+	QueuedBytes int `json:"queued_bytes"` // their encoded bytes
+	QueuedUser  int `json:"queued_user"`  // user-lane messages among them
 	// Held messages wait for the link to come up (a restarting child).
-	Held      int `json:"held"`
-	HeldBytes int `json:"held_bytes"`
+	Held      int `json:"held"`       // messages
+	HeldBytes int `json:"held_bytes"` // their encoded bytes
 	// Retained messages were sent to the child's root actor and not yet
 	// acknowledged: the next incarnation gets them if this one dies.
-	Retained      int `json:"retained"`
-	RetainedBytes int `json:"retained_bytes"`
-	Watches       int `json:"watches"`    // watches out through the link
-	WatchedBy     int `json:"watched_by"` // watches in through the link
-	Requests      int `json:"requests"`   // requests in flight through the link
+	Retained      int `json:"retained"`       // messages
+	RetainedBytes int `json:"retained_bytes"` // their encoded bytes
+	Watches       int `json:"watches"`        // watches out through the link
+	WatchedBy     int `json:"watched_by"`     // watches in through the link
+	Requests      int `json:"requests"`       // requests in flight through the link
 }
 
 // LaneTraffic counts one lane of a link, both ways.
 type LaneTraffic struct {
-	MsgsIn   uint64 `json:"msgs_in"`
-	MsgsOut  uint64 `json:"msgs_out"`
-	BytesIn  uint64 `json:"bytes_in"`
-	BytesOut uint64 `json:"bytes_out"`
+	MsgsIn   uint64 `json:"msgs_in"`   // messages read from the stream
+	MsgsOut  uint64 `json:"msgs_out"`  // messages written to the stream
+	BytesIn  uint64 `json:"bytes_in"`  // their encoded bytes, read
+	BytesOut uint64 `json:"bytes_out"` // their encoded bytes, written
 }
 
 // ProcStats is what the operating system says of a process: on Linux, read
 // from /proc/PID/stat; elsewhere Error says it is not available.
 type ProcStats struct {
-	RSS       uint64        `json:"rss_bytes"`   // resident set size
-	CPUUser   time.Duration `json:"cpu_user_ns"` // CPU time in user mode, whole process
-	CPUSystem time.Duration `json:"cpu_sys_ns"`  // CPU time in the kernel
-	Threads   int           `json:"threads"`
+	RSS       uint64        `json:"rss_bytes"`       // resident set size
+	CPUUser   time.Duration `json:"cpu_user_ns"`     // CPU time in user mode, whole process
+	CPUSystem time.Duration `json:"cpu_sys_ns"`      // CPU time in the kernel
+	Threads   int           `json:"threads"`         // OS threads
 	State     string        `json:"state,omitempty"` // "R" running, "S" sleeping, "T" stopped, "Z" zombie...
 	Error     string        `json:"error,omitempty"` // why the rest is empty
 }
