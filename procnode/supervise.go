@@ -98,6 +98,10 @@ func (p *Process) handle(ev any) {
 }
 
 // beginStart starts an incarnation on a goroutine of its own.
+// testHookStarted, when set by a test, runs before a start's outcome is
+// posted: it lets a test make the child's first reports arrive first.
+var testHookStarted func()
+
 func (p *Process) beginStart() {
 	p.mu.Lock()
 	if p.stopping { // a stop came first (Close, StopOnSignal): nothing to start
@@ -107,7 +111,13 @@ func (p *Process) beginStart() {
 	}
 	p.state = stateStarting
 	p.mu.Unlock()
-	go func() { p.post(evStarted{err: p.start()}) }()
+	go func() {
+		err := p.start()
+		if testHookStarted != nil {
+			testHookStarted()
+		}
+		p.post(evStarted{err: err})
+	}()
 }
 
 func (p *Process) onStarted(err error) {
@@ -148,6 +158,14 @@ func (p *Process) onStarted(err error) {
 	}
 	if pending != nil { // it exited before its start was reported
 		p.onExited(*pending)
+		return
+	}
+	p.mu.Lock()
+	failed := p.pendingFailure
+	p.pendingFailure = nil
+	p.mu.Unlock()
+	if failed != nil {
+		p.onRootFailed(*failed)
 	}
 }
 
@@ -244,6 +262,14 @@ func (p *Process) crash(reason error) {
 
 func (p *Process) onRootFailed(e evRootFailed) {
 	p.mu.Lock()
+	if p.state == stateStarting && e.inc == p.incarnation {
+		// The held messages went out during the handshake, before the
+		// start was reported: the root actor failed on one of them. It is
+		// handled once the process actor is up.
+		p.pendingFailure = &e
+		p.mu.Unlock()
+		return
+	}
 	if p.state != stateUp || e.inc != p.incarnation {
 		p.mu.Unlock()
 		return
