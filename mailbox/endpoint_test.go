@@ -764,8 +764,8 @@ func TestEndpointConcurrentSenders(t *testing.T) {
 		got, _ := p.cb.wait(t, senders*each)
 		next := make([]int, senders)
 		for _, g := range got {
-			v := g.Message.([]any)
-			s, i := int(toInt(v[0])), int(toInt(v[1]))
+			v := g.Message.([2]int)
+			s, i := v[0], v[1]
 			if i != next[s] {
 				t.Fatalf("sender %d: got message %d; want %d", s, i, next[s])
 			}

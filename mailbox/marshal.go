@@ -27,7 +27,7 @@ func Unmarshal(b []byte) (v any, err error) {
 	c := cursor{b: b}
 	kind := c.byte()
 	var sym *symbol
-	if kind == kindRegistered || kind == kindProto {
+	if kind == kindTyped || kind == kindTypedTags || kind == kindProto {
 		sym = d.symbol(&c)
 	}
 	if c.err != nil {
