@@ -3,9 +3,11 @@ package mailbox
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
+	"unsafe"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/vmihailenco/msgpack/v5"
@@ -90,6 +92,36 @@ type encoder struct {
 	tags     []string             // type expressions tagged in the message being encoded
 	tagBuf   []byte               // scratch for the tag table
 	mismatch map[*typeEntry]error // types whose shape differs on the peer (set by the handshake)
+
+	recent    [2]recentSym                 // the symbols used last: target and sender addresses, a type
+	wtVersion uint64                       // registry version of wtCache
+	wtCache   map[unsafe.Pointer]*wireType // by runtime type: no reflect.Type hashing per message
+}
+
+// recentSym is a symbol and its reference code (0: empty).
+type recentSym struct {
+	s string
+	n uint64
+}
+
+// maxWireTypeCache bounds an encoder's cache of wire types.
+const maxWireTypeCache = 1024
+
+// wireTypeOf returns the wire type of m's dynamic type, from the encoder's
+// cache when it can.
+func (e *encoder) wireTypeOf(m any) *wireType {
+	if v := registry.Load().version; v != e.wtVersion || e.wtCache == nil {
+		e.wtCache, e.wtVersion = make(map[unsafe.Pointer]*wireType), v
+	}
+	k := (*eface)(unsafe.Pointer(&m)).typ
+	if wt := e.wtCache[k]; wt != nil {
+		return wt
+	}
+	wt := wireTypeOf(reflect.TypeOf(m))
+	if len(e.wtCache) < maxWireTypeCache {
+		e.wtCache[k] = wt
+	}
+	return wt
 }
 
 // sink is the msgpack encoder's writer: it appends to the batch buffer and
@@ -114,6 +146,7 @@ func newEncoder(localAddress string) *encoder {
 func (e *encoder) mark() int { return len(e.symOrder) }
 
 func (e *encoder) rollback(m int) {
+	e.recent = [len(e.recent)]recentSym{}
 	for _, s := range e.symOrder[m:] {
 		delete(e.syms, s)
 		e.symBytes -= len(s)
@@ -127,7 +160,14 @@ func appendString(b []byte, s string) []byte {
 }
 
 func (e *encoder) appendSymbol(b []byte, s string) []byte {
+	for i := range e.recent {
+		if r := &e.recent[i]; r.n != 0 && r.s == s {
+			return binary.AppendUvarint(b, r.n)
+		}
+	}
 	if n, ok := e.syms[s]; ok {
+		copy(e.recent[1:], e.recent[:])
+		e.recent[0] = recentSym{s, n}
 		return binary.AppendUvarint(b, n)
 	}
 	if len(e.symOrder) >= maxSymbols || len(s) > maxSymbolLen || e.symBytes+len(s) > maxSymbolBytes {
@@ -245,7 +285,7 @@ func (e *encoder) appendPayload(b []byte, m any) ([]byte, []byte, error) {
 		}
 		return out, nil, nil
 	}
-	wt := wireTypeOf(t)
+	wt := e.wireTypeOf(m)
 	if wt.err != nil {
 		err, ok := m.(error)
 		if !ok {
@@ -265,6 +305,9 @@ func (e *encoder) appendPayload(b []byte, m any) ([]byte, []byte, error) {
 	bodyAt := len(b)
 	e.depth, e.tags = 0, e.tags[:0]
 	b, err := e.appendValue(b, wt.codec, m)
+	if errors.Is(err, ErrTypeNotRegistered) || errors.Is(err, ErrTypeMismatch) {
+		return b, nil, fmt.Errorf("%w, in a %s", err, wt.name)
+	}
 	if err != nil {
 		return b, nil, fmt.Errorf("%w: %s: %w", ErrEncode, wt.name, err)
 	}
@@ -556,6 +599,9 @@ func (d *decoder) decodeEnvelope(msg []byte, owned bool, env *Envelope) (bad, fa
 			return nil, c.err
 		}
 	}
+	if d.tagTable(kind, &c); c.err != nil {
+		return nil, c.err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			env.Message = nil
@@ -605,7 +651,7 @@ func (d *decoder) payload(kind byte, sym *symbol, b []byte, owned bool) (any, er
 		}
 		return p, nil
 	case kindTyped, kindTypedTags:
-		return d.typed(kind, sym, b)
+		return d.typed(sym, b)
 	case kindProto:
 		if sym.proto == nil {
 			mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(sym.s))
@@ -623,23 +669,27 @@ func (d *decoder) payload(kind byte, sym *symbol, b []byte, owned bool) (any, er
 	return nil, fmt.Errorf("%w: unknown payload kind %d", ErrDecode, kind)
 }
 
-// typed decodes a payload of kindTyped or kindTypedTags: the tag table,
-// if any, then the value, within the payload's budget.
-func (d *decoder) typed(kind byte, sym *symbol, b []byte) (any, error) {
-	c := cursor{b: b}
+// tagTable reads the tag table of a kindTypedTags payload into d.tags. A
+// malformed one breaks the wire format: its symbols keep the link's table
+// in step.
+func (d *decoder) tagTable(kind byte, c *cursor) {
 	d.tags = d.tags[:0]
-	if kind == kindTypedTags {
-		n := c.uvarint()
-		if c.err == nil && n > uint64(len(c.b)) {
-			c.fail("tag table of %d overruns the message", n)
-		}
-		for i := uint64(0); i < n && c.err == nil; i++ {
-			d.tags = append(d.tags, d.symbol(&c))
-		}
-		if c.err != nil {
-			return nil, c.err // symbols: the link's table would be out of step
-		}
+	if kind != kindTypedTags {
+		return
 	}
+	n := c.uvarint()
+	if c.err == nil && n > uint64(len(c.b)) {
+		c.fail("tag table of %d overruns the message", n)
+	}
+	for i := uint64(0); i < n && c.err == nil; i++ {
+		d.tags = append(d.tags, d.symbol(c))
+	}
+}
+
+// typed decodes a payload of kindTyped or kindTypedTags (its tag table
+// read by tagTable) within the payload's budget.
+func (d *decoder) typed(sym *symbol, b []byte) (any, error) {
+	c := cursor{b: b}
 	wt, err := d.resolve(sym)
 	if err != nil {
 		return nil, err

@@ -774,24 +774,6 @@ func TestEndpointConcurrentSenders(t *testing.T) {
 	})
 }
 
-func toInt(v any) int64 {
-	switch n := v.(type) {
-	case int8:
-		return int64(n)
-	case int16:
-		return int64(n)
-	case int32:
-		return int64(n)
-	case int64:
-		return n
-	case uint8:
-		return int64(n)
-	case uint16:
-		return int64(n)
-	}
-	panic(fmt.Sprintf("toInt(%T)", v))
-}
-
 func TestNewEndpointOptions(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {

@@ -30,6 +30,7 @@ func Unmarshal(b []byte) (v any, err error) {
 	if kind == kindTyped || kind == kindTypedTags || kind == kindProto {
 		sym = d.symbol(&c)
 	}
+	d.tagTable(kind, &c)
 	if c.err != nil {
 		return nil, c.err
 	}

@@ -185,7 +185,9 @@ func compile(c *codec) {
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		compileUint(c)
 	case reflect.Float32:
-		c.enc = func(_ *encoder, b []byte, p unsafe.Pointer) ([]byte, error) { return appendFloat32(b, *(*float32)(p)), nil }
+		c.enc = func(_ *encoder, b []byte, p unsafe.Pointer) ([]byte, error) {
+			return appendFloat32(b, *(*float32)(p)), nil
+		}
 		c.dec = func(d *decoder, p unsafe.Pointer) error {
 			if d.r.isNil() {
 				*(*float32)(p) = 0
@@ -197,7 +199,9 @@ func compile(c *codec) {
 		}
 		c.empty = func(p unsafe.Pointer) bool { return *(*float32)(p) == 0 }
 	case reflect.Float64:
-		c.enc = func(_ *encoder, b []byte, p unsafe.Pointer) ([]byte, error) { return appendFloat64(b, *(*float64)(p)), nil }
+		c.enc = func(_ *encoder, b []byte, p unsafe.Pointer) ([]byte, error) {
+			return appendFloat64(b, *(*float64)(p)), nil
+		}
 		c.dec = func(d *decoder, p unsafe.Pointer) error {
 			if d.r.isNil() {
 				*(*float64)(p) = 0
@@ -816,7 +820,9 @@ func compileInterface(c *codec) {
 }
 
 func compileTime(c *codec) {
-	c.enc = func(_ *encoder, b []byte, p unsafe.Pointer) ([]byte, error) { return appendTime(b, *(*time.Time)(p)), nil }
+	c.enc = func(_ *encoder, b []byte, p unsafe.Pointer) ([]byte, error) {
+		return appendTime(b, *(*time.Time)(p)), nil
+	}
 	c.dec = func(d *decoder, p unsafe.Pointer) error {
 		if d.r.isNil() {
 			*(*time.Time)(p) = time.Time{}
@@ -1007,7 +1013,7 @@ func (e *encoder) appendAny(b []byte, v any) ([]byte, error) {
 
 // appendTagged encodes v as an ext tagged with its type expression.
 func (e *encoder) appendTagged(b []byte, v any) ([]byte, error) {
-	wt := wireTypeOf(reflect.TypeOf(v))
+	wt := e.wireTypeOf(v)
 	name := wt.name
 	if wt.err != nil {
 		err, ok := v.(error)

@@ -83,8 +83,12 @@ func wireTypeOf(t reflect.Type) *wireType {
 	}
 	wt := &wireType{typ: t}
 	var sb strings.Builder
-	if err := nameType(&sb, t, reg, &wt.atoms, 0); err != nil {
-		wt.err = err
+	if bad := nameType(&sb, t, reg, &wt.atoms, 0); bad != nil {
+		if bad == t {
+			wt.err = notRegistered(t)
+		} else {
+			wt.err = fmt.Errorf("%w: %v in a %v (call mailbox.RegisterType from init)", ErrTypeNotRegistered, bad, t)
+		}
 	} else {
 		wt.name = sb.String()
 		wt.codec = codecOf(t)
@@ -100,9 +104,10 @@ func notRegistered(t reflect.Type) error {
 	return fmt.Errorf("%w: %v (call mailbox.RegisterType from init)", ErrTypeNotRegistered, t)
 }
 
-func nameType(sb *strings.Builder, t reflect.Type, reg *registryTables, atoms *[]*typeEntry, depth int) error {
+// nameType writes t's type expression, or returns the type that has none.
+func nameType(sb *strings.Builder, t reflect.Type, reg *registryTables, atoms *[]*typeEntry, depth int) reflect.Type {
 	if depth > maxExprDepth {
-		return notRegistered(t)
+		return t
 	}
 	if e := reg.byType[t]; e != nil {
 		*atoms = append(*atoms, e)
@@ -122,13 +127,13 @@ func nameType(sb *strings.Builder, t reflect.Type, reg *registryTables, atoms *[
 	case t.Kind() == reflect.Pointer && t.Implements(protoMsgTyp) && t.Elem().Name() != "" && reg.byType[t.Elem()] == nil:
 		m, ok := reflect.Zero(t).Interface().(proto.Message)
 		if !ok {
-			return notRegistered(t)
+			return t
 		}
 		sb.WriteString(protoPrefix)
 		sb.WriteString(string(m.ProtoReflect().Descriptor().FullName()))
 		return nil
 	case t.Name() != "":
-		return notRegistered(t)
+		return t
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
@@ -141,12 +146,12 @@ func nameType(sb *strings.Builder, t reflect.Type, reg *registryTables, atoms *[
 		sb.WriteByte(']')
 	case reflect.Map:
 		sb.WriteString("map[")
-		if err := nameType(sb, t.Key(), reg, atoms, depth+1); err != nil {
-			return err
+		if bad := nameType(sb, t.Key(), reg, atoms, depth+1); bad != nil {
+			return bad
 		}
 		sb.WriteByte(']')
 	default:
-		return notRegistered(t)
+		return t
 	}
 	return nameType(sb, t.Elem(), reg, atoms, depth+1)
 }
