@@ -743,22 +743,12 @@ func (l *Link) deliverSystem(target *pa.PID, msg any) {
 // refuseSystem accounts for a system message from the peer that is not one
 // protoactor sends across nodes, or lacks its PIDs: a log line and a dead
 // letter, never a delivery.
-func (l *Link) refuseSystem(target *pa.PID, msg any) {
-	l.node.log.Warn().Err(ErrBadSystemMessage).Str("peer", l.addr).Str("target", pidString(target)).
-		Str("type", fmt.Sprintf("%T", msg)).Msg("dead letter: system message refused")
-	l.node.system.EventStream.Publish(&pa.DeadLetterEvent{PID: target, Message: &Undeliverable{Message: msg, Reason: ErrBadSystemMessage}})
-}
+func (l *Link) refuseSystem(target *pa.PID, msg any) { l.node.refusedSystem(l.addr, target, msg) }
 
 // DeadLetter handles a message that arrived but does not decode: a log line
 // with the reason and a DeadLetterEvent (which answers a request).
 func (h *linkHandler) DeadLetter(env *mailbox.Envelope, reason error) {
-	l := h.link
-	l.node.log.Warn().Err(reason).Str("peer", l.addr).Str("target", pidString(env.Target)).Str("sender", pidString(env.Sender)).
-		Str("lane", env.Lane.String()).Msg("dead letter: undecodable message")
-	if env.Target == nil {
-		return
-	}
-	l.node.system.EventStream.Publish(&pa.DeadLetterEvent{PID: env.Target, Message: &Undeliverable{Reason: reason}, Sender: env.Sender})
+	h.link.node.undecodable(h.link.addr, env, reason)
 }
 
 func (h *linkHandler) Closed(err error) { h.link.lost(h.ep, err) }
