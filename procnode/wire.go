@@ -1,0 +1,18 @@
+package procnode
+
+import "github.com/procactor/procactor/mailbox"
+
+// procnode's sentinels cross links as errors.Is-able errors (see
+// mailbox.RegisterError); ErrKindNotRegistered and ErrNameExists are
+// actor's, registered there.
+func init() {
+	for name, err := range map[string]error{
+		"procnode.ErrMainNotCalled": ErrMainNotCalled,
+		"procnode.ErrNoNode":        ErrNoNode,
+		"procnode.ErrInvalidOption": ErrInvalidOption,
+		"procnode.ErrStartFailed":   ErrStartFailed,
+		"procnode.ErrNotChild":      ErrNotChild,
+	} {
+		mailbox.RegisterError(name, err)
+	}
+}
