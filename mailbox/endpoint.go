@@ -19,7 +19,9 @@ type Handler interface {
 	Deliver(env *Envelope)
 	// DeadLetter is called for a message that arrived in a good frame but
 	// cannot be delivered: its type name is not registered here
-	// (ErrUnknownType) or its payload does not decode (ErrDecode). env holds
+	// (ErrUnknownType), its payload does not decode (ErrDecode) or would
+	// decode past its budget (ErrDecodeLimit), or its type's shape differs
+	// between the two sides (ErrTypeMismatch). env holds
 	// the target, sender and header when they decoded, so a request can be
 	// answered with a DeadLetterResponse. The link lives on.
 	DeadLetter(env *Envelope, reason error)
