@@ -73,6 +73,12 @@ func cyclic() *testNode {
 	return n
 }
 
+func cyclicAny() []any {
+	s := []any{nil}
+	s[0] = s
+	return s
+}
+
 func init() {
 	RegisterType("mailbox_test.node", &testNode{})
 	RegisterType("mailbox_test.ping", &testPing{})
@@ -318,6 +324,7 @@ func TestEncodeErrors(t *testing.T) {
 		{"unregistered struct in a []any", []any{struct{ X int }{1}}, ErrTypeNotRegistered},
 		{"unregistered named scalar in a map[string]any", map[string]any{"m": time.Month(1)}, ErrTypeNotRegistered},
 		{"cyclic pointers", cyclic(), ErrEncode},
+		{"cyclic []any", cyclicAny(), ErrEncode},
 	} {
 		enc := newEncoder("")
 		mark := enc.mark()
@@ -363,6 +370,18 @@ func mustMsgpack(v any) []byte {
 	return b
 }
 
+// deepTags is msgpack for n nested tagged values of type "any" (tag 0).
+func deepTags(n int) []byte {
+	b := []byte{mpNil}
+	for range n {
+		body := append([]byte{0}, b...)
+		h := []byte{mpExt32, 0, 0, 0, 0, extTag}
+		binary.BigEndian.PutUint32(h[1:], uint32(len(body)))
+		b = append(h, body...)
+	}
+	return b
+}
+
 // deepArray is msgpack for n nested one-element arrays.
 func deepArray(n int) []byte {
 	b := bytes.Repeat([]byte{0x91}, n)
@@ -396,6 +415,11 @@ var badMessages = []struct {
 	{"msgpack slice field of 2^32-1", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "mailbox_test.ping", []byte{0x81, 0xa4, 'M', 'a', 'n', 'y', 0xdd, 0xff, 0xff, 0xff, 0xff}), ErrDecode},
 	{"msgpack str32 of 2^32-1", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "[]any", []byte{0x91, 0xdb, 0xff, 0xff, 0xff, 0xff, 'x'}), ErrDecode},
 	{"msgpack nested too deep", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "[]any", deepArray(maxMsgpackDepth+1)), ErrDecode},
+	{"tags nested too deep", rawMsg(byte(0), byte(kindTypedTags), byte(symLiteral), "any", 1, byte(symLiteral), "any", deepTags(maxMsgpackDepth+1)), ErrDecode},
+	{"tag index out of its table", rawMsg(byte(0), byte(kindTypedTags), byte(symLiteral), "any", 1, byte(symLiteral), "int", []byte{0xd5, extTag, 5, 1}), ErrDecode},
+	{"tag of an unknown type", rawMsg(byte(0), byte(kindTypedTags), byte(symLiteral), "[]any", 1, byte(symLiteral), "no.such.Type", []byte{0x91, 0xd5, extTag, 0, 1}), ErrUnknownType},
+	{"unknown ext type", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "[]any", []byte{0x91, 0xd4, 9, 0}), ErrDecode},
+	{"tag table overruns", rawMsg(byte(0), byte(kindTypedTags), byte(symLiteral), "any", 200), ErrProtocol},
 	{"msgpack unhashable key", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "[]any", []byte{0x81, 0x91, 0x01, 0x01}), ErrDecode},
 	{"decoder panics", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "mailbox_test.broken", mustMsgpack(true)), ErrDecode},
 	{"unknown proto name", rawMsg(byte(0), byte(kindProto), byte(symNew), "actor.NoSuchMessage", []byte{}), ErrUnknownType},

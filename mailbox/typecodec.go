@@ -988,15 +988,22 @@ func (e *encoder) appendAny(b []byte, v any) ([]byte, error) {
 		return appendTime(b, x), nil
 	case []any:
 		if x != nil {
+			if e.depth++; e.depth > maxEncodeDepth {
+				return b, errTooDeep
+			}
 			b = appendArrayHeader(b, len(x))
 			var err error
 			for i := 0; i < len(x) && err == nil; i++ {
 				b, err = e.appendAny(b, x[i])
 			}
+			e.depth--
 			return b, err
 		}
 	case map[string]any:
 		if x != nil {
+			if e.depth++; e.depth > maxEncodeDepth {
+				return b, errTooDeep
+			}
 			b = appendMapHeader(b, len(x))
 			var err error
 			for k, v := range x {
@@ -1005,6 +1012,7 @@ func (e *encoder) appendAny(b []byte, v any) ([]byte, error) {
 				}
 				b, err = e.appendAny(appendStr(b, k), v)
 			}
+			e.depth--
 			return b, err
 		}
 	}
@@ -1191,10 +1199,14 @@ func (d *decoder) decodeTagged(body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
 	saved := d.r
 	d.r = mpReader{b: body[n:]}
 	d.checked = -1
 	v, err := d.decodeTop(wt)
+	d.depth--
 	if err == nil && d.r.left() != 0 {
 		err = fmt.Errorf("%s: %d stray bytes in its tag", wt.name, d.r.left())
 	}
