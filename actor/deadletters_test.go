@@ -205,3 +205,19 @@ func TestActorErrorsCross(t *testing.T) {
 		t.Fatalf("got %T %v, %v; want an error wrapping ErrKindNotRegistered", res, res, err)
 	}
 }
+
+// TestMessageFaultsKeepTheLink: a send refused for the message itself (not
+// registered, not encodable, a type whose shape differs on the peer) is a
+// dead letter; the link is not taken for ending.
+func TestMessageFaultsKeepTheLink(t *testing.T) {
+	t.Parallel()
+	for _, err := range []error{
+		fmt.Errorf("%w: x", mailbox.ErrTypeNotRegistered),
+		fmt.Errorf("%w: %w: T: field F", mailbox.ErrEncode, mailbox.ErrTypeMismatch),
+		fmt.Errorf("%w: big", mailbox.ErrMessageTooLarge),
+	} {
+		if linkEnded(err) || !encodeFailure(err) {
+			t.Errorf("%v: linkEnded %v, encodeFailure %v; want false, true", err, linkEnded(err), encodeFailure(err))
+		}
+	}
+}

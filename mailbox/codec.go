@@ -341,7 +341,7 @@ func (e *encoder) checkMismatch(wt *wireType) error {
 	}
 	for _, a := range wt.atoms {
 		if err := e.mismatch[a]; err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ErrEncode, err) // the message's fault, not the link's
 		}
 	}
 	return nil
