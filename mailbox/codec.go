@@ -93,7 +93,7 @@ type encoder struct {
 	tagBuf   []byte               // scratch for the tag table
 	mismatch map[*typeEntry]error // types whose shape differs on the peer (set by the handshake)
 
-	recent    [2]recentSym                 // the symbols used last: target and sender addresses, a type
+	recent    [4]recentSym                 // the symbols used last: target and sender addresses, a type
 	wtVersion uint64                       // registry version of wtCache
 	wtCache   map[unsafe.Pointer]*wireType // by runtime type: no reflect.Type hashing per message
 }
@@ -275,8 +275,9 @@ func (e *encoder) appendPayload(b []byte, m any) ([]byte, []byte, error) {
 		}
 		return appendScalar(b, reflect.Bool, x), nil, nil
 	}
-	t := reflect.TypeOf(m)
-	if pm, ok := m.(proto.Message); ok && t.Kind() == reflect.Pointer && lookupType(t.Elem()) == nil {
+	wt := e.wireTypeOf(m)
+	if wt.proto {
+		pm := m.(proto.Message)
 		b = append(b, kindProto)
 		b = e.appendSymbol(b, string(pm.ProtoReflect().Descriptor().FullName()))
 		out, err := e.pb.MarshalAppend(b, e.rewriteProto(pm))
@@ -285,7 +286,6 @@ func (e *encoder) appendPayload(b []byte, m any) ([]byte, []byte, error) {
 		}
 		return out, nil, nil
 	}
-	wt := e.wireTypeOf(m)
 	if wt.err != nil {
 		err, ok := m.(error)
 		if !ok {
@@ -305,10 +305,10 @@ func (e *encoder) appendPayload(b []byte, m any) ([]byte, []byte, error) {
 	bodyAt := len(b)
 	e.depth, e.tags = 0, e.tags[:0]
 	b, err := e.appendValue(b, wt.codec, m)
-	if errors.Is(err, ErrTypeNotRegistered) || errors.Is(err, ErrTypeMismatch) {
-		return b, nil, fmt.Errorf("%w, in a %s", err, wt.name)
-	}
 	if err != nil {
+		if errors.Is(err, ErrTypeNotRegistered) || errors.Is(err, ErrTypeMismatch) {
+			return b, nil, fmt.Errorf("%w, in a %s", err, wt.name)
+		}
 		return b, nil, fmt.Errorf("%w: %s: %w", ErrEncode, wt.name, err)
 	}
 	if len(e.tags) > 0 {

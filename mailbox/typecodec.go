@@ -1055,6 +1055,12 @@ func (e *encoder) appendValue(b []byte, c *codec, v any) ([]byte, error) {
 		if ef.data == nil {
 			return appendNil(b), nil
 		}
+		if c.elem.special == "custom" { // its own codec: msgpack takes the pointer as it is
+			e.sink.buf = b
+			err := e.mp.Encode(v)
+			b, e.sink.buf = e.sink.buf, nil
+			return b, err
+		}
 		return c.elem.enc(e, b, ef.data)
 	}
 	slot := new(unsafe.Pointer)

@@ -62,6 +62,7 @@ type wireType struct {
 	codec *codec       // how its values are encoded
 	atoms []*typeEntry // registered types the expression names (for fingerprint mismatches)
 	err   error        // set when the type has no expression (not registered)
+	proto bool         // an unregistered protobuf message: a payload of kindProto
 }
 
 // wireTypes caches wireTypeOf per registry version: a type registered
@@ -82,6 +83,7 @@ func wireTypeOf(t reflect.Type) *wireType {
 		return v.(*wireType)
 	}
 	wt := &wireType{typ: t}
+	wt.proto = t.Kind() == reflect.Pointer && t.Implements(protoMsgTyp) && reg.byType[t.Elem()] == nil
 	var sb strings.Builder
 	if bad := nameType(&sb, t, reg, &wt.atoms, 0); bad != nil {
 		if bad == t {
