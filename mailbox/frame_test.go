@@ -62,6 +62,7 @@ func TestWireConstants(t *testing.T) {
 		{"maxMsgpackDepth", maxMsgpackDepth, 10000},
 		{"maxExprDepth", maxExprDepth, 32},
 		{"maxExprArray", maxExprArray, 1 << 20},
+		{"maxTypeExprs", maxTypeExprs, 4096},
 
 		{"symNew", symNew, 0},
 		{"symLiteral", symLiteral, 1},

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -180,5 +182,24 @@ func TestIdleLinkDoesNotStall(t *testing.T) {
 	}
 	if got, _ := p.cb.wait(t, 1); got[0].Message != "still up" {
 		t.Fatalf("got %v; want still up", got[0].Message)
+	}
+}
+
+// TestTypeExpressionsBounded: the distinct type expressions resolved from
+// peers are bounded (each may build Go types that are never freed); known
+// ones still resolve.
+func TestTypeExpressionsBounded(t *testing.T) {
+	t.Parallel()
+	table := &exprTable{max: 3}
+	for i := range 3 {
+		if _, err := table.resolve("[" + strconv.Itoa(i+1) + "]int"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := table.resolve("[4]int"); !errors.Is(err, ErrUnknownType) {
+		t.Fatalf("a fourth expression: got %v; want ErrUnknownType", err)
+	}
+	if wt, err := table.resolve("[2]int"); err != nil || wt.typ != reflect.TypeFor[[2]int]() {
+		t.Fatalf("a known expression: got %v, %v; want [2]int", wt, err)
 	}
 }

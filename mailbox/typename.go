@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -158,9 +159,49 @@ func nameType(sb *strings.Builder, t reflect.Type, reg *registryTables, atoms *[
 	return nameType(sb, t.Elem(), reg, atoms, depth+1)
 }
 
+// maxTypeExprs bounds the distinct type expressions a process resolves
+// from its peers: each may build Go types (reflect.SliceOf, ArrayOf...)
+// that are never freed, so a peer's literal names must not make them
+// without end. Programs use a handful.
+const maxTypeExprs = 4096
+
+type exprKey struct {
+	s       string
+	version uint64
+}
+
+// exprTable caches the type expressions resolved from peers, at most max.
+type exprTable struct {
+	max   int64
+	cache sync.Map // exprKey → *wireType
+	count atomic.Int64
+}
+
+var peerTypeExprs = &exprTable{max: maxTypeExprs}
+
 // parseTypeExpr resolves a type expression received from a peer.
-func parseTypeExpr(s string) (*wireType, error) {
+func parseTypeExpr(s string) (*wireType, error) { return peerTypeExprs.resolve(s) }
+
+func (t *exprTable) resolve(s string) (*wireType, error) {
 	reg := registry.Load()
+	key := exprKey{s, reg.version}
+	if v, ok := t.cache.Load(key); ok {
+		return v.(*wireType), nil
+	}
+	if t.count.Load() >= t.max {
+		return nil, fmt.Errorf("%w: %q: more than %d distinct type expressions", ErrUnknownType, s, t.max)
+	}
+	wt, err := resolveTypeExpr(s, reg)
+	if err != nil {
+		return nil, err
+	}
+	if _, loaded := t.cache.LoadOrStore(key, wt); !loaded {
+		t.count.Add(1)
+	}
+	return wt, nil
+}
+
+func resolveTypeExpr(s string, reg *registryTables) (*wireType, error) {
 	wt := &wireType{name: s}
 	t, rest, err := parseExpr(s, reg, &wt.atoms, 0)
 	if err == nil && rest != "" {
