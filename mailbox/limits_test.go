@@ -164,6 +164,7 @@ func TestFrameStall(t *testing.T) {
 				if err := col.waitClosed(t); !errors.Is(err, ErrFrameStalled) {
 					t.Fatalf("Closed: got %v; want ErrFrameStalled", err)
 				}
+				<-e.Done() // Closed runs just before Done closes
 				if err := e.Err(); !errors.Is(err, ErrFrameStalled) {
 					t.Fatalf("Err: got %v; want ErrFrameStalled", err)
 				}
