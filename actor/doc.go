@@ -64,22 +64,25 @@
 // message whose sender is a future) gets a DeadLetterResponse at once, and
 // actors on this side forget the watchers behind it. A message that cannot
 // be sent (an unregistered type, a full link past WithSendTimeout, a link
-// down past WithHoldLimit, or gone, no route) is a dead letter: a warn line
-// on the node's logger with the reason, a DeadLetterEvent with an
-// Undeliverable, and a DeadLetterResponse when it was a request. For
-// example, a request to a child whose link was closed fails with
-// pa.ErrDeadLetter, and the log says "dead letter" with ErrLinkGone. A
-// message for an actor that does not exist is answered the same way by the
-// node that received it, which logs it at debug level (ErrNoSuchActor).
+// down past WithHoldLimit, or gone, no route) is a dead letter: a line with
+// the reason (see below), a DeadLetterEvent with an Undeliverable, and a
+// DeadLetterResponse when it was a request. For example, a request to a
+// child whose link was closed fails with pa.ErrDeadLetter, and the line
+// says "dead letter" with ErrLinkGone. A reply that cannot be encoded for
+// the link answers the requester's future with a DeadLetterResponse at
+// once. A message for an actor that does not exist is answered the same
+// way by the node that received it, which reports it (ErrNoSuchActor).
 //
 // # Logging and dispatching
 //
-// Nodes are quiet by default (zerolog.Nop), but for one thing: a node
-// without a logger prints the dead letters of user messages at its links to
-// stderr ("procactor: n: dead letter: main.Job to worker@n/1: mailbox: type
-// not registered"), at most 10 a second, as protoactor prints its own.
-// WithLogger gives a node a logger, which receives those as warn records
-// and protoactor's slog records (warn and above, see
-// WithProtoactorLogLevel). Node.Dispatcher runs mailboxes on long-lived
-// worker goroutines instead of a goroutine per mailbox run.
+// Nodes are quiet by default but for dead letters, which are visible as in
+// protoactor: with no logger, one line each (target, type, reason) goes to
+// stderr (WithDeadLetterLog chooses another writer, or nil for none), at
+// most 10 a second per link, then a summary line with the count. Routine
+// ones (system messages to actors already gone, anything while the node
+// closes) are not printed. WithLogger gives a node a logger, which then
+// receives dead letters at warn level (rate-limited the same way) and
+// protoactor's slog records (warn and above, see WithProtoactorLogLevel).
+// Node.Dispatcher runs mailboxes on long-lived worker goroutines instead of
+// a goroutine per mailbox run.
 package actor

@@ -1,6 +1,10 @@
 package actor
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/procactor/procactor/mailbox"
+)
 
 // Errors returned by this package; test for them with errors.Is.
 var (
@@ -45,3 +49,24 @@ var (
 	// Watch, Unwatch, Terminated and Stop) or that lacks its PIDs.
 	ErrBadSystemMessage = errors.New("actor: system message refused")
 )
+
+// The sentinels cross links: errors.Is(received, ErrLinkGone) holds for an
+// error that wrapped it on the other side (see mailbox.RegisterError).
+func init() {
+	for name, err := range map[string]error{
+		"actor.ErrInvalidOption":     ErrInvalidOption,
+		"actor.ErrInvalidAddress":    ErrInvalidAddress,
+		"actor.ErrKindNotRegistered": ErrKindNotRegistered,
+		"actor.ErrNameExists":        ErrNameExists,
+		"actor.ErrSpawnFailed":       ErrSpawnFailed,
+		"actor.ErrNoRoute":           ErrNoRoute,
+		"actor.ErrLinkExists":        ErrLinkExists,
+		"actor.ErrLinkGone":          ErrLinkGone,
+		"actor.ErrHeldFull":          ErrHeldFull,
+		"actor.ErrNoSuchActor":       ErrNoSuchActor,
+		"actor.ErrWrongPeer":         ErrWrongPeer,
+		"actor.ErrBadSystemMessage":  ErrBadSystemMessage,
+	} {
+		mailbox.RegisterError(name, err)
+	}
+}

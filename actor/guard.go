@@ -56,16 +56,12 @@ func (n *Node) check(l *Link, env *mailbox.Envelope) error {
 func (l *Link) IsChild() bool { return isAncestor(l.node.address, l.addr) }
 
 // refuse accounts for a message from the peer that the node's policy
-// refuses: a dead letter with the reason, and a log line (rate-limited).
+// refuses: a dead letter with the reason, reported like the node's other
+// dead letters (rate-limited per link).
 func (l *Link) refuse(env *mailbox.Envelope, reason error) {
-	if ok, skipped := l.refusals.allow(); ok {
-		e := l.node.log.Warn().Err(reason).Str("peer", l.addr).Str("target", pidString(env.Target)).
-			Str("type", fmt.Sprintf("%T", env.Message)).Str("lane", env.Lane.String())
-		if skipped > 0 {
-			e = e.Int64("refused_before", skipped)
-		}
-		e.Msg("dead letter: refused")
-	}
+	l.counts.deadLetters.Add(1)
+	l.node.dead.report(deadLetter{msg: "dead letter: refused", peer: l.addr, target: env.Target, sender: env.Sender,
+		typ: fmt.Sprintf("%T", env.Message), lane: env.Lane.String(), reason: reason})
 	if w, ok := env.Message.(*pa.Watch); ok && w.Watcher != nil {
 		// The watcher must not wait for a watch that never was.
 		sendSystem(l.node.system, w.Watcher, &pa.Terminated{Who: env.Target, Why: pa.TerminatedReason_NotFound})
@@ -89,9 +85,8 @@ func (l *Link) childSpawn(env *mailbox.Envelope) {
 		}
 	}
 	if n.cfg.childSpawns <= 0 {
-		if ok, _ := l.refusals.allow(); ok {
-			n.log.Warn().Str("peer", l.addr).Str("kind", req.Kind).Msg("spawn from a child refused (WithChildSpawns)")
-		}
+		n.dead.report(deadLetter{msg: "spawn refused", peer: l.addr, target: env.Target, sender: env.Sender,
+			typ: "kind " + req.Kind, lane: env.Lane.String(), reason: fmt.Errorf("%w: spawns from a child are off (WithChildSpawns)", ErrSpawnRefused)})
 		answer(&spawnResponse{Code: spawnRefused, Detail: "spawns from a child are off (WithChildSpawns)"})
 		return
 	}

@@ -57,7 +57,6 @@ type Link struct {
 	upClosed   bool                          // upCh is closed (guarded by mu)
 	nWatchedBy int                           // pairs in watchedBy (guarded by mu)
 	spawned    map[pidKey]*pa.PID            // actors the peer spawned here (guarded by mu)
-	refusals   throttle                      // log lines of refused messages
 }
 
 var _ pa.Process = (*Link)(nil)
@@ -115,7 +114,6 @@ func newLink(n *Node, addr string) *Link {
 		inflight:  make(map[pidKey]inflight),
 		sweepAt:   minSweep,
 		upCh:      make(chan struct{}),
-		refusals:  throttle{every: time.Second},
 	}
 }
 
@@ -903,9 +901,7 @@ func (l *Link) deliverSystem(env *mailbox.Envelope) {
 // letter, never a delivery.
 func (l *Link) refuseSystem(target *pa.PID, msg any) {
 	l.counts.deadLetters.Add(1)
-	l.node.log.Warn().Err(ErrBadSystemMessage).Str("peer", l.addr).Str("target", pidString(target)).
-		Str("type", fmt.Sprintf("%T", msg)).Msg("dead letter: system message refused")
-	l.node.system.EventStream.Publish(&pa.DeadLetterEvent{PID: target, Message: &Undeliverable{Message: msg, Reason: ErrBadSystemMessage}})
+	l.node.refusedSystem(l.addr, target, msg)
 }
 
 // DeadLetter handles a message that arrived but does not decode: a log line
@@ -915,12 +911,7 @@ func (h *linkHandler) DeadLetter(env *mailbox.Envelope, reason error) {
 	if ackc := l.ackc.Load(); ackc != nil && ackc.counts(env, l.node.address) {
 		ackc.undeliverable(h.ep)
 	}
-	l.node.log.Warn().Err(reason).Str("peer", l.addr).Str("target", pidString(env.Target)).Str("sender", pidString(env.Sender)).
-		Str("lane", env.Lane.String()).Msg("dead letter: undecodable message")
-	if env.Target == nil {
-		return
-	}
-	l.node.system.EventStream.Publish(&pa.DeadLetterEvent{PID: env.Target, Message: &Undeliverable{Reason: reason}, Sender: env.Sender})
+	l.node.undecodable(l.addr, env, reason)
 }
 
 func (h *linkHandler) Closed(err error) { h.link.lost(h.ep, err) }

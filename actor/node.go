@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -42,9 +41,7 @@ type Node struct {
 	guards    atomic.Pointer[[]Guard] // written under mu (AddGuard)
 	pool      *workerPool
 	deadSub   *eventstream.Subscription
-	deadLog   throttle
-	deadOut   io.Writer // where a node without a logger prints user dead letters; nil with WithLogger
-	deadPrint throttle
+	dead      *deadLetters
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -63,6 +60,9 @@ type nodeConfig struct {
 	throughput   int
 	endpointOpts []mailbox.Option
 	actorOpts    []pa.ConfigOption
+
+	deadLetterLog    io.Writer
+	deadLetterLogSet bool
 }
 
 // NodeOption configures a Node. Options only record values.
@@ -78,11 +78,9 @@ const (
 )
 
 // WithLogger sets the logger for link and node events; protoactor's own slog
-// records go to it as well (at WithProtoactorLogLevel or above). Default:
-// zerolog.Nop(), quiet, except for dead letters of user messages at a link
-// (an unregistered type, a full link, a peer gone...), which a node without
-// a logger prints to stderr, at most 10 a second, as protoactor prints its
-// own; with a logger they are warn records of it.
+// records go to it as well (at WithProtoactorLogLevel or above), and dead
+// letters at warn level. Default: none, quiet but for dead letters, which
+// are printed to stderr (see WithDeadLetterLog).
 func WithLogger(l zerolog.Logger) NodeOption {
 	return func(c *nodeConfig) { c.logger, c.loggerSet = l, true }
 }
@@ -202,11 +200,7 @@ func NewNode(address string, opts ...NodeOption) (*Node, error) {
 	}
 	n.guards.Store(new([]Guard))
 	n.pool = newWorkerPool(cfg.workers, cfg.throughput)
-	n.deadLog.every = time.Second
-	n.deadPrint.every = time.Second
-	if !cfg.loggerSet {
-		n.deadOut = os.Stderr
-	}
+	n.dead = newDeadLetters(address, &cfg, log)
 	n.deadSub = system.EventStream.Subscribe(n.logDeadLetter)
 	pr := system.ProcessRegistry
 	pr.RemoteHandlers = append([]pa.AddressResolver{n.resolve}, pr.RemoteHandlers...)
@@ -215,6 +209,7 @@ func NewNode(address string, opts ...NodeOption) (*Node, error) {
 	if err != nil {
 		system.EventStream.Unsubscribe(n.deadSub)
 		n.pool.close()
+		n.dead.close()
 		return nil, fmt.Errorf("actor: starting activator: %w", err)
 	}
 	n.activator = pid
@@ -283,37 +278,46 @@ func (u unrouted) SendSystemMessage(pid *pa.PID, message any) {
 func (u unrouted) Stop(pid *pa.PID) { u.SendSystemMessage(pid, &pa.Stop{}) }
 
 // deadLetter accounts for a message that cannot leave the node towards peer,
-// with a log line and its reason: a Watch is answered with
-// Terminated{AddressTerminated}; anything else is published as a
+// with a log line (see deadletters.go) and its reason: a Watch is answered
+// with Terminated{AddressTerminated}; anything else is published as a
 // DeadLetterEvent, whose handler answers a request with a
-// DeadLetterResponse.
+// DeadLetterResponse. A reply to a future behind a link that cannot be
+// encoded (an unregistered or mismatched type, an encode error) answers
+// that future with a DeadLetterResponse at once: its requester must not
+// wait for its timeout.
 func (n *Node) deadLetter(peer string, env *mailbox.Envelope, reason error) {
-	n.log.Warn().Err(reason).Str("peer", peer).Str("target", pidString(env.Target)).Str("sender", pidString(env.Sender)).
-		Str("type", fmt.Sprintf("%T", env.Message)).Str("lane", env.Lane.String()).Msg("dead letter")
-	n.printDeadLetter(env, reason)
+	n.dead.report(deadLetter{msg: "dead letter", peer: peer, target: env.Target, sender: env.Sender,
+		typ: fmt.Sprintf("%T", env.Message), lane: env.Lane.String(), reason: reason,
+		routine: routineMessage(env.Message) || env.Lane == mailbox.LaneSystem && !encodeFailure(reason)})
 	if w, ok := env.Message.(*pa.Watch); ok && w.Watcher != nil {
 		sendSystem(n.system, w.Watcher, &pa.Terminated{Who: env.Target, Why: pa.TerminatedReason_AddressTerminated})
 		return
 	}
+	if env.Lane == mailbox.LaneUser && isFuture(env.Target) && env.Target.Address != n.address && encodeFailure(reason) {
+		if _, dlr := env.Message.(*pa.DeadLetterResponse); !dlr {
+			n.system.Root.Send(env.Target, &pa.DeadLetterResponse{Target: env.Target})
+		}
+	}
 	n.system.EventStream.Publish(&pa.DeadLetterEvent{PID: env.Target, Message: &Undeliverable{Message: env.Message, Reason: reason}, Sender: env.Sender})
 }
 
-// printDeadLetter prints a user message's dead letter on a node without a
-// logger, throttled: a newcomer's unregistered type must not vanish in
-// silence. System messages are left out: a Stop or Watch towards a peer
-// that is gone is routine while things shut down.
-func (n *Node) printDeadLetter(env *mailbox.Envelope, reason error) {
-	if n.deadOut == nil || env.Lane != mailbox.LaneUser {
+// undecodable accounts for a message from peer that arrived but does not
+// decode (see linkHandler.DeadLetter).
+func (n *Node) undecodable(peer string, env *mailbox.Envelope, reason error) {
+	n.dead.report(deadLetter{msg: "dead letter: undecodable message", peer: peer, target: env.Target, sender: env.Sender,
+		lane: env.Lane.String(), reason: reason})
+	if env.Target == nil {
 		return
 	}
-	ok, skipped := n.deadPrint.allow()
-	if skipped > 0 {
-		fmt.Fprintf(n.deadOut, "procactor: %s: %d more dead letters not printed\n", n.address, skipped)
-	}
-	if !ok {
-		return
-	}
-	fmt.Fprintf(n.deadOut, "procactor: %s: dead letter: %T to %s: %v\n", n.address, env.Message, pidString(env.Target), reason)
+	n.system.EventStream.Publish(&pa.DeadLetterEvent{PID: env.Target, Message: &Undeliverable{Reason: reason}, Sender: env.Sender})
+}
+
+// refusedSystem accounts for a system message from peer that is not one
+// protoactor sends across nodes, or lacks its PIDs (see Link.deliverSystem).
+func (n *Node) refusedSystem(peer string, target *pa.PID, msg any) {
+	n.dead.report(deadLetter{msg: "dead letter: system message refused", peer: peer, target: target,
+		typ: fmt.Sprintf("%T", msg), reason: ErrBadSystemMessage})
+	n.system.EventStream.Publish(&pa.DeadLetterEvent{PID: target, Message: &Undeliverable{Message: msg, Reason: ErrBadSystemMessage}})
 }
 
 // Intercept makes p the Process of the actor pid, an actor of another node
@@ -424,6 +428,7 @@ func (n *Node) Close(ctx context.Context) error {
 		n.mu.Lock()
 		n.closed = true
 		n.mu.Unlock()
+		n.dead.close() // what dies with the node is routine
 		links := n.Links()
 		for i := len(links) - 1; i >= 0; i-- {
 			if err := links[i].Close(ctx); err != nil && n.closeErr == nil {
@@ -488,12 +493,11 @@ func (n *Node) routesVia(addr string, l *Link) bool {
 	return false
 }
 
-// logDeadLetter logs protoactor's dead letters (a message to an actor that
-// does not exist, or no longer does) at debug level, throttled: they are
-// routine while actors stop (a Stop or Terminated to an actor already gone),
-// and a request among them is answered with a DeadLetterResponse anyway.
-// Link dead letters (Undeliverable) were logged at warn with their reason
-// when they happened.
+// logDeadLetter reports protoactor's dead letters: a message to an actor
+// that does not exist, or no longer does. System and lifecycle messages
+// among them are routine while actors stop (a Stop or Terminated to an
+// actor already gone): debug level only. Link dead letters
+// (Undeliverable) were reported with their reason when they happened.
 func (n *Node) logDeadLetter(evt any) {
 	dl, ok := evt.(*pa.DeadLetterEvent)
 	if !ok {
@@ -502,18 +506,6 @@ func (n *Node) logDeadLetter(evt any) {
 	if _, ok := dl.Message.(*Undeliverable); ok {
 		return
 	}
-	e := n.log.Debug() // nil when debug is disabled: the common case costs nothing more
-	if e == nil {
-		return
-	}
-	ok, skipped := n.deadLog.allow()
-	if skipped > 0 {
-		n.log.Debug().Int64("skipped", skipped).Msg("dead letters not logged")
-	}
-	if !ok {
-		e.Discard()
-		return
-	}
-	e.Err(ErrNoSuchActor).Str("target", pidString(dl.PID)).Str("sender", pidString(dl.Sender)).
-		Str("type", fmt.Sprintf("%T", dl.Message)).Msg("dead letter")
+	n.dead.report(deadLetter{msg: "dead letter", target: dl.PID, sender: dl.Sender, typ: fmt.Sprintf("%T", dl.Message),
+		reason: ErrNoSuchActor, routine: routineMessage(dl.Message)})
 }

@@ -148,11 +148,11 @@ func (echoActor) Receive(ctx pa.Context) {
 	}
 }
 
-// frameHeader is a frame header (mailbox/frame.go): [len u32 BE][type][version=1][0 0].
+// frameHeader is a frame header (mailbox/frame.go): [len u32 BE][type][version=2][0 0].
 func frameHeader(typ byte, length uint32) []byte {
 	h := make([]byte, 8)
 	binary.BigEndian.PutUint32(h[0:4], length)
-	h[4], h[5] = typ, 1
+	h[4], h[5] = typ, 2
 	return h
 }
 

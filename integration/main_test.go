@@ -73,7 +73,7 @@ func leakOpts(extra ...goleak.Option) []goleak.Option {
 func runBadCookie() int {
 	fmt.Printf("bad-cookie pid %d\n", os.Getpid())
 	var body []byte
-	body = binary.AppendUvarint(body, 1)       // version
+	body = binary.AppendUvarint(body, 2)       // version
 	body = binary.AppendUvarint(body, 0)       // caps
 	body = binary.AppendUvarint(body, 256<<20) // max frame
 	body = binary.AppendUvarint(body, uint64(len("n/1")))
@@ -82,9 +82,10 @@ func runBadCookie() int {
 	cookie := mailbox.NewCookie()
 	body = binary.AppendUvarint(body, uint64(len(cookie)))
 	body = append(body, cookie...)
+	body = binary.LittleEndian.AppendUint64(body, 0) // schema digest: not announced
 	frame := make([]byte, 8, 8+len(body))
 	binary.BigEndian.PutUint32(frame[0:4], uint32(len(body)))
-	frame[4], frame[5] = 2, 1 // hello, version 1
+	frame[4], frame[5] = 2, 2 // hello, version 2
 	frame = append(frame, body...)
 	if err := writeFD(4, frame); err != nil {
 		fmt.Fprintf(os.Stderr, "bad-cookie: write: %v\n", err)

@@ -3,9 +3,11 @@ package mailbox
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
+	"unsafe"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/vmihailenco/msgpack/v5"
@@ -46,6 +48,10 @@ type Envelope struct {
 	Sender  *actor.PID        // optional
 	Header  map[string]string // optional; empty maps are not sent
 	Message any               // the user's value, or a protoactor system message
+	// Size is set by the receiving endpoint: the bytes the decoded message
+	// was charged (see WithMaxDecoded); with WithManualRelease, the Handler
+	// gives them back with Endpoint.Release once the message is processed.
+	Size int64
 }
 
 // message flags, the first byte of every encoded message.
@@ -59,14 +65,15 @@ const (
 
 // payload kinds, the byte before the payload.
 const (
-	kindNil        = 0 // no payload
-	kindBytes      = 1 // []byte: the rest of the message
-	kindString     = 2 // string: the rest of the message
-	kindScalar     = 3 // reflect.Kind byte + 8 bytes little endian
-	kindRegistered = 4 // symbol (type name) + msgpack
-	kindProto      = 5 // symbol (full proto name) + proto.Marshal bytes
-	kindPID        = 6 // a PID
-	kindMsgpack    = 7 // an unregistered map or slice: generic msgpack
+	kindNil       = 0 // no payload
+	kindBytes     = 1 // []byte: the rest of the message
+	kindString    = 2 // string: the rest of the message
+	kindScalar    = 3 // reflect.Kind byte + 8 bytes little endian
+	kindTyped     = 4 // symbol (type expression) + msgpack
+	kindProto     = 5 // symbol (full proto name) + proto.Marshal bytes
+	kindPID       = 6 // a PID
+	kindTypedTags = 8 // symbol (type expression) + tag table + msgpack
+	// 7 was generic msgpack (protocol version 1); it is not used.
 )
 
 // symbol reference codes: a uvarint; symNew defines the next table entry,
@@ -84,14 +91,46 @@ type encoder struct {
 	symOrder []string
 	symBytes int // bytes of all interned strings
 	sink     sink
-	mp       *msgpack.Encoder
+	mp       *msgpack.Encoder // for types with their own msgpack codec
 	pb       proto.MarshalOptions
+	depth    int                  // nesting of the value being encoded
+	tags     []string             // type expressions tagged in the message being encoded
+	tagBuf   []byte               // scratch for the tag table
+	mismatch map[*typeEntry]error // types whose shape differs on the peer (set by the handshake)
+
+	recent    [4]recentSym                 // the symbols used last: target and sender addresses, a type
+	wtVersion uint64                       // registry version of wtCache
+	wtCache   map[unsafe.Pointer]*wireType // by runtime type: no reflect.Type hashing per message
+}
+
+// recentSym is a symbol and its reference code (0: empty).
+type recentSym struct {
+	s string
+	n uint64
+}
+
+// maxWireTypeCache bounds an encoder's cache of wire types.
+const maxWireTypeCache = 1024
+
+// wireTypeOf returns the wire type of m's dynamic type, from the encoder's
+// cache when it can.
+func (e *encoder) wireTypeOf(m any) *wireType {
+	if v := registry.Load().version; v != e.wtVersion || e.wtCache == nil {
+		e.wtCache, e.wtVersion = make(map[unsafe.Pointer]*wireType), v
+	}
+	k := (*eface)(unsafe.Pointer(&m)).typ
+	if wt := e.wtCache[k]; wt != nil {
+		return wt
+	}
+	wt := wireTypeOf(reflect.TypeOf(m))
+	if len(e.wtCache) < maxWireTypeCache {
+		e.wtCache[k] = wt
+	}
+	return wt
 }
 
 // sink is the msgpack encoder's writer: it appends to the batch buffer and
-// carries the node address used to rewrite "nonhost" PIDs. It holds the
-// slice itself, not a pointer to the caller's: taking the address of the
-// caller's slice would move it to the heap on every call.
+// carries the node address used to rewrite "nonhost" PIDs.
 type sink struct {
 	buf          []byte
 	localAddress string
@@ -100,14 +139,6 @@ type sink struct {
 func (s *sink) Write(p []byte) (int, error)       { s.buf = append(s.buf, p...); return len(p), nil }
 func (s *sink) WriteString(p string) (int, error) { s.buf = append(s.buf, p...); return len(p), nil }
 func (s *sink) WriteByte(c byte) error            { s.buf = append(s.buf, c); return nil }
-
-// encodeMsgpack appends the msgpack encoding of v to b.
-func (e *encoder) encodeMsgpack(b []byte, v any) ([]byte, error) {
-	e.sink.buf = b
-	err := e.mp.Encode(v)
-	b, e.sink.buf = e.sink.buf, nil
-	return b, err
-}
 
 func newEncoder(localAddress string) *encoder {
 	e := &encoder{syms: make(map[string]uint64)}
@@ -120,6 +151,7 @@ func newEncoder(localAddress string) *encoder {
 func (e *encoder) mark() int { return len(e.symOrder) }
 
 func (e *encoder) rollback(m int) {
+	e.recent = [len(e.recent)]recentSym{}
 	for _, s := range e.symOrder[m:] {
 		delete(e.syms, s)
 		e.symBytes -= len(s)
@@ -133,7 +165,14 @@ func appendString(b []byte, s string) []byte {
 }
 
 func (e *encoder) appendSymbol(b []byte, s string) []byte {
+	for i := range e.recent {
+		if r := &e.recent[i]; r.n != 0 && r.s == s {
+			return binary.AppendUvarint(b, r.n)
+		}
+	}
 	if n, ok := e.syms[s]; ok {
+		copy(e.recent[1:], e.recent[:])
+		e.recent[0] = recentSym{s, n}
 		return binary.AppendUvarint(b, n)
 	}
 	if len(e.symOrder) >= maxSymbols || len(s) > maxSymbolLen || e.symBytes+len(s) > maxSymbolBytes {
@@ -145,13 +184,6 @@ func (e *encoder) appendSymbol(b []byte, s string) []byte {
 	e.symOrder = append(e.symOrder, s)
 	b = append(b, symNew)
 	return appendString(b, s)
-}
-
-func (e *encoder) address(a string) string {
-	if a == nonhost && e.sink.localAddress != "" {
-		return e.sink.localAddress
-	}
-	return a
 }
 
 func (e *encoder) appendPID(b []byte, p *actor.PID) []byte {
@@ -248,17 +280,9 @@ func (e *encoder) appendPayload(b []byte, m any) ([]byte, []byte, error) {
 		}
 		return appendScalar(b, reflect.Bool, x), nil, nil
 	}
-	t := reflect.TypeOf(m)
-	if te := lookupType(t); te != nil {
-		b = append(b, kindRegistered)
-		b = e.appendSymbol(b, te.name)
-		b, err := e.encodeMsgpack(b, m)
-		if err != nil {
-			return b, nil, fmt.Errorf("%w: %s: %w", ErrEncode, te.name, err)
-		}
-		return b, nil, nil
-	}
-	if pm, ok := m.(proto.Message); ok {
+	wt := e.wireTypeOf(m)
+	if wt.proto {
+		pm := m.(proto.Message)
 		b = append(b, kindProto)
 		b = e.appendSymbol(b, string(pm.ProtoReflect().Descriptor().FullName()))
 		out, err := e.pb.MarshalAppend(b, e.rewriteProto(pm))
@@ -267,19 +291,65 @@ func (e *encoder) appendPayload(b []byte, m any) ([]byte, []byte, error) {
 		}
 		return out, nil, nil
 	}
-	// Unregistered maps, slices and arrays travel as generic msgpack and
-	// arrive as map[string]any (string keys), map[any]any (other keys) or
-	// []any, holding what msgpack decodes into an interface (int8 for a small
-	// int, for example). Register the type to get it back exactly.
-	if k := t.Kind(); k == reflect.Map || k == reflect.Slice || k == reflect.Array {
-		b = append(b, kindMsgpack)
-		b, err := e.encodeMsgpack(b, m)
-		if err != nil {
-			return b, nil, fmt.Errorf("%w: %T: %w", ErrEncode, m, err)
+	if wt.err != nil {
+		err, ok := m.(error)
+		if !ok {
+			return b, nil, wt.err
 		}
-		return b, nil, nil
+		// An error of a type nobody registered crosses as a RemoteError.
+		b = append(b, kindTyped)
+		b = e.appendSymbol(b, "error")
+		return e.appendRemoteError(b, err), nil, nil
 	}
-	return b, nil, fmt.Errorf("%w: %T (call mailbox.RegisterType from init)", ErrTypeNotRegistered, m)
+	if err := e.checkMismatch(wt); err != nil {
+		return b, nil, err
+	}
+	kindAt := len(b)
+	b = append(b, kindTyped)
+	b = e.appendSymbol(b, wt.name)
+	bodyAt := len(b)
+	e.depth, e.tags = 0, e.tags[:0]
+	b, err := e.appendValue(b, wt.codec, m)
+	if err != nil {
+		if errors.Is(err, ErrTypeNotRegistered) || errors.Is(err, ErrTypeMismatch) {
+			return b, nil, fmt.Errorf("%w, in a %s", err, wt.name)
+		}
+		return b, nil, fmt.Errorf("%w: %s: %w", ErrEncode, wt.name, err)
+	}
+	if len(e.tags) > 0 {
+		b = e.insertTagTable(b, kindAt, bodyAt)
+	}
+	return b, nil, nil
+}
+
+// insertTagTable puts the message's tag table (a count, then a symbol per
+// type expression tagged in the body) between the type symbol and the body.
+func (e *encoder) insertTagTable(b []byte, kindAt, bodyAt int) []byte {
+	t := binary.AppendUvarint(e.tagBuf[:0], uint64(len(e.tags)))
+	for _, name := range e.tags {
+		t = e.appendSymbol(t, name)
+	}
+	e.tagBuf = t
+	b[kindAt] = kindTypedTags
+	n := len(b)
+	b = append(b, t...)
+	copy(b[bodyAt+len(t):], b[bodyAt:n])
+	copy(b[bodyAt:], t)
+	return b
+}
+
+// checkMismatch refuses a value whose type names a registered type whose
+// shape differs on the peer.
+func (e *encoder) checkMismatch(wt *wireType) error {
+	if e.mismatch == nil {
+		return nil
+	}
+	for _, a := range wt.atoms {
+		if err := e.mismatch[a]; err != nil {
+			return fmt.Errorf("%w: %w", ErrEncode, err) // the message's fault, not the link's
+		}
+	}
+	return nil
 }
 
 func appendScalar(b []byte, k reflect.Kind, bits uint64) []byte {
@@ -330,13 +400,25 @@ type decoder struct {
 	symBytes   int // bytes of all interned strings
 	cachedPIDs int // PIDs cached over all symbols
 	br         bytes.Reader
-	mp         *msgpack.Decoder
+	mp         *msgpack.Decoder // for types with their own msgpack codec
+
+	// The payload being decoded.
+	r        mpReader
+	tags     []*symbol // the message's tag table
+	budget   int64     // bytes the payload may decode to
+	charged  int64     // bytes charged so far
+	depth    int
+	checked  int                  // offset from which r.b passed checkMsgpack; -1 if none
+	maxBytes int64                // bytes this message may decode to at most, beyond the factor (0: no limit)
+	size     int64                // bytes the last payload was charged
+	mismatch map[*typeEntry]error // types whose shape differs on the peer (set by the handshake)
 }
 
 // symbol is an interned string with what the reader learnt about it.
 type symbol struct {
 	s     string
-	entry *typeEntry // registered type by this name (resolved lazily)
+	wt    *wireType // the type expression it names (resolved lazily)
+	err   error     // why it names no type here
 	proto protoreflect.MessageType
 	pids  map[string]*actor.PID // PIDs at this address, shared between messages
 }
@@ -517,10 +599,13 @@ func (d *decoder) decodeEnvelope(msg []byte, owned bool, env *Envelope) (bad, fa
 		return nil, c.err
 	}
 	var sym *symbol
-	if kind == kindRegistered || kind == kindProto {
+	if kind == kindTyped || kind == kindTypedTags || kind == kindProto {
 		if sym = d.symbol(&c); c.err != nil {
 			return nil, c.err
 		}
+	}
+	if d.tagTable(kind, &c); c.err != nil {
+		return nil, c.err
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -528,11 +613,23 @@ func (d *decoder) decodeEnvelope(msg []byte, owned bool, env *Envelope) (bad, fa
 			bad = fmt.Errorf("%w: decoder panicked: %v", ErrDecode, r)
 		}
 	}()
+	d.size = 0
 	env.Message, bad = d.payload(kind, sym, c.b, owned)
+	env.Size = d.size
 	return bad, nil
 }
 
 func (d *decoder) payload(kind byte, sym *symbol, b []byte, owned bool) (any, error) {
+	switch kind {
+	case kindBytes, kindString, kindProto:
+		d.size = int64(len(b))
+		if kind == kindProto {
+			d.size *= 2 // the message's structs, about as large as its bytes
+		}
+		if d.maxBytes > 0 && d.size > d.maxBytes {
+			return nil, fmt.Errorf("%w: %w: %d bytes, %d left of the link's bound", ErrDecode, ErrDecodeLimit, d.size, d.maxBytes)
+		}
+	}
 	switch kind {
 	case kindNil:
 		if len(b) != 0 {
@@ -558,24 +655,8 @@ func (d *decoder) payload(kind byte, sym *symbol, b []byte, owned bool) (any, er
 			return nil, fmt.Errorf("%w: pid: %w", ErrDecode, c.err)
 		}
 		return p, nil
-	case kindRegistered:
-		if sym.entry == nil {
-			sym.entry = lookupName(sym.s)
-			if sym.entry == nil {
-				return nil, fmt.Errorf("%w: %q", ErrUnknownType, sym.s)
-			}
-		}
-		if err := d.reset(b); err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrDecode, sym.s, err)
-		}
-		v, err := sym.entry.decode(d.mp)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrDecode, sym.s, err)
-		}
-		if d.br.Len() != 0 {
-			return nil, fmt.Errorf("%w: %s: %d stray bytes", ErrDecode, sym.s, d.br.Len())
-		}
-		return v, nil
+	case kindTyped, kindTypedTags:
+		return d.typed(sym, b)
 	case kindProto:
 		if sym.proto == nil {
 			mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(sym.s))
@@ -589,35 +670,73 @@ func (d *decoder) payload(kind byte, sym *symbol, b []byte, owned bool) (any, er
 			return nil, fmt.Errorf("%w: proto %s: %w", ErrDecode, sym.s, err)
 		}
 		return m, nil
-	case kindMsgpack:
-		if err := d.reset(b); err != nil {
-			return nil, fmt.Errorf("%w: msgpack: %w", ErrDecode, err)
-		}
-		v, err := d.mp.DecodeInterface()
-		if err != nil {
-			return nil, fmt.Errorf("%w: msgpack: %w", ErrDecode, err)
-		}
-		if d.br.Len() != 0 {
-			return nil, fmt.Errorf("%w: msgpack: %d stray bytes", ErrDecode, d.br.Len())
-		}
-		return v, nil
 	}
 	return nil, fmt.Errorf("%w: unknown payload kind %d", ErrDecode, kind)
 }
 
-// reset points the msgpack decoder at b after checking that b is well-formed
-// msgpack whose announced lengths fit in b and whose nesting is bounded:
-// msgpack itself allocates what a length announces and recurses per level,
-// so a hostile length or depth would exhaust memory or the stack, neither of
-// which a recover can catch.
-func (d *decoder) reset(b []byte) error {
-	if err := checkMsgpack(b); err != nil {
-		return err
+// tagTable reads the tag table of a kindTypedTags payload into d.tags. A
+// malformed one breaks the wire format: its symbols keep the link's table
+// in step.
+func (d *decoder) tagTable(kind byte, c *cursor) {
+	d.tags = d.tags[:0]
+	if kind != kindTypedTags {
+		return
 	}
-	d.br.Reset(b)
-	d.mp.ResetReader(&d.br)
-	d.mp.SetMapDecoder(decodeAnyMap)
-	return nil
+	n := c.uvarint()
+	if c.err == nil && n > uint64(len(c.b)) {
+		c.fail("tag table of %d overruns the message", n)
+	}
+	for i := uint64(0); i < n && c.err == nil; i++ {
+		d.tags = append(d.tags, d.symbol(c))
+	}
+}
+
+// typed decodes a payload of kindTyped or kindTypedTags (its tag table
+// read by tagTable) within the payload's budget.
+func (d *decoder) typed(sym *symbol, b []byte) (any, error) {
+	c := cursor{b: b}
+	wt, err := d.resolve(sym)
+	if err != nil {
+		return nil, err
+	}
+	d.r = mpReader{b: c.b}
+	d.checked, d.depth, d.charged = -1, 0, 0
+	d.budget = MaxDecodeFactor*int64(len(c.b)) + DecodeAllowance
+	if d.maxBytes > 0 && d.budget > d.maxBytes {
+		d.budget = d.maxBytes
+	}
+	v, err := d.decodeTop(wt)
+	if err == nil && d.r.left() != 0 {
+		err = fmt.Errorf("%d stray bytes", d.r.left())
+	}
+	d.size = d.charged
+	d.r = mpReader{}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrDecode, sym.s, err)
+	}
+	return v, nil
+}
+
+// resolve returns the type a symbol names, resolving it once per link.
+func (d *decoder) resolve(sym *symbol) (*wireType, error) {
+	if sym.wt == nil && sym.err == nil {
+		if sym.s == "error" {
+			sym.wt = &wireType{typ: errorType, name: "error"}
+		} else {
+			sym.wt, sym.err = parseTypeExpr(sym.s)
+		}
+	}
+	if sym.err != nil {
+		return nil, sym.err
+	}
+	if d.mismatch != nil {
+		for _, a := range sym.wt.atoms {
+			if err := d.mismatch[a]; err != nil {
+				return nil, err
+			}
+		}
+	}
+	return sym.wt, nil
 }
 
 // decodeAnyMap decodes a map inside an interface value: map[string]any when

@@ -64,7 +64,23 @@ func (b *testBroken) DecodeMsgpack(dec *msgpack.Decoder) error {
 	return nil
 }
 
+// testNode can form a cycle.
+type testNode struct{ Next *testNode }
+
+func cyclic() *testNode {
+	n := &testNode{}
+	n.Next = n
+	return n
+}
+
+func cyclicAny() []any {
+	s := []any{nil}
+	s[0] = s
+	return s
+}
+
 func init() {
+	RegisterType("mailbox_test.node", &testNode{})
 	RegisterType("mailbox_test.ping", &testPing{})
 	RegisterType("mailbox_test.point", testPoint{})
 	RegisterType("mailbox_test.broken", &testBroken{})
@@ -140,11 +156,11 @@ func roundTrips() []roundTrip {
 		{"map[string][]byte", map[string][]byte{"a": []byte("z")}, nil},
 		{"time.Time", when, when.Local()},
 		{"time.Duration", 90 * time.Second, nil},
-		{"unregistered map[int]string", map[int]string{1: "one", -300: "minus"}, map[any]any{int8(1): "one", int16(-300): "minus"}},
-		{"unregistered map[string]float32", map[string]float32{"x": 1.5}, map[string]any{"x": float32(1.5)}},
-		{"unregistered []string-like slice", []testPoint{{1, 2}}, []any{map[string]any{"X": int8(1), "Y": int8(2)}}},
-		{"unregistered array", [2]string{"a", "b"}, []any{"a", "b"}},
-		{"unregistered nil map", map[int]int(nil), nil},
+		{"map[int]string", map[int]string{1: "one", -300: "minus"}, nil},
+		{"map[string]float32", map[string]float32{"x": 1.5}, nil},
+		{"slice of a registered value type", []testPoint{{1, 2}}, nil},
+		{"array", [2]string{"a", "b"}, nil},
+		{"nil map", map[int]int(nil), nil},
 	}
 }
 
@@ -161,9 +177,6 @@ func equalMessage(got, want any) bool {
 func (rt roundTrip) wanted() any {
 	if rt.want != nil {
 		return rt.want
-	}
-	if rt.name == "unregistered nil map" {
-		return nil
 	}
 	return rt.msg
 }
@@ -306,7 +319,12 @@ func TestEncodeErrors(t *testing.T) {
 		{"func", func() {}, ErrTypeNotRegistered},
 		{"proto by value is not a proto.Message", testPoint{}, nil},
 		{"encoder fails", &testBroken{FailEncode: true}, ErrEncode},
-		{"generic slice of funcs", []func(){func() {}}, ErrEncode},
+		{"slice of funcs", []func(){func() {}}, ErrTypeNotRegistered},
+		{"unregistered struct in an any", &testPing{}, nil},
+		{"unregistered struct in a []any", []any{struct{ X int }{1}}, ErrTypeNotRegistered},
+		{"unregistered named scalar in a map[string]any", map[string]any{"m": time.Month(1)}, ErrTypeNotRegistered},
+		{"cyclic pointers", cyclic(), ErrEncode},
+		{"cyclic []any", cyclicAny(), ErrEncode},
 	} {
 		enc := newEncoder("")
 		mark := enc.mark()
@@ -352,6 +370,18 @@ func mustMsgpack(v any) []byte {
 	return b
 }
 
+// deepTags is msgpack for n nested tagged values of type "any" (tag 0).
+func deepTags(n int) []byte {
+	b := []byte{mpNil}
+	for range n {
+		body := append([]byte{0}, b...)
+		h := []byte{mpExt32, 0, 0, 0, 0, extTag}
+		binary.BigEndian.PutUint32(h[1:], uint32(len(body)))
+		b = append(h, body...)
+	}
+	return b
+}
+
 // deepArray is msgpack for n nested one-element arrays.
 func deepArray(n int) []byte {
 	b := bytes.Repeat([]byte{0x91}, n)
@@ -374,19 +404,24 @@ var badMessages = []struct {
 	{"request id overflows", rawMsg(byte(flagSender), byte(symLiteral), "a", "b", 1<<33, byte(kindNil)), ErrProtocol},
 	{"header overruns", rawMsg(byte(flagHeader), 1000, "k", "v", byte(kindNil)), ErrProtocol},
 	{"header string overruns", rawMsg(byte(flagHeader), 1, 200, "k"), ErrProtocol},
-	{"undefined type symbol", rawMsg(byte(0), byte(kindRegistered), 9, mustMsgpack(1)), ErrProtocol},
+	{"undefined type symbol", rawMsg(byte(0), byte(kindTyped), 9, mustMsgpack(1)), ErrProtocol},
 
-	{"unknown registered type name", rawMsg(byte(flagTarget), byte(symLiteral), "n", "t", 0, byte(kindRegistered), byte(symNew), "no.such.Type", mustMsgpack(map[string]int{"X": 1})), ErrUnknownType},
-	{"undecodable msgpack", rawMsg(byte(flagTarget), byte(symLiteral), "n", "t", 0, byte(kindRegistered), byte(symLiteral), "mailbox_test.ping", []byte{0xc1}), ErrDecode},
-	{"msgpack of the wrong shape", rawMsg(byte(0), byte(kindRegistered), byte(symLiteral), "mailbox_test.ping", mustMsgpack("a string")), ErrDecode},
-	{"msgpack stray bytes", rawMsg(byte(0), byte(kindRegistered), byte(symLiteral), "mailbox_test.point", mustMsgpack(testPoint{}), []byte{1}), ErrDecode},
-	{"msgpack array32 of 2^32-1", rawMsg(byte(0), byte(kindMsgpack), []byte{0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0}), ErrDecode},
-	{"msgpack map32 of 2^32-1", rawMsg(byte(0), byte(kindMsgpack), []byte{0xdf, 0xff, 0xff, 0xff, 0xff, 0xc0, 0xc0}), ErrDecode},
-	{"msgpack slice field of 2^32-1", rawMsg(byte(0), byte(kindRegistered), byte(symLiteral), "mailbox_test.ping", []byte{0x81, 0xa4, 'M', 'a', 'n', 'y', 0xdd, 0xff, 0xff, 0xff, 0xff}), ErrDecode},
-	{"msgpack str32 of 2^32-1", rawMsg(byte(0), byte(kindMsgpack), []byte{0x91, 0xdb, 0xff, 0xff, 0xff, 0xff, 'x'}), ErrDecode},
-	{"msgpack nested too deep", rawMsg(byte(0), byte(kindMsgpack), deepArray(maxMsgpackDepth+1)), ErrDecode},
-	{"msgpack unhashable key", rawMsg(byte(0), byte(kindMsgpack), []byte{0x81, 0x91, 0x01, 0x01}), ErrDecode},
-	{"decoder panics", rawMsg(byte(0), byte(kindRegistered), byte(symLiteral), "mailbox_test.broken", mustMsgpack(true)), ErrDecode},
+	{"unknown registered type name", rawMsg(byte(flagTarget), byte(symLiteral), "n", "t", 0, byte(kindTyped), byte(symNew), "no.such.Type", mustMsgpack(map[string]int{"X": 1})), ErrUnknownType},
+	{"undecodable msgpack", rawMsg(byte(flagTarget), byte(symLiteral), "n", "t", 0, byte(kindTyped), byte(symLiteral), "mailbox_test.ping", []byte{0xc1}), ErrDecode},
+	{"msgpack of the wrong shape", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "mailbox_test.ping", mustMsgpack("a string")), ErrDecode},
+	{"msgpack stray bytes", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "mailbox_test.point", mustMsgpack(testPoint{}), []byte{1}), ErrDecode},
+	{"msgpack array32 of 2^32-1", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "[]any", []byte{0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0}), ErrDecode},
+	{"msgpack map32 of 2^32-1", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "[]any", []byte{0xdf, 0xff, 0xff, 0xff, 0xff, 0xc0, 0xc0}), ErrDecode},
+	{"msgpack slice field of 2^32-1", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "mailbox_test.ping", []byte{0x81, 0xa4, 'M', 'a', 'n', 'y', 0xdd, 0xff, 0xff, 0xff, 0xff}), ErrDecode},
+	{"msgpack str32 of 2^32-1", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "[]any", []byte{0x91, 0xdb, 0xff, 0xff, 0xff, 0xff, 'x'}), ErrDecode},
+	{"msgpack nested too deep", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "[]any", deepArray(maxMsgpackDepth+1)), ErrDecode},
+	{"tags nested too deep", rawMsg(byte(0), byte(kindTypedTags), byte(symLiteral), "any", 1, byte(symLiteral), "any", deepTags(maxMsgpackDepth+1)), ErrDecode},
+	{"tag index out of its table", rawMsg(byte(0), byte(kindTypedTags), byte(symLiteral), "any", 1, byte(symLiteral), "int", []byte{0xd5, extTag, 5, 1}), ErrDecode},
+	{"tag of an unknown type", rawMsg(byte(0), byte(kindTypedTags), byte(symLiteral), "[]any", 1, byte(symLiteral), "no.such.Type", []byte{0x91, 0xd5, extTag, 0, 1}), ErrUnknownType},
+	{"unknown ext type", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "[]any", []byte{0x91, 0xd4, 9, 0}), ErrDecode},
+	{"tag table overruns", rawMsg(byte(0), byte(kindTypedTags), byte(symLiteral), "any", 200), ErrProtocol},
+	{"msgpack unhashable key", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "[]any", []byte{0x81, 0x91, 0x01, 0x01}), ErrDecode},
+	{"decoder panics", rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "mailbox_test.broken", mustMsgpack(true)), ErrDecode},
 	{"unknown proto name", rawMsg(byte(0), byte(kindProto), byte(symNew), "actor.NoSuchMessage", []byte{}), ErrUnknownType},
 	{"bad proto bytes", rawMsg(byte(0), byte(kindProto), byte(symLiteral), "actor.Watch", []byte{0x0a, 0x7f}), ErrDecode},
 	{"nil with stray bytes", rawMsg(byte(0), byte(kindNil), []byte{1}), ErrDecode},
@@ -459,8 +494,8 @@ func TestRegistry(t *testing.T) {
 	if name, ok := RegisteredName(regA{}); name != "mailbox_test.regA" || !ok {
 		t.Errorf("RegisteredName(regA{}) = %q, %v; want mailbox_test.regA, true", name, ok)
 	}
-	if name, ok := RegisteredName(&regA{}); name != "" || ok {
-		t.Errorf("RegisteredName(&regA{}) = %q, %v; want \"\", false (*T is another type)", name, ok)
+	if name, ok := RegisteredName(&regA{}); name != "mailbox_test.regA" || !ok {
+		t.Errorf("RegisteredName(&regA{}) = %q, %v; want mailbox_test.regA, true (T and *T both cross)", name, ok)
 	}
 	if name, ok := RegisteredName(nil); name != "" || ok {
 		t.Errorf("RegisteredName(nil) = %q, %v; want \"\", false", name, ok)
@@ -561,7 +596,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 			t.Errorf("Unmarshal(%s): got %v; want %v", c.name, err, c.want)
 		}
 	}
-	for _, b := range [][]byte{nil, {kindRegistered}, {kindRegistered, 9}} {
+	for _, b := range [][]byte{nil, {kindTyped}, {kindTyped, 9}} {
 		if _, err := Unmarshal(b); !errors.Is(err, ErrProtocol) {
 			t.Errorf("Unmarshal(% x): got %v; want ErrProtocol", b, err)
 		}

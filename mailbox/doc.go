@@ -39,26 +39,57 @@
 // type, a malformed envelope) closes the link with a typed error (test with
 // errors.Is: ErrFrameTooLarge, ErrProtocol), one log line, and one
 // Handler.Closed call; no announced length is allocated before the bytes
-// arrive. A bad message inside a good frame (unknown type name, a payload that
-// does not decode, a decoder panic) goes to Handler.DeadLetter with the
-// reason, and the link lives on. msgpack payloads are checked before they are
-// decoded: every announced count or length must fit in the bytes that are
-// there and nesting is bounded, since msgpack would allocate what a length
-// says and recurse per level, and neither an out-of-memory nor a stack
-// overflow can be recovered.
+// arrive, and a frame that stops arriving mid-way for WithFrameTimeout
+// (30 s) closes the link with ErrFrameStalled. A bad message inside a good
+// frame (unknown type name, a payload that does not decode, a decoder
+// panic) goes to Handler.DeadLetter with the reason, and the link lives on.
+//
+// Every count and length a payload announces must fit in the bytes that are
+// there, nesting is bounded, and a payload decodes to at most
+// MaxDecodeFactor (32) times its size plus DecodeAllowance (64 KiB),
+// counted as the decoder allocates (a slice element its size, a map entry
+// its key, value and overhead, a pointer its target, a string its bytes),
+// and within what is left of the link's WithMaxDecoded: past either, the
+// message is a dead letter with ErrDecodeLimit before the memory is
+// allocated. Neither an out-of-memory nor a stack overflow can be
+// recovered, so neither may be reachable from a peer's bytes.
+//
+// # Types
+//
+// A message crosses as what was sent: RegisterType names a type T (both T
+// and *T cross, each arriving in the form it was sent), and slices, arrays,
+// maps and pointers of registered and predeclared types are named by type
+// expressions ([]*bench.Record, map[string]any, [3]int) with no
+// registration of their own. Values in interface positions (an any or
+// error field, a []any, a map[string]any) carry their type too, so a
+// registered struct, a PID or an int64 inside an any arrives as itself,
+// never as a map. An error whose type is not registered crosses as a
+// *RemoteError with the same Error() text; errors.Is holds for the
+// sentinels registered with RegisterError on both sides (procactor's own,
+// protoactor's, and common ones of the standard library are). A value that
+// cannot be named fails Send at once with ErrTypeNotRegistered, naming the
+// Go type. Each registered type's fingerprint (its field names, tags and
+// kinds) is compared at the handshake: a type whose shape differs on the
+// peer makes its messages fail with ErrTypeMismatch naming the field
+// (WithStrictTypes refuses the link instead).
 //
 // # Wire format
 //
 // A link is a stream of frames. Every frame starts with an 8-byte header:
 //
 //	[0:4] body length, uint32 big endian (header excluded)
-//	[4]   frame type: 1 data, 2 hello, 3 goodbye
-//	[5]   protocol version (1)
+//	[4]   frame type: 1 data, 2 hello, 3 goodbye, 4 types
+//	[5]   protocol version (2)
 //	[6:8] reserved, zero
 //
 // A hello body is, in uvarints and length-prefixed strings: version, caps,
-// max frame, address, incarnation, cookie. Each side sends one hello first
-// (see Endpoint.Handshake). A goodbye has an empty body: the sender writes
+// max frame, address, incarnation, cookie, then the 8-byte little-endian
+// digest of every registered type's fingerprint. Each side sends one hello
+// first (see Endpoint.Handshake). When the two digests differ, each side
+// sends a types frame listing its types (1, a count, then name and 8-byte
+// digest each), then one with the fields of the types registered on both
+// sides whose digests differ (2, a count, then name, a count, and path and
+// shape strings each). A goodbye has an empty body: the sender writes
 // nothing after it; the receiver flushes, answers with its own goodbye and
 // closes.
 //
@@ -71,10 +102,20 @@
 //	header   uvarint count, then count × (key string, value string), if flagged
 //	kind     1 byte, then the payload, which runs to the message's end:
 //	         0 nil; 1 []byte (raw); 2 string (raw); 3 scalar (Go kind byte +
-//	         8 bytes little endian); 4 registered type (symbol name + msgpack);
-//	         5 protobuf (symbol full name + proto bytes); 6 PID;
-//	         7 unregistered map, slice or array (generic msgpack: arrives
-//	         as map[string]any, map[any]any or []any)
+//	         8 bytes little endian); 4 typed (symbol: type expression, then
+//	         msgpack); 5 protobuf (symbol full name + proto bytes); 6 PID;
+//	         8 typed with tags (symbol: type expression, the tag table: a
+//	         uvarint count and that many symbols, then msgpack)
+//
+// A typed payload is msgpack as the type's codec writes it: a struct is a
+// map of field name to value (an array with "as_array"), a PID an array
+// [address, id, request id], a time.Time msgpack's timestamp extension, a
+// protobuf message held in a field its proto bytes. A value in an interface
+// position is untagged when msgpack's own type for it is its Go type (nil,
+// bool, int, float32, float64, string, []byte, []any, map[string]any,
+// time.Time), otherwise an ext of type 1 whose body is the uvarint index of
+// its type expression in the message's tag table, then the value; the type
+// expression "error" stands for a RemoteError, [text, [sentinel names]].
 //
 // A string is a uvarint length and its bytes. A PID is a symbol (address), a
 // string (id) and a uvarint (request id). A symbol is a uvarint: 0 defines the

@@ -19,7 +19,9 @@ type Handler interface {
 	Deliver(env *Envelope)
 	// DeadLetter is called for a message that arrived in a good frame but
 	// cannot be delivered: its type name is not registered here
-	// (ErrUnknownType) or its payload does not decode (ErrDecode). env holds
+	// (ErrUnknownType), its payload does not decode (ErrDecode) or would
+	// decode past its budget (ErrDecodeLimit), or its type's shape differs
+	// between the two sides (ErrTypeMismatch). env holds
 	// the target, sender and header when they decoded, so a request can be
 	// answered with a DeadLetterResponse. The link lives on.
 	DeadLetter(env *Envelope, reason error)
@@ -79,6 +81,9 @@ type Endpoint struct {
 	dec  *decoder
 	peer Hello
 
+	mismatch map[*typeEntry]error // set by Handshake, read-only after
+	decoded  atomic.Int64         // decoded bytes delivered and not yet released
+
 	state      atomic.Int32
 	readerGoid atomic.Uint64 // the reader goroutine, which calls Deliver and DeadLetter
 	finisher   atomic.Uint64 // the goroutine that calls Closed
@@ -122,6 +127,10 @@ func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) (*Endpoint,
 		done: make(chan struct{}),
 	}
 	e.out.ownReader = &e.readerGoid
+	e.fr.stallTimeout = cfg.frameTimeout
+	e.fr.onStall = func(length, got int) {
+		e.fail(fmt.Errorf("%w: no byte of a %d-byte frame for %v (%d arrived)", ErrFrameStalled, length, cfg.frameTimeout, got))
+	}
 	return e, nil
 }
 
@@ -180,6 +189,16 @@ func (e *Endpoint) send(ctx context.Context, env *Envelope, numbered bool) (uint
 func (e *Endpoint) SendNumbered(ctx context.Context, env *Envelope) (seq uint64, size int, err error) {
 	return e.send(ctx, env, true)
 }
+
+// DecodedInFlight returns the bytes of decoded messages the reader has
+// delivered and that are not released yet (see WithMaxDecoded): with
+// WithManualRelease, what the Handler has not given back; otherwise, the
+// message being delivered.
+func (e *Endpoint) DecodedInFlight() int64 { return e.decoded.Load() }
+
+// Release gives back the decoded bytes of a processed message (its
+// Envelope.Size), under WithManualRelease.
+func (e *Endpoint) Release(n int64) { e.decoded.Add(-n) }
 
 // Done is closed when the link has ended and both goroutines have stopped.
 func (e *Endpoint) Done() <-chan struct{} { return e.done }
@@ -324,6 +343,7 @@ func (e *Endpoint) writeLoop() {
 
 func (e *Endpoint) readLoop() {
 	defer e.exit()
+	defer e.fr.stopTimer()
 	id := goid()
 	e.readerGoid.Store(id)
 	readerGoroutines.Store(id, struct{}{})
@@ -392,6 +412,7 @@ func (e *Endpoint) deliverFrame(body []byte, owned bool, env *Envelope) error {
 			return err
 		}
 		body = rest
+		e.dec.maxBytes = max(1, e.cfg.maxDecoded-e.decoded.Load())
 		bad, fatal := e.dec.decodeEnvelope(msg, owned, env)
 		if fatal != nil {
 			return fatal
@@ -404,7 +425,12 @@ func (e *Endpoint) deliverFrame(body []byte, owned bool, env *Envelope) error {
 		if bad != nil {
 			e.deadLetters.Add(1)
 		}
+		size := env.Size
+		e.decoded.Add(size)
 		e.hand(env, bad)
+		if !e.cfg.manualRelease || bad != nil {
+			e.decoded.Add(-size)
+		}
 		if e.failed.Load() {
 			return nil // aborted meanwhile (perhaps by the handler): the read that follows fails
 		}

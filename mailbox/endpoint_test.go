@@ -764,32 +764,14 @@ func TestEndpointConcurrentSenders(t *testing.T) {
 		got, _ := p.cb.wait(t, senders*each)
 		next := make([]int, senders)
 		for _, g := range got {
-			v := g.Message.([]any)
-			s, i := int(toInt(v[0])), int(toInt(v[1]))
+			v := g.Message.([2]int)
+			s, i := v[0], v[1]
 			if i != next[s] {
 				t.Fatalf("sender %d: got message %d; want %d", s, i, next[s])
 			}
 			next[s]++
 		}
 	})
-}
-
-func toInt(v any) int64 {
-	switch n := v.(type) {
-	case int8:
-		return int64(n)
-	case int16:
-		return int64(n)
-	case int32:
-		return int64(n)
-	case int64:
-		return n
-	case uint8:
-		return int64(n)
-	case uint16:
-		return int64(n)
-	}
-	panic(fmt.Sprintf("toInt(%T)", v))
 }
 
 func TestNewEndpointOptions(t *testing.T) {

@@ -29,8 +29,9 @@ var (
 	// of the peer's limit. Nothing was queued.
 	ErrMessageTooLarge = errors.New("mailbox: message too large")
 
-	// ErrTypeNotRegistered is returned by Send for a value whose type has no
-	// registered name (see RegisterType). Nothing was queued.
+	// ErrTypeNotRegistered is returned by Send for a value whose type (or the
+	// type of a value it holds in an interface) has no registered name (see
+	// RegisterType). Nothing was queued.
 	ErrTypeNotRegistered = errors.New("mailbox: type not registered")
 
 	// ErrUnknownType is the dead-letter reason for a message whose type name the
@@ -39,6 +40,21 @@ var (
 
 	// ErrDecode is the dead-letter reason for a payload that does not decode.
 	ErrDecode = errors.New("mailbox: payload does not decode")
+
+	// ErrDecodeLimit is the dead-letter reason (wrapped in ErrDecode) for a
+	// payload that would decode to more memory than its budget: MaxDecodeFactor
+	// times its size plus DecodeAllowance, within what is left of the link's
+	// WithMaxDecoded.
+	ErrDecodeLimit = errors.New("mailbox: payload decodes to more than its budget")
+
+	// ErrTypeMismatch is the dead-letter reason for a message of a type whose
+	// shape differs between the two sides of a link (found by the handshake's
+	// type fingerprints); with WithStrictTypes it fails the handshake.
+	ErrTypeMismatch = errors.New("mailbox: type differs between the two sides")
+
+	// ErrFrameStalled means a frame stopped arriving mid-way for longer than
+	// WithFrameTimeout. The link is closed.
+	ErrFrameStalled = errors.New("mailbox: frame stalled")
 
 	// ErrEncode is returned by Send when a value fails to encode. Nothing was queued.
 	ErrEncode = errors.New("mailbox: value does not encode")

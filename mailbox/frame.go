@@ -4,13 +4,17 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
+	"time"
 )
 
 // Wire constants. frame_test.go pins every one of them: changing a value
 // breaks every peer built before the change.
 const (
 	// protocolVersion is carried in every frame header and in the hello.
-	protocolVersion = 1
+	// Version 2: type expressions and tagged values in payloads, the
+	// schema digest in the hello, the types frame.
+	protocolVersion = 2
 
 	// headerSize is the size of a frame header:
 	//	[0:4] body length, big endian (not counting the header)
@@ -64,7 +68,8 @@ const (
 	frameData    frameType = 1 // a batch of length-prefixed messages
 	frameHello   frameType = 2 // the handshake
 	frameGoodbye frameType = 3 // graceful close: nothing follows from this side
-	frameAck     frameType = 4 // a cumulative count of numbered messages the peer has finished (CapAck)
+	frameTypes   frameType = 4 // the handshake's type fingerprints, when the hellos' digests differ
+	frameAck     frameType = 5 // a cumulative count of numbered messages the peer has finished (CapAck)
 )
 
 func (t frameType) String() string {
@@ -75,6 +80,8 @@ func (t frameType) String() string {
 		return "hello"
 	case frameGoodbye:
 		return "goodbye"
+	case frameTypes:
+		return "types"
 	case frameAck:
 		return "ack"
 	}
@@ -113,13 +120,68 @@ type frameReader struct {
 	buf        []byte
 	start, end int
 	maxFrame   int
+
+	// A read in the middle of a frame arms a timer: a frame that stops
+	// arriving for stallTimeout calls onStall (which closes the stream).
+	stallTimeout time.Duration
+	onStall      func(length, got int)
+	timer        *time.Timer
+	length, got  int // the frame being read, for onStall
+	stallMu      sync.Mutex
 }
 
 func newFrameReader(r io.Reader, size, maxFrame int) *frameReader {
 	return &frameReader{r: r, buf: make([]byte, size), maxFrame: maxFrame}
 }
 
+// read reads from the stream; mid says the read is inside a frame, so a
+// stall is timed.
+func (fr *frameReader) read(p []byte, mid bool) (int, error) {
+	if !mid || fr.onStall == nil {
+		return fr.r.Read(p)
+	}
+	fr.stallMu.Lock()
+	if fr.timer == nil {
+		fr.timer = time.AfterFunc(fr.stallTimeout, fr.stalled)
+	} else {
+		fr.timer.Reset(fr.stallTimeout)
+	}
+	fr.stallMu.Unlock()
+	n, err := fr.r.Read(p)
+	fr.stallMu.Lock()
+	fr.timer.Stop()
+	fr.stallMu.Unlock()
+	return n, err
+}
+
+func (fr *frameReader) stalled() {
+	fr.stallMu.Lock()
+	length, got := fr.length, fr.got
+	fr.stallMu.Unlock()
+	fr.onStall(length, got)
+}
+
+// stopTimer stops the stall timer for good.
+func (fr *frameReader) stopTimer() {
+	fr.stallMu.Lock()
+	if fr.timer != nil {
+		fr.timer.Stop()
+	}
+	fr.stallMu.Unlock()
+}
+
+// progress records how much of the frame being read has arrived.
+func (fr *frameReader) progress(length, got int) {
+	if fr.onStall == nil {
+		return
+	}
+	fr.stallMu.Lock()
+	fr.length, fr.got = length, got
+	fr.stallMu.Unlock()
+}
+
 // fill makes sure at least need bytes are buffered. need <= len(buf).
+// mid says a frame has begun.
 func (fr *frameReader) fill(need int) error {
 	if fr.end-fr.start >= need {
 		return nil
@@ -129,7 +191,7 @@ func (fr *frameReader) fill(need int) error {
 		fr.start, fr.end = 0, n
 	}
 	for fr.end-fr.start < need {
-		n, err := fr.r.Read(fr.buf[fr.end:])
+		n, err := fr.read(fr.buf[fr.end:], fr.end > fr.start)
 		fr.end += n
 		if err != nil {
 			if fr.end-fr.start >= need {
@@ -164,8 +226,9 @@ func (fr *frameReader) next() (t frameType, body []byte, owned bool, err error) 
 		return 0, nil, false, fmt.Errorf("%w: header announces %d bytes, limit %d", ErrFrameTooLarge, length, fr.maxFrame)
 	}
 	fr.start += headerSize
+	fr.progress(length, fr.end-fr.start)
 	if length <= len(fr.buf) {
-		if err := fr.fill(length); err != nil {
+		if err := fr.fillFrame(length); err != nil {
 			return 0, nil, false, truncated(err)
 		}
 		body = fr.buf[fr.start : fr.start+length]
@@ -174,6 +237,30 @@ func (fr *frameReader) next() (t frameType, body []byte, owned bool, err error) 
 	}
 	body, err = fr.readLarge(length)
 	return t, body, true, err
+}
+
+// fillFrame buffers a frame's body of length bytes, whose header was read:
+// every read is inside the frame.
+func (fr *frameReader) fillFrame(length int) error {
+	if fr.end-fr.start >= length {
+		return nil
+	}
+	if fr.start+length > len(fr.buf) {
+		n := copy(fr.buf, fr.buf[fr.start:fr.end])
+		fr.start, fr.end = 0, n
+	}
+	for fr.end-fr.start < length {
+		fr.progress(length, fr.end-fr.start)
+		n, err := fr.read(fr.buf[fr.end:], true)
+		fr.end += n
+		if err != nil {
+			if fr.end-fr.start >= length {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // readLarge reads a frame larger than the buffer into memory that grows as
@@ -190,7 +277,8 @@ func (fr *frameReader) readLarge(length int) ([]byte, error) {
 			copy(grown, body)
 			body = grown
 		}
-		n, err := fr.r.Read(body[len(body):cap(body)])
+		fr.progress(length, len(body))
+		n, err := fr.read(body[len(body):cap(body)], true)
 		body = body[:len(body)+n]
 		if err != nil && len(body) < length {
 			return nil, truncated(err)

@@ -24,7 +24,7 @@ func TestWireConstants(t *testing.T) {
 		name      string
 		got, want int64
 	}{
-		{"protocolVersion", protocolVersion, 1},
+		{"protocolVersion", protocolVersion, 2},
 		{"headerSize", headerSize, 8},
 		{"msgPrefixSize", msgPrefixSize, 4},
 		{"maxFrameLimit", maxFrameLimit, 1 << 30},
@@ -36,7 +36,7 @@ func TestWireConstants(t *testing.T) {
 		{"frameData", int64(frameData), 1},
 		{"frameHello", int64(frameHello), 2},
 		{"frameGoodbye", int64(frameGoodbye), 3},
-		{"frameAck", int64(frameAck), 4},
+		{"frameAck", int64(frameAck), 5},
 		{"CapAck", int64(CapAck), 1},
 
 		{"flagSystem", flagSystem, 0x1},
@@ -49,10 +49,22 @@ func TestWireConstants(t *testing.T) {
 		{"kindBytes", kindBytes, 1},
 		{"kindString", kindString, 2},
 		{"kindScalar", kindScalar, 3},
-		{"kindRegistered", kindRegistered, 4},
+		{"kindTyped", kindTyped, 4},
 		{"kindProto", kindProto, 5},
 		{"kindPID", kindPID, 6},
-		{"kindMsgpack", kindMsgpack, 7},
+		{"kindTypedTags", kindTypedTags, 8},
+		{"frameTypes", int64(frameTypes), 4},
+		{"typesDigests", typesDigests, 1},
+		{"typesFields", typesFields, 2},
+		{"maxTypesFrame", maxTypesFrame, 4 << 20},
+		{"extTag", extTag, 1},
+		{"extTimestamp", extTimestamp, -1},
+		{"MaxDecodeFactor", MaxDecodeFactor, 32},
+		{"DecodeAllowance", DecodeAllowance, 64 << 10},
+		{"maxMsgpackDepth", maxMsgpackDepth, 10000},
+		{"maxExprDepth", maxExprDepth, 32},
+		{"maxExprArray", maxExprArray, 1 << 20},
+		{"maxTypeExprs", maxTypeExprs, 4096},
 
 		{"symNew", symNew, 0},
 		{"symLiteral", symLiteral, 1},
@@ -85,15 +97,15 @@ func TestWireConstants(t *testing.T) {
 // TestWireGolden pins the exact bytes of a header, a hello and two messages.
 func TestWireGolden(t *testing.T) {
 	t.Parallel()
-	if got, want := appendHeader(nil, frameData, 0x01020304), []byte{1, 2, 3, 4, 1, 1, 0, 0}; !bytes.Equal(got, want) {
+	if got, want := appendHeader(nil, frameData, 0x01020304), []byte{1, 2, 3, 4, 1, 2, 0, 0}; !bytes.Equal(got, want) {
 		t.Errorf("data header = % x; want % x", got, want)
 	}
-	if got, want := appendHeader(nil, frameGoodbye, 0), []byte{0, 0, 0, 0, 3, 1, 0, 0}; !bytes.Equal(got, want) {
+	if got, want := appendHeader(nil, frameGoodbye, 0), []byte{0, 0, 0, 0, 3, 2, 0, 0}; !bytes.Equal(got, want) {
 		t.Errorf("goodbye header = % x; want % x", got, want)
 	}
 
-	hello := appendHello(nil, &Hello{Version: 1, Caps: 3, MaxFrame: 1 << 20, Address: "n/1", Incarnation: 2, Cookie: []byte{0xaa, 0xbb}})
-	wantHello := []byte{1, 3, 0x80, 0x80, 0x40, 3, 'n', '/', '1', 2, 2, 0xaa, 0xbb}
+	hello := appendHello(nil, &Hello{Version: 2, Caps: 3, MaxFrame: 1 << 20, Address: "n/1", Incarnation: 2, Cookie: []byte{0xaa, 0xbb}, Schema: 0x0102030405060708})
+	wantHello := []byte{2, 3, 0x80, 0x80, 0x40, 3, 'n', '/', '1', 2, 2, 0xaa, 0xbb, 8, 7, 6, 5, 4, 3, 2, 1}
 	if !bytes.Equal(hello, wantHello) {
 		t.Errorf("hello = % x; want % x", hello, wantHello)
 	}
@@ -129,7 +141,7 @@ func TestHeaderView(t *testing.T) {
 	for _, c := range []struct {
 		t    frameType
 		want string
-	}{{frameData, "data"}, {frameHello, "hello"}, {frameGoodbye, "goodbye"}, {frameAck, "ack"}, {9, "frame(9)"}} {
+	}{{frameData, "data"}, {frameHello, "hello"}, {frameGoodbye, "goodbye"}, {frameAck, "ack"}, {frameTypes, "types"}, {9, "frame(9)"}} {
 		if got := c.t.String(); got != c.want {
 			t.Errorf("frameType(%d).String() = %q; want %q", uint8(c.t), got, c.want)
 		}
@@ -200,17 +212,18 @@ func TestFrameReaderErrors(t *testing.T) {
 		want  error
 	}{
 		{"EOF at a frame boundary", nil, io.EOF},
-		{"length 2^31", rawHeader(1<<31, 1, 1, 0), ErrFrameTooLarge},
-		{"length 2^32-1", rawHeader(1<<32-1, 1, 1, 0), ErrFrameTooLarge},
-		{"length over limit by one", rawHeader(limit+1, 1, 1, 0), ErrFrameTooLarge},
+		{"length 2^31", rawHeader(1<<31, 1, protocolVersion, 0), ErrFrameTooLarge},
+		{"length 2^32-1", rawHeader(1<<32-1, 1, protocolVersion, 0), ErrFrameTooLarge},
+		{"length over limit by one", rawHeader(limit+1, 1, protocolVersion, 0), ErrFrameTooLarge},
 		{"truncated header", []byte{0, 0, 0}, ErrProtocol},
-		{"truncated small body", append(rawHeader(10, 1, 1, 0), 1, 2, 3), ErrProtocol},
-		{"truncated large body", append(rawHeader(limit, 1, 1, 0), make([]byte, 5000)...), ErrProtocol},
-		{"unknown frame type 0", rawHeader(0, 0, 1, 0), ErrProtocol},
-		{"unknown frame type 5", rawHeader(0, 5, 1, 0), ErrProtocol},
+		{"truncated small body", append(rawHeader(10, 1, protocolVersion, 0), 1, 2, 3), ErrProtocol},
+		{"truncated large body", append(rawHeader(limit, 1, protocolVersion, 0), make([]byte, 5000)...), ErrProtocol},
+		{"unknown frame type 0", rawHeader(0, 0, protocolVersion, 0), ErrProtocol},
+		{"unknown frame type 6", rawHeader(0, 6, protocolVersion, 0), ErrProtocol},
 		{"version 0", rawHeader(0, 1, 0, 0), ErrProtocol},
-		{"version 2", rawHeader(0, 1, 2, 0), ErrProtocol},
-		{"reserved bits", rawHeader(0, 1, 1, 0x8000), ErrProtocol},
+		{"version 1", rawHeader(0, 1, 1, 0), ErrProtocol},
+		{"version 3", rawHeader(0, 1, 3, 0), ErrProtocol},
+		{"reserved bits", rawHeader(0, 1, protocolVersion, 0x8000), ErrProtocol},
 		{"garbage", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), ErrProtocol},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -232,7 +245,7 @@ func TestFrameReaderErrors(t *testing.T) {
 // allocation counter.
 func TestFrameReaderLyingLength(t *testing.T) {
 	const announced = 200 << 20
-	stream := append(rawHeader(announced, 1, 1, 0), make([]byte, 1000)...)
+	stream := append(rawHeader(announced, 1, protocolVersion, 0), make([]byte, 1000)...)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	fr := newFrameReader(bytes.NewReader(stream), DefaultReadBuffer, DefaultMaxFrame)

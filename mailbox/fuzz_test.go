@@ -35,7 +35,7 @@ func frameSeeds() map[string][]byte {
 	}
 	target, sender := actor.NewPID("node/1", "worker"), actor.NewPID(nonhost, "$1")
 	var all []*Envelope
-	for _, rt := range roundTrips() {
+	for _, rt := range append(roundTrips(), issueRoundTrips()...) {
 		if b, ok := rt.msg.([]byte); ok && len(b) > 1024 {
 			continue
 		}
@@ -50,7 +50,14 @@ func frameSeeds() map[string][]byte {
 		&Envelope{Lane: LaneSystem, Target: target, Message: &actor.Watch{Watcher: sender}},
 		&Envelope{Lane: LaneSystem, Target: target, Message: &actor.Terminated{Who: target}},
 	)
-	seeds["hello"] = frame(frameHello, appendHello(nil, &Hello{Version: 1, Caps: 3, MaxFrame: 1 << 20, Address: "node/1", Incarnation: 2, Cookie: []byte("0123456789abcdef")}))
+	seeds["batch-tagged"] = batchOf(
+		&Envelope{Target: target, Message: []any{&rtPing{N: 1}, target, int64(2)}},
+		&Envelope{Target: target, Message: &rtHolder{Any: rtPong{Text: "again"}, Err: errRTSentinel}},
+		&Envelope{Target: target, Message: []any{&rtPing{N: 3}, errors.New("x")}},
+	)
+	seeds["types-digests"] = frame(frameTypes, appendTypeDigests(nil, currentSchema()))
+	seeds["types-fields"] = frame(frameTypes, appendTypeFields(nil, currentSchema(), []string{"mailbox_test.rtHolder", "mailbox_test.ping"}))
+	seeds["hello"] = frame(frameHello, appendHello(nil, &Hello{Version: 2, Schema: 42, Caps: 3, MaxFrame: 1 << 20, Address: "node/1", Incarnation: 2, Cookie: []byte("0123456789abcdef")}))
 	seeds["goodbye"] = frame(frameGoodbye, nil)
 	seeds["empty-data"] = frame(frameData, nil)
 	return seeds
@@ -83,6 +90,8 @@ func runFrameFuzz(t *testing.T, data []byte) {
 			if _, err := parseHello(body); err != nil && !errors.Is(err, ErrProtocol) {
 				t.Fatalf("hello: untyped error %v", err)
 			}
+		case frameTypes:
+			checkTypesFrame(t, body)
 		case frameData:
 			for len(body) > 0 {
 				msg, rest, err := nextMessage(body)
@@ -108,13 +117,59 @@ func runFrameFuzz(t *testing.T, data []byte) {
 	}
 }
 
+// checkTypesFrame parses a types frame both ways: no panic, errors typed,
+// and a field list compared with ours names a type and a field.
+func checkTypesFrame(t *testing.T, body []byte) {
+	if _, err := parseTypeDigests(body); err != nil && !errors.Is(err, ErrProtocol) {
+		t.Fatalf("type digests: untyped error %v", err)
+	}
+	fields, err := parseTypeFields(body)
+	if err != nil && !errors.Is(err, ErrProtocol) {
+		t.Fatalf("type fields: untyped error %v", err)
+	}
+	s := currentSchema()
+	for name, f := range fields {
+		if e := s.entries[name]; e != nil {
+			if err := diffFields(name, e.shapeOf().fields, f); err != nil && !errors.Is(err, ErrTypeMismatch) {
+				t.Fatalf("diff: untyped error %v", err)
+			}
+		}
+	}
+}
+
+// FuzzTypes feeds arbitrary bytes to the handshake's type fingerprint
+// exchange (both kinds of types frame) and to the type expression parser.
+func FuzzTypes(f *testing.F) {
+	for _, seed := range typesSeeds() {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkTypesFrame(t, data)
+		if wt, err := parseTypeExpr(string(data)); err != nil && !errors.Is(err, ErrUnknownType) {
+			t.Fatalf("type expression: untyped error %v", err)
+		} else if err == nil && wt.typ == nil {
+			t.Fatalf("type expression %q: no type", data)
+		}
+	})
+}
+
+func typesSeeds() map[string][]byte {
+	return map[string][]byte{
+		"digests":    appendTypeDigests(nil, currentSchema()),
+		"fields":     appendTypeFields(nil, currentSchema(), []string{"mailbox_test.rtHolder", "mailbox_test.rtPong"}),
+		"expr-map":   []byte("map[string][]*mailbox_test.rtPong"),
+		"expr-array": []byte("[3]map[int]any"),
+		"expr-proto": []byte("*pb:actor.Watch"),
+	}
+}
+
 // FuzzHello feeds arbitrary bytes to the hello parser: no panic, errors
 // typed, and what parses survives a round trip.
 func FuzzHello(f *testing.F) {
 	for _, h := range []Hello{
 		{},
-		{Version: 1, Caps: 3, MaxFrame: 1 << 20, Address: "node/1", Incarnation: 2, Cookie: NewCookie()},
-		{Version: 1, MaxFrame: DefaultMaxFrame, Address: "node", Cookie: []byte("c")},
+		{Version: 2, Caps: 3, MaxFrame: 1 << 20, Address: "node/1", Incarnation: 2, Cookie: NewCookie(), Schema: 0xfeedface},
+		{Version: 2, MaxFrame: DefaultMaxFrame, Address: "node", Cookie: []byte("c"), Schema: currentSchema().digest},
 	} {
 		f.Add(appendHello(nil, &h))
 	}
@@ -141,7 +196,10 @@ func TestFuzzCorpus(t *testing.T) {
 	for name, b := range frameSeeds() {
 		seeds[filepath.Join("FuzzFrameDecoder", "seed-"+sanitize(name))] = b
 	}
-	seeds[filepath.Join("FuzzHello", "seed-full")] = appendHello(nil, &Hello{Version: 1, Caps: 1<<64 - 1, MaxFrame: 1 << 20, Address: "node/1/2", Incarnation: 7, Cookie: []byte("0123456789abcdef")})
+	for name, b := range typesSeeds() {
+		seeds[filepath.Join("FuzzTypes", "seed-"+name)] = b
+	}
+	seeds[filepath.Join("FuzzHello", "seed-full")] = appendHello(nil, &Hello{Version: 2, Caps: 1<<64 - 1, MaxFrame: 1 << 20, Address: "node/1/2", Incarnation: 7, Cookie: []byte("0123456789abcdef"), Schema: 1<<64 - 1})
 	seeds[filepath.Join("FuzzHello", "seed-empty")] = appendHello(nil, &Hello{})
 	for rel, b := range seeds {
 		path := filepath.Join("testdata", "fuzz", rel)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
+	"errors"
 	"fmt"
 )
 
@@ -26,6 +27,10 @@ type Hello struct {
 	Incarnation uint64
 	// Cookie must be equal on both sides; NewCookie makes one.
 	Cookie []byte
+	// Schema is a digest of the fingerprints of every type this side
+	// registered (see RegisterType); set by Handshake. When the two differ,
+	// the handshake compares the types one by one.
+	Schema uint64
 }
 
 // Capability flags of Hello.Caps.
@@ -52,7 +57,8 @@ func appendHello(b []byte, h *Hello) []byte {
 	b = appendString(b, h.Address)
 	b = binary.AppendUvarint(b, h.Incarnation)
 	b = binary.AppendUvarint(b, uint64(len(h.Cookie)))
-	return append(b, h.Cookie...)
+	b = append(b, h.Cookie...)
+	return binary.LittleEndian.AppendUint64(b, h.Schema)
 }
 
 func parseHello(body []byte) (Hello, error) {
@@ -64,6 +70,13 @@ func parseHello(body []byte) (Hello, error) {
 	h.Address = string(c.bytes())
 	h.Incarnation = c.uvarint()
 	h.Cookie = append([]byte(nil), c.bytes()...)
+	if c.err == nil && len(c.b) < 8 {
+		c.fail("hello truncated")
+	}
+	if c.err == nil {
+		h.Schema = binary.LittleEndian.Uint64(c.b)
+		c.b = c.b[8:]
+	}
 	if c.err == nil && len(c.b) != 0 {
 		c.fail("%d stray bytes after hello", len(c.b))
 	}
@@ -93,65 +106,137 @@ func (e *Endpoint) Handshake(ctx context.Context, local Hello) (Hello, error) {
 	}
 	local.Version = protocolVersion
 	local.MaxFrame = uint32(e.cfg.maxFrame)
+	sch := currentSchema()
+	local.Schema = sch.digest
 	body := appendHello(nil, &local)
-	frame := appendHeader(make([]byte, 0, headerSize+len(body)), frameHello, uint32(len(body)))
-	frame = append(frame, body...)
 
-	// Write and read at once: on an unbuffered stream (net.Pipe) both sides
-	// writing first would wait for each other forever.
-	wrote := make(chan error, 1)
-	go func() { _, err := e.conn.Write(frame); wrote <- err }()
 	stop := context.AfterFunc(ctx, func() { e.conn.Close() })
-
-	peer, err := e.readHello()
-	if err != nil {
-		e.conn.Close() // unblocks a write the peer will never read
+	hbody, err := e.exchangeFrame(frameHello, body, func() ([]byte, error) { return e.readFrame(frameHello, maxHello) })
+	var hello Hello
+	if err == nil {
+		hello, err = parseHello(hbody)
+		if err != nil {
+			err = fmt.Errorf("%w: %w", ErrHandshake, err)
+		}
 	}
-	werr := <-wrote
-	switch {
-	case !stop():
+	e.peer = hello // what it announced, if anything: a failure's log line names it
+	if err == nil {
+		err = checkHello(&local, &hello)
+	}
+	var mismatch map[*typeEntry]error
+	if err == nil && hello.Schema != 0 && hello.Schema != local.Schema {
+		mismatch, err = e.compareTypes(sch)
+	}
+	if !stop() {
 		err = fmt.Errorf("%w: %w", ErrHandshakeTimeout, context.Cause(ctx))
-	case err == nil && werr != nil:
-		err = fmt.Errorf("%w: sending hello: %w", ErrHandshake, werr)
-	case err == nil:
-		err = checkHello(&local, &peer)
 	}
 	if err == nil {
 		e.out.mu.Lock()
-		e.out.maxFrame = int(peer.MaxFrame)
+		e.out.maxFrame = int(hello.MaxFrame)
+		e.out.enc.mismatch = mismatch
 		e.out.mu.Unlock()
-		e.out.ack.on.Store(local.Caps&peer.Caps&CapAck != 0)
-		e.peer = peer
+		e.out.ack.on.Store(local.Caps&hello.Caps&CapAck != 0)
+		e.dec.mismatch = mismatch
+		e.mismatch = mismatch
 		if e.state.CompareAndSwap(stateHandshaking, stateReady) {
-			return peer, nil
+			return hello, nil
 		}
 		err = ErrClosed // aborted meanwhile
-	} else {
-		e.peer = peer // what it announced, if anything: the failure's log line names it
 	}
 	e.fail(err)
 	e.state.Store(stateClosed)
 	e.finish()
-	return peer, err
+	return hello, err
 }
 
-func (e *Endpoint) readHello() (Hello, error) {
-	// A hello is small: refuse a larger one from its header, before reading it.
-	limit := e.fr.maxFrame
-	e.fr.maxFrame = maxHello
-	t, body, _, err := e.fr.next()
+// exchangeFrame writes a frame and reads the peer's answer at once: on an
+// unbuffered stream (net.Pipe) both sides writing first would wait for each
+// other forever. A failure closes the stream, which unblocks the other half.
+func (e *Endpoint) exchangeFrame(t frameType, body []byte, read func() ([]byte, error)) ([]byte, error) {
+	frame := appendHeader(make([]byte, 0, headerSize+len(body)), t, uint32(len(body)))
+	frame = append(frame, body...)
+	wrote := make(chan error, 1)
+	go func() { _, err := e.conn.Write(frame); wrote <- err }()
+	got, err := read()
+	if err != nil {
+		e.conn.Close() // unblocks a write the peer will never read
+	}
+	if werr := <-wrote; err == nil && werr != nil {
+		err = fmt.Errorf("%w: sending %v: %w", ErrHandshake, t, werr)
+	}
+	return got, err
+}
+
+// readFrame reads the next frame, which must be of type t and at most limit
+// bytes (refused from its header, before it is read). The body is copied:
+// the reader's buffer is reused.
+func (e *Endpoint) readFrame(t frameType, limit int) ([]byte, error) {
+	saved := e.fr.maxFrame
 	e.fr.maxFrame = limit
+	got, body, _, err := e.fr.next()
+	e.fr.maxFrame = saved
 	if err != nil {
-		return Hello{}, fmt.Errorf("%w: reading hello: %w", ErrHandshake, err)
+		return nil, fmt.Errorf("%w: reading %v: %w", ErrHandshake, t, err)
 	}
-	if t != frameHello {
-		return Hello{}, fmt.Errorf("%w: first frame is %v, want hello", ErrHandshake, t)
+	if got != t {
+		return nil, fmt.Errorf("%w: got a %v frame, want %v", ErrHandshake, got, t)
 	}
-	h, err := parseHello(body)
+	return append([]byte(nil), body...), nil
+}
+
+// compareTypes runs when the two hellos carry different schema digests:
+// the sides swap per-type digests, then the field lists of the types
+// registered on both sides with different shapes. It returns the
+// mismatches (logged once), or an error naming them under WithStrictTypes.
+func (e *Endpoint) compareTypes(s *schema) (map[*typeEntry]error, error) {
+	body, err := e.exchangeFrame(frameTypes, appendTypeDigests(nil, s), func() ([]byte, error) { return e.readFrame(frameTypes, maxTypesFrame) })
 	if err != nil {
-		return Hello{}, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return nil, err
 	}
-	return h, nil
+	peer, err := parseTypeDigests(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	names := mismatchedTypes(s, peer)
+	if len(names) == 0 {
+		return nil, nil // different sets of types, the same shape for those in common
+	}
+	body, err = e.exchangeFrame(frameTypes, appendTypeFields(nil, s, names), func() ([]byte, error) { return e.readFrame(frameTypes, maxTypesFrame) })
+	if err != nil {
+		return nil, err
+	}
+	fields, err := parseTypeFields(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	mismatch := make(map[*typeEntry]error, len(names))
+	var errs []error
+	for _, name := range names {
+		err := diffFields(name, s.entries[name].shapeOf().fields, fields[name])
+		mismatch[s.entries[name]] = err
+		errs = append(errs, err)
+	}
+	if e.cfg.strictTypes {
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, errors.Join(errs...))
+	}
+	list := make([]string, len(errs))
+	for i, err := range errs {
+		list[i] = err.Error()
+	}
+	e.cfg.logger.Warn().Strs("types", list).Str("peer", e.peer.Address).
+		Msg("mailbox: registered types differ from the peer's; their messages are dead letters")
+	return mismatch, nil
+}
+
+// TypeMismatches returns, after a successful Handshake, why each registered
+// type whose shape differs on the peer cannot cross (each wraps
+// ErrTypeMismatch and names the type and a field that differs).
+func (e *Endpoint) TypeMismatches() []error {
+	var out []error
+	for _, err := range e.mismatch {
+		out = append(out, err)
+	}
+	return out
 }
 
 func checkHello(local, peer *Hello) error {

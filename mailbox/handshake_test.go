@@ -34,12 +34,13 @@ func TestHandshake(t *testing.T) {
 		if err != nil || r.err != nil {
 			t.Fatalf("Handshake: got %v, %v; want nil, nil", err, r.err)
 		}
-		want := Hello{Version: protocolVersion, Caps: 0b101, MaxFrame: DefaultMaxFrame, Address: "node/3", Incarnation: 4, Cookie: cookie}
+		schema := currentSchema().digest
+		want := Hello{Version: protocolVersion, Caps: 0b101, MaxFrame: DefaultMaxFrame, Address: "node/3", Incarnation: 4, Cookie: cookie, Schema: schema}
 		if !reflect.DeepEqual(fromB, want) || !reflect.DeepEqual(a.Peer(), want) {
 			t.Errorf("a got %+v (Peer %+v); want %+v", fromB, a.Peer(), want)
 		}
 		// Version and MaxFrame are the endpoint's own, whatever the caller set.
-		want = Hello{Version: protocolVersion, Caps: 0b110, MaxFrame: 1 << 20, Address: "node", Cookie: cookie}
+		want = Hello{Version: protocolVersion, Caps: 0b110, MaxFrame: 1 << 20, Address: "node", Cookie: cookie, Schema: schema}
 		if !reflect.DeepEqual(r.h, want) {
 			t.Errorf("b got %+v; want %+v", r.h, want)
 		}
@@ -93,15 +94,15 @@ func TestHandshakeHostile(t *testing.T) {
 		close  bool
 		want   []error
 	}{
-		{"version mismatch", hello(Hello{Version: 2, MaxFrame: 1 << 20, Cookie: cookie}), false, []error{ErrHandshake}},
-		{"header version mismatch", rawHeader(0, 2, 2, 0), false, []error{ErrHandshake, ErrProtocol}},
+		{"version mismatch", hello(Hello{Version: 1, MaxFrame: 1 << 20, Cookie: cookie}), false, []error{ErrHandshake}},
+		{"header version mismatch", rawHeader(0, 2, 1, 0), false, []error{ErrHandshake, ErrProtocol}},
 		{"first frame is data", frame(frameData, nil), false, []error{ErrHandshake}},
-		{"hello too large", append(rawHeader(maxHello+1, 2, 1, 0), make([]byte, maxHello+1)...), false, []error{ErrHandshake, ErrFrameTooLarge}},
-		{"hello length 2^31", rawHeader(1<<31, 2, 1, 0), false, []error{ErrHandshake, ErrFrameTooLarge}},
+		{"hello too large", append(rawHeader(maxHello+1, 2, protocolVersion, 0), make([]byte, maxHello+1)...), false, []error{ErrHandshake, ErrFrameTooLarge}},
+		{"hello length 2^31", rawHeader(1<<31, 2, protocolVersion, 0), false, []error{ErrHandshake, ErrFrameTooLarge}},
 		{"truncated hello", frame(frameHello, []byte{1, 0, 0x80}), false, []error{ErrHandshake, ErrProtocol}},
-		{"stray bytes after hello", frame(frameHello, append(appendHello(nil, &Hello{Version: 1, MaxFrame: 1 << 20, Cookie: cookie}), 0)), false, []error{ErrHandshake, ErrProtocol}},
-		{"max frame too small", hello(Hello{Version: 1, MaxFrame: 10, Cookie: cookie}), false, []error{ErrHandshake}},
-		{"max frame out of range", hello(Hello{Version: 1, MaxFrame: 1<<32 - 1, Cookie: cookie}), false, []error{ErrHandshake, ErrProtocol}},
+		{"stray bytes after hello", frame(frameHello, append(appendHello(nil, &Hello{Version: protocolVersion, MaxFrame: 1 << 20, Cookie: cookie}), 0)), false, []error{ErrHandshake, ErrProtocol}},
+		{"max frame too small", hello(Hello{Version: protocolVersion, MaxFrame: 10, Cookie: cookie}), false, []error{ErrHandshake}},
+		{"max frame out of range", hello(Hello{Version: protocolVersion, MaxFrame: 1<<32 - 1, Cookie: cookie}), false, []error{ErrHandshake, ErrProtocol}},
 		{"peer closes", nil, true, []error{ErrHandshake}},
 		{"garbage", []byte("SSH-2.0-OpenSSH_9.6\r\n"), false, []error{ErrHandshake, ErrProtocol}},
 	} {

@@ -72,15 +72,15 @@ func TestHostileFrames(t *testing.T) {
 		opts       []Option
 		want       error
 	}{
-		{"header length 2^31", rawHeader(1<<31, 1, 1, 0), false, nil, ErrFrameTooLarge},
-		{"length over WithMaxFrame", append(rawHeader(4<<10+1, 1, 1, 0), make([]byte, 4<<10+1)...), false, []Option{WithMaxFrame(4 << 10)}, ErrFrameTooLarge},
-		{"truncated frame then EOF", append(rawHeader(100, 1, 1, 0), make([]byte, 50)...), true, nil, ErrProtocol},
-		{"truncated large frame then EOF", append(rawHeader(1<<20, 1, 1, 0), make([]byte, 300<<10)...), true, nil, ErrProtocol},
+		{"header length 2^31", rawHeader(1<<31, 1, protocolVersion, 0), false, nil, ErrFrameTooLarge},
+		{"length over WithMaxFrame", append(rawHeader(4<<10+1, 1, protocolVersion, 0), make([]byte, 4<<10+1)...), false, []Option{WithMaxFrame(4 << 10)}, ErrFrameTooLarge},
+		{"truncated frame then EOF", append(rawHeader(100, 1, protocolVersion, 0), make([]byte, 50)...), true, nil, ErrProtocol},
+		{"truncated large frame then EOF", append(rawHeader(1<<20, 1, protocolVersion, 0), make([]byte, 300<<10)...), true, nil, ErrProtocol},
 		{"truncated header then EOF", []byte{0, 0, 0}, true, nil, ErrProtocol},
 		{"garbage", []byte("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 garbage garbage"), false, nil, ErrProtocol},
-		{"unknown frame type", rawHeader(0, 9, 1, 0), false, nil, ErrProtocol},
+		{"unknown frame type", rawHeader(0, 9, protocolVersion, 0), false, nil, ErrProtocol},
 		{"bad version", rawHeader(0, 1, 7, 0), false, nil, ErrProtocol},
-		{"reserved bits", rawHeader(0, 1, 1, 1), false, nil, ErrProtocol},
+		{"reserved bits", rawHeader(0, 1, protocolVersion, 1), false, nil, ErrProtocol},
 		{"hello after start", frame(frameHello, appendHello(nil, &Hello{Version: 1})), false, nil, ErrProtocol},
 		{"message overrunning its frame", frame(frameData, []byte{0, 0, 0, 9, 1, 2}), false, nil, ErrProtocol},
 		{"stray bytes after the messages", frame(frameData, append(msgs(aliveMsg), 0, 0)), false, nil, ErrProtocol},

@@ -27,9 +27,10 @@ func Unmarshal(b []byte) (v any, err error) {
 	c := cursor{b: b}
 	kind := c.byte()
 	var sym *symbol
-	if kind == kindRegistered || kind == kindProto {
+	if kind == kindTyped || kind == kindTypedTags || kind == kindProto {
 		sym = d.symbol(&c)
 	}
+	d.tagTable(kind, &c)
 	if c.err != nil {
 		return nil, c.err
 	}

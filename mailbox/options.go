@@ -25,8 +25,24 @@ const (
 	// DefaultAckDelay is how long an acknowledgement waits for a write to
 	// ride on before it is written alone.
 	DefaultAckDelay = 5 * time.Millisecond
+	// DefaultFrameTimeout is how long a frame may stop arriving mid-way
+	// before the link is closed (WithFrameTimeout).
+	DefaultFrameTimeout = 30 * time.Second
 
 	minFrame = 1 << 10
+)
+
+// Decoded-size bounds. A payload decodes to at most MaxDecodeFactor times
+// its own size plus DecodeAllowance bytes, counted as the decoder
+// allocates (a slice element its size, a map entry its key, value and
+// overhead, a pointer its target, a string its bytes), and to no more than
+// what is left of the link's WithMaxDecoded. Past either, the message is a
+// dead letter with ErrDecodeLimit before the memory is allocated. 32 covers
+// every ordinary shape (a []any of nils costs 16 bytes per byte on the
+// wire, a slice of empty slices 24).
+const (
+	MaxDecodeFactor = 32       // decoded bytes per byte of payload, at most
+	DecodeAllowance = 64 << 10 // decoded bytes every payload may use besides
 )
 
 // Option configures an Endpoint. Options only record values; they start nothing.
@@ -43,6 +59,10 @@ type config struct {
 	localAddress   string
 	logger         zerolog.Logger
 	directWrite    directWriteMode
+	strictTypes    bool
+	frameTimeout   time.Duration
+	maxDecoded     int64
+	manualRelease  bool
 }
 
 type directWriteMode uint8
@@ -63,6 +83,7 @@ func defaultConfig() config {
 		goodbyeTimeout: DefaultGoodbyeTimeout,
 		ackDelay:       DefaultAckDelay,
 		logger:         zerolog.Nop(),
+		frameTimeout:   DefaultFrameTimeout,
 	}
 }
 
@@ -82,6 +103,13 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithGoodbyeTimeout(%v) must be positive", ErrInvalidOption, c.goodbyeTimeout)
 	case c.ackDelay <= 0:
 		return fmt.Errorf("%w: WithAckDelay(%v) must be positive", ErrInvalidOption, c.ackDelay)
+	case c.frameTimeout <= 0:
+		return fmt.Errorf("%w: WithFrameTimeout(%v) must be positive", ErrInvalidOption, c.frameTimeout)
+	case c.maxDecoded < 0 || c.maxDecoded != 0 && c.maxDecoded < int64(c.maxFrame):
+		return fmt.Errorf("%w: WithMaxDecoded(%d) must be at least the max frame (%d)", ErrInvalidOption, c.maxDecoded, c.maxFrame)
+	}
+	if c.maxDecoded == 0 {
+		c.maxDecoded = 2 * int64(c.maxFrame)
 	}
 	return nil
 }
@@ -141,3 +169,29 @@ func WithDirectWrite(on bool) Option {
 		}
 	}
 }
+
+// WithStrictTypes makes the handshake fail (ErrHandshake wrapping
+// ErrTypeMismatch, naming each type and a field that differs) when a type
+// registered under the same name on both sides has another shape on the
+// peer. Default off: the link comes up, one warning lists the mismatches,
+// and messages of those types are dead letters with ErrTypeMismatch.
+func WithStrictTypes(on bool) Option { return func(c *config) { c.strictTypes = on } }
+
+// WithFrameTimeout bounds how long a frame may stop arriving mid-way (no
+// byte of it for d) before the link is closed with ErrFrameStalled: a peer
+// that announces a large frame and sends part of it must not pin that
+// memory forever. Default 30s.
+func WithFrameTimeout(d time.Duration) Option { return func(c *config) { c.frameTimeout = d } }
+
+// WithMaxDecoded bounds the memory of decoded messages in flight on the
+// link: decoded by the reader and not yet released (see Endpoint.Release
+// and WithManualRelease). A message that would decode past it is a dead
+// letter with ErrDecodeLimit. It must be at least the max frame. Default
+// (0): twice the max frame, 512 MiB at the default frame.
+func WithMaxDecoded(n int64) Option { return func(c *config) { c.maxDecoded = n } }
+
+// WithManualRelease makes the Handler release each delivered message's
+// decoded bytes itself (Endpoint.Release(env.Size)) once the message is
+// processed, so that WithMaxDecoded bounds what is queued behind the link.
+// Default off: a message is released when Handler.Deliver returns.
+func WithManualRelease(on bool) Option { return func(c *config) { c.manualRelease = on } }

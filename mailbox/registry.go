@@ -3,24 +3,31 @@ package mailbox
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // typeEntry is one registered message type.
 type typeEntry struct {
 	name string
-	typ  reflect.Type // as registered: T or *T
+	typ  reflect.Type // the value type T, whether T or *T was registered
+
+	shapeOnce sync.Once
+	shape     typeShape // see fingerprint.go
 }
 
 // registryTables is immutable once published; registration copies it.
 type registryTables struct {
-	byName map[string]*typeEntry
-	byType map[reflect.Type]*typeEntry
+	byName  map[string]*typeEntry
+	byType  map[reflect.Type]*typeEntry // T only; *T is looked up through T
+	version uint64
+
+	schemaOnce sync.Once
+	schema     *schema // see fingerprint.go
 }
 
 var (
@@ -30,50 +37,49 @@ var (
 
 func init() {
 	registry.Store(&registryTables{byName: map[string]*typeEntry{}, byType: map[reflect.Type]*typeEntry{}})
-	// Common composite values travel without user registration and arrive
-	// with their Go type intact.
-	for name, sample := range map[string]any{
-		"go:[]string":           []string(nil),
-		"go:[]int":              []int(nil),
-		"go:[]int64":            []int64(nil),
-		"go:[]uint64":           []uint64(nil),
-		"go:[]float64":          []float64(nil),
-		"go:[]bool":             []bool(nil),
-		"go:[][]byte":           [][]byte(nil),
-		"go:[]any":              []any(nil),
-		"go:map[string]string":  map[string]string(nil),
-		"go:map[string]any":     map[string]any(nil),
-		"go:map[string]int":     map[string]int(nil),
-		"go:map[string]int64":   map[string]int64(nil),
-		"go:map[string]float64": map[string]float64(nil),
-		"go:map[string]bool":    map[string]bool(nil),
-		"go:map[string][]byte":  map[string][]byte(nil),
-		"go:time.Time":          time.Time{},
-		"go:time.Duration":      time.Duration(0),
-		"go:[]*actor.PID":       []*actor.PID(nil),
-	} {
-		RegisterType(name, sample)
-	}
+	// Named types of the standard library and protoactor that messages hold.
+	// Slices, arrays, maps and pointers of registered and predeclared types
+	// need no registration: they travel under a type expression ([]string,
+	// map[string]any, []*go:actor.PID).
+	RegisterType("go:time.Time", time.Time{})
+	RegisterType("go:time.Duration", time.Duration(0))
+	RegisterType("go:actor.PID", actor.PID{})
 }
 
 // RegisterType gives the type of sample a stable name on the wire. Register
 // each type once, from init, with the same name in every binary that may
-// receive it. sample may be a value (T) or a pointer (*T): values of exactly
-// that type are encoded under the name, and decoded back to that type.
+// receive it. sample may be a value (T) or a pointer (*T): either way both T
+// and *T cross the link, each arriving in the form it was sent, and so do
+// slices, arrays and maps of them ([]*T, map[string]T) and values of them
+// held in interfaces (an any field, a []any, a map[string]any).
 //
-// A type is encoded with msgpack (github.com/vmihailenco/msgpack/v5): exported
-// fields, msgpack struct tags, and msgpack.CustomEncoder/CustomDecoder for hot
-// types that deserve a hand-written codec. *actor.PID fields are supported.
+// A type is encoded as msgpack by a codec compiled once per type: exported
+// fields by name, msgpack struct tags ("name", "-", "omitempty", and
+// "as_array" on a _msgpack field), *actor.PID fields, time.Time; types that
+// implement msgpack.CustomEncoder/CustomDecoder, msgpack.Marshaler,
+// encoding.BinaryMarshaler or encoding.TextMarshaler are encoded by those.
 //
-// RegisterType panics if name or the type is already registered, or if name is
-// empty: a mistake there would misdeliver messages silently.
+// The name must not contain '[', ']' or '*' (they build type expressions)
+// and must not be a predeclared type name (int, string, any, error...).
+// RegisterType panics if name or the type is already registered, or if the
+// name is empty or reserved: a mistake there would misdeliver messages
+// silently.
 func RegisterType(name string, sample any) {
 	if name == "" {
 		panic("mailbox: RegisterType with an empty name")
 	}
+	if strings.ContainsAny(name, "[]*") || basicTypes[name] != nil || name == "any" || name == "error" || strings.HasPrefix(name, protoPrefix) {
+		panic(fmt.Sprintf("mailbox: RegisterType(%q): reserved name (no '[', ']', '*', %q prefix or predeclared type name)", name, protoPrefix))
+	}
 	typ := reflect.TypeOf(sample)
 	if typ == nil {
 		panic(fmt.Sprintf("mailbox: RegisterType(%q, nil): need a typed sample", name))
+	}
+	if typ.Kind() == reflect.Pointer && typ.Name() == "" {
+		typ = typ.Elem()
+	}
+	if typ.Kind() == reflect.Interface {
+		panic(fmt.Sprintf("mailbox: RegisterType(%q, %v): an interface type cannot be registered", name, typ))
 	}
 	registryMu.Lock()
 	defer registryMu.Unlock()
@@ -85,8 +91,9 @@ func RegisterType(name string, sample any) {
 		panic(fmt.Sprintf("mailbox: type %v registered twice (%q and %q)", typ, e.name, name))
 	}
 	next := &registryTables{
-		byName: make(map[string]*typeEntry, len(old.byName)+1),
-		byType: make(map[reflect.Type]*typeEntry, len(old.byType)+1),
+		byName:  make(map[string]*typeEntry, len(old.byName)+1),
+		byType:  make(map[reflect.Type]*typeEntry, len(old.byType)+1),
+		version: old.version + 1,
 	}
 	for k, v := range old.byName {
 		next.byName[k] = v
@@ -100,9 +107,16 @@ func RegisterType(name string, sample any) {
 	registry.Store(next)
 }
 
-// RegisteredName returns the wire name of v's type, if it was registered.
+// RegisteredName returns the name v's type (T or *T) was registered under.
 func RegisteredName(v any) (string, bool) {
-	e := lookupType(reflect.TypeOf(v))
+	t := reflect.TypeOf(v)
+	if t == nil {
+		return "", false
+	}
+	e := lookupType(t)
+	if e == nil && t.Kind() == reflect.Pointer {
+		e = lookupType(t.Elem())
+	}
 	if e == nil {
 		return "", false
 	}
@@ -116,20 +130,3 @@ func IsRegistered(name string) bool {
 
 func lookupType(t reflect.Type) *typeEntry { return registry.Load().byType[t] }
 func lookupName(n string) *typeEntry       { return registry.Load().byName[n] }
-
-// decode decodes one value of the registered type: the pointer itself for a
-// *T registration, the element for a T registration.
-func (e *typeEntry) decode(d *msgpack.Decoder) (any, error) {
-	if e.typ.Kind() == reflect.Pointer {
-		v := reflect.New(e.typ.Elem()).Interface()
-		if err := d.Decode(v); err != nil {
-			return nil, err
-		}
-		return v, nil
-	}
-	v := reflect.New(e.typ)
-	if err := d.Decode(v.Interface()); err != nil {
-		return nil, err
-	}
-	return v.Elem().Interface(), nil
-}

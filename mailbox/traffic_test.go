@@ -53,7 +53,7 @@ func TestTrafficCounts(t *testing.T) {
 func TestTrafficDeadLetters(t *testing.T) {
 	t.Parallel()
 	eachTransport(t, func(t *testing.T, tr transport) {
-		bad := rawMsg(byte(flagTarget), byte(symLiteral), "n", "t", 0, byte(kindRegistered), byte(symLiteral), "no.such.Type", mustMsgpack(1))
+		bad := rawMsg(byte(flagTarget), byte(symLiteral), "n", "t", 0, byte(kindTyped), byte(symLiteral), "no.such.Type", mustMsgpack(1))
 		stream := frame(frameData, msgs(bad, aliveMsg))
 		e, col, _ := hostilePeer(t, tr, stream, false)
 		col.wait(t, 2)

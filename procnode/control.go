@@ -34,6 +34,10 @@ func (c control) SendUserMessage(_ *pa.PID, message any) {
 		c.p.reason = m.Reason
 		c.p.mu.Unlock()
 	case *logRecord:
+		if m.Line {
+			c.p.node.DeadLetterLine(c.p.address, m.JSON)
+			return
+		}
 		c.p.relayLog(zerolog.Level(m.Level), m.JSON)
 	case *rootFailed:
 		c.p.post(evRootFailed{inc: m.Incarnation, reason: m.reason(), msg: m.message(), text: m.Text})

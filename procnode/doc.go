@@ -87,7 +87,9 @@
 // child's log records to the parent's zerolog logger, tagged with the
 // child's address, name and OS pid (quiet by default, as the logger is;
 // PROCACTOR_LOG=debug makes children log at debug, to stderr if the parent's
-// logger is disabled).
+// logger is disabled). A quiet child's dead-letter lines come through the
+// same relay and are printed by the parent as its own (see
+// actor.WithDeadLetterLog), not on the child's stderr.
 //
 // What procnode must not know: the wire format, message encoding and
 // batching (package mailbox), addresses, routing, watches and requests

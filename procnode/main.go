@@ -329,7 +329,10 @@ func childLogger(b *boot, fw *forwardWriter) []actor.NodeOption {
 		lvl = env
 	}
 	if lvl == zerolog.Disabled {
-		return nil // actor.NewNode's default: zerolog.Nop()
+		// Quiet, but for dead letters: their lines go to the parent, which
+		// prints them as its own (not to our stderr, whose tail is kept for
+		// the exit status).
+		return []actor.NodeOption{actor.WithDeadLetterLog(deadLetterLines{fw})}
 	}
 	opts := []actor.NodeOption{actor.WithLogger(zerolog.New(fw).Level(lvl).With().Timestamp().Logger())}
 	if fromEnv {
@@ -418,6 +421,25 @@ func (w *forwardWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 	case w.queue <- logRecord{Level: int8(l), JSON: append([]byte(nil), p...)}:
 	default:
 		w.dropped.Add(1)
+	}
+	return len(p), nil
+}
+
+// deadLetterLines forwards the child node's dead-letter lines to the
+// parent (a logRecord marked Line), through the same queue as the records.
+type deadLetterLines struct{ w *forwardWriter }
+
+func (d deadLetterLines) Write(p []byte) (int, error) {
+	d.w.mu.RLock()
+	defer d.w.mu.RUnlock()
+	if !d.w.running {
+		d.w.fallback(zerolog.WarnLevel, p)
+		return len(p), nil
+	}
+	select {
+	case d.w.queue <- logRecord{Level: int8(zerolog.WarnLevel), JSON: append([]byte(nil), p...), Line: true}:
+	default:
+		d.w.dropped.Add(1)
 	}
 	return len(p), nil
 }

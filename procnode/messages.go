@@ -74,10 +74,13 @@ type exitNotice struct {
 	Reason string
 }
 
-// logRecord carries one zerolog JSON record from a child to its parent.
+// logRecord carries one zerolog JSON record from a child to its parent, or
+// (Line) one line of the child node's dead-letter printer, which the parent
+// prints as its own dead letters (actor.Node.DeadLetterLine).
 type logRecord struct {
 	Level int8 // zerolog.Level
 	JSON  []byte
+	Line  bool
 }
 
 // Exited is published on the parent node's event stream when a child

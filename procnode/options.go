@@ -277,7 +277,8 @@ func WithPanicExits(on bool) Option { return func(c *config) { c.panicExits = on
 // WithLogger sets the logger that receives the child's log records, at
 // their own level and tagged with the child's address, kind, name and OS
 // pid; the child logs at this logger's level. Default: the node's logger
-// (zerolog.Nop unless actor.WithLogger was given to NewNode: quiet). The
+// (zerolog.Nop unless actor.WithLogger was given to NewNode: quiet, but
+// for dead letters, which the parent prints; see actor.WithDeadLetterLog). The
 // environment variable PROCACTOR_LOG (debug, info...) overrides the child's
 // level, and sends the records to stderr when the logger is disabled.
 func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.logger = &l } }

@@ -951,14 +951,31 @@ func TestLogs(t *testing.T) {
 	}
 }
 
-// TestQuietByDefault: with the node's default logger nothing is relayed,
-// and the child is not even asked to log.
+// TestQuietByDefault: with the node's default logger nothing is relayed
+// and the child writes nothing to its stderr, but dead letters are
+// visible: a child's go through the control relay to the parent, which
+// prints them (here to the writer given with actor.WithDeadLetterLog).
 func TestQuietByDefault(t *testing.T) {
 	t.Parallel()
-	var buf testutil.SyncBuffer
-	n := newNode(t)
+	var buf, dead testutil.SyncBuffer
+	n := newNode(t, actor.WithDeadLetterLog(&dead))
 	p := spawn(t, n, "test.echo", procnode.WithStderr(&buf))
 	request(t, n, p.PID(), "log:nobody hears this")
+	if s := dead.String(); s != "" {
+		t.Fatalf("a normal exchange printed dead letters: %q", s)
+	}
+	nobody := pa.NewPID(p.PID().Address, "nobody")
+	if _, err := n.Root().RequestFuture(nobody, "x", 30*time.Second).Result(); !errors.Is(err, pa.ErrDeadLetter) {
+		t.Fatalf("request to a missing actor in the child: got %v; want ErrDeadLetter", err)
+	}
+	want := "procactor: dead letter at " + p.PID().Address + ": string to nobody@" + p.PID().Address
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(dead.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no line %q from the child; got %q", want, dead.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if err := p.Stop(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}

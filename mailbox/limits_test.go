@@ -1,0 +1,206 @@
+package mailbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// rtBig is a registered struct of 512 bytes: a nil element of a []rtBig
+// costs one byte on the wire and 512 bytes decoded.
+type rtBig struct{ A [64]int64 }
+
+func init() { RegisterType("mailbox_test.rtBig", rtBig{}) }
+
+// amplified builds a typed payload message: an array32 of n nil elements
+// of the type expression expr (the shape of issue 14's probe).
+func amplified(expr string, n int) []byte {
+	b := rawMsg(byte(0), byte(kindTyped), byte(symLiteral), expr)
+	b = append(b, mpArray32)
+	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	return append(b, bytes.Repeat([]byte{mpNil}, n)...)
+}
+
+// TestDecodeAmplification reproduces issue 14's probe: a 32 MiB payload of
+// nil elements that msgpack decoded to about 25 times its size (820 MiB for
+// a [][]byte). Each element is charged its real size (a slice header, a
+// pointer, a map entry) before anything is allocated, so the message is a
+// dead letter with ErrDecodeLimit; the charge never passes the budget.
+func TestDecodeAmplification(t *testing.T) {
+	t.Parallel()
+	const n = 32 << 20
+	pid := []byte{0x93, 0xa0, 0xa0, 0x00} // [address "", id "", request id 0]
+	for _, c := range []struct {
+		expr string
+		msg  []byte
+	}{
+		{"[][]uint8", amplified("[][]uint8", n)},
+		{"[]any", amplified("[]any", n)},
+		{"[]*go:actor.PID", append(binary.BigEndian.AppendUint32(append(rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "[]*go:actor.PID"), mpArray32), n/4),
+			bytes.Repeat(pid, n/4)...)},
+	} {
+		msg := c.msg
+		dec := newDecoder()
+		dec.maxBytes = 2 * DefaultMaxFrame // what an endpoint allows at the default frame
+		var env Envelope
+		bad, fatal := dec.decodeEnvelope(msg, false, &env)
+		if fatal != nil || !errors.Is(bad, ErrDecodeLimit) || !errors.Is(bad, ErrDecode) {
+			t.Errorf("%s: got (bad %v, fatal %v); want a dead letter with ErrDecodeLimit", c.expr, bad, fatal)
+			continue
+		}
+		if dec.budget != 2*DefaultMaxFrame || env.Message != nil {
+			t.Errorf("%s: budget %d, message %T; want %d, nil", c.expr, dec.budget, env.Message, 2*DefaultMaxFrame)
+		}
+	}
+	// map[string]string entries of two empty strings: 2 bytes each.
+	b := rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "map[string]string")
+	b = binary.BigEndian.AppendUint32(append(b, mpMap32), n/2)
+	b = append(b, bytes.Repeat([]byte{0xa0, 0xa0}, n/2)...)
+	dec := newDecoder()
+	dec.maxBytes = 2 * DefaultMaxFrame
+	var env Envelope
+	if bad, _ := dec.decodeEnvelope(b, false, &env); !errors.Is(bad, ErrDecodeLimit) {
+		t.Errorf("pre-sized map[string]string: got %v; want ErrDecodeLimit", bad)
+	}
+}
+
+// TestDecodeFactor: without a link bound, a payload decodes to at most
+// MaxDecodeFactor times its size plus DecodeAllowance.
+func TestDecodeFactor(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		n    int
+		want error
+	}{
+		{DecodeAllowance / 512, nil},       // within the allowance
+		{1 << 20, ErrDecodeLimit},          // 512 bytes per byte
+		{MaxDecodeFactor / 16 * 1024, nil}, // a []any of nils: 16 per byte, within the factor
+	} {
+		expr := "[]mailbox_test.rtBig"
+		if c.want == nil && c.n > DecodeAllowance/512 {
+			expr = "[]any"
+		}
+		var env Envelope
+		bad, fatal := newDecoder().decodeEnvelope(amplified(expr, c.n), false, &env)
+		if fatal != nil || !errors.Is(bad, c.want) || (c.want == nil) != (bad == nil) {
+			t.Errorf("%s × %d: got (bad %v, fatal %v); want %v", expr, c.n, bad, fatal, c.want)
+		}
+		if c.want == nil && env.Size < int64(c.n) {
+			t.Errorf("%s × %d: Size %d; want at least %d", expr, c.n, env.Size, c.n)
+		}
+	}
+}
+
+// TestMaxDecodedInFlight: with WithManualRelease, delivered messages hold
+// their decoded bytes until released; one that would pass WithMaxDecoded
+// is a dead letter with ErrDecodeLimit, and the link lives on.
+func TestMaxDecodedInFlight(t *testing.T) {
+	t.Parallel()
+	const frame = 64 << 10
+	p := newPair(t, transports[1], []Option{WithMaxFrame(frame), WithMaxDecoded(frame)}, WithManualRelease(true))
+	send := func(n int) {
+		t.Helper()
+		if err := p.a.Send(context.Background(), &Envelope{Target: actor.NewPID("node/1", "x"), Message: make([]byte, n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(40 << 10)
+	got, reasons := p.cb.wait(t, 1)
+	if reasons[0] != nil || got[0].Size != 40<<10 || p.b.DecodedInFlight() != 40<<10 {
+		t.Fatalf("first: reason %v, Size %d, in flight %d; want nil, %d, %d", reasons[0], got[0].Size, p.b.DecodedInFlight(), 40<<10, 40<<10)
+	}
+	send(40 << 10) // 80 KiB would be in flight
+	got, reasons = p.cb.wait(t, 2)
+	if !errors.Is(reasons[1], ErrDecodeLimit) || got[1].Message != nil {
+		t.Fatalf("second: got %T, %v; want a dead letter with ErrDecodeLimit", got[1].Message, reasons[1])
+	}
+	p.b.Release(got[0].Size)
+	send(40 << 10)
+	_, reasons = p.cb.wait(t, 3)
+	if reasons[2] != nil || p.b.DecodedInFlight() != 40<<10 {
+		t.Fatalf("after Release: reason %v, in flight %d; want nil, %d", reasons[2], p.b.DecodedInFlight(), 40<<10)
+	}
+}
+
+// TestReleaseOnDeliver: by default a message's bytes are released when
+// Deliver returns.
+func TestReleaseOnDeliver(t *testing.T) {
+	t.Parallel()
+	p := newPair(t, transports[1], nil)
+	if err := p.a.Send(context.Background(), &Envelope{Target: actor.NewPID("node/1", "x"), Message: &rtHolder{Any: "s"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := p.cb.wait(t, 1)
+	if got[0].Size <= 0 || p.b.DecodedInFlight() != 0 {
+		t.Fatalf("Size %d, in flight %d; want > 0 and 0", got[0].Size, p.b.DecodedInFlight())
+	}
+}
+
+// TestFrameStall (issue 14, item 7): a frame that stops mid-way closes the
+// link with ErrFrameStalled after WithFrameTimeout, for a frame that fits
+// the read buffer and for one that does not (whose memory grows only as
+// bytes arrive).
+func TestFrameStall(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		stream []byte
+	}{
+		{"small frame", append(rawHeader(1000, byte(frameData), protocolVersion, 0), make([]byte, 10)...)},
+		{"large frame", append(rawHeader(8<<20, byte(frameData), protocolVersion, 0), make([]byte, 300<<10)...)},
+		{"header", rawHeader(1000, byte(frameData), protocolVersion, 0)[:5]},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			eachTransport(t, func(t *testing.T, tr transport) {
+				e, col, _ := hostilePeer(t, tr, c.stream, false, WithFrameTimeout(50*time.Millisecond))
+				if err := col.waitClosed(t); !errors.Is(err, ErrFrameStalled) {
+					t.Fatalf("Closed: got %v; want ErrFrameStalled", err)
+				}
+				<-e.Done() // Closed runs just before Done closes
+				if err := e.Err(); !errors.Is(err, ErrFrameStalled) {
+					t.Fatalf("Err: got %v; want ErrFrameStalled", err)
+				}
+			})
+		})
+	}
+}
+
+// TestIdleLinkDoesNotStall: a link with no frame in progress has no timer.
+func TestIdleLinkDoesNotStall(t *testing.T) {
+	t.Parallel()
+	p := newPair(t, transports[1], []Option{WithFrameTimeout(time.Millisecond)})
+	time.Sleep(20 * time.Millisecond) // idle for 20 timeouts: nothing may fire
+	if err := p.a.Send(context.Background(), &Envelope{Target: actor.NewPID("node/1", "x"), Message: "still up"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := p.cb.wait(t, 1); got[0].Message != "still up" {
+		t.Fatalf("got %v; want still up", got[0].Message)
+	}
+}
+
+// TestTypeExpressionsBounded: the distinct type expressions resolved from
+// peers are bounded (each may build Go types that are never freed); known
+// ones still resolve.
+func TestTypeExpressionsBounded(t *testing.T) {
+	t.Parallel()
+	table := &exprTable{max: 3}
+	for i := range 3 {
+		if _, err := table.resolve("[" + strconv.Itoa(i+1) + "]int"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := table.resolve("[4]int"); !errors.Is(err, ErrUnknownType) {
+		t.Fatalf("a fourth expression: got %v; want ErrUnknownType", err)
+	}
+	if wt, err := table.resolve("[2]int"); err != nil || wt.typ != reflect.TypeFor[[2]int]() {
+		t.Fatalf("a known expression: got %v, %v; want [2]int", wt, err)
+	}
+}

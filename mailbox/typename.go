@@ -1,0 +1,299 @@
+package mailbox
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// A type expression names a Go type on the wire, built from registered
+// names, predeclared types and protobuf message names:
+//
+//	expr := name | basic | "any" | "error" | "pb:" fullname
+//	      | "*" expr | "[]" expr | "[" n "]" expr | "map[" expr "]" expr
+//
+// so []*bench.Record, map[string]any or [3]int need no registration of
+// their own. "error" stands for an error value whose type is not
+// registered: it crosses as a RemoteError.
+
+// protoPrefix marks a protobuf message's full name in a type expression.
+const protoPrefix = "pb:"
+
+// maxExprArray bounds the length of an array type in an expression.
+const maxExprArray = 1 << 20
+
+// maxExprDepth bounds the nesting of a type expression.
+const maxExprDepth = 32
+
+var basicTypes = map[string]reflect.Type{
+	"bool":    reflect.TypeFor[bool](),
+	"int":     reflect.TypeFor[int](),
+	"int8":    reflect.TypeFor[int8](),
+	"int16":   reflect.TypeFor[int16](),
+	"int32":   reflect.TypeFor[int32](),
+	"int64":   reflect.TypeFor[int64](),
+	"uint":    reflect.TypeFor[uint](),
+	"uint8":   reflect.TypeFor[uint8](),
+	"uint16":  reflect.TypeFor[uint16](),
+	"uint32":  reflect.TypeFor[uint32](),
+	"uint64":  reflect.TypeFor[uint64](),
+	"uintptr": reflect.TypeFor[uintptr](),
+	"float32": reflect.TypeFor[float32](),
+	"float64": reflect.TypeFor[float64](),
+	"string":  reflect.TypeFor[string](),
+}
+
+var (
+	anyType     = reflect.TypeFor[any]()
+	errorType   = reflect.TypeFor[error]()
+	protoMsgTyp = reflect.TypeFor[proto.Message]()
+)
+
+// wireType is a Go type with its type expression and codec.
+type wireType struct {
+	typ   reflect.Type
+	name  string       // type expression
+	codec *codec       // how its values are encoded
+	atoms []*typeEntry // registered types the expression names (for fingerprint mismatches)
+	err   error        // set when the type has no expression (not registered)
+	proto bool         // an unregistered protobuf message: a payload of kindProto
+}
+
+// wireTypes caches wireTypeOf per registry version: a type registered
+// after its first use gets its name from then on.
+type wireTypeKey struct {
+	t       reflect.Type
+	version uint64
+}
+
+var wireTypes sync.Map // wireTypeKey → *wireType
+
+// wireTypeOf returns t's wire type; its err is set (wrapping
+// ErrTypeNotRegistered) when t cannot be named.
+func wireTypeOf(t reflect.Type) *wireType {
+	reg := registry.Load()
+	key := wireTypeKey{t, reg.version}
+	if v, ok := wireTypes.Load(key); ok {
+		return v.(*wireType)
+	}
+	wt := &wireType{typ: t}
+	wt.proto = t.Kind() == reflect.Pointer && t.Implements(protoMsgTyp) && reg.byType[t.Elem()] == nil
+	var sb strings.Builder
+	if bad := nameType(&sb, t, reg, &wt.atoms, 0); bad != nil {
+		if bad == t {
+			wt.err = notRegistered(t)
+		} else {
+			wt.err = fmt.Errorf("%w: %v in a %v (call mailbox.RegisterType from init)", ErrTypeNotRegistered, bad, t)
+		}
+	} else {
+		wt.name = sb.String()
+		wt.codec = codecOf(t)
+		if wt.codec.err != nil {
+			wt.err = fmt.Errorf("%w: %v: %w", ErrEncode, t, wt.codec.err)
+		}
+	}
+	v, _ := wireTypes.LoadOrStore(key, wt)
+	return v.(*wireType)
+}
+
+func notRegistered(t reflect.Type) error {
+	return fmt.Errorf("%w: %v (call mailbox.RegisterType from init)", ErrTypeNotRegistered, t)
+}
+
+// nameType writes t's type expression, or returns the type that has none.
+func nameType(sb *strings.Builder, t reflect.Type, reg *registryTables, atoms *[]*typeEntry, depth int) reflect.Type {
+	if depth > maxExprDepth {
+		return t
+	}
+	if e := reg.byType[t]; e != nil {
+		*atoms = append(*atoms, e)
+		sb.WriteString(e.name)
+		return nil
+	}
+	switch {
+	case t == anyType:
+		sb.WriteString("any")
+		return nil
+	case t == errorType:
+		sb.WriteString("error")
+		return nil
+	case t.Name() != "" && t.PkgPath() == "" && basicTypes[t.Name()] == t:
+		sb.WriteString(t.Name())
+		return nil
+	case t.Kind() == reflect.Pointer && t.Implements(protoMsgTyp) && t.Elem().Name() != "" && reg.byType[t.Elem()] == nil:
+		m, ok := reflect.Zero(t).Interface().(proto.Message)
+		if !ok {
+			return t
+		}
+		sb.WriteString(protoPrefix)
+		sb.WriteString(string(m.ProtoReflect().Descriptor().FullName()))
+		return nil
+	case t.Name() != "":
+		return t
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		sb.WriteByte('*')
+	case reflect.Slice:
+		sb.WriteString("[]")
+	case reflect.Array:
+		sb.WriteByte('[')
+		sb.WriteString(strconv.Itoa(t.Len()))
+		sb.WriteByte(']')
+	case reflect.Map:
+		sb.WriteString("map[")
+		if bad := nameType(sb, t.Key(), reg, atoms, depth+1); bad != nil {
+			return bad
+		}
+		sb.WriteByte(']')
+	default:
+		return t
+	}
+	return nameType(sb, t.Elem(), reg, atoms, depth+1)
+}
+
+// maxTypeExprs bounds the distinct type expressions a process resolves
+// from its peers: each may build Go types (reflect.SliceOf, ArrayOf...)
+// that are never freed, so a peer's literal names must not make them
+// without end. Programs use a handful.
+const maxTypeExprs = 4096
+
+type exprKey struct {
+	s       string
+	version uint64
+}
+
+// exprTable caches the type expressions resolved from peers, at most max.
+type exprTable struct {
+	max   int64
+	cache sync.Map // exprKey → *wireType
+	count atomic.Int64
+}
+
+var peerTypeExprs = &exprTable{max: maxTypeExprs}
+
+// parseTypeExpr resolves a type expression received from a peer.
+func parseTypeExpr(s string) (*wireType, error) { return peerTypeExprs.resolve(s) }
+
+func (t *exprTable) resolve(s string) (*wireType, error) {
+	reg := registry.Load()
+	key := exprKey{s, reg.version}
+	if v, ok := t.cache.Load(key); ok {
+		return v.(*wireType), nil
+	}
+	if t.count.Load() >= t.max {
+		return nil, fmt.Errorf("%w: %q: more than %d distinct type expressions", ErrUnknownType, s, t.max)
+	}
+	wt, err := resolveTypeExpr(s, reg)
+	if err != nil {
+		return nil, err
+	}
+	if _, loaded := t.cache.LoadOrStore(key, wt); !loaded {
+		t.count.Add(1)
+	}
+	return wt, nil
+}
+
+func resolveTypeExpr(s string, reg *registryTables) (*wireType, error) {
+	wt := &wireType{name: s}
+	t, rest, err := parseExpr(s, reg, &wt.atoms, 0)
+	if err == nil && rest != "" {
+		err = fmt.Errorf("stray %q", rest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: %v", ErrUnknownType, s, err)
+	}
+	wt.typ = t
+	wt.codec = codecOf(t)
+	if wt.codec.err != nil {
+		return nil, fmt.Errorf("%w: %q: %v", ErrUnknownType, s, wt.codec.err)
+	}
+	return wt, nil
+}
+
+func parseExpr(s string, reg *registryTables, atoms *[]*typeEntry, depth int) (t reflect.Type, rest string, err error) {
+	if depth > maxExprDepth {
+		return nil, "", fmt.Errorf("nested deeper than %d", maxExprDepth)
+	}
+	defer func() {
+		if r := recover(); r != nil { // reflect refuses a type (too large an array)
+			t, rest, err = nil, "", fmt.Errorf("%v", r)
+		}
+	}()
+	switch {
+	case strings.HasPrefix(s, "*"):
+		e, rest, err := parseExpr(s[1:], reg, atoms, depth+1)
+		if err != nil {
+			return nil, "", err
+		}
+		return reflect.PointerTo(e), rest, nil
+	case strings.HasPrefix(s, "[]"):
+		e, rest, err := parseExpr(s[2:], reg, atoms, depth+1)
+		if err != nil {
+			return nil, "", err
+		}
+		return reflect.SliceOf(e), rest, nil
+	case strings.HasPrefix(s, "["):
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return nil, "", fmt.Errorf("unterminated array length")
+		}
+		n, err := strconv.Atoi(s[1:end])
+		if err != nil || n < 0 || n > maxExprArray {
+			return nil, "", fmt.Errorf("array length %q", s[1:end])
+		}
+		e, rest, err := parseExpr(s[end+1:], reg, atoms, depth+1)
+		if err != nil {
+			return nil, "", err
+		}
+		return reflect.ArrayOf(n, e), rest, nil
+	case strings.HasPrefix(s, "map["):
+		k, rest, err := parseExpr(s[4:], reg, atoms, depth+1)
+		if err != nil {
+			return nil, "", err
+		}
+		if !strings.HasPrefix(rest, "]") {
+			return nil, "", fmt.Errorf("map key not closed")
+		}
+		if !k.Comparable() {
+			return nil, "", fmt.Errorf("map key %v is not comparable", k)
+		}
+		v, rest, err := parseExpr(rest[1:], reg, atoms, depth+1)
+		if err != nil {
+			return nil, "", err
+		}
+		return reflect.MapOf(k, v), rest, nil
+	}
+	end := strings.IndexByte(s, ']')
+	if end < 0 {
+		end = len(s)
+	}
+	name, rest := s[:end], s[end:]
+	switch {
+	case name == "any":
+		return anyType, rest, nil
+	case name == "error":
+		return errorType, rest, nil
+	case basicTypes[name] != nil:
+		return basicTypes[name], rest, nil
+	case strings.HasPrefix(name, protoPrefix):
+		mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(name[len(protoPrefix):]))
+		if err != nil {
+			return nil, "", fmt.Errorf("proto %s not known here", name[len(protoPrefix):])
+		}
+		return reflect.TypeOf(mt.Zero().Interface()), rest, nil
+	}
+	e := reg.byName[name]
+	if e == nil {
+		return nil, "", fmt.Errorf("%s not registered here", name)
+	}
+	*atoms = append(*atoms, e)
+	return e.typ, rest, nil
+}
