@@ -129,8 +129,9 @@ func (l *Link) SetReconnect(on bool) {
 	l.mu.Unlock()
 }
 
-// OnDown adds a function called (on the endpoint's goroutine) after the link
-// is lost and its watchers and requests have been told. Functions are called
+// OnDown adds a function called after the link is lost and its watchers and
+// requests have been told: on the goroutine that ended the stream (the
+// endpoint's, or the caller of Close when the link was down). Functions are called
 // in the order they were added, and never replace one another: package
 // procnode keeps its own on the links it makes, and a caller's runs beside
 // it. A nil f is ignored.
@@ -291,7 +292,9 @@ func (l *Link) Close(ctx context.Context) error {
 	if ep != nil {
 		if _, ok := ctx.Deadline(); !ok {
 			// A peer that never answers the goodbye must not hang a Close
-			// called with context.Background: bound it as Endpoint.Close does.
+			// called with context.Background: bound it by the default goodbye
+			// timeout (not the endpoint's WithGoodbyeTimeout: Close may run
+			// before any endpoint was made).
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, mailbox.DefaultGoodbyeTimeout)
 			defer cancel()

@@ -32,6 +32,8 @@ func TestWireConstants(t *testing.T) {
 		{"DefaultMaxFrame", DefaultMaxFrame, 256 << 20},
 		{"maxHello", maxHello, 4 << 10},
 		{"maxSymbols", maxSymbols, 1 << 16},
+		{"maxSymbolLen", maxSymbolLen, 1 << 10},
+		{"maxSymbolBytes", maxSymbolBytes, 1 << 20},
 
 		{"frameData", int64(frameData), 1},
 		{"frameHello", int64(frameHello), 2},

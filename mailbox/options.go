@@ -7,7 +7,7 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Defaults for Options. Each option documents what its zero value means.
+// Defaults for Options. Each option documents its default.
 const (
 	// DefaultMaxFrame is the largest frame accepted or sent: 256 MiB.
 	DefaultMaxFrame = 256 << 20

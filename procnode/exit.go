@@ -20,8 +20,11 @@ type ExitStatus struct {
 	// Signal is the signal that ended the process, or 0.
 	Signal syscall.Signal
 	// Reason is what the child reported before exiting (the panic text of its
-	// root actor, "kind not registered"...), or what the parent saw
-	// ("handshake: ..."); empty after a clean exit.
+	// root actor, "kind not registered"...), what the parent saw ("killed by
+	// the parent: ..." for a child that broke the protocol), the last line of
+	// the child's stderr when it said nothing, or how a supervisor ended it
+	// ("stopped by its supervisor after a failure: ..."); empty after a clean
+	// exit.
 	Reason string
 	// StderrTail is the end of what the child wrote to stderr (bounded).
 	StderrTail []byte

@@ -82,7 +82,7 @@ func (c *config) validate() error {
 	case c.hasLife && c.life == nil:
 		return fmt.Errorf("%w: WithContext(nil)", ErrInvalidOption)
 	case c.gomaxprocs < 0:
-		return fmt.Errorf("%w: WithGOMAXPROCS(%d) must be at least 1", ErrInvalidOption, c.gomaxprocs)
+		return fmt.Errorf("%w: WithGOMAXPROCS(%d) must not be negative (0: Go's default)", ErrInvalidOption, c.gomaxprocs)
 	case c.startTimeout <= 0:
 		return fmt.Errorf("%w: WithStartTimeout(%v) must be positive", ErrInvalidOption, c.startTimeout)
 	case c.stopTimeout < 0 || c.termTimeout < 0:
@@ -160,8 +160,8 @@ func WithContext(ctx context.Context) Option {
 	return func(c *config) { c.life, c.hasLife = ctx, true }
 }
 
-// WithGOMAXPROCS sets the child's GOMAXPROCS (default: Go's, the number of
-// CPUs). A child that serves requests rather than computes in parallel
+// WithGOMAXPROCS sets the child's GOMAXPROCS (default, or 0: Go's, the
+// number of CPUs). A child that serves requests rather than computes in parallel
 // answers faster with 1: each hand-off between its reader and its actors
 // then stays on one thread instead of waking another (on the 2-core VMs
 // this project is measured on, a cross-thread wake-up costs tens of µs; see

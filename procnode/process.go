@@ -46,6 +46,19 @@ import (
 // ended for good. Methods are safe for concurrent use. Stop, Terminate and
 // Kill are idempotent and return once the Process has ended and its
 // goroutines have exited.
+//
+// Concurrency. One supervisor goroutine (supervise) owns the process
+// actor's life: it takes events one at a time and is the only one that
+// changes state. The others post events to it and never block on it: per
+// incarnation, a start goroutine (exec and handshake: evStarted), a reaper
+// (cmd.Wait: evExited) and a stderr copier; the link's endpoint reader
+// (package mailbox), which runs control (the child's reports) and linkDown;
+// a goroutine per stop escalation (stopChild) and per directive sent to the
+// child (tellChild); and timers (backoff, restart deadline, goodbye grace).
+// Fields set when the Process is made are read-only; parent, alias and rs
+// are set by adopt before the PID is handed out; id (what the child runs)
+// changes only when a pooled child is taken, before it leaves the pool; the
+// rest is guarded by mu; ended is closed once, by end.
 type Process struct {
 	// Set when the Process is made; read-only after.
 	node    *Node
