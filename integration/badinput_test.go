@@ -61,7 +61,7 @@ func TestBadBytesFromChild(t *testing.T) {
 // wantLog checks that one line of the log mentions both what and addr.
 func wantLog(t *testing.T, logs *testutil.SyncBuffer, what, addr string) {
 	t.Helper()
-	ok := waitFor(5*time.Second, func() bool {
+	ok := testutil.Poll(5*time.Second, func() bool {
 		for _, l := range strings.Split(logs.String(), "\n") {
 			if strings.Contains(l, what) && strings.Contains(l, `"`+addr+`"`) {
 				return true

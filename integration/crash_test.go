@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"github.com/procactor/procactor/internal/testutil"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -179,7 +180,7 @@ func TestCrashMidLargeMessage(t *testing.T) {
 			n.Root().Send(p.PID(), &BigSend{Sink: sinkPID, Kill: kill})
 			// The process is gone (or a zombie) while the parent's reader is
 			// still held back; the exit status may wait for the stream's loss.
-			if !waitFor(30*time.Second, func() bool { return exitedOrZombie(pid, pst.starttime) }) {
+			if !testutil.Poll(30*time.Second, func() bool { return exitedOrZombie(pid, pst.starttime) }) {
 				t.Fatal("the child did not die in the middle of its 64 MiB send")
 			}
 			release()

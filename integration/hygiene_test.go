@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"github.com/procactor/procactor/internal/testutil"
 	"os"
 	"strconv"
 	"strings"
@@ -216,7 +217,7 @@ func TestNoLeaksAfterCyclesAndCrashes(t *testing.T) {
 		t.Errorf("child processes left (zombies included): %v", kids)
 	}
 	// Descriptors close as their goroutines end: allow them a moment.
-	if !waitFor(5*time.Second, func() bool { return fdCount(t) <= baseFDs }) {
+	if !testutil.Poll(5*time.Second, func() bool { return fdCount(t) <= baseFDs }) {
 		t.Errorf("descriptors: %d, baseline %d: %v", fdCount(t), baseFDs, fds(t, os.Getpid()))
 	}
 	goleak.VerifyNone(t, leakOpts(ignore)...)
@@ -246,7 +247,7 @@ func restartCycles(t *testing.T, n *procnode.Node) {
 		if pid := p.OSPid(); pid > 0 { // never 0: that would be our own process group
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
-		if !waitFor(30*time.Second, func() bool { return p.Incarnation() == uint64(i+1) }) {
+		if !testutil.Poll(30*time.Second, func() bool { return p.Incarnation() == uint64(i+1) }) {
 			t.Fatalf("cycle %d: no new incarnation (state %s)", i, p.State())
 		}
 	}

@@ -209,20 +209,6 @@ func runCtrlCOneLine() int {
 	return 0
 }
 
-// waitFor polls cond every 10 ms until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // newNode makes a root node whose log goes to the returned buffer (info and
 // above), closed at the end of the test.
 func newNode(t *testing.T) (*procnode.Node, *testutil.SyncBuffer) {

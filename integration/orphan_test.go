@@ -4,6 +4,7 @@ package integration
 
 import (
 	"fmt"
+	"github.com/procactor/procactor/internal/testutil"
 	"syscall"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func TestNoOrphans(t *testing.T) {
 				}
 				return alive
 			}
-			if !waitFor(orphanDeadline, func() bool { return len(remaining()) == 0 }) {
+			if !testutil.Poll(orphanDeadline, func() bool { return len(remaining()) == 0 }) {
 				t.Fatalf("children still running %v after the parent's SIGKILL: %v", orphanDeadline, remaining())
 			}
 			t.Logf("all 8 children exited %v after the parent's SIGKILL", time.Since(killed).Round(time.Millisecond))

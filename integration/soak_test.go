@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/procactor/procactor/internal/testutil"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -129,10 +130,10 @@ func soakBaseline(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	fds := fdCount(t)
 	t.Cleanup(func() {
-		if kids := childrenOf(os.Getpid()); !waitFor(10*time.Second, func() bool { return len(childrenOf(os.Getpid())) == 0 }) {
+		if kids := childrenOf(os.Getpid()); !testutil.Poll(10*time.Second, func() bool { return len(childrenOf(os.Getpid())) == 0 }) {
 			t.Errorf("child processes left (zombies included): %v", kids)
 		}
-		if !waitFor(5*time.Second, func() bool { return fdCount(t) <= fds }) {
+		if !testutil.Poll(5*time.Second, func() bool { return fdCount(t) <= fds }) {
 			t.Errorf("descriptors: %d, baseline %d", fdCount(t), fds)
 		}
 		goleak.VerifyNone(t, leakOpts(ignore)...)
@@ -359,7 +360,7 @@ func TestSoakBounds(t *testing.T) {
 		p := spawn(t, n, kindSoakSink, procnode.WithRestartBackoff(2*time.Second, 2*time.Second))
 		l := linkOf(p)
 		syscall.Kill(p.OSPid(), syscall.SIGKILL)
-		if !waitFor(10*time.Second, func() bool { return !l.IsUp() }) {
+		if !testutil.Poll(10*time.Second, func() bool { return !l.IsUp() }) {
 			t.Fatal("the link stayed up")
 		}
 		for i := range 100 { // 6.25 MiB while it waits for its restart

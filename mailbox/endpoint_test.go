@@ -6,10 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/procactor/procactor/internal/testutil"
 	"io"
 	"math/rand/v2"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -313,7 +313,7 @@ func TestEndpointBackpressure(t *testing.T) {
 		// An unbounded Send waits for room, and gets it when the writer moves.
 		blocked := make(chan error, 1)
 		go func() { blocked <- a.Send(bg, &Envelope{Message: -1}) }()
-		waitFor(t, "the sender to wait for room", func() bool {
+		testutil.Eventually(t, "the sender to wait for room", func() bool {
 			a.out.mu.Lock()
 			defer a.out.mu.Unlock()
 			return a.out.room != nil
@@ -337,18 +337,6 @@ func TestEndpointBackpressure(t *testing.T) {
 			t.Fatalf("last message: got %v; want -1", got[next].Message)
 		}
 	})
-}
-
-// waitFor polls cond (yielding, no sleeps) until it holds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-	}
 }
 
 // TestEndpointSendErrors: a message that cannot be sent leaves nothing in the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/procactor/procactor/internal/testutil"
 	"io"
 	"reflect"
 	"testing"
@@ -178,7 +179,7 @@ func TestHandshakeAbort(t *testing.T) {
 			_, err := e.Handshake(context.Background(), Hello{})
 			errs <- err
 		}()
-		waitFor(t, "the handshake to start", func() bool { return e.state.Load() == stateHandshaking })
+		testutil.Eventually(t, "the handshake to start", func() bool { return e.state.Load() == stateHandshaking })
 		e.Abort()
 		if err := <-errs; err == nil {
 			t.Fatal("Handshake: got nil; want an error")

@@ -2,6 +2,7 @@ package mailbox
 
 import (
 	"context"
+	"github.com/procactor/procactor/internal/testutil"
 	"testing"
 )
 
@@ -30,8 +31,8 @@ func TestTrafficCounts(t *testing.T) {
 		p.cb.wait(t, users+systems)
 		// The writer counts once its write has returned and the reader once
 		// its frame is handed over: both may trail the delivery a little.
-		waitFor(t, "a's writer to count", func() bool { return sumLanes(p.a.Traffic().MsgsOut) == users+systems })
-		waitFor(t, "b's reader to count", func() bool { return sumLanes(p.b.Traffic().MsgsIn) == users+systems })
+		testutil.Eventually(t, "a's writer to count", func() bool { return sumLanes(p.a.Traffic().MsgsOut) == users+systems })
+		testutil.Eventually(t, "b's reader to count", func() bool { return sumLanes(p.b.Traffic().MsgsIn) == users+systems })
 		a, b := p.a.Traffic(), p.b.Traffic()
 		if a.MsgsOut != want.MsgsOut || a.BytesOut != want.BytesOut {
 			t.Errorf("a out: got %v msgs, %v bytes; want %v, %v", a.MsgsOut, a.BytesOut, want.MsgsOut, want.BytesOut)
@@ -57,7 +58,7 @@ func TestTrafficDeadLetters(t *testing.T) {
 		stream := frame(frameData, msgs(bad, aliveMsg))
 		e, col, _ := hostilePeer(t, tr, stream, false)
 		col.wait(t, 2)
-		waitFor(t, "the reader to count", func() bool { return sumLanes(e.Traffic().MsgsIn) == 2 })
+		testutil.Eventually(t, "the reader to count", func() bool { return sumLanes(e.Traffic().MsgsIn) == 2 })
 		got := e.Traffic()
 		wantBytes := uint64(2*msgPrefixSize + len(bad) + len(aliveMsg))
 		if got.DeadLetters != 1 || sumLanes(got.BytesIn) != wantBytes {
@@ -102,7 +103,7 @@ func TestTrafficQueued(t *testing.T) {
 		}
 		sx.release()
 		cb.wait(t, 5)
-		waitFor(t, "the queue to drain", func() bool {
+		testutil.Eventually(t, "the queue to drain", func() bool {
 			m, by, u := a.Queued()
 			return m == 0 && by == 0 && u == 0
 		})

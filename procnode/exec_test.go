@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/procactor/procactor/internal/testutil"
 	"io"
 	"io/fs"
 	"os"
@@ -96,23 +97,10 @@ func (a *execActor) Receive(ctx pa.Context) {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after a generous
-// bound (a loaded machine is slow, not stuck).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited in vain for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // restarted waits until p runs incarnation inc.
 func restarted(t *testing.T, p *procnode.Process, inc uint64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("incarnation %d up", inc), func() bool { return p.Incarnation() == inc && p.State() == "up" })
+	testutil.Eventually(t, fmt.Sprintf("incarnation %d up", inc), func() bool { return p.Incarnation() == inc && p.State() == "up" })
 }
 
 // TestSignal: Signal reaches the current incarnation; a signal that ends it
@@ -168,7 +156,7 @@ func TestOSPid(t *testing.T) {
 	if err := p.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the restart to wait for its backoff floor", func() bool { return p.State() == "restarting" })
+	testutil.Eventually(t, "the restart to wait for its backoff floor", func() bool { return p.State() == "restarting" })
 	if p.OSPid() != pid || p.Alive() {
 		t.Fatalf("during the restart gap: OSPid %d, Alive %v; want %d, false", p.OSPid(), p.Alive(), pid)
 	}
@@ -474,7 +462,7 @@ func TestEmbeddedNodeIsSafe(t *testing.T) {
 	if err := p.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	receive(t, downs)
+	testutil.Receive(t, downs, "downs")
 	restarted(t, p, 1)
 	if pid := request(t, n, p.PID(), "pid"); pid != p.OSPid() {
 		t.Fatalf("child says pid %v; want %d", pid, p.OSPid())

@@ -3,6 +3,7 @@ package procnode_test
 import (
 	"context"
 	"errors"
+	"github.com/procactor/procactor/internal/testutil"
 	"github.com/procactor/procactor/procnode"
 	"sync"
 	"testing"
@@ -28,7 +29,7 @@ func newPool(t *testing.T, n *procnode.Node, kind string, size int) *procnode.Po
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pl.Close(context.Background()) })
-	eventually(t, "the pool filled", func() bool { return pl.Idle() == size })
+	testutil.Eventually(t, "the pool filled", func() bool { return pl.Idle() == size })
 	return pl
 }
 
@@ -59,7 +60,7 @@ func TestPoolTake(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for range takers {
-		m, _ := receive(t, got).(string)
+		m, _ := testutil.Receive(t, got, "got").(string)
 		seen[m] = true
 	}
 	for _, p := range procs {
@@ -67,7 +68,7 @@ func TestPoolTake(t *testing.T) {
 			t.Fatalf("taken child %s (state %s, kind %q) did not run its kind with its args; heard %v", p.Address(), p.State(), p.Kind(), seen)
 		}
 	}
-	eventually(t, "the pool refilled", func() bool { return pl.Idle() == 2 })
+	testutil.Eventually(t, "the pool refilled", func() bool { return pl.Idle() == 2 })
 	if idle := idleOf(n); len(idle) != 2 {
 		t.Fatalf("%d idle children; want the pool's size, 2", len(idle))
 	}
@@ -75,7 +76,7 @@ func TestPoolTake(t *testing.T) {
 	// its kind and args, as a new process (not from the pool).
 	p := procs[0]
 	killPid(t, p.OSPid())
-	if m := receive(t, got); m != "hello from "+p.Address() {
+	if m := testutil.Receive(t, got, "got"); m != "hello from "+p.Address() {
 		t.Fatalf("after the restart: %v", m)
 	}
 	if p.Incarnation() != 1 || pl.Idle() != 2 {
@@ -91,7 +92,7 @@ func TestPoolIdleChildDies(t *testing.T) {
 	victim := idleOf(n)[0]
 	killPid(t, victim.OSPid())
 	waitErr(t, victim)
-	eventually(t, "a replacement", func() bool { idle := idleOf(n); return len(idle) == 1 && idle[0] != victim })
+	testutil.Eventually(t, "a replacement", func() bool { idle := idleOf(n); return len(idle) == 1 && idle[0] != victim })
 	p, err := pl.Take(testCtx(t), n.Root())
 	if err != nil {
 		t.Fatal(err)
@@ -139,5 +140,5 @@ func TestPoolTakeFailure(t *testing.T) {
 	if _, err := pl.Take(ctx, n.Root()); !errors.Is(err, procnode.ErrStartFailed) {
 		t.Fatalf("got %v; want ErrStartFailed", err)
 	}
-	eventually(t, "the pool refilled", func() bool { return pl.Idle() == 1 })
+	testutil.Eventually(t, "the pool refilled", func() bool { return pl.Idle() == 1 })
 }

@@ -268,7 +268,9 @@ func (p *Process) Restarts() int {
 // State returns where the process actor is in its life: "starting", "idle"
 // (a pooled child waiting to be taken), "up", "failed" (its root actor
 // failed; the supervisor decides), "crashed" (its process died; the
-// supervisor decides), "restarting", "stopping" or "ended".
+// supervisor decides), "restarting", "stopping" or "ended". A child may
+// answer a moment before its state reads "up": what was sent to it while it
+// started goes out as its link comes up, before its start is reported.
 func (p *Process) State() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -239,17 +239,6 @@ func probe(t *testing.T, n *procnode.Node, start func(pa.Context)) (*pa.PID, <-c
 	return pid, ch
 }
 
-func receive(t *testing.T, ch <-chan any) any {
-	t.Helper()
-	select {
-	case m := <-ch:
-		return m
-	case <-time.After(30 * time.Second):
-		t.Fatal("nothing received")
-		return nil
-	}
-}
-
 func waitErr(t *testing.T, p *procnode.Process) error {
 	t.Helper()
 	err := p.Wait(testCtx(t))
@@ -564,7 +553,7 @@ func TestMessagingBothWays(t *testing.T) {
 	n := newNode(t)
 	pid, got := probe(t, n, nil)
 	p := spawn(t, n, "test.caller", procnode.WithArgs(pid))
-	if m := receive(t, got); m != "hello from "+p.Address() {
+	if m := testutil.Receive(t, got, "got"); m != "hello from "+p.Address() {
 		t.Fatalf("got %v; want hello from %s", m, p.Address())
 	}
 
@@ -594,13 +583,13 @@ func TestGrandchild(t *testing.T) {
 	}
 	gcPid, _ := request(t, n, gc, "pid").(int)
 	_, events := probe(t, n, func(c pa.Context) { c.Watch(gc); c.Send(c.Self(), "watching") })
-	if m := receive(t, events); m != "watching" {
+	if m := testutil.Receive(t, events, "events"); m != "watching" {
 		t.Fatalf("got %v", m)
 	}
 	if err := p.Stop(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	if term, ok := receive(t, events).(*pa.Terminated); !ok || !term.Who.Equal(gc) {
+	if term, ok := testutil.Receive(t, events, "events").(*pa.Terminated); !ok || !term.Who.Equal(gc) {
 		t.Fatalf("got %v; want Terminated of the grandchild", term)
 	}
 	if gcPid == 0 || processRuns(gcPid) {
@@ -828,21 +817,6 @@ func TestTerminateKill(t *testing.T) {
 	}
 }
 
-// TestStopEscalation: a child that ignores the poison and SIGTERM gets
-// SIGKILL after the deadlines.
-func TestStopEscalation(t *testing.T) {
-	t.Parallel()
-	n := newNode(t)
-	p := spawn(t, n, "test.stubborn", procnode.WithStopTimeouts(300*time.Millisecond, 300*time.Millisecond))
-	request(t, n, p.PID(), "ready") // SIGTERM is ignored from now on
-	if err := p.Stop(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if st := p.ExitStatus(); st.Signal != syscall.SIGKILL || !st.Stopped {
-		t.Fatalf("status %+v; want SIGKILL, Stopped", st)
-	}
-}
-
 // TestStopContext: Stop bounded by a context that ends first kills the
 // child and returns the context's error.
 func TestStopContext(t *testing.T) {
@@ -876,11 +850,11 @@ func TestWatch(t *testing.T) {
 			t.Parallel()
 			p := spawn(t, n, "test.echo", procnode.WithRestart(false))
 			_, events := probe(t, n, func(c pa.Context) { c.Watch(p.PID()); c.Request(p.PID(), "watching") })
-			if m := receive(t, events); m != "echo: watching" {
+			if m := testutil.Receive(t, events, "events"); m != "echo: watching" {
 				t.Fatalf("got %v", m)
 			}
 			tc.end(p)
-			if m := receive(t, events); !isTerminated(m, p.PID()) {
+			if m := testutil.Receive(t, events, "events"); !isTerminated(m, p.PID()) {
 				t.Fatalf("got %T %v; want Terminated of %v", m, m, p.PID())
 			}
 			waitErr(t, p)

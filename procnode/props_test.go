@@ -2,6 +2,7 @@ package procnode_test
 
 import (
 	"errors"
+	"github.com/procactor/procactor/internal/testutil"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -59,9 +60,10 @@ func TestPropsDoesNotBlock(t *testing.T) {
 	if got := request(t, n, pid, "get"); got != 1 {
 		t.Fatalf("got %v; want 1", got)
 	}
-	if p.State() != "up" {
-		t.Fatalf("state %s; want up", p.State())
-	}
+	// The answer can come a moment before the state reads up: what waited
+	// for the child goes out as its link comes up, before the start is
+	// reported to its supervisor.
+	testutil.Eventually(t, "state up", func() bool { return p.State() == "up" })
 }
 
 // TestPropsStartFailure: a start that fails is a failure of that child: the

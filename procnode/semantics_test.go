@@ -3,6 +3,7 @@ package procnode_test
 import (
 	"errors"
 	"fmt"
+	"github.com/procactor/procactor/internal/testutil"
 	"os"
 	"reflect"
 	"strings"
@@ -190,7 +191,7 @@ func (w *world) crash(i int) {
 	if !ok {
 		w.t.Fatalf("no process actor for %v", pid)
 	}
-	eventually(w.t, "the child up and acknowledging what it finished", func() bool {
+	testutil.Eventually(w.t, "the child up and acknowledging what it finished", func() bool {
 		return p.State() == "up" && linkStats(w.n, p.Address()).Retained == 0
 	})
 	killPid(w.t, p.OSPid())
@@ -211,7 +212,7 @@ func killPid(t *testing.T, pid int) {
 // waitStarts waits until child i's actor has started n times.
 func (w *world) waitStarts(i, n int) {
 	w.t.Helper()
-	eventually(w.t, fmt.Sprintf("child %d started %d times", i, n), func() bool { return w.ask(i, "starts") == n })
+	testutil.Eventually(w.t, fmt.Sprintf("child %d started %d times", i, n), func() bool { return w.ask(i, "starts") == n })
 }
 
 // nextTerminated waits for the next Terminated the parent gets.
@@ -248,18 +249,6 @@ func (w *world) failures() []any {
 		}
 	}
 	return out
-}
-
-// eventually polls cond for states that have no event (bounded).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func linkStats(n *procnode.Node, addr string) (s struct{ Retained, Held int }) {
@@ -378,7 +367,7 @@ func TestSemanticsWatchSeesOnlyTheEnd(t *testing.T) {
 			w := newWorld(t, process, defaultStrategy(), 1)
 			child := w.children[0]
 			_, events := probe(t, w.n, func(c pa.Context) { c.Watch(child); c.Send(c.Self(), "watching") })
-			if m := receive(t, events); m != "watching" {
+			if m := testutil.Receive(t, events, "events"); m != "watching" {
 				t.Fatalf("got %v", m)
 			}
 			w.send(0, "boom")
@@ -392,7 +381,7 @@ func TestSemanticsWatchSeesOnlyTheEnd(t *testing.T) {
 				}
 			}
 			w.n.Root().Stop(child)
-			term, ok := receive(t, events).(*pa.Terminated)
+			term, ok := testutil.Receive(t, events, "events").(*pa.Terminated)
 			if !ok || !term.Who.Equal(child) || term.Why != pa.TerminatedReason_Stopped {
 				t.Fatalf("watcher got %v; want Terminated{%v, Stopped}", term, child)
 			}
@@ -515,14 +504,14 @@ func TestCooperativeRestartFallback(t *testing.T) {
 	p := spawn(t, n, "sem.stuck", procnode.WithStopTimeouts(300*time.Millisecond, time.Second), procnode.WithArgs(probePID))
 	before := request(t, n, p.PID(), "pid")
 	n.Root().Send(p.PID(), "stuck")
-	if m := receive(t, events); m != "stuck now" {
+	if m := testutil.Receive(t, events, "events"); m != "stuck now" {
 		t.Fatalf("got %v", m)
 	}
 	proc, _ := n.System().ProcessRegistry.Get(p.PID())
 	proc.SendSystemMessage(p.PID(), &pa.Restart{})
 	// "stuck" was not finished: it is redelivered to the new process, which
 	// gets stuck on it too; "pid" waits behind it, so ask the OS instead.
-	eventually(t, "a new process", func() bool { return p.Incarnation() == 1 && p.OSPid() != before && p.Alive() })
+	testutil.Eventually(t, "a new process", func() bool { return p.Incarnation() == 1 && p.OSPid() != before && p.Alive() })
 	if p.Restarts() != 1 {
 		t.Fatalf("restarts %d; want 1", p.Restarts())
 	}

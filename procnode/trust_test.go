@@ -57,7 +57,7 @@ func TestChildCannotCommandSiblings(t *testing.T) {
 	spawn(t, n, "test.forger", procnode.WithArgs(&forgeOrder{Parent: n.Address(), VictimSeg: seg, Done: done}))
 	// The parent handles what the forger sent in order: the refusals come
 	// before "forged" reaches the probe.
-	if m := receive(t, events); m != "forged" {
+	if m := testutil.Receive(t, events, "events"); m != "forged" {
 		t.Fatalf("got %v", m)
 	}
 	if got := strings.Count(buf.String(), `"message":"dead letter: refused"`); got != 4 {
@@ -104,13 +104,13 @@ func TestUntrustedChild(t *testing.T) {
 	done, events := probe(t, n, nil)
 	guessed, guesses := probe(t, n, nil)
 	spawn(t, n, "test.guesser", procnode.WithUntrusted(64), procnode.WithArgs(&guessOrder{Done: done, Guess: guessed.Id}))
-	if m := receive(t, events); m != "reported" {
+	if m := testutil.Receive(t, events, "events"); m != "reported" {
 		t.Fatalf("got %v", m)
 	}
 	// "guessed" was handled before "reported" (same link, in order): had it
 	// been delivered, it would be in the guessed actor's mailbox before this.
 	n.Root().Send(guessed, "end")
-	if m := receive(t, guesses); m != "end" {
+	if m := testutil.Receive(t, guesses, "guesses"); m != "end" {
 		t.Fatalf("the guessed actor got %v", m)
 	}
 }

@@ -576,15 +576,3 @@ func gone(pid int) bool {
 	}
 	return false
 }
-
-// eventually polls cond every 10ms until it holds, failing after a bound.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v", what, testTimeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
