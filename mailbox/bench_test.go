@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -71,11 +71,11 @@ var benchPayloads = []struct {
 	{"bytes64", make([]byte, 64)},
 	{"struct", &benchPoint{X: 1, Y: -2, Name: "point"}},
 	{"structCustom", &benchPointCustom{X: 1, Y: -2, Name: "point"}},
-	{"proto", &actor.Terminated{Who: actor.NewPID("node/1", "worker"), Why: actor.TerminatedReason_Stopped}},
+	{"proto", &pa.Terminated{Who: pa.NewPID("node/1", "worker"), Why: pa.TerminatedReason_Stopped}},
 }
 
 func benchEnvelope(msg any) *Envelope {
-	return &Envelope{Target: actor.NewPID("node/1", "worker"), Sender: actor.NewPID("node", "$42"), Message: msg}
+	return &Envelope{Target: pa.NewPID("node/1", "worker"), Sender: pa.NewPID("node", "$42"), Message: msg}
 }
 
 // BenchmarkEncode measures encoding one envelope (target, sender, payload)

@@ -9,7 +9,7 @@ import (
 	"reflect"
 	"unsafe"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 	"google.golang.org/protobuf/proto"
@@ -19,7 +19,7 @@ import (
 
 // Lane says how the receiving side delivers a message: as a user message
 // (SendUserMessage) or a system message (SendSystemMessage). The caller sets
-// it from the actor.Process method it was called through, never from the
+// it from the pa.Process method it was called through, never from the
 // message's type (PoisonPill is a user message). It also decides the queue:
 // the user lane is bounded, the system lane never blocks.
 type Lane uint8
@@ -44,8 +44,8 @@ func (l Lane) String() string {
 // Envelope is one message on the link.
 type Envelope struct {
 	Lane    Lane              // the queue it went through, kept across the link
-	Target  *actor.PID        // nil only for messages to the link itself
-	Sender  *actor.PID        // optional
+	Target  *pa.PID           // nil only for messages to the link itself
+	Sender  *pa.PID           // optional
 	Header  map[string]string // optional; empty maps are not sent
 	Message any               // the user's value, or a protoactor system message
 	// Size is set by the receiving endpoint: the bytes the decoded message
@@ -186,7 +186,7 @@ func (e *encoder) appendSymbol(b []byte, s string) []byte {
 	return appendString(b, s)
 }
 
-func (e *encoder) appendPID(b []byte, p *actor.PID) []byte {
+func (e *encoder) appendPID(b []byte, p *pa.PID) []byte {
 	b = e.appendSymbol(b, e.address(p.Address))
 	b = appendString(b, p.Id)
 	return binary.AppendUvarint(b, uint64(p.RequestId))
@@ -243,7 +243,7 @@ func (e *encoder) appendPayload(b []byte, m any) ([]byte, []byte, error) {
 	case string:
 		b = append(b, kindString)
 		return append(b, v...), nil, nil
-	case *actor.PID:
+	case *pa.PID:
 		if v == nil {
 			return append(b, kindNil), nil, nil
 		}
@@ -366,31 +366,31 @@ func (e *encoder) rewriteProto(m proto.Message) proto.Message {
 		return m
 	}
 	switch v := m.(type) {
-	case *actor.Watch:
+	case *pa.Watch:
 		if p := e.rewritePID(v.Watcher); p != v.Watcher {
-			return &actor.Watch{Watcher: p}
+			return &pa.Watch{Watcher: p}
 		}
-	case *actor.Unwatch:
+	case *pa.Unwatch:
 		if p := e.rewritePID(v.Watcher); p != v.Watcher {
-			return &actor.Unwatch{Watcher: p}
+			return &pa.Unwatch{Watcher: p}
 		}
-	case *actor.Terminated:
+	case *pa.Terminated:
 		if p := e.rewritePID(v.Who); p != v.Who {
-			return &actor.Terminated{Who: p, Why: v.Why}
+			return &pa.Terminated{Who: p, Why: v.Why}
 		}
-	case *actor.DeadLetterResponse:
+	case *pa.DeadLetterResponse:
 		if p := e.rewritePID(v.Target); p != v.Target {
-			return &actor.DeadLetterResponse{Target: p}
+			return &pa.DeadLetterResponse{Target: p}
 		}
 	}
 	return m
 }
 
-func (e *encoder) rewritePID(p *actor.PID) *actor.PID {
+func (e *encoder) rewritePID(p *pa.PID) *pa.PID {
 	if p == nil || p.Address != nonhost {
 		return p
 	}
-	return &actor.PID{Address: e.sink.localAddress, Id: p.Id, RequestId: p.RequestId}
+	return &pa.PID{Address: e.sink.localAddress, Id: p.Id, RequestId: p.RequestId}
 }
 
 // decoder turns bytes into envelopes. It keeps the receiver's half of the
@@ -420,7 +420,7 @@ type symbol struct {
 	wt    *wireType // the type expression it names (resolved lazily)
 	err   error     // why it names no type here
 	proto protoreflect.MessageType
-	pids  map[string]*actor.PID // PIDs at this address, shared between messages
+	pids  map[string]*pa.PID // PIDs at this address, shared between messages
 }
 
 // maxCachedPIDs bounds a link's cache of decoded PIDs, and maxCachedIDLen
@@ -525,7 +525,7 @@ func (d *decoder) symbol(c *cursor) *symbol {
 	return d.syms[i]
 }
 
-func (d *decoder) pid(c *cursor) *actor.PID {
+func (d *decoder) pid(c *cursor) *pa.PID {
 	sym := d.symbol(c)
 	id := c.bytes()
 	req := c.uvarint()
@@ -541,7 +541,7 @@ func (d *decoder) pid(c *cursor) *actor.PID {
 			return p
 		}
 	}
-	p := &actor.PID{Address: sym.s, Id: string(id), RequestId: uint32(req)}
+	p := &pa.PID{Address: sym.s, Id: string(id), RequestId: uint32(req)}
 	if req == 0 && len(id) <= maxCachedIDLen {
 		if d.cachedPIDs >= maxCachedPIDs { // bound the whole link's cache, not each address's
 			for _, s := range d.syms {
@@ -550,7 +550,7 @@ func (d *decoder) pid(c *cursor) *actor.PID {
 			d.cachedPIDs = 0
 		}
 		if sym.pids == nil {
-			sym.pids = make(map[string]*actor.PID)
+			sym.pids = make(map[string]*pa.PID)
 		}
 		sym.pids[p.Id] = p
 		d.cachedPIDs++
@@ -817,16 +817,16 @@ func decodeScalar(b []byte) (any, error) {
 
 // PIDs nested in msgpack values (struct fields, slices) use a hand-written
 // codec: an array [address, id, requestId], or nil. Registering the value type
-// makes msgpack use it for *actor.PID too (with nil handled by msgpack).
+// makes msgpack use it for *pa.PID too (with nil handled by msgpack).
 func init() {
-	msgpack.Register(actor.PID{}, encodePIDValue, decodePIDValue)
+	msgpack.Register(pa.PID{}, encodePIDValue, decodePIDValue)
 }
 
 func encodePIDValue(enc *msgpack.Encoder, v reflect.Value) error {
 	var addr, id string
 	var req uint32
 	if v.CanAddr() {
-		p := v.Addr().Interface().(*actor.PID)
+		p := v.Addr().Interface().(*pa.PID)
 		addr, id, req = p.Address, p.Id, p.RequestId
 	} else {
 		addr, id, req = v.FieldByName("Address").String(), v.FieldByName("Id").String(), uint32(v.FieldByName("RequestId").Uint())
@@ -872,7 +872,7 @@ func decodePIDValue(dec *msgpack.Decoder, v reflect.Value) error {
 	if !v.CanAddr() {
 		return fmt.Errorf("pid: cannot decode into unaddressable %v", v.Type())
 	}
-	p := v.Addr().Interface().(*actor.PID)
+	p := v.Addr().Interface().(*pa.PID)
 	p.Address, p.Id, p.RequestId = addr, id, req
 	return nil
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/vmihailenco/msgpack/v5"
 	"google.golang.org/protobuf/proto"
 )
@@ -21,17 +21,17 @@ import (
 type testPing struct {
 	N      int
 	Text   string
-	Who    *actor.PID
-	Nobody *actor.PID
-	Val    actor.PID
-	Many   []*actor.PID
-	ByName map[string]*actor.PID
+	Who    *pa.PID
+	Nobody *pa.PID
+	Val    pa.PID
+	Many   []*pa.PID
+	ByName map[string]*pa.PID
 	Inner  *testInner
 	Blob   []byte
 }
 
 type testInner struct {
-	Reply *actor.PID
+	Reply *pa.PID
 	Tags  []string
 }
 
@@ -120,24 +120,24 @@ func roundTrips() []roundTrip {
 		{"float64 inf", math.Inf(-1), nil},
 		{"bool true", true, nil},
 		{"bool false", false, nil},
-		{"pid", actor.NewPID("node/3", "$7"), nil},
-		{"pid with request id", &actor.PID{Address: "node", Id: "future", RequestId: 99}, nil},
+		{"pid", pa.NewPID("node/3", "$7"), nil},
+		{"pid with request id", &pa.PID{Address: "node", Id: "future", RequestId: 99}, nil},
 		{"registered pointer with nested PIDs", &testPing{
-			N: 7, Text: "x", Who: actor.NewPID("node", "$1"),
-			Val:    actor.PID{Address: "node/1", Id: "val", RequestId: 3},
-			Many:   []*actor.PID{actor.NewPID("a", "1"), nil, actor.NewPID("b", "2")},
-			ByName: map[string]*actor.PID{"k": actor.NewPID("c", "3")},
-			Inner:  &testInner{Reply: actor.NewPID("node/2", "r"), Tags: []string{"t"}},
+			N: 7, Text: "x", Who: pa.NewPID("node", "$1"),
+			Val:    pa.PID{Address: "node/1", Id: "val", RequestId: 3},
+			Many:   []*pa.PID{pa.NewPID("a", "1"), nil, pa.NewPID("b", "2")},
+			ByName: map[string]*pa.PID{"k": pa.NewPID("c", "3")},
+			Inner:  &testInner{Reply: pa.NewPID("node/2", "r"), Tags: []string{"t"}},
 			Blob:   []byte{1, 2, 3},
 		}, nil},
 		{"registered value", testPoint{X: 1, Y: -2}, nil},
 		{"registered custom codec", &benchPointCustom{X: 1, Y: 2, Name: "p"}, nil},
-		{"proto Watch", &actor.Watch{Watcher: actor.NewPID("node", "w")}, nil},
-		{"proto Unwatch", &actor.Unwatch{Watcher: actor.NewPID("node", "w")}, nil},
-		{"proto Terminated", &actor.Terminated{Who: actor.NewPID("node/1", "x"), Why: actor.TerminatedReason_AddressTerminated}, nil},
-		{"proto Stop", &actor.Stop{}, nil},
-		{"proto PoisonPill", &actor.PoisonPill{}, nil},
-		{"proto DeadLetterResponse", &actor.DeadLetterResponse{Target: actor.NewPID("node", "gone")}, nil},
+		{"proto Watch", &pa.Watch{Watcher: pa.NewPID("node", "w")}, nil},
+		{"proto Unwatch", &pa.Unwatch{Watcher: pa.NewPID("node", "w")}, nil},
+		{"proto Terminated", &pa.Terminated{Who: pa.NewPID("node/1", "x"), Why: pa.TerminatedReason_AddressTerminated}, nil},
+		{"proto Stop", &pa.Stop{}, nil},
+		{"proto PoisonPill", &pa.PoisonPill{}, nil},
+		{"proto DeadLetterResponse", &pa.DeadLetterResponse{Target: pa.NewPID("node", "gone")}, nil},
 		{"[]string", []string{"a", "", "c"}, nil},
 		{"[]int", []int{1, -2, 300000}, nil},
 		{"[]int64", []int64{math.MinInt64}, nil},
@@ -146,7 +146,7 @@ func roundTrips() []roundTrip {
 		{"[]bool", []bool{true, false}, nil},
 		{"[][]byte", [][]byte{[]byte("a"), {}}, nil},
 		{"[]any", []any{"a", true}, nil},
-		{"[]*actor.PID", []*actor.PID{actor.NewPID("n", "1")}, nil},
+		{"[]*actor.PID", []*pa.PID{pa.NewPID("n", "1")}, nil},
 		{"map[string]string", map[string]string{"a": "b"}, nil},
 		{"map[string]any", map[string]any{"s": "x", "b": false, "m": map[string]any{"n": nil}}, nil},
 		{"map[string]int", map[string]int{"a": 1}, nil},
@@ -191,8 +191,8 @@ func TestCodecRoundTrip(t *testing.T) {
 			env := &Envelope{Message: rt.msg}
 			if i%2 == 0 {
 				env.Lane = LaneSystem
-				env.Target = actor.NewPID("node/1", "worker")
-				env.Sender = &actor.PID{Address: "node", Id: "future", RequestId: uint32(i)}
+				env.Target = pa.NewPID("node/1", "worker")
+				env.Sender = &pa.PID{Address: "node", Id: "future", RequestId: uint32(i)}
 				env.Header = map[string]string{"trace": fmt.Sprint(i), "": ""}
 			}
 			b, ext, err := enc.appendEnvelope(nil, env)
@@ -247,18 +247,18 @@ func TestBytesPayloadCopies(t *testing.T) {
 // address wherever they appear, and that the caller's values are untouched.
 func TestNonhostRewrite(t *testing.T) {
 	t.Parallel()
-	nh := func(id string) *actor.PID { return actor.NewPID(nonhost, id) }
+	nh := func(id string) *pa.PID { return pa.NewPID(nonhost, id) }
 	for _, local := range []string{"node/7", ""} {
 		want := local
 		if want == "" {
 			want = nonhost
 		}
 		enc, dec := newEncoder(local), newDecoder()
-		ping := &testPing{Who: nh("who"), Val: actor.PID{Address: nonhost, Id: "val"}, Many: []*actor.PID{nh("m")},
-			ByName: map[string]*actor.PID{"k": nh("k")}, Inner: &testInner{Reply: nh("r")}}
-		msgs := []any{nh("top"), ping, []*actor.PID{nh("s")},
-			&actor.Watch{Watcher: nh("w")}, &actor.Unwatch{Watcher: nh("u")},
-			&actor.Terminated{Who: nh("t"), Why: actor.TerminatedReason_Stopped}, &actor.DeadLetterResponse{Target: nh("d")}}
+		ping := &testPing{Who: nh("who"), Val: pa.PID{Address: nonhost, Id: "val"}, Many: []*pa.PID{nh("m")},
+			ByName: map[string]*pa.PID{"k": nh("k")}, Inner: &testInner{Reply: nh("r")}}
+		msgs := []any{nh("top"), ping, []*pa.PID{nh("s")},
+			&pa.Watch{Watcher: nh("w")}, &pa.Unwatch{Watcher: nh("u")},
+			&pa.Terminated{Who: nh("t"), Why: pa.TerminatedReason_Stopped}, &pa.DeadLetterResponse{Target: nh("d")}}
 		for _, m := range msgs {
 			b, _, err := enc.appendEnvelope(nil, &Envelope{Target: nh("target"), Sender: nh("sender"), Message: m})
 			if err != nil {
@@ -268,25 +268,25 @@ func TestNonhostRewrite(t *testing.T) {
 			if bad, fatal := dec.decodeEnvelope(b, false, &env); bad != nil || fatal != nil {
 				t.Fatal(bad, fatal)
 			}
-			var pids []*actor.PID
+			var pids []*pa.PID
 			switch v := env.Message.(type) {
-			case *actor.PID:
-				pids = []*actor.PID{v}
+			case *pa.PID:
+				pids = []*pa.PID{v}
 			case *testPing:
-				pids = []*actor.PID{v.Who, &v.Val, v.Many[0], v.ByName["k"], v.Inner.Reply}
-			case []*actor.PID:
+				pids = []*pa.PID{v.Who, &v.Val, v.Many[0], v.ByName["k"], v.Inner.Reply}
+			case []*pa.PID:
 				pids = v
-			case *actor.Watch:
-				pids = []*actor.PID{v.Watcher}
-			case *actor.Unwatch:
-				pids = []*actor.PID{v.Watcher}
-			case *actor.Terminated:
-				pids = []*actor.PID{v.Who}
-				if v.Why != actor.TerminatedReason_Stopped {
+			case *pa.Watch:
+				pids = []*pa.PID{v.Watcher}
+			case *pa.Unwatch:
+				pids = []*pa.PID{v.Watcher}
+			case *pa.Terminated:
+				pids = []*pa.PID{v.Who}
+				if v.Why != pa.TerminatedReason_Stopped {
 					t.Errorf("Terminated.Why = %v; want Stopped", v.Why)
 				}
-			case *actor.DeadLetterResponse:
-				pids = []*actor.PID{v.Target}
+			case *pa.DeadLetterResponse:
+				pids = []*pa.PID{v.Target}
 			default:
 				t.Fatalf("got %T", env.Message)
 			}
@@ -298,7 +298,7 @@ func TestNonhostRewrite(t *testing.T) {
 			}
 		}
 		// The caller's values keep "nonhost".
-		if ping.Who.Address != nonhost || ping.Val.Address != nonhost || msgs[3].(*actor.Watch).Watcher.Address != nonhost {
+		if ping.Who.Address != nonhost || ping.Val.Address != nonhost || msgs[3].(*pa.Watch).Watcher.Address != nonhost {
 			t.Errorf("local %q: the sent message was modified", local)
 		}
 	}
@@ -328,7 +328,7 @@ func TestEncodeErrors(t *testing.T) {
 	} {
 		enc := newEncoder("")
 		mark := enc.mark()
-		b, _, err := enc.appendEnvelope(nil, &Envelope{Target: actor.NewPID("fresh-address", "x"), Message: c.msg})
+		b, _, err := enc.appendEnvelope(nil, &Envelope{Target: pa.NewPID("fresh-address", "x"), Message: c.msg})
 		if !errors.Is(err, c.want) && !(c.want == nil && err == nil) {
 			t.Errorf("%s: got %v; want %v", c.name, err, c.want)
 		}
@@ -457,7 +457,7 @@ func TestCheckMsgpack(t *testing.T) {
 	t.Parallel()
 	good := []any{nil, true, -1, 1 << 40, -1 << 40, 1.5, float32(2), "", strings.Repeat("s", 70000), []byte("bin"),
 		[]any{1, []any{2, map[string]any{"a": []byte{}}}}, map[string]int{"a": 1}, time.Unix(1, 2), time.Unix(1<<40, 0),
-		&testPing{Many: []*actor.PID{nil}}, []int{}, map[string]any{}}
+		&testPing{Many: []*pa.PID{nil}}, []int{}, map[string]any{}}
 	for _, v := range good {
 		b := mustMsgpack(v)
 		if err := checkMsgpack(b); err != nil {
@@ -532,7 +532,7 @@ func TestRegistry(t *testing.T) {
 func TestInterning(t *testing.T) {
 	t.Parallel()
 	enc := newEncoder("")
-	env := &Envelope{Target: actor.NewPID("some/address", "a"), Message: &testPing{N: 1}}
+	env := &Envelope{Target: pa.NewPID("some/address", "a"), Message: &testPing{N: 1}}
 	first, _, err := enc.appendEnvelope(nil, env)
 	if err != nil {
 		t.Fatal(err)

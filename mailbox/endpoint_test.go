@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 )
 
@@ -27,10 +27,10 @@ func TestEndpointRoundTrip(t *testing.T) {
 		rts := roundTrips()
 		sent := make([]*Envelope, len(rts))
 		for i, rt := range rts {
-			env := &Envelope{Target: actor.NewPID("node/1", fmt.Sprint("w", i%3)), Message: rt.msg}
+			env := &Envelope{Target: pa.NewPID("node/1", fmt.Sprint("w", i%3)), Message: rt.msg}
 			if i%2 == 1 {
 				env.Lane = LaneSystem
-				env.Sender = actor.NewPID("node", "$s")
+				env.Sender = pa.NewPID("node", "$s")
 				env.Header = map[string]string{"i": fmt.Sprint(i)}
 			}
 			sent[i] = env
@@ -113,7 +113,7 @@ func TestEndpointManyInOrder(t *testing.T) {
 		if err := b.Start(); err != nil {
 			t.Fatal(err)
 		}
-		target := actor.NewPID("node/1", "sink")
+		target := pa.NewPID("node/1", "sink")
 		ctx := context.Background()
 		var payload [64]byte
 		env := &Envelope{Target: target}
@@ -155,7 +155,7 @@ func TestEndpointLargeMessage(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tr transport) {
 		p := newPair(t, tr, nil)
 		ctx := context.Background()
-		target := actor.NewPID("node/1", "big")
+		target := pa.NewPID("node/1", "big")
 		for _, s := range []struct {
 			from *Endpoint
 			to   *collector
@@ -236,7 +236,7 @@ func TestEndpointSaturatedBothWays(t *testing.T) {
 				defer wg.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 				defer cancel()
-				from := actor.NewPID(fmt.Sprint("side", i), "pinger")
+				from := pa.NewPID(fmt.Sprint("side", i), "pinger")
 				for range n {
 					if err := s.e.Send(ctx, &Envelope{Sender: from, Message: payload}); err != nil {
 						t.Errorf("side %d: Send: %v", i, err)
@@ -347,7 +347,7 @@ func TestEndpointSendErrors(t *testing.T) {
 		// b accepts frames of 4 KiB only: the handshake tells a.
 		p := newPair(t, tr, nil, WithMaxFrame(4<<10))
 		ctx := context.Background()
-		target := actor.NewPID("fresh/address", "x")
+		target := pa.NewPID("fresh/address", "x")
 		for _, c := range []struct {
 			name string
 			msg  any
@@ -388,7 +388,7 @@ func TestEndpointNothingQueuedOnError(t *testing.T) {
 	defer y.Close()
 	e := newTestEndpoint(t, x, HandlerFuncs{}, WithMaxFrame(4<<10))
 	for _, m := range []any{struct{}{}, &testBroken{FailEncode: true}, make([]byte, 8<<10)} {
-		if err := e.Send(context.Background(), &Envelope{Target: actor.NewPID("addr", "id"), Message: m}); err == nil {
+		if err := e.Send(context.Background(), &Envelope{Target: pa.NewPID("addr", "id"), Message: m}); err == nil {
 			t.Fatalf("Send %T: got nil; want an error", m)
 		}
 	}

@@ -4,14 +4,14 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/mailbox"
 )
 
 // Greeting is a message type: registered once, from init, under a stable name.
 type Greeting struct {
 	Text string
-	From *actor.PID
+	From *pa.PID
 }
 
 func init() { mailbox.RegisterType("example.Greeting", &Greeting{}) }
@@ -51,8 +51,8 @@ func ExampleEndpoint() {
 
 	// A sender PID that says "nonhost" leaves the parent with its address.
 	err = parent.Send(ctx, &mailbox.Envelope{
-		Target:  actor.NewPID("root/1", "worker"),
-		Message: &Greeting{Text: "hello", From: actor.NewPID("nonhost", "$1")},
+		Target:  pa.NewPID("root/1", "worker"),
+		Message: &Greeting{Text: "hello", From: pa.NewPID("nonhost", "$1")},
 	})
 	if err != nil {
 		panic(err)

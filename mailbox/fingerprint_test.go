@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 )
 
@@ -106,12 +106,12 @@ func TestTypeDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, msg := range []any{rtPong{Text: "x"}, &rtPong{}, []any{rtPong{}}, &rtHolder{Any: &rtPong{}}, []*rtPong{nil}} {
-		err := e.Send(ctx, &Envelope{Target: actor.NewPID("node/1", "x"), Message: msg})
+		err := e.Send(ctx, &Envelope{Target: pa.NewPID("node/1", "x"), Message: msg})
 		if !errors.Is(err, ErrTypeMismatch) || !strings.Contains(err.Error(), "field text") {
 			t.Errorf("Send(%T): got %v; want ErrTypeMismatch naming field text", msg, err)
 		}
 	}
-	if err := e.Send(ctx, &Envelope{Target: actor.NewPID("node/1", "x"), Message: &rtPing{N: 1}}); err != nil {
+	if err := e.Send(ctx, &Envelope{Target: pa.NewPID("node/1", "x"), Message: &rtPing{N: 1}}); err != nil {
 		t.Errorf("Send(*rtPing): %v", err)
 	}
 }

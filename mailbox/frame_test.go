@@ -12,7 +12,7 @@ import (
 	"testing"
 	"testing/iotest"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 )
 
 // TestWireConstants pins every constant that reaches the wire (as yamux's
@@ -113,7 +113,7 @@ func TestWireGolden(t *testing.T) {
 	}
 
 	enc := newEncoder("")
-	env := &Envelope{Target: actor.NewPID("node/1", "w"), Message: []byte("hi")}
+	env := &Envelope{Target: pa.NewPID("node/1", "w"), Message: []byte("hi")}
 	first, _, err := enc.appendEnvelope(nil, env)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 )
 
 var writeCorpus = flag.Bool("write-corpus", false, "rewrite the fuzz seed corpus under testdata/fuzz")
@@ -33,7 +33,7 @@ func frameSeeds() map[string][]byte {
 		}
 		return b.buf
 	}
-	target, sender := actor.NewPID("node/1", "worker"), actor.NewPID(nonhost, "$1")
+	target, sender := pa.NewPID("node/1", "worker"), pa.NewPID(nonhost, "$1")
 	var all []*Envelope
 	for _, rt := range append(roundTrips(), issueRoundTrips()...) {
 		if b, ok := rt.msg.([]byte); ok && len(b) > 1024 {
@@ -47,8 +47,8 @@ func frameSeeds() map[string][]byte {
 	seeds["batch-interned"] = batchOf(
 		&Envelope{Target: target, Message: &testPing{N: 1, Who: target}},
 		&Envelope{Target: target, Sender: sender, Header: map[string]string{"k": "v"}, Message: &testPing{N: 2, Who: sender}},
-		&Envelope{Lane: LaneSystem, Target: target, Message: &actor.Watch{Watcher: sender}},
-		&Envelope{Lane: LaneSystem, Target: target, Message: &actor.Terminated{Who: target}},
+		&Envelope{Lane: LaneSystem, Target: target, Message: &pa.Watch{Watcher: sender}},
+		&Envelope{Lane: LaneSystem, Target: target, Message: &pa.Terminated{Who: target}},
 	)
 	seeds["batch-tagged"] = batchOf(
 		&Envelope{Target: target, Message: []any{&rtPing{N: 1}, target, int64(2)}},

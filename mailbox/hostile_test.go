@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 )
 
@@ -184,7 +184,7 @@ func TestPeerThatDoesNotRead(t *testing.T) {
 				for i := 0; ; i++ {
 					b := newBatch()
 					for range 256 {
-						if err := b.appendEnvelope(enc, &Envelope{Target: actor.NewPID("node", "x"), Sender: actor.NewPID("peer", fmt.Sprint("future$", i)), Message: "q"}, DefaultMaxFrame); err != nil {
+						if err := b.appendEnvelope(enc, &Envelope{Target: pa.NewPID("node", "x"), Sender: pa.NewPID("peer", fmt.Sprint("future$", i)), Message: "q"}, DefaultMaxFrame); err != nil {
 							return
 						}
 					}

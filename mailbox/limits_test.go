@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 )
 
 // rtBig is a registered struct of 512 bytes: a nil element of a []rtBig
@@ -107,7 +107,7 @@ func TestMaxDecodedInFlight(t *testing.T) {
 	p := newPair(t, transports[1], []Option{WithMaxFrame(frame), WithMaxDecoded(frame)}, WithManualRelease(true))
 	send := func(n int) {
 		t.Helper()
-		if err := p.a.Send(context.Background(), &Envelope{Target: actor.NewPID("node/1", "x"), Message: make([]byte, n)}); err != nil {
+		if err := p.a.Send(context.Background(), &Envelope{Target: pa.NewPID("node/1", "x"), Message: make([]byte, n)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -134,7 +134,7 @@ func TestMaxDecodedInFlight(t *testing.T) {
 func TestReleaseOnDeliver(t *testing.T) {
 	t.Parallel()
 	p := newPair(t, transports[1], nil)
-	if err := p.a.Send(context.Background(), &Envelope{Target: actor.NewPID("node/1", "x"), Message: &rtHolder{Any: "s"}}); err != nil {
+	if err := p.a.Send(context.Background(), &Envelope{Target: pa.NewPID("node/1", "x"), Message: &rtHolder{Any: "s"}}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := p.cb.wait(t, 1)
@@ -178,7 +178,7 @@ func TestIdleLinkDoesNotStall(t *testing.T) {
 	t.Parallel()
 	p := newPair(t, transports[1], []Option{WithFrameTimeout(time.Millisecond)})
 	time.Sleep(20 * time.Millisecond) // idle for 20 timeouts: nothing may fire
-	if err := p.a.Send(context.Background(), &Envelope{Target: actor.NewPID("node/1", "x"), Message: "still up"}); err != nil {
+	if err := p.a.Send(context.Background(), &Envelope{Target: pa.NewPID("node/1", "x"), Message: "still up"}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := p.cb.wait(t, 1); got[0].Message != "still up" {

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 )
 
 // typeEntry is one registered message type.
@@ -43,7 +43,7 @@ func init() {
 	// map[string]any, []*go:actor.PID).
 	RegisterType("go:time.Time", time.Time{})
 	RegisterType("go:time.Duration", time.Duration(0))
-	RegisterType("go:actor.PID", actor.PID{})
+	RegisterType("go:actor.PID", pa.PID{})
 }
 
 // RegisterType gives the type of sample a stable name on the wire. Register
@@ -55,7 +55,7 @@ func init() {
 //
 // A type is encoded as msgpack by a codec compiled once per type: exported
 // fields by name, msgpack struct tags ("name", "-", "omitempty", and
-// "as_array" on a _msgpack field), *actor.PID fields, time.Time; types that
+// "as_array" on a _msgpack field), *pa.PID fields, time.Time; types that
 // implement msgpack.CustomEncoder/CustomDecoder, msgpack.Marshaler,
 // encoding.BinaryMarshaler or encoding.TextMarshaler are encoded by those.
 //

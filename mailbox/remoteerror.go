@@ -9,7 +9,7 @@ import (
 	"reflect"
 	"sync"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 )
 
 // RemoteError is an error value that crossed a link: its Error() is the
@@ -96,8 +96,8 @@ func init() {
 		"mailbox.ErrHandshakeTimeout":  ErrHandshakeTimeout,
 		"mailbox.ErrTypeMismatch":      ErrTypeMismatch,
 		"mailbox.ErrFrameStalled":      ErrFrameStalled,
-		"actor.ErrTimeout":             actor.ErrTimeout,
-		"actor.ErrDeadLetter":          actor.ErrDeadLetter,
+		"actor.ErrTimeout":             pa.ErrTimeout,
+		"actor.ErrDeadLetter":          pa.ErrDeadLetter,
 		"go:context.Canceled":          context.Canceled,
 		"go:context.DeadlineExceeded":  context.DeadlineExceeded,
 		"go:io.EOF":                    io.EOF,

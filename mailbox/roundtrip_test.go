@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -49,7 +49,7 @@ var rtWhen = time.Date(2024, 1, 2, 3, 4, 5, 6, time.UTC)
 
 // issueRoundTrips are the rows of issue 13's "what must round-trip".
 func issueRoundTrips() []roundTrip {
-	pid := actor.NewPID("n/1", "worker")
+	pid := pa.NewPID("n/1", "worker")
 	return []roundTrip{
 		{"value of a type registered by pointer", rtPing{N: 1}, nil},
 		{"pointer of a type registered by value", &rtPong{Text: "p"}, nil},
@@ -65,7 +65,7 @@ func issueRoundTrips() []roundTrip {
 		{"slice of a registered type in a field", &rtHolder{Pongs: []*rtPong{{Text: "f"}}}, nil},
 		{"map of a registered type", map[string]rtPing{"x": {N: 5}}, nil},
 		{"PID in an any field", &rtHolder{Any: pid}, nil},
-		{"PIDs in a []any", []any{pid, actor.NewPID("n", "$2")}, nil},
+		{"PIDs in a []any", []any{pid, pa.NewPID("n", "$2")}, nil},
 		{"every scalar kind in a []any", []any{int8(-1), int16(-2), int32(-3), int64(-4), uint(5), uint8(6), uint16(7), uint32(8), uint64(9), float32(1.5), 2.5, 7}, nil},
 		{"empty struct", rtTick{}, nil},
 		{"pointer to an empty struct", &rtTick{}, nil},
@@ -80,8 +80,8 @@ func issueRoundTrips() []roundTrip {
 		{"time.Time in an any field", &rtHolder{Any: rtWhen}, nil},
 		{"time.Duration", 90 * time.Second, nil},
 		{"time.Duration in a []any", []any{time.Duration(7)}, nil},
-		{"protobuf message", &actor.Watch{Watcher: pid}, nil},
-		{"protobuf message in an any field", &rtHolder{Any: &actor.Terminated{Who: pid, Why: actor.TerminatedReason_Stopped}}, nil},
+		{"protobuf message", &pa.Watch{Watcher: pid}, nil},
+		{"protobuf message in an any field", &rtHolder{Any: &pa.Terminated{Who: pid, Why: pa.TerminatedReason_Stopped}}, nil},
 		{"nested maps", map[string]map[string]int{"a": {"b": 1}}, nil},
 		{"nil []byte in an any field", &rtHolder{Any: []byte(nil)}, nil},
 		{"nil []any in an any field", &rtHolder{Any: []any(nil)}, nil},
@@ -181,7 +181,7 @@ func holdsTimeOrProto(v reflect.Value, depth int) bool {
 	if !v.IsValid() || depth > 10 {
 		return false
 	}
-	if v.Type() == timeType || v.Kind() == reflect.Pointer && v.Type().Implements(protoMsgTyp) && v.Type() != reflect.TypeFor[*actor.PID]() {
+	if v.Type() == timeType || v.Kind() == reflect.Pointer && v.Type().Implements(protoMsgTyp) && v.Type() != reflect.TypeFor[*pa.PID]() {
 		return true
 	}
 	switch v.Kind() {
@@ -219,7 +219,7 @@ func TestIssueRoundTrips(t *testing.T) {
 	for _, rt := range issueRoundTrips() {
 		t.Run(rt.name, func(t *testing.T) {
 			n := p.cb.count()
-			if err := p.a.Send(context.Background(), &Envelope{Target: actor.NewPID("node/1", "x"), Message: rt.msg}); err != nil {
+			if err := p.a.Send(context.Background(), &Envelope{Target: pa.NewPID("node/1", "x"), Message: rt.msg}); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
 			got, reasons := p.cb.wait(t, n+1)
@@ -245,14 +245,14 @@ func TestErrorsCross(t *testing.T) {
 		{"errors.New", errors.New("x"), nil},
 		{"wrapped sentinel", fmt.Errorf("doing it: %w", errRTSentinel), []error{errRTSentinel}},
 		{"procactor's own", fmt.Errorf("send: %w", ErrClosed), []error{ErrClosed}},
-		{"protoactor's", actor.ErrTimeout, []error{actor.ErrTimeout}},
+		{"protoactor's", pa.ErrTimeout, []error{pa.ErrTimeout}},
 		{"context", fmt.Errorf("waiting: %w", context.DeadlineExceeded), []error{context.DeadlineExceeded}},
 		{"joined", errors.Join(io.EOF, errRTSentinel), []error{io.EOF, errRTSentinel}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for _, msg := range []any{c.err, &rtHolder{Err: c.err}, []any{c.err}} {
 				n := p.cb.count()
-				if err := p.a.Send(context.Background(), &Envelope{Target: actor.NewPID("node/1", "x"), Message: msg}); err != nil {
+				if err := p.a.Send(context.Background(), &Envelope{Target: pa.NewPID("node/1", "x"), Message: msg}); err != nil {
 					t.Fatalf("Send(%T): %v", msg, err)
 				}
 				got, reasons := p.cb.wait(t, n+1)

@@ -10,7 +10,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/vmihailenco/msgpack/v5"
 	"google.golang.org/protobuf/proto"
 )
@@ -129,7 +129,7 @@ type sliceHeader struct {
 
 var (
 	timeType = reflect.TypeFor[time.Time]()
-	pidType  = reflect.TypeFor[actor.PID]()
+	pidType  = reflect.TypeFor[pa.PID]()
 
 	customEncoderType = reflect.TypeFor[msgpack.CustomEncoder]()
 	customDecoderType = reflect.TypeFor[msgpack.CustomDecoder]()
@@ -846,7 +846,7 @@ func compileTime(c *codec) {
 // address is written as the link's local address.
 func compilePID(c *codec) {
 	c.enc = func(e *encoder, b []byte, p unsafe.Pointer) ([]byte, error) {
-		pid := (*actor.PID)(p)
+		pid := (*pa.PID)(p)
 		b = append(b, 0x93)
 		b = appendStr(b, e.address(pid.Address))
 		b = appendStr(b, pid.Id)
@@ -875,7 +875,7 @@ func compilePID(c *codec) {
 		if err != nil {
 			return err
 		}
-		pid := (*actor.PID)(p)
+		pid := (*pa.PID)(p)
 		if pid.Address, err = d.string(addr); err != nil {
 			return err
 		}
@@ -886,7 +886,7 @@ func compilePID(c *codec) {
 		return nil
 	}
 	c.empty = func(p unsafe.Pointer) bool {
-		pid := (*actor.PID)(p)
+		pid := (*pa.PID)(p)
 		return pid.Address == "" && pid.Id == "" && pid.RequestId == 0
 	}
 }
