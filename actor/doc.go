@@ -2,7 +2,7 @@
 // protoactor ActorSystems (nodes) with links, so that a PID of any node of a
 // tree can be sent to, watched and asked from any other node of the tree.
 //
-// It owns the address scheme and routing, the actor.Process of non-local
+// It owns the address scheme and routing, the pa.Process of non-local
 // PIDs (Link), watch and Terminated across links, futures answered across
 // links, and remote spawn of registered kinds. It must not know about exec,
 // OS processes or file descriptors: a link runs over any io.ReadWriteCloser
@@ -22,7 +22,7 @@
 //
 // # Delivery
 //
-// A Link is the actor.Process of every PID routed through it:
+// A Link is the pa.Process of every PID routed through it:
 // SendUserMessage goes on the user lane (bounded, WithSendTimeout),
 // SendSystemMessage and Stop on the system lane (never blocks). On the
 // receiving side the link's reader puts each message straight into the

@@ -20,7 +20,7 @@
 //		"fmt"
 //		"time"
 //
-//		"github.com/asynkron/protoactor-go/actor"
+//		pa "github.com/asynkron/protoactor-go/actor"
 //		"github.com/procactor/procactor/mailbox"
 //		"github.com/procactor/procactor/procnode"
 //	)
@@ -30,9 +30,9 @@
 //
 //	func init() { // runs in the parent and in the child alike
 //		mailbox.RegisterType("example.Job", &Job{})
-//		procnode.RegisterKind("worker", func(args procnode.Args) (*actor.Props, error) {
+//		procnode.RegisterKind("worker", func(args procnode.Args) (*pa.Props, error) {
 //			prefix, _ := args.Value.(string) // WithArgs, decoded in the child
-//			return actor.PropsFromFunc(func(c actor.Context) {
+//			return pa.PropsFromFunc(func(c pa.Context) {
 //				if job, ok := c.Message().(*Job); ok {
 //					c.Respond(fmt.Sprintf("%s%d", prefix, job.N*job.N))
 //				}
