@@ -148,7 +148,7 @@ func (echoActor) Receive(ctx pa.Context) {
 	}
 }
 
-// frameHeader is a frame header (mailbox/frame.go): [len u32 BE][type][version=2][0 0].
+// frameHeader is a frame header (mailbox/wire.go): [len u32 BE][type][version=2][0 0].
 func frameHeader(typ byte, length uint32) []byte {
 	h := make([]byte, 8)
 	binary.BigEndian.PutUint32(h[0:4], length)

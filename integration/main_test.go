@@ -68,7 +68,7 @@ func leakOpts(extra ...goleak.Option) []goleak.Option {
 }
 
 // runBadCookie plays a child that answers with a wrong cookie: it writes a
-// hand-made hello frame (mailbox/frame.go header, mailbox/handshake.go body)
+// hand-made hello frame (mailbox/wire.go header, mailbox/handshake.go body)
 // on fd 4, says its pid on stdout, and waits for the parent to end it.
 func runBadCookie() int {
 	fmt.Printf("bad-cookie pid %d\n", os.Getpid())

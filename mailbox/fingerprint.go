@@ -171,15 +171,6 @@ func currentSchema() *schema {
 	return reg.schema
 }
 
-// Bodies of a types frame: a sub-kind byte, then a list.
-const (
-	typesDigests = 1 // uvarint count, count × (string name, 8-byte digest)
-	typesFields  = 2 // uvarint count, count × (string name, uvarint n, n × (string path, string shape))
-)
-
-// maxTypesFrame bounds a types frame.
-const maxTypesFrame = 4 << 20
-
 func appendTypeDigests(b []byte, s *schema) []byte {
 	b = append(b, typesDigests)
 	b = binary.AppendUvarint(b, uint64(len(s.names)))

@@ -8,37 +8,9 @@ import (
 	"time"
 )
 
-// Wire constants. frame_test.go pins every one of them: changing a value
-// breaks every peer built before the change.
+// How the reader and the writer size their work. None of these reaches the
+// wire: a peer built with other values interoperates.
 const (
-	// protocolVersion is carried in every frame header and in the hello.
-	// Version 2: type expressions and tagged values in payloads, the
-	// schema digest in the hello, the types frame.
-	protocolVersion = 2
-
-	// headerSize is the size of a frame header:
-	//	[0:4] body length, big endian (not counting the header)
-	//	[4]   frame type
-	//	[5]   protocol version
-	//	[6:8] reserved, zero
-	headerSize = 8
-
-	// msgPrefixSize is the length prefix of each message inside a data frame.
-	msgPrefixSize = 4
-
-	// maxFrameLimit is the largest value WithMaxFrame accepts (1 GiB).
-	maxFrameLimit = 1 << 30
-
-	// maxSymbols bounds the per-link, per-direction table of interned strings
-	// (type names and addresses). Past it, strings travel as literals.
-	maxSymbols = 1 << 16
-
-	// maxSymbolLen and maxSymbolBytes bound one interned string and all of
-	// them: longer strings travel as literals, and a peer that defines more
-	// breaks the protocol (it cannot make us keep unbounded memory).
-	maxSymbolLen   = 1 << 10
-	maxSymbolBytes = 1 << 20
-
 	// externThreshold: []byte payloads at least this large are written from the
 	// caller's slice instead of being copied into the batch buffer.
 	externThreshold = 64 << 10
@@ -60,33 +32,6 @@ const (
 	// (DefaultReadBuffer), where they are decoded without allocating.
 	frameTarget = 64 << 10
 )
-
-// frameType is the kind of a frame.
-type frameType uint8
-
-const (
-	frameData    frameType = 1 // a batch of length-prefixed messages
-	frameHello   frameType = 2 // the handshake
-	frameGoodbye frameType = 3 // graceful close: nothing follows from this side
-	frameTypes   frameType = 4 // the handshake's type fingerprints, when the hellos' digests differ
-	frameAck     frameType = 5 // a cumulative count of numbered messages the peer has finished (CapAck)
-)
-
-func (t frameType) String() string {
-	switch t {
-	case frameData:
-		return "data"
-	case frameHello:
-		return "hello"
-	case frameGoodbye:
-		return "goodbye"
-	case frameTypes:
-		return "types"
-	case frameAck:
-		return "ack"
-	}
-	return fmt.Sprintf("frame(%d)", uint8(t))
-}
 
 // header is a byte-slice view of a frame header with accessors.
 type header []byte

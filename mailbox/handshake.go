@@ -33,16 +33,6 @@ type Hello struct {
 	Schema uint64
 }
 
-// Capability flags of Hello.Caps.
-const (
-	// CapAck: the side understands ack frames (Endpoint.Acknowledge,
-	// AckHandler). A side sends acks only to a peer that announced CapAck.
-	CapAck uint64 = 1 << 0
-)
-
-// maxHello bounds a hello frame; the handshake refuses larger ones.
-const maxHello = 4 << 10
-
 // NewCookie returns 16 random bytes.
 func NewCookie() []byte {
 	b := make([]byte, 16)

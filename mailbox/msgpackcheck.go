@@ -6,10 +6,6 @@ import (
 	"fmt"
 )
 
-// maxMsgpackDepth bounds the nesting of a msgpack payload (as encoding/json
-// bounds JSON's): msgpack decodes nested values recursively.
-const maxMsgpackDepth = 10000
-
 var errMsgpackTruncated = errors.New("msgpack: value truncated")
 
 // checkMsgpack reports whether b is a sequence of complete msgpack values

@@ -23,15 +23,6 @@ import (
 // their own. "error" stands for an error value whose type is not
 // registered: it crosses as a RemoteError.
 
-// protoPrefix marks a protobuf message's full name in a type expression.
-const protoPrefix = "pb:"
-
-// maxExprArray bounds the length of an array type in an expression.
-const maxExprArray = 1 << 20
-
-// maxExprDepth bounds the nesting of a type expression.
-const maxExprDepth = 32
-
 var basicTypes = map[string]reflect.Type{
 	"bool":    reflect.TypeFor[bool](),
 	"int":     reflect.TypeFor[int](),
@@ -158,12 +149,6 @@ func nameType(sb *strings.Builder, t reflect.Type, reg *registryTables, atoms *[
 	}
 	return nameType(sb, t.Elem(), reg, atoms, depth+1)
 }
-
-// maxTypeExprs bounds the distinct type expressions a process resolves
-// from its peers: each may build Go types (reflect.SliceOf, ArrayOf...)
-// that are never freed, so a peer's literal names must not make them
-// without end. Programs use a handful.
-const maxTypeExprs = 4096
 
 type exprKey struct {
 	s       string
