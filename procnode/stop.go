@@ -1,6 +1,8 @@
 package procnode
 
 import (
+	"context"
+	"fmt"
 	"syscall"
 	"time"
 
@@ -85,4 +87,119 @@ func (p *Process) stopElapsed() time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return time.Since(p.stopSince).Round(time.Millisecond)
+}
+
+// beginStop ends the process actor: the child is stopped from stage on (a
+// stop in progress escalates to a harder stage), and the end follows its
+// exit. byStrategy says a supervisor's Stop asked, not the user.
+func (p *Process) beginStop(stage stopStage, byStrategy bool) {
+	p.mu.Lock()
+	state := p.state
+	switch state {
+	case stateEnded:
+		p.mu.Unlock()
+		return
+	case stateStopping:
+		if stage <= p.stage {
+			p.mu.Unlock()
+			return
+		}
+		p.stage = stage
+		p.mu.Unlock()
+		go p.stopChild(stage, false)
+		return
+	}
+	p.state, p.stopping, p.stage = stateStopping, true, stage
+	p.stopFirst, p.stopSince = stage, time.Now()
+	p.pendingRestart = false
+	p.token++ // no backoff or restart deadline applies any more
+	p.mu.Unlock()
+	switch state {
+	case stateCrashed, stateBackoff:
+		p.end() // nothing runs
+	case stateIdle:
+		go p.stopChild(stage, true)
+	case stateUp, stateFailed:
+		go p.stopChild(stage, false)
+	}
+	// stateStarting: onStarted stops what came up.
+}
+
+// end makes the Process over for good, once its last incarnation has
+// exited: the link is closed (what it held is dead-lettered), watchers and
+// the spawner get Terminated, Exited is published, Done is closed.
+func (p *Process) end() {
+	p.endOnce.Do(func() {
+		p.mu.Lock()
+		p.state = stateEnded
+		watchers := p.watchers
+		p.watchers = nil
+		c := p.cmd
+		p.mu.Unlock()
+		p.signalReady(fmt.Errorf("%w: ended before it started", ErrStartFailed))
+		if p.unbind != nil {
+			p.unbind()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.termTimeout+time.Second)
+		_ = p.link.Close(ctx)
+		cancel()
+		if c != nil {
+			<-c.reaped
+		}
+		sys := p.node.System()
+		p.node.Node.Release(p.pid)
+		sys.ProcessRegistry.Remove(p.control)
+		if p.alias != nil {
+			sys.ProcessRegistry.Remove(p.alias)
+		}
+		p.node.remove(p)
+
+		st := p.finalStatus()
+		why := pa.TerminatedReason_Stopped
+		if p.wasCrash() {
+			why = pa.TerminatedReason_AddressTerminated
+		}
+		sys.EventStream.Publish(&Exited{PID: p.pid, Status: *st})
+		p.logger().Debug().Stringer("status", st).Msg("child ended")
+		// Done first: who hears of the end through Terminated finds the
+		// Process over (Done closed, Wait returning).
+		close(p.ended)
+		for _, w := range watchers {
+			sendSystem(sys, w, &pa.Terminated{Who: p.pid, Why: why})
+		}
+		if p.parent != nil && p.adopted.Load() {
+			sendSystem(sys, p.parent, &pa.Terminated{Who: p.pid, Why: why})
+		}
+	})
+}
+
+// finalStatus completes the last status with how the process actor ended,
+// and returns a copy.
+func (p *Process) finalStatus() *ExitStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == nil {
+		// No process ever exited: the start failed before one ran.
+		reason := "ended before it started"
+		if p.lastErr != nil {
+			reason = p.lastErr.Error()
+		}
+		p.last = &ExitStatus{Code: -1, Reason: reason, Stopped: p.stopping}
+	}
+	if p.failedEnd {
+		p.last.Failed = true
+		if p.last.Reason == "" {
+			p.last.Reason = p.endReason
+		}
+	}
+	s := *p.last
+	return &s
+}
+
+// wasCrash reports whether the process actor is ending because its last
+// incarnation died unsuccessfully, not because it was stopped.
+func (p *Process) wasCrash() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.crashed && p.last != nil && !p.last.Success() && !p.stopping
 }
