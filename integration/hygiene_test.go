@@ -160,7 +160,7 @@ func TestNoLeaksAfterCyclesAndCrashes(t *testing.T) {
 	stopChild(t, wp)
 	closeNode(t, warm)
 	ignore := goleak.IgnoreCurrent()
-	baseFDs := fdCount(t)
+	baseFDs := testutil.FDCount()
 	if kids := childrenOf(os.Getpid()); len(kids) != 0 {
 		t.Fatalf("child processes before the test: %v", kids)
 	}
@@ -217,8 +217,8 @@ func TestNoLeaksAfterCyclesAndCrashes(t *testing.T) {
 		t.Errorf("child processes left (zombies included): %v", kids)
 	}
 	// Descriptors close as their goroutines end: allow them a moment.
-	if !testutil.Poll(5*time.Second, func() bool { return fdCount(t) <= baseFDs }) {
-		t.Errorf("descriptors: %d, baseline %d: %v", fdCount(t), baseFDs, fds(t, os.Getpid()))
+	if !testutil.Poll(5*time.Second, func() bool { return testutil.FDCount() <= baseFDs }) {
+		t.Errorf("descriptors: %d, baseline %d: %v", testutil.FDCount(), baseFDs, fds(t, os.Getpid()))
 	}
 	goleak.VerifyNone(t, leakOpts(ignore)...)
 }

@@ -209,12 +209,12 @@ func runCtrlCOneLine() int {
 	return 0
 }
 
-// newNode makes a root node whose log goes to the returned buffer (info and
-// above), closed at the end of the test.
-func newNode(t *testing.T) (*procnode.Node, *testutil.SyncBuffer) {
+// newNode makes a root node with opts whose log goes to the returned buffer
+// (info and above), closed at the end of the test.
+func newNode(t *testing.T, opts ...actor.NodeOption) (*procnode.Node, *testutil.SyncBuffer) {
 	t.Helper()
 	buf := &testutil.SyncBuffer{}
-	n, err := procnode.NewNode(actor.WithLogger(zerolog.New(buf).Level(zerolog.InfoLevel)))
+	n, err := procnode.NewNode(append([]actor.NodeOption{actor.WithLogger(zerolog.New(buf).Level(zerolog.InfoLevel))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,14 +459,4 @@ func childrenOf(ppid int) []int {
 		}
 	}
 	return out
-}
-
-// fdCount counts this process's open descriptors.
-func fdCount(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents) - 1 // the directory's own descriptor
 }

@@ -128,13 +128,13 @@ func soakMsg(from, seq uint64, size int) []byte {
 func soakBaseline(t *testing.T) {
 	t.Helper()
 	ignore := goleak.IgnoreCurrent()
-	fds := fdCount(t)
+	fds := testutil.FDCount()
 	t.Cleanup(func() {
 		if kids := childrenOf(os.Getpid()); !testutil.Poll(10*time.Second, func() bool { return len(childrenOf(os.Getpid())) == 0 }) {
 			t.Errorf("child processes left (zombies included): %v", kids)
 		}
-		if !testutil.Poll(5*time.Second, func() bool { return fdCount(t) <= fds }) {
-			t.Errorf("descriptors: %d, baseline %d", fdCount(t), fds)
+		if !testutil.Poll(5*time.Second, func() bool { return testutil.FDCount() <= fds }) {
+			t.Errorf("descriptors: %d, baseline %d", testutil.FDCount(), fds)
 		}
 		goleak.VerifyNone(t, leakOpts(ignore)...)
 		t.Logf("parent peak RSS (VmHWM): %s", vmHWM(os.Getpid()))
@@ -301,18 +301,7 @@ func TestSoakChaos(t *testing.T) {
 // parent stays within the bounds, measured on procactor's own counters.
 func TestSoakBounds(t *testing.T) {
 	soakBaseline(t)
-	n, err := procnode.NewNode(actor.WithSendTimeout(20*time.Millisecond), actor.WithHoldBytes(1<<20), actor.WithWatchLimit(10_000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := n.Close(ctx); err != nil {
-			t.Errorf("closing node: %v", err)
-		}
-		runAfterClose(n)
-	})
+	n, _ := newNode(t, actor.WithSendTimeout(20*time.Millisecond), actor.WithHoldBytes(1<<20), actor.WithWatchLimit(10_000))
 	linkOf := func(p *procnode.Process) *actor.Link {
 		for _, l := range n.Links() {
 			if l.Address() == p.Address() {

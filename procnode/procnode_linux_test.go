@@ -3,8 +3,8 @@ package procnode_test
 import (
 	"context"
 	"fmt"
+	"github.com/procactor/procactor/internal/testutil"
 	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -79,7 +79,7 @@ func TestNoFDLeak(t *testing.T) {
 		}
 	}
 	cycle() // the runtime's poller and friends open their descriptors once
-	before := fds(t)
+	before := testutil.FDs()
 	for range 3 {
 		cycle()
 	}
@@ -92,21 +92,7 @@ func TestNoFDLeak(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, _ = spawnKind(ctx, n.Root(), "test.echo")
-	if after := fds(t); len(after) != len(before) {
+	if after := testutil.FDs(); len(after) != len(before) {
 		t.Fatalf("descriptors: %d before, %d after\nbefore: %v\nafter:  %v", len(before), len(after), before, after)
 	}
-}
-
-func fds(t *testing.T) []string {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatalf("reading /proc/self/fd (always there on Linux): %v", err)
-	}
-	var out []string
-	for _, e := range ents {
-		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		out = append(out, e.Name()+"→"+target)
-	}
-	return out
 }

@@ -88,7 +88,7 @@ func TestClusterProcessKind(t *testing.T) {
 		t.Fatalf("activation PID %v; want a root actor of A", stub)
 	}
 	root.Poison(stub)
-	testutil.Eventually(t, "the poisoned activation's child exits", func() bool { return gone(second.OSPid) })
+	testutil.Eventually(t, "the poisoned activation's child exits", func() bool { return testutil.Gone(second.OSPid) })
 	if third := serve("after the poison"); third.OSPid == second.OSPid {
 		t.Fatalf("after the poison: served by the stopped child %d", third.OSPid)
 	}

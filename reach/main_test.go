@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,7 +57,7 @@ func TestMain(m *testing.M) {
 	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
 		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
 	}
-	fds := fdCount()
+	fds := testutil.FDCount()
 	code := m.Run()
 	if err := closeHostB(); err != nil {
 		fmt.Fprintf(os.Stderr, "closing root B: %v\n", err)
@@ -66,9 +65,9 @@ func TestMain(m *testing.M) {
 	}
 	// Descriptors return to where they were once B is closed (its gRPC
 	// connections close a moment after Close returns).
-	for deadline := time.Now().Add(5 * time.Second); code == 0 && fdCount() > fds; {
+	for deadline := time.Now().Add(5 * time.Second); code == 0 && testutil.FDCount() > fds; {
 		if time.Now().After(deadline) {
-			fmt.Fprintf(os.Stderr, "descriptors: %d before the tests, %d after\n", fds, fdCount())
+			fmt.Fprintf(os.Stderr, "descriptors: %d before the tests, %d after\n", fds, testutil.FDCount())
 			code = 1
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -81,15 +80,6 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
-}
-
-// fdCount counts this process's open descriptors.
-func fdCount() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return 0 // not Linux: nothing to compare
-	}
-	return len(ents) - 1 // the directory's own descriptor
 }
 
 // Messages of the test agents; every process of the test registers them.
@@ -559,20 +549,4 @@ func nextWatched(t *testing.T, ch <-chan any) *watched {
 		t.Fatalf("got %T %v; want a watched report", v, v)
 	}
 	return w
-}
-
-// gone reports whether the OS process pid no longer runs (a zombie counts).
-func gone(pid int) bool {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return true
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] == 'Z' || s[i+2] == 'X'
-	}
-	return false
 }

@@ -3,8 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"errors"
-	"os"
+	"github.com/procactor/procactor/internal/testutil"
 	"strconv"
 	"strings"
 	"syscall"
@@ -75,26 +74,8 @@ func TestInterrupt(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v\nstdout:\n%s\nstderr:\n%s", err, strings.Join(out, "\n"), stderr.Bytes())
 	}
-	if !gone(childPID) {
+	if !testutil.Gone(childPID) {
 		t.Fatalf("child %d still runs after the parent exited", childPID)
 	}
 	t.Logf("output:\n%s", strings.Join(out, "\n"))
-}
-
-// gone reports whether pid no longer runs; a zombie counts as gone (PID 1
-// may not reap orphans here).
-func gone(pid int) bool {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return true
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	// pid (comm) state ...: the state follows the last ')'.
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] == 'Z' || s[i+2] == 'X'
-	}
-	return false
 }
