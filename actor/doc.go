@@ -77,5 +77,11 @@
 // Nodes are quiet by default (zerolog.Nop); WithLogger gives them a logger,
 // which also receives protoactor's slog records (warn and above, see
 // WithProtoactorLogLevel). Node.Dispatcher runs mailboxes on long-lived
-// worker goroutines instead of a goroutine per mailbox run.
+// worker goroutines instead of a goroutine per mailbox run. Node.Inline goes
+// further for actors that links feed: a message that arrives for such an
+// actor while it is idle runs its Receive on the link's reader, with no
+// hand-off at all (the reader role moves to a fresh goroutine when a
+// Receive blocks or asks over a link; see mailbox's "The reader role").
+// The activator gives it to the kinds it spawns, and package procnode to a
+// child's root actor.
 package actor

@@ -143,6 +143,8 @@ func (n *Node) spawnLocal(req *SpawnRequest) (resp *SpawnResponse) {
 	if err != nil || props == nil {
 		return &SpawnResponse{Code: SpawnFailed, Detail: fmt.Sprintf("kind %q: %v", req.Kind, err)}
 	}
+	// Messages over a link run the kind on the link's reader when it is idle.
+	props = n.Inline(props)
 	var pid *pa.PID
 	if req.Name == "" {
 		pid = n.system.Root.Spawn(props)

@@ -170,7 +170,7 @@ func (l *Link) Stats() LinkStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := LinkStats{State: l.state.String(), Requests: len(l.inflight), Held: len(l.held), HeldBytes: l.heldBytes,
-		Retained: len(l.ret.msgs), RetainedBytes: l.ret.bytes}
+		Retained: l.ret.msgs.len(), RetainedBytes: l.ret.bytes}
 	for _, ws := range l.watches {
 		s.Watches += len(ws)
 	}
@@ -340,6 +340,12 @@ func (l *Link) send(env *mailbox.Envelope) {
 	if c := l.caps.Load(); c != nil {
 		c.grantOutgoing(env)
 	}
+	if l.node.lent.Load() > 0 && env.Lane == mailbox.LaneUser && isFuture(env.Sender) {
+		// A request, perhaps from an actor run inline on a link's reader
+		// (inline.go), which will wait for the answer: the link must go on
+		// reading meanwhile.
+		mailbox.ReleaseReader()
+	}
 	size := -1 // encoded size, once needed to hold the message
 	for {
 		l.mu.Lock()
@@ -348,7 +354,24 @@ func (l *Link) send(env *mailbox.Envelope) {
 			ep := l.ep
 			retained := l.retainsLocked(env)
 			l.trackLocked(env)
-			l.mu.Unlock()
+			if retained && !l.ret.fullLocked(1) {
+				// The common case in one lock section: queued, numbered and
+				// retained in order (mu orders the senders that get here).
+				seq, size, err := ep.SendNumbered(noWaitCtx, env)
+				if err == nil {
+					l.retainLocked(env, seq, size)
+					l.mu.Unlock()
+					return
+				}
+				l.mu.Unlock()
+				if !errors.Is(err, mailbox.ErrQueueFull) {
+					l.sendFailed(ep, env, err, false)
+					return
+				}
+				// A full lane: sendOn waits for room.
+			} else {
+				l.mu.Unlock()
+			}
 			if err := l.sendOn(ep, env, retained); err != nil {
 				l.sendFailed(ep, env, err, false)
 			}
@@ -768,6 +791,10 @@ type LinkDown struct {
 type linkHandler struct {
 	link *Link
 	ep   *mailbox.Endpoint
+	// The last target found to have an inline mailbox (inlineTarget).
+	// Used by the reader only.
+	lastTarget *pa.PID
+	lastInline *inlineMailbox
 }
 
 // Deliver puts a message straight into its target's mailbox (or relays it to
@@ -804,16 +831,21 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		delete(l.inflight, keyOf(target))
 		l.mu.Unlock()
 	}
+	var msg any
 	if ackc := l.ackc.Load(); ackc != nil && ackc.counts(env, l.node.address) {
 		// An envelope of its own: the actor's middleware recognises it.
 		menv := &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender}
 		ackc.delivered(h.ep, menv)
-		sys.Root.Send(target, menv)
-		return
+		msg = menv
+	} else {
+		msg = env.Message
+		if env.Sender != nil || len(env.Header) > 0 {
+			msg = &pa.MessageEnvelope{Header: env.Header, Message: msg, Sender: env.Sender}
+		}
 	}
-	msg := env.Message
-	if env.Sender != nil || len(env.Header) > 0 {
-		msg = &pa.MessageEnvelope{Header: env.Header, Message: msg, Sender: env.Sender}
+	if mb := h.inlineTarget(target); mb != nil {
+		mb.deliverInline(msg, h.ep) // last: the reader role may move during it
+		return
 	}
 	sys.Root.Send(target, msg)
 }

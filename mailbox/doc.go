@@ -33,6 +33,19 @@
 // reusable buffer; []byte payloads of 64 KiB or more are written from the
 // caller's slice, never copied into the batch.
 //
+// # The reader role
+//
+// One goroutine at a time reads the stream and calls the Handler. A Handler
+// may run user code on it (package actor runs an idle actor's Receive right
+// there, so that a message costs no goroutine hand-off); before it does, it
+// lends the rest of its call (Endpoint.Lend). A lent call that overstays the
+// handler budget (WithHandlerBudget) loses the role to a fresh goroutine,
+// which goes on reading at the next message; so does a lent call that is
+// about to wait for an answer (ReleaseReader) or that sends into a full user
+// lane, which then waits for room like any sender. A call that did not lend
+// keeps the role however long it runs. ReaderStats counts the hand-overs and
+// the monitor's ticks.
+//
 // # Failure
 //
 // A bad frame (a length over the limit, a truncated frame, an unknown frame

@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Handler receives what arrives on a link. Its methods run on the endpoint's
@@ -25,7 +26,8 @@ type Handler interface {
 	DeadLetter(env *Envelope, reason error)
 	// Closed is called once, after both goroutines have stopped: err is nil
 	// after a clean goodbye, otherwise why the link ended (ErrPeerGone,
-	// ErrProtocol, ErrFrameTooLarge, ErrClosed, the stream's error).
+	// ErrProtocol, ErrFrameTooLarge, ErrClosed, the stream's error). A lent
+	// Deliver whose reader role was handed over (Lend) may still be running.
 	Closed(err error)
 }
 
@@ -77,7 +79,11 @@ type Endpoint struct {
 	peer Hello
 
 	state      atomic.Int32
-	readerGoid atomic.Uint64 // the reader goroutine, which calls Deliver and DeadLetter
+	readerGoid atomic.Uint64 // the reader goroutine, which calls Deliver and DeadLetter; 0 while the role moves
+	role       atomic.Uint64 // the reader's phase and call count (reader.go)
+	rd         readerState   // used by the goroutine holding the reader role
+	mon        monitor       // hands the role over from a lent call that overstays
+	handovers  atomic.Int64  // times the reader role moved to a fresh goroutine
 	finisher   atomic.Uint64 // the goroutine that calls Closed
 	running    atomic.Int32  // goroutines still running; the last one finishes
 	sentBye    atomic.Bool   // our goodbye was written
@@ -115,7 +121,9 @@ func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) (*Endpoint,
 		dec:  newDecoder(),
 		done: make(chan struct{}),
 	}
-	e.out.ownReader = &e.readerGoid
+	e.mon.budget = cfg.handlerBudget
+	e.mon.timer = time.AfterFunc(time.Hour, e.tick)
+	e.mon.timer.Stop()
 	return e, nil
 }
 
@@ -266,6 +274,7 @@ func (e *Endpoint) fail(err error) {
 	}
 	e.out.stop(err)
 	e.out.stopAck()
+	e.mon.timer.Stop()
 	e.conn.Close()
 }
 
@@ -316,45 +325,74 @@ func (e *Endpoint) writeLoop() {
 	}
 }
 
+// readLoop runs the reader role: Start starts it, and each hand-over of the
+// role (reader.go) starts it again on a fresh goroutine, which takes up the
+// state where its predecessor left it.
 func (e *Endpoint) readLoop() {
-	defer e.exit()
 	id := goid()
 	e.readerGoid.Store(id)
-	readerGoroutines.Store(id, struct{}{})
-	defer readerGoroutines.Delete(id)
+	readerGoroutines.Store(id, e)
+	var env Envelope // this goroutine's: a lent call may still use its predecessor's
+	if !e.read(&env) {
+		// The role was taken during a lent Handler call: the successor
+		// holds this goroutine's place in running (and its id is gone from
+		// readerGoroutines already).
+		return
+	}
+	readerGoroutines.Delete(id)
+	e.exit()
+}
 
-	var env Envelope
-	var lastAck uint64
+// read delivers frames until the link ends (true) or the role is taken from
+// this goroutine in a lent Handler call (false).
+func (e *Endpoint) read(env *Envelope) bool {
+	r := &e.rd
 	acks, _ := e.h.(AckHandler)
 	for {
+		for len(r.body) > 0 {
+			msg, rest, err := nextMessage(r.body)
+			if err != nil {
+				e.fail(err)
+				return true
+			}
+			r.body = rest
+			bad, fatal := e.dec.decodeEnvelope(msg, r.owned, env)
+			if fatal != nil {
+				e.fail(fatal)
+				return true
+			}
+			if !e.handOne(env, bad) {
+				return false
+			}
+			if e.failed.Load() {
+				r.body = nil // aborted meanwhile (perhaps by the handler): the read that follows fails
+			}
+		}
 		t, body, owned, err := e.fr.next()
 		if err != nil {
 			if e.sentBye.Load() && (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)) {
 				e.fail(nil) // we said goodbye; the peer closing is the answer
-				return
+				return true
 			}
 			if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrFrameTooLarge) {
 				err = fmt.Errorf("%w: read: %w", ErrPeerGone, err) // EOF, reset, closed: the stream is gone
 			}
 			e.fail(err)
-			return
+			return true
 		}
 		switch t {
 		case frameData:
-			if err := e.deliverFrame(body, owned, &env); err != nil {
-				e.fail(err)
-				return
-			}
+			r.body, r.owned = body, owned
 		case frameAck:
 			n, err := parseAck(body)
-			if err == nil && n < lastAck {
-				err = fmt.Errorf("%w: ack %d after ack %d", ErrProtocol, n, lastAck)
+			if err == nil && n < r.lastAck {
+				err = fmt.Errorf("%w: ack %d after ack %d", ErrProtocol, n, r.lastAck)
 			}
 			if err != nil {
 				e.fail(err)
-				return
+				return true
 			}
-			lastAck = n
+			r.lastAck = n
 			if acks != nil {
 				acks.Acked(n)
 			}
@@ -364,31 +402,12 @@ func (e *Endpoint) readLoop() {
 			if e.sentBye.Load() {
 				e.fail(nil)
 			}
-			return
+			return true
 		default:
 			e.fail(fmt.Errorf("%w: unexpected %v frame", ErrProtocol, t))
-			return
+			return true
 		}
 	}
-}
-
-func (e *Endpoint) deliverFrame(body []byte, owned bool, env *Envelope) error {
-	for len(body) > 0 {
-		msg, rest, err := nextMessage(body)
-		if err != nil {
-			return err
-		}
-		body = rest
-		bad, fatal := e.dec.decodeEnvelope(msg, owned, env)
-		if fatal != nil {
-			return fatal
-		}
-		e.hand(env, bad)
-		if e.failed.Load() {
-			return nil // aborted meanwhile (perhaps by the handler): the read that follows fails
-		}
-	}
-	return nil
 }
 
 // nextMessage splits the first length-prefixed message off a data frame's
