@@ -283,6 +283,19 @@ func (m *inlineMailbox) checkGone() {
 	m.node.inline.CompareAndDelete(m.self.Id, m)
 }
 
+// ReaderStats returns the reader counters of the link's current stream
+// (zero while it is down): how often its reader role moved to a fresh
+// goroutine, its monitor ticked, and a requester read its own answer.
+func (l *Link) ReaderStats() mailbox.ReaderStats {
+	l.mu.Lock()
+	ep := l.ep
+	l.mu.Unlock()
+	if ep == nil {
+		return mailbox.ReaderStats{}
+	}
+	return ep.ReaderStats()
+}
+
 // inlineTarget returns the inline mailbox of target, an actor of this node,
 // or nil. h caches the last one found (h is the reader's).
 func (h *linkHandler) inlineTarget(target *pa.PID) *inlineMailbox {

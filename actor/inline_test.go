@@ -17,16 +17,7 @@ import (
 // how many times, and a broken rule shows as a wait that ends at
 // testTimeout.
 
-// readerStats returns the counters of l's current stream.
-func readerStats(l *Link) mailbox.ReaderStats {
-	l.mu.Lock()
-	ep := l.ep
-	l.mu.Unlock()
-	if ep == nil {
-		return mailbox.ReaderStats{}
-	}
-	return ep.ReaderStats()
-}
+func readerStats(l *Link) mailbox.ReaderStats { return l.ReaderStats() }
 
 // asksAndWaits answers a request by asking next (over whatever link leads
 // there) and waiting for its answer inside Receive, then passing it back
@@ -334,7 +325,20 @@ func TestInlineSendIntoFullLaneWaits(t *testing.T) {
 	n := newNode(t, "n")
 	// The monitor stays out of it: only the full lane hands the role over.
 	c := newNode(t, "n/1", WithEndpointOptions(mailbox.WithUserQueue(64), mailbox.WithHandlerBudget(time.Hour)))
-	_, up := join(t, n, c)
+	down, err := n.ChildLink("1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.ParentLink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pipes of the default size (64 KiB), far smaller than what is sent.
+	a, b, err := mailbox.Pipe(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connectPair(t, down, up, a, b)
 	release := make(chan struct{})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }

@@ -40,6 +40,7 @@ type Link struct {
 	mu         sync.Mutex
 	state      linkState                     // guarded by mu
 	ep         *mailbox.Endpoint             // current stream; nil unless up (guarded by mu)
+	h          *linkHandler                  // ep's Handler (guarded by mu)
 	flushing   bool                          // Connect is sending held messages; sends queue behind them (guarded by mu)
 	held       []heldMsg                     // messages waiting for the next Connect, redelivered ones first (guarded by mu)
 	heldBytes  int                           // encoded size of held messages, redelivered ones excepted (guarded by mu)
@@ -217,7 +218,7 @@ func (l *Link) Connect(ctx context.Context, conn io.ReadWriteCloser, cookie []by
 		ep.Abort()
 		return peer, err
 	}
-	l.ep, l.state = ep, linkUp
+	l.ep, l.h, l.state = ep, h, linkUp
 	l.flushing = len(l.held) > 0
 	l.upCh, l.upClosed = closedOrNew(l.upCh, l.upClosed)
 	l.mu.Unlock()
@@ -351,7 +352,7 @@ func (l *Link) send(env *mailbox.Envelope) {
 		l.mu.Lock()
 		switch {
 		case l.state == linkUp && !l.flushing:
-			ep := l.ep
+			ep, h := l.ep, l.h
 			retained := l.retainsLocked(env)
 			l.trackLocked(env)
 			if retained && !l.ret.fullLocked(1) {
@@ -361,6 +362,7 @@ func (l *Link) send(env *mailbox.Envelope) {
 				if err == nil {
 					l.retainLocked(env, seq, size)
 					l.mu.Unlock()
+					l.sent(ep, h, env)
 					return
 				}
 				l.mu.Unlock()
@@ -374,7 +376,9 @@ func (l *Link) send(env *mailbox.Envelope) {
 			}
 			if err := l.sendOn(ep, env, retained); err != nil {
 				l.sendFailed(ep, env, err, false)
+				return
 			}
+			l.sent(ep, h, env)
 			return
 		case l.state == linkGone:
 			l.mu.Unlock()
@@ -411,6 +415,32 @@ func (l *Link) send(env *mailbox.Envelope) {
 		}
 		size = n
 	}
+}
+
+// sent follows a message that went out on ep: a request whose future is
+// on this node may read its answer itself (awaitReply).
+func (l *Link) sent(ep *mailbox.Endpoint, h *linkHandler, env *mailbox.Envelope) {
+	if env.Lane == mailbox.LaneUser && isFuture(env.Sender) && env.Sender.Address == l.node.address {
+		l.awaitReply(ep, h, env.Sender.Id)
+	}
+}
+
+// awaitReply lets the goroutine that has just sent a request read the
+// answer itself, when the link's reader is in standby (it has just
+// delivered an answer: mailbox.Endpoint.Standby): the future is answered
+// before RequestFuture returns, and Result does not wait. No goroutine then
+// wakes another, which on a VM costs as much as the pipe's round trip. The
+// requester delivers only answers to
+// futures (linkHandler.Borrowable), and for at most about a millisecond
+// (mailbox's borrowing ticker), so that a request from an actor does not
+// hold its Receive for long.
+func (l *Link) awaitReply(ep *mailbox.Endpoint, h *linkHandler, future string) {
+	if !ep.Borrow() {
+		return
+	}
+	// The requester is the reader now: h is its to set.
+	h.awaiting, h.answered = future, false
+	ep.ReadBorrowed(h.replied)
 }
 
 // noWait is the context of a first send attempt: a full user lane fails at
@@ -650,7 +680,7 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 		l.mu.Unlock()
 		return
 	}
-	l.ep = nil
+	l.ep, l.h = nil, nil
 	l.flushing = false
 	if l.state == linkUp {
 		if l.reconnect {
@@ -795,6 +825,23 @@ type linkHandler struct {
 	// Used by the reader only.
 	lastTarget *pa.PID
 	lastInline *inlineMailbox
+	// The future a requester that borrowed the reader role waits for
+	// (awaitReply), and whether its answer was delivered. Used by the
+	// reader only.
+	awaiting string
+	answered bool
+}
+
+// replied reports whether the answer a borrowing requester waits for has
+// been delivered.
+func (h *linkHandler) replied() bool { return h.answered }
+
+// Borrowable implements mailbox.BorrowHandler: a requester that borrowed
+// the reader role delivers answers to futures of this node, which wake at
+// most their own waiter, on a trusted link.
+func (h *linkHandler) Borrowable(env *mailbox.Envelope) bool {
+	t := env.Target
+	return env.Lane == mailbox.LaneUser && t != nil && isFuture(t) && t.Address == h.link.node.address && h.link.caps.Load() == nil
 }
 
 // Deliver puts a message straight into its target's mailbox (or relays it to
@@ -830,6 +877,11 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		l.mu.Lock()
 		delete(l.inflight, keyOf(target))
 		l.mu.Unlock()
+		if target.Id == h.awaiting {
+			h.answered = true
+		}
+		// Its requester may send again at once: let it read its answer.
+		h.ep.Standby()
 	}
 	var msg any
 	if ackc := l.ackc.Load(); ackc != nil && ackc.counts(env, l.node.address) {

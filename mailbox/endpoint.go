@@ -83,6 +83,7 @@ type Endpoint struct {
 	role       atomic.Uint64 // the reader's phase and call count (reader.go)
 	rd         readerState   // used by the goroutine holding the reader role
 	mon        monitor       // hands the role over from a lent call that overstays
+	brw        borrowing     // lends the role to requesters (borrow.go)
 	handovers  atomic.Int64  // times the reader role moved to a fresh goroutine
 	finisher   atomic.Uint64 // the goroutine that calls Closed
 	running    atomic.Int32  // goroutines still running; the last one finishes
@@ -124,6 +125,7 @@ func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) (*Endpoint,
 	e.mon.budget = cfg.handlerBudget
 	e.mon.timer = time.AfterFunc(time.Hour, e.tick)
 	e.mon.timer.Stop()
+	e.initBorrowing()
 	return e, nil
 }
 
@@ -216,6 +218,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	e.out.shutdown()
+	e.endStandby() // the peer's goodbye must be read
 	if e.inCallback() {
 		return nil
 	}
@@ -276,6 +279,7 @@ func (e *Endpoint) fail(err error) {
 	e.out.stopAck()
 	e.mon.timer.Stop()
 	e.conn.Close()
+	e.wakeReader() // a reader parked in standby finishes
 }
 
 // exit is called by each goroutine as it stops; the last one finishes.
@@ -347,8 +351,16 @@ func (e *Endpoint) readLoop() {
 // this goroutine in a lent Handler call (false).
 func (e *Endpoint) read(env *Envelope) bool {
 	r := &e.rd
-	acks, _ := e.h.(AckHandler)
 	for {
+		if r.pending {
+			// A borrower left it to us (borrow.go).
+			*env, r.pendingEnv = r.pendingEnv, Envelope{}
+			bad := r.pendingBad
+			r.pending, r.pendingBad = false, nil
+			if !e.handOne(env, bad) {
+				return false
+			}
+		}
 		for len(r.body) > 0 {
 			msg, rest, err := nextMessage(r.body)
 			if err != nil {
@@ -368,33 +380,24 @@ func (e *Endpoint) read(env *Envelope) bool {
 				r.body = nil // aborted meanwhile (perhaps by the handler): the read that follows fails
 			}
 		}
+		if r.standby {
+			r.standby = false
+			if e.fr.end == e.fr.start && !e.failed.Load() {
+				e.park() // a requester may read its own answer meanwhile
+				continue
+			}
+		}
 		t, body, owned, err := e.fr.next()
 		if err != nil {
-			if e.sentBye.Load() && (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)) {
-				e.fail(nil) // we said goodbye; the peer closing is the answer
-				return true
-			}
-			if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrFrameTooLarge) {
-				err = fmt.Errorf("%w: read: %w", ErrPeerGone, err) // EOF, reset, closed: the stream is gone
-			}
-			e.fail(err)
+			e.readFailed(err)
 			return true
 		}
 		switch t {
 		case frameData:
 			r.body, r.owned = body, owned
 		case frameAck:
-			n, err := parseAck(body)
-			if err == nil && n < r.lastAck {
-				err = fmt.Errorf("%w: ack %d after ack %d", ErrProtocol, n, r.lastAck)
-			}
-			if err != nil {
-				e.fail(err)
+			if !e.readAck(body) {
 				return true
-			}
-			r.lastAck = n
-			if acks != nil {
-				acks.Acked(n)
 			}
 		case frameGoodbye:
 			e.gotBye.Store(true)
@@ -408,6 +411,37 @@ func (e *Endpoint) read(env *Envelope) bool {
 			return true
 		}
 	}
+}
+
+// readFailed ends the link after the stream failed to give the next frame.
+func (e *Endpoint) readFailed(err error) {
+	if e.sentBye.Load() && (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)) {
+		e.fail(nil) // we said goodbye; the peer closing is the answer
+		return
+	}
+	if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrFrameTooLarge) {
+		err = fmt.Errorf("%w: read: %w", ErrPeerGone, err) // EOF, reset, closed: the stream is gone
+	}
+	e.fail(err)
+}
+
+// readAck takes the peer's cumulative ack count; false when it breaks the
+// protocol (the link is failed).
+func (e *Endpoint) readAck(body []byte) bool {
+	r := &e.rd
+	n, err := parseAck(body)
+	if err == nil && n < r.lastAck {
+		err = fmt.Errorf("%w: ack %d after ack %d", ErrProtocol, n, r.lastAck)
+	}
+	if err != nil {
+		e.fail(err)
+		return false
+	}
+	r.lastAck = n
+	if acks, ok := e.h.(AckHandler); ok {
+		acks.Acked(n)
+	}
+	return true
 }
 
 // nextMessage splits the first length-prefixed message off a data frame's

@@ -53,15 +53,23 @@ type readerState struct {
 	owned   bool   // body has memory of its own
 	lastAck uint64 // the peer's last ack count
 	calls   uint64 // Handler calls so far
+	standby bool   // park before the next read (Standby)
+	// A message a borrower decoded but may not deliver: the reader
+	// delivers it first (borrow.go).
+	pending    bool
+	pendingEnv Envelope
+	pendingBad error
 }
 
-// monitor watches lent Handler calls. Its timer runs only while lent calls
-// happen: Lend arms it, and a tick that finds none disarms it.
+// monitor watches lent Handler calls. Its timer runs only while traffic
+// flows after a lent call: Lend arms it, and a tick that finds no Handler
+// call since the previous tick disarms it.
 type monitor struct {
 	budget time.Duration
 	timer  *time.Timer
 	armed  atomic.Bool
 	last   atomic.Uint64 // the role word a tick saw in a lent call; 0 for none
+	calls  atomic.Uint64 // the Handler calls counted at the previous tick
 	ticks  atomic.Int64  // timer firings, for ReaderStats
 }
 
@@ -77,11 +85,16 @@ type ReaderStats struct {
 	Handovers int64
 	// MonitorTicks is how many times the monitor's timer fired.
 	MonitorTicks int64
+	// Borrows is how many times a requester borrowed the role to read its
+	// own answer (Borrow), and BorrowTicks how many times the borrowing
+	// ticker fired.
+	Borrows     int64
+	BorrowTicks int64
 }
 
 // ReaderStats returns the endpoint's reader counters.
 func (e *Endpoint) ReaderStats() ReaderStats {
-	return ReaderStats{Handovers: e.handovers.Load(), MonitorTicks: e.mon.ticks.Load()}
+	return ReaderStats{Handovers: e.handovers.Load(), MonitorTicks: e.mon.ticks.Load(), Borrows: e.brw.borrows.Load(), BorrowTicks: e.brw.ticks.Load()}
 }
 
 // Lend marks the rest of the current Handler call as user code that may
@@ -144,7 +157,9 @@ func (e *Endpoint) takeOver() {
 }
 
 // tick is the monitor's timer: it takes the role from a lent call seen at
-// two ticks in a row, and disarms when no lent call is running.
+// two ticks in a row, and disarms after a tick that saw no Handler call
+// since the one before (re-arming costs more than a tick while traffic
+// flows: adding a timer wakes a thread sleeping in the poller).
 func (e *Endpoint) tick() {
 	m := &e.mon
 	m.ticks.Add(1)
@@ -166,6 +181,10 @@ func (e *Endpoint) tick() {
 		return
 	}
 	m.last.Store(0)
+	if calls := w >> phaseBits; calls != m.calls.Swap(calls) {
+		m.timer.Reset(m.budget) // traffic flows: keep watching
+		return
+	}
 	m.armed.Store(false)
 	// A Lend that found the timer armed just before the Store above did not
 	// arm it: look again.
