@@ -18,3 +18,8 @@ func childSysProcAttr() *syscall.SysProcAttr {
 func setPipeSize(fd uintptr, size int) error {
 	return errors.New("F_SETPIPE_SZ is Linux-only")
 }
+
+// vmRSSKiB is not measured: /proc is Linux's.
+func vmRSSKiB(int) (int64, error) {
+	return 0, notApplicable("VmRSS is read from Linux's /proc")
+}

@@ -14,10 +14,7 @@ import (
 // repetition (median, with min–max), plus the subject's gain once it is present.
 func writeTable(w io.Writer, rep *report) {
 	m := rep.machine
-	mode := "full"
-	if rep.opts.quick {
-		mode = "quick"
-	}
+	mode := rep.opts.mode()
 	fmt.Fprintf(w, "procactor bench: %s, %d cores, %s %s/%s, kernel %s, load %s\n",
 		m.CPUModel, m.Cores, m.GoVersion, m.GOOS, m.GOARCH, m.Kernel, m.LoadAvg)
 	fmt.Fprintf(w, "%s run, %d repetitions interleaved, %.0fs; figures are medians of the repetitions;\n",
@@ -151,6 +148,8 @@ func describe(sc scenario) string {
 			return "a pre-started peer taken from a pool to its first reply (64 B request), median; ×spawn_cold is the same system's cold start"
 		}
 		return "start of a peer to its first reply (64 B request), median"
+	case kindIdleRSS:
+		return "resident memory (VmRSS) of a peer process after one 64 B request and 1 s idle, MB = 10^6 bytes"
 	}
 	return ""
 }
@@ -179,6 +178,8 @@ func columnName(mt metric) string {
 		return "MB/s"
 	case "p50_ms":
 		return "p50 ms"
+	case "rss_mb":
+		return "VmRSS MB"
 	}
 	return mt.field
 }
@@ -255,6 +256,7 @@ type jsonReport struct {
 }
 
 type jsonSettings struct {
+	Mode           string   `json:"mode"` // "full", "default" or "quick"
 	Quick          bool     `json:"quick"`
 	Reps           int      `json:"reps"`
 	Baseline       string   `json:"baseline"`
@@ -277,6 +279,7 @@ type jsonResult struct {
 	MsgsPerS *float64 `json:"msgs_per_s,omitempty"`
 	MBPerS   *float64 `json:"mb_per_s,omitempty"`
 	P50ms    *float64 `json:"p50_ms,omitempty"`
+	RSSMB    *float64 `json:"rss_mb,omitempty"`
 	NA       string   `json:"na,omitempty"`
 	Error    string   `json:"error,omitempty"`
 	// Reps is the number of successful repetitions behind the figures.
@@ -297,7 +300,7 @@ func buildJSON(rep *report) jsonReport {
 	out := jsonReport{
 		Machine: rep.machine,
 		Settings: jsonSettings{
-			Quick: rep.opts.quick, Reps: rep.opts.reps,
+			Mode: rep.opts.mode(), Quick: rep.opts.quick, Reps: rep.opts.reps,
 			Baseline: baselineSystem, Subject: subjectSystem, Systems: rep.systems,
 			RTTIterations: rep.budget.rttIters, OnewaySeconds: rep.budget.onewayTime.Seconds(),
 			LargeSends: rep.budget.largeSends, SpawnSamples: rep.budget.spawnSamples,
@@ -314,6 +317,7 @@ func buildJSON(rep *report) jsonReport {
 			fields := map[string]**float64{
 				"p50_us": &r.P50us, "p99_us": &r.P99us, "p999_us": &r.P999us,
 				"msgs_per_s": &r.MsgsPerS, "mb_per_s": &r.MBPerS, "p50_ms": &r.P50ms,
+				"rss_mb": &r.RSSMB,
 			}
 			for f, v := range cs.values {
 				*fields[f] = &v

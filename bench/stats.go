@@ -46,6 +46,8 @@ func (sc scenario) metrics() []metric {
 		return []metric{{field: "mb_per_s", higherIsBetter: true, get: func(m measurement) float64 { return m.mbPerS }}}
 	case kindSpawn:
 		return []metric{{label: "p50", field: "p50_ms", get: func(m measurement) float64 { return m.p50ms }}}
+	case kindIdleRSS:
+		return []metric{{field: "rss_mb", get: func(m measurement) float64 { return m.rssMB }}}
 	}
 	return nil
 }

@@ -158,6 +158,8 @@ type grpcLink struct {
 	child                  *child
 }
 
+func (l *grpcLink) childPID() int { return l.child.cmd.Process.Pid }
+
 func (l *grpcLink) request(p []byte) error {
 	res, err := l.root.RequestFuture(l.echo, wrapperspb.Bytes(p), requestTimeout).Result()
 	if err != nil {
