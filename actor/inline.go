@@ -161,13 +161,20 @@ func (m *inlineMailbox) schedule() {
 func (m *inlineMailbox) deliverInline(msg any, ep *mailbox.Endpoint) {
 	if m.status.CompareAndSwap(mbIdle, mbRunning) {
 		n := m.node
+		// Nothing waits: this message is next, no queue needed. Otherwise
+		// it joins the queue before the call is lent: once lent, the role
+		// may move to a reader that queues the messages behind this one.
+		direct := m.sysN.Load() == 0 && m.userN.Load() == 0 && !m.suspended.Load()
+		if !direct {
+			m.pushUser(msg)
+		}
 		n.lent.Add(1)
 		ep.Lend()
-		if m.sysN.Load() == 0 && m.userN.Load() == 0 && !m.suspended.Load() {
-			// Nothing waits: this message is next, no queue needed.
+		if afterLend != nil {
+			afterLend()
+		}
+		if direct {
 			m.invokeOne(msg)
-		} else {
-			m.pushUser(msg)
 		}
 		m.process(true)
 		n.lent.Add(-1)
@@ -176,6 +183,10 @@ func (m *inlineMailbox) deliverInline(msg any, ep *mailbox.Endpoint) {
 	m.pushUser(msg)
 	m.schedule()
 }
+
+// afterLend, when set (by a test), runs right after a reader lends its call
+// to an inline run.
+var afterLend func()
 
 // invokeOne runs one user message with the mailbox's panic handling.
 func (m *inlineMailbox) invokeOne(msg any) {

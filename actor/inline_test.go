@@ -389,3 +389,87 @@ func TestInlineStoppedActorDeadLetters(t *testing.T) {
 		t.Fatal("the stopped actor's mailbox is still registered")
 	}
 }
+
+// seqChecker records []byte messages numbered by their first byte pair and
+// counts those that arrive out of order.
+type seqChecker struct {
+	last, outOfOrder, got atomic.Int64
+	started, boom         chan<- struct{}
+}
+
+func (s *seqChecker) Receive(ctx pa.Context) {
+	switch m := ctx.Message().(type) {
+	case *pa.Started:
+		s.started <- struct{}{}
+	case string:
+		if m == "boom" {
+			s.boom <- struct{}{}
+			panic("boom")
+		}
+	case []byte:
+		n := int64(m[0])<<8 | int64(m[1])
+		if n != s.last.Load()+1 {
+			s.outOfOrder.Add(1)
+		}
+		s.last.Store(n)
+		s.got.Add(1)
+	}
+}
+
+// holdStrategy resumes a failed child only once release is closed.
+type holdStrategy struct {
+	failed  chan<- struct{}
+	release <-chan struct{}
+}
+
+func (h holdStrategy) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, _ *pa.RestartStatistics, _, _ any) {
+	h.failed <- struct{}{}
+	go func() {
+		<-h.release
+		sup.ResumeChildren(child)
+	}()
+}
+
+func TestInlineOrderAcrossHandOvers(t *testing.T) {
+	// While an actor's mailbox is suspended (its supervisor has not
+	// decided yet), every message from the link finds it idle and is
+	// queued by a reader that lends its call: a reader that loses the role
+	// there (afterLend holds it past the budget) must have queued its
+	// message before the next reader queues the following ones.
+	const msgs = 300
+	var calls atomic.Int64
+	afterLend = func() {
+		if calls.Add(1)%10 == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	t.Cleanup(func() { afterLend = nil })
+	n := newNode(t, "n")
+	c := newNode(t, "n/1", WithEndpointOptions(mailbox.WithHandlerBudget(50*time.Microsecond)))
+	_, up := join(t, n, c)
+	failed, release := make(chan struct{}, 1), make(chan struct{})
+	var once sync.Once
+	resume := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(resume)
+	boom, started := make(chan struct{}, 1), make(chan struct{}, 1)
+	checker := &seqChecker{boom: boom, started: started}
+	parent := c.Root().Spawn(pa.PropsFromFunc(func(ctx pa.Context) {
+		if _, ok := ctx.Message().(*pa.Started); ok {
+			ctx.SpawnNamed(c.Inline(pa.PropsFromProducer(func() pa.Actor { return checker })), "checker")
+		}
+	}, pa.WithSupervisor(holdStrategy{failed: failed, release: release})))
+	target := pa.NewPID(c.Address(), parent.Id+"/checker")
+	receive(t, started, "the checker to start")
+	n.Root().Send(target, "boom")
+	receive(t, boom, "the failing message")
+	receive(t, failed, "the supervisor to hold the failure")
+	for i := 1; i <= msgs; i++ {
+		n.Root().Send(target, []byte{byte(i >> 8), byte(i)})
+	}
+	waitFor(t, "the reader to hand over", func() bool { return up.ReaderStats().Handovers > 0 })
+	resume()
+	waitFor(t, "every message", func() bool { return checker.got.Load() == msgs })
+	if o := checker.outOfOrder.Load(); o != 0 {
+		t.Fatalf("%d of %d messages out of order", o, msgs)
+	}
+}
