@@ -84,7 +84,7 @@ func runChild(raw string) int {
 	fw := newForwardWriter(b.Control)
 	nodeOpts := childLogger(b, fw)
 	nodeOpts = append(nodeOpts, actor.WithIncarnation(b.Incarnation))
-	an, err := actor.NewNode(b.Address, nodeOpts...)
+	an, err := newChildNode(b.Address, nodeOpts...)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "procactor: node %q: %v\n", b.Address, err)
 		return ExitBootFailed
