@@ -258,7 +258,7 @@ func (l *Link) flush(ep *mailbox.Endpoint) {
 		l.heldBytes -= m.size
 		retained := l.retainsLocked(&m.env)
 		l.mu.Unlock()
-		if err := l.sendOn(ep, &m.env, retained); err != nil {
+		if err := l.sendOn(ep, &m.env, retained, false); err != nil {
 			l.sendFailed(ep, &m.env, err, true)
 			if linkEnded(err) {
 				<-ep.Done() // lost has run once it is closed; the loop then ends
@@ -355,6 +355,7 @@ func (l *Link) send(env *mailbox.Envelope) {
 			ep, h := l.ep, l.h
 			retained := l.retainsLocked(env)
 			l.trackLocked(env)
+			full := false
 			if retained && !l.ret.fullLocked(1) {
 				// The common case in one lock section: queued, numbered and
 				// retained in order (mu orders the senders that get here).
@@ -370,11 +371,11 @@ func (l *Link) send(env *mailbox.Envelope) {
 					l.sendFailed(ep, env, err, false)
 					return
 				}
-				// A full lane: sendOn waits for room.
+				full = true // sendOn waits for room
 			} else {
 				l.mu.Unlock()
 			}
-			if err := l.sendOn(ep, env, retained); err != nil {
+			if err := l.sendOn(ep, env, retained, full); err != nil {
 				l.sendFailed(ep, env, err, false)
 				return
 			}
@@ -457,21 +458,24 @@ var noWaitCtx context.Context = noWait{context.Background()}
 
 // sendOn sends env on ep: a system message at once, a user message waiting
 // for room on a full lane (WithSendTimeout), a retained one numbered and kept
-// (sendRetained).
-func (l *Link) sendOn(ep *mailbox.Endpoint, env *mailbox.Envelope, retained bool) error {
+// (sendRetained). full says the lane was found full a moment ago: the first
+// attempt that does not wait is skipped.
+func (l *Link) sendOn(ep *mailbox.Endpoint, env *mailbox.Envelope, retained, full bool) error {
 	if env.Lane == mailbox.LaneSystem {
 		return ep.Send(context.Background(), env)
 	}
 	if retained {
-		return l.sendRetained(ep, env)
+		return l.sendRetained(ep, env, full)
 	}
-	err := ep.Send(noWaitCtx, env)
-	if err == nil || !errors.Is(err, mailbox.ErrQueueFull) {
-		return err
+	if !full {
+		err := ep.Send(noWaitCtx, env)
+		if err == nil || !errors.Is(err, mailbox.ErrQueueFull) {
+			return err
+		}
 	}
 	// Nothing was queued: wait for room, bounded by WithSendTimeout.
 	ctx, cancel := context.WithTimeout(context.Background(), l.node.cfg.sendTimeout)
-	err = ep.Send(ctx, env)
+	err := ep.Send(ctx, env)
 	cancel()
 	return err
 }

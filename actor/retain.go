@@ -77,12 +77,18 @@ func (l *Link) retainsLocked(env *mailbox.Envelope) bool {
 }
 
 // sendRetained sends env on ep numbered, once the window has room, and
-// keeps it until the peer acknowledges it.
-func (l *Link) sendRetained(ep *mailbox.Endpoint, env *mailbox.Envelope) error {
+// keeps it until the peer acknowledges it. full says the user lane was
+// full a moment ago: wait for room at once.
+func (l *Link) sendRetained(ep *mailbox.Endpoint, env *mailbox.Envelope, full bool) error {
 	if err := l.waitWindow(ep); err != nil {
 		return err
 	}
-	seq, size, err := ep.SendNumbered(noWaitCtx, env)
+	var seq uint64
+	var size int
+	err := mailbox.ErrQueueFull
+	if !full {
+		seq, size, err = ep.SendNumbered(noWaitCtx, env)
+	}
 	if err != nil && errorsIsQueueFull(err) {
 		ctx, cancel := context.WithTimeout(context.Background(), l.node.cfg.sendTimeout)
 		seq, size, err = ep.SendNumbered(ctx, env)

@@ -260,14 +260,19 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 		o.mu.Unlock()
 		return 0, 0, fmt.Errorf("%w: %d bytes of system messages unwritten", ErrPeerStalled, n)
 	}
+	waited := false // waited for room: a stream, which the writer batches
 	if env.Lane == LaneUser {
+		var id uint64 // this goroutine's id, once needed
 		for o.fullLocked() {
 			// A reader must not wait on a full lane (see goid.go), unless it
 			// is in a lent Handler call: then it hands its role over, so
 			// that its link goes on reading, and waits like any sender
 			// instead of growing the lane (an actor's Receive run on the
 			// reader is not the reader answering its peer).
-			if r := readerOf(goid()); r != nil && !r.release() {
+			if id == 0 {
+				id = goid()
+			}
+			if r := readerOf(id); r != nil && !r.release() {
 				if r.out == o {
 					// Our own reader answering its peer never waits, but a
 					// peer that sends requests and never reads the answers
@@ -300,6 +305,7 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 			case <-ctx.Done():
 				return 0, 0, fmt.Errorf("%w: %w", ErrQueueFull, context.Cause(ctx))
 			}
+			waited = true
 			o.mu.Lock()
 			if o.err != nil {
 				err := o.err
@@ -326,7 +332,7 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 		o.mu.Unlock()
 		return seq, size, nil // whoever writes now takes it next; before Start it is held
 	}
-	if o.direct == nil || len(o.cur.extern) > 0 || monotonic()-o.lastWrite < int64(directWriteGap) {
+	if o.direct == nil || waited || len(o.cur.extern) > 0 || monotonic()-o.lastWrite < int64(directWriteGap) {
 		o.mu.Unlock()
 		o.ring()
 		return seq, size, nil
