@@ -877,7 +877,8 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		l.childSpawn(env)
 		return
 	}
-	if isFuture(target) {
+	future := isFuture(target)
+	if future {
 		l.mu.Lock()
 		delete(l.inflight, keyOf(target))
 		l.mu.Unlock()
@@ -898,6 +899,10 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		if env.Sender != nil || len(env.Header) > 0 {
 			msg = &pa.MessageEnvelope{Header: env.Header, Message: msg, Sender: env.Sender}
 		}
+	}
+	if future {
+		sys.Root.Send(target, msg) // a future has no mailbox
+		return
 	}
 	if mb := h.inlineTarget(target); mb != nil {
 		mb.deliverInline(msg, h.ep) // last: the reader role may move during it
