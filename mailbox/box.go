@@ -25,15 +25,20 @@ var bytesType = func() unsafe.Pointer {
 
 const sliceHeaderSize = unsafe.Sizeof([]byte(nil))
 
+// zeroHeader is the room for the slice header in front of the bytes.
+var zeroHeader [sliceHeaderSize]byte
+
 // cloneBoxed returns a copy of b boxed as an `any` ([]byte), in one
 // allocation.
 func cloneBoxed(b []byte) any {
 	if len(b) == 0 {
 		return []byte{}
 	}
-	mem := make([]byte, int(sliceHeaderSize)+len(b))
+	// append, not make and copy: the bytes are written once (make would
+	// clear them first). zeroHeader's capacity is its length, so append
+	// always allocates and never writes into it.
+	mem := append(zeroHeader[:], b...)
 	data := mem[sliceHeaderSize:len(mem):len(mem)]
-	copy(data, b)
 	hdr := (*[]byte)(unsafe.Pointer(&mem[0]))
 	*hdr = data
 	var v any
