@@ -145,6 +145,8 @@ func TestInlineBlockedHandlerLinkGoesOn(t *testing.T) {
 	counter := &countTo{want: others, reached: make(chan struct{})}
 	cPID, _ := c.Root().SpawnNamed(c.Inline(pa.PropsFromProducer(func() pa.Actor { return counter })), "counter")
 
+	// The blocker is idle (Started has run): "block" runs on the reader.
+	waitFor(t, "the blocker to be idle", func() bool { return idleInline(c, bPID) })
 	n.Root().Send(bPID, "block")
 	receive(t, entered, "the blocker's Receive")
 	msg := make([]byte, 16)
@@ -162,6 +164,16 @@ func TestInlineBlockedHandlerLinkGoesOn(t *testing.T) {
 	if s := readerStats(up); s.Handovers == 0 || s.MonitorTicks == 0 {
 		t.Fatalf("reader stats %+v: want a hand-over by the monitor", s)
 	}
+}
+
+// idleInline reports whether pid's inline mailbox on n is idle and empty.
+func idleInline(n *Node, pid *pa.PID) bool {
+	v, ok := n.inline.Load(pid.Id)
+	if !ok {
+		return false
+	}
+	m := v.(*inlineMailbox)
+	return m.status.Load() == mbIdle && m.sysN.Load() == 0 && m.userN.Load() == 0
 }
 
 // selfFlooded counts what it gets, by origin.
@@ -350,6 +362,7 @@ func TestInlineSendIntoFullLaneWaits(t *testing.T) {
 	sPID, _ := c.Root().SpawnNamed(c.Inline(pa.PropsFromProducer(func() pa.Actor {
 		return &sprayer{target: gPID, count: sent, done: done}
 	})), "sprayer")
+	waitFor(t, "the sprayer to be idle", func() bool { return idleInline(c, sPID) }) // "go" runs on the reader
 	n.Root().Send(sPID, "go")
 	waitFor(t, "the sprayer to meet the full lane", func() bool { return readerStats(up).Handovers > 0 || !up.IsUp() })
 	if !up.IsUp() {
