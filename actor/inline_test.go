@@ -486,3 +486,40 @@ func TestInlineOrderAcrossHandOvers(t *testing.T) {
 		t.Fatalf("%d of %d messages out of order", o, msgs)
 	}
 }
+
+func TestInlineKeepsChosenMailboxAndDispatcher(t *testing.T) {
+	n := newNode(t, "n")
+	// A kind that chose its mailbox keeps it: no inline mailbox registers.
+	own, err := n.Root().SpawnNamed(n.Inline(pa.PropsFromProducer(func() pa.Actor { return echo{} },
+		pa.WithMailbox(pa.Unbounded()))), "own")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := n.inline.Load(own.Id); ok {
+		t.Fatal("an actor with its own mailbox got the inline one")
+	}
+	// One that did not gets it, and keeps the dispatcher it chose.
+	chosen := pa.NewSynchronizedDispatcher(7)
+	props := n.Inline(pa.PropsFromProducer(func() pa.Actor { return echo{} }, pa.WithDispatcher(chosen)))
+	pid, err := n.Root().SpawnNamed(props, "inline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := n.inline.Load(pid.Id)
+	if !ok {
+		t.Fatal("no inline mailbox registered")
+	}
+	if d := v.(*inlineMailbox).dispatcher; d != chosen {
+		t.Fatalf("dispatcher %v; want the one the props chose", d)
+	}
+	// The props given to Inline are not changed (a producer may share them).
+	base := pa.PropsFromProducer(func() pa.Actor { return echo{} })
+	_ = n.Inline(base)
+	if propsField(base, "mailboxProducer") || propsField(base, "dispatcher") {
+		t.Fatal("Inline changed the props it was given")
+	}
+	var nilNode *Node
+	if got := nilNode.Inline(base); got != base {
+		t.Fatal("a nil node's Inline did not return the props as they were")
+	}
+}
