@@ -23,7 +23,7 @@ type ackCounter struct {
 	mu      sync.Mutex
 	ep      *mailbox.Endpoint // the stream being counted (guarded by mu)
 	seq     uint64            // messages of ep delivered to the actor (guarded by mu)
-	pending []pendingMsg      // delivered, not finished, in order (guarded by mu)
+	pending ring[pendingMsg]  // delivered, not finished, in order (guarded by mu)
 	npend   atomic.Int64      // len(pending), read without mu on the actor's hot path
 }
 
@@ -73,7 +73,7 @@ func (a *ackCounter) delivered(ep *mailbox.Endpoint, menv *pa.MessageEnvelope) {
 	a.mu.Lock()
 	a.resetLocked(ep)
 	a.seq++
-	a.pending = append(a.pending, pendingMsg{env: menv, seq: a.seq})
+	a.pending.push(pendingMsg{env: menv, seq: a.seq})
 	a.npend.Add(1)
 	a.mu.Unlock()
 }
@@ -84,13 +84,13 @@ func (a *ackCounter) undeliverable(ep *mailbox.Endpoint) {
 	a.mu.Lock()
 	a.resetLocked(ep)
 	a.seq++
-	if len(a.pending) == 0 {
+	if a.pending.len() == 0 {
 		seq := a.seq
 		a.mu.Unlock()
 		ep.Acknowledge(seq)
 		return
 	}
-	a.pending = append(a.pending, pendingMsg{seq: a.seq})
+	a.pending.push(pendingMsg{seq: a.seq})
 	a.npend.Add(1)
 	a.mu.Unlock()
 }
@@ -99,8 +99,7 @@ func (a *ackCounter) undeliverable(ep *mailbox.Endpoint) {
 func (a *ackCounter) resetLocked(ep *mailbox.Endpoint) {
 	if a.ep != ep {
 		a.ep, a.seq = ep, 0
-		clear(a.pending)
-		a.pending = a.pending[:0]
+		a.pending = ring[pendingMsg]{}
 		a.npend.Store(0)
 	}
 }
@@ -113,20 +112,22 @@ func (a *ackCounter) finished(env *pa.MessageEnvelope) {
 		return // the actor's own traffic: nothing of the link is pending
 	}
 	a.mu.Lock()
-	i := 0
-	for i < len(a.pending) && a.pending[i].env != env {
+	p := &a.pending
+	i := 0 // usually the oldest: the mailbox is FIFO
+	for i < p.len() && p.at(i).env != env {
 		i++
 	}
-	if i == len(a.pending) || env == nil {
+	if i == p.len() || env == nil {
 		a.mu.Unlock()
 		return
 	}
-	for i+1 < len(a.pending) && a.pending[i+1].env == nil {
+	for i+1 < p.len() && p.at(i+1).env == nil {
 		i++
 	}
-	seq, ep := a.pending[i].seq, a.ep
-	clear(a.pending[:i+1])
-	a.pending = a.pending[i+1:]
+	seq, ep := p.at(i).seq, a.ep
+	for range i + 1 {
+		p.pop()
+	}
 	a.npend.Add(-int64(i + 1))
 	a.mu.Unlock()
 	ep.Acknowledge(seq)

@@ -32,7 +32,8 @@ type benchSetup struct {
 	name  string
 	setup func(b *testing.B) (from *pa.RootContext, host *pa.RootContext, dispatch func(*pa.Props) *pa.Props)
 	// retained: the actor is the child's retained actor "x" (Link.Retain,
-	// Link.AckFor), as a process actor's root is; spawn it with spawnRetained.
+	// Link.AckFor) with the node's inline mailbox, as a process actor's root
+	// is; spawn it with spawnOn.
 	retained bool
 }
 
@@ -46,7 +47,7 @@ func (s benchSetup) spawnOn(b *testing.B, host *pa.RootContext, props *pa.Props)
 		return host.Spawn(props)
 	}
 	up := retainedLinks[b]
-	pid, err := host.SpawnNamed(props.Configure(pa.WithReceiverMiddleware(up.AckFor("x"))), "x")
+	pid, err := host.SpawnNamed(up.node.Inline(props.Configure(pa.WithReceiverMiddleware(up.AckFor("x")))), "x")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -84,6 +85,10 @@ func benchSetups() []benchSetup {
 		{"link/node-dispatcher", func(b *testing.B) (*pa.RootContext, *pa.RootContext, func(*pa.Props) *pa.Props) {
 			n, c := linked(b)
 			return n.Root(), c.Root(), c.WithDispatcher
+		}, false},
+		{"link/inline", func(b *testing.B) (*pa.RootContext, *pa.RootContext, func(*pa.Props) *pa.Props) {
+			n, c := linked(b)
+			return n.Root(), c.Root(), c.Inline
 		}, false},
 		{"link/retained", func(b *testing.B) (*pa.RootContext, *pa.RootContext, func(*pa.Props) *pa.Props) {
 			n, c := newNode(b, "n"), newNode(b, "n/1")

@@ -33,7 +33,7 @@ func TestDeadLettersPrintedByDefault(t *testing.T) {
 	if _, err := request(n.Root(), pa.NewPID("n/1", "nobody"), "x"); !errors.Is(err, pa.ErrDeadLetter) {
 		t.Fatalf("request: got %v; want ErrDeadLetter", err)
 	}
-	waitFor(t, "two dead-letter lines", func() bool { return strings.Count(out.String(), "\n") >= 2 })
+	testutil.Eventually(t, "two dead-letter lines", func() bool { return strings.Count(out.String(), "\n") >= 2 })
 	s := out.String()
 	for _, want := range []string{
 		"procactor: dead letter at n: actor.unregistered to " + pidString(echoPID),
@@ -58,7 +58,7 @@ func TestDeadLettersSilenced(t *testing.T) {
 	if _, err := request(n.Root(), pa.NewPID("n/1", "nobody"), "x"); !errors.Is(err, pa.ErrDeadLetter) {
 		t.Fatalf("request: got %v; want ErrDeadLetter", err)
 	}
-	waitFor(t, "the log line", func() bool {
+	testutil.Eventually(t, "the log line", func() bool {
 		_, ok := logs.find(map[string]string{"level": "warn", "message": "dead letter", "error": ErrNoSuchActor.Error()})
 		return ok
 	})
@@ -84,7 +84,7 @@ func TestDeadLettersRateLimited(t *testing.T) {
 	}
 	printed, summarized := 0, 0
 	summary := regexp.MustCompile(`procactor: (\d+) more dead letters at n/1 \(link n\) not printed`)
-	waitFor(t, "every dead letter printed or counted", func() bool {
+	testutil.Eventually(t, "every dead letter printed or counted", func() bool {
 		printed, summarized = strings.Count(out.String(), "dead letter: undecodable message at n/1"), 0
 		for _, m := range summary.FindAllStringSubmatch(out.String(), -1) {
 			k, _ := strconv.Atoi(m[1])
@@ -115,7 +115,7 @@ func TestDeadLettersRateLimitedLogger(t *testing.T) {
 		n.Root().Send(echoPID, &badDecode{})
 	}
 	var lines, skipped int
-	waitFor(t, "every dead letter logged or counted", func() bool {
+	testutil.Eventually(t, "every dead letter logged or counted", func() bool {
 		lines = logs.count(map[string]string{"message": "dead letter: undecodable message", "peer": "n"})
 		skipped = 0
 		for _, m := range logs.matching(map[string]string{"message": "dead letters not logged", "peer": "n"}) {
@@ -179,7 +179,7 @@ func TestUnencodableReplyFailsRequestAtOnce(t *testing.T) {
 	if !errors.Is(err, pa.ErrDeadLetter) {
 		t.Fatalf("request: got %v; want ErrDeadLetter at once", err)
 	}
-	waitFor(t, "the replying side's line", func() bool {
+	testutil.Eventually(t, "the replying side's line", func() bool {
 		return strings.Contains(out.String(), "procactor: dead letter at n/1: actor.unregistered to future$")
 	})
 	if !strings.Contains(out.String(), "call mailbox.RegisterType") {

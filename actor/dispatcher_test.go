@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"github.com/procactor/procactor/internal/testutil"
 	"testing"
 
 	pa "github.com/asynkron/protoactor-go/actor"
@@ -23,10 +24,10 @@ func TestDispatcherBlockingActors(t *testing.T) {
 		})))
 	}
 	for range askers {
-		if err := receive(t, done, "an answer"); err != nil {
+		if err := testutil.Receive(t, done, "an answer"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	p := n.Dispatcher().(*workerPool)
-	waitFor(t, "parked workers to stay within the bound", func() bool { return p.idle.Load() <= 1 })
+	testutil.Eventually(t, "parked workers to stay within the bound", func() bool { return p.idle.Load() <= 1 })
 }

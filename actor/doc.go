@@ -84,5 +84,19 @@
 // receives dead letters at warn level (rate-limited the same way) and
 // protoactor's slog records (warn and above, see WithProtoactorLogLevel).
 // Node.Dispatcher runs mailboxes on long-lived worker goroutines instead of
-// a goroutine per mailbox run.
+// a goroutine per mailbox run. Node.Inline goes further for actors that links feed: a message that arrives for such an
+// actor while it is idle runs its Receive on the link's reader, with no
+// hand-off at all (the reader role moves to a fresh goroutine when a
+// Receive blocks or asks over a link; see mailbox's "The reader role").
+// The activator gives it to the kinds it spawns, and package procnode to a
+// child's root actor.
+//
+// A request whose future is on this node (RequestFuture) may read its own
+// answer: when the link's reader has just delivered an answer and stands
+// by, the requesting goroutine borrows the reader role inside the send and
+// delivers its answer itself, so that Result finds it without a goroutine
+// waking another. Such a send returns once the answer is there, or after
+// about two milliseconds at most (then the reader waits for it): an actor
+// that sends a request and goes on without waiting may see its Receive
+// held that long.
 package actor

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/procactor/procactor/internal/testutil"
 	"testing"
 	"time"
 
@@ -73,10 +74,10 @@ func TestForgedTerminatedRefused(t *testing.T) {
 	// intercepted PID.
 	up.SendSystemMessage(watcherPID, &pa.Terminated{Who: pa.NewPID("n/1", "y")})
 	up.SendSystemMessage(watcherPID, &pa.Terminated{Who: pa.NewPID("n/1", "root")})
-	waitFor(t, "two refusals", func() bool { return buf.count(map[string]string{"message": "dead letter: refused"}) == 2 })
+	testutil.Eventually(t, "two refusals", func() bool { return buf.count(map[string]string{"message": "dead letter: refused"}) == 2 })
 	// The real one, for the recorded watch, is delivered.
 	c.Root().Stop(pa.NewPID("n/1", "x"))
-	term := receive(t, terms, "the real Terminated")
+	term := testutil.Receive(t, terms, "the real Terminated")
 	if term.Who.Id != "x" {
 		t.Fatalf("watcher got Terminated of %v; want x", term.Who)
 	}
@@ -103,10 +104,10 @@ func TestWatchLimit(t *testing.T) {
 		_, ch := spawnWatcher(c, target)
 		chans = append(chans, ch)
 		if i < 2 {
-			waitFor(t, "the watch recorded", func() bool { return down.Stats().WatchedBy == i+1 })
+			testutil.Eventually(t, "the watch recorded", func() bool { return down.Stats().WatchedBy == i+1 })
 		}
 	}
-	if term := receive(t, chans[2], "the refused watch's Terminated"); term.Why != pa.TerminatedReason_NotFound {
+	if term := testutil.Receive(t, chans[2], "the refused watch's Terminated"); term.Why != pa.TerminatedReason_NotFound {
 		t.Fatalf("refused watch: %v; want Terminated{NotFound}", term)
 	}
 	if s := down.Stats(); s.WatchedBy != 2 {
@@ -143,5 +144,5 @@ func TestChildSpawns(t *testing.T) {
 	if err := down.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the spawned actor stopped", func() bool { _, ok := on.System().ProcessRegistry.GetLocal(pid.Id); return !ok })
+	testutil.Eventually(t, "the spawned actor stopped", func() bool { _, ok := on.System().ProcessRegistry.GetLocal(pid.Id); return !ok })
 }

@@ -143,6 +143,8 @@ func (n *Node) spawnLocal(req *spawnRequest) (resp *spawnResponse) {
 	if err != nil || props == nil {
 		return &spawnResponse{Code: spawnFailed, Detail: fmt.Sprintf("kind %q: %v", req.Kind, err)}
 	}
+	// Messages over a link run the kind on the link's reader when it is idle.
+	props = n.Inline(props)
 	var pid *pa.PID
 	if req.Name == "" {
 		pid = n.system.Root.Spawn(props)

@@ -3,6 +3,7 @@ package actor
 import (
 	"context"
 	"errors"
+	"github.com/procactor/procactor/internal/testutil"
 	"testing"
 
 	pa "github.com/asynkron/protoactor-go/actor"
@@ -102,7 +103,7 @@ func TestSpawnKind(t *testing.T) {
 			}
 		})
 	}
-	if s := receive(t, got, "the args actor's message"); s != "args arrived" {
+	if s := testutil.Receive(t, got, "the args actor's message"); s != "args arrived" {
 		t.Fatalf("got %v; want args arrived", s)
 	}
 	// Failed spawns harmed nothing: the first actor still answers.

@@ -40,6 +40,7 @@ type Link struct {
 	mu         sync.Mutex
 	state      linkState                     // guarded by mu
 	ep         *mailbox.Endpoint             // current stream; nil unless up (guarded by mu)
+	h          *linkHandler                  // ep's Handler (guarded by mu)
 	flushing   bool                          // Connect is sending held messages; sends queue behind them (guarded by mu)
 	held       []heldMsg                     // messages waiting for the next Connect, redelivered ones first (guarded by mu)
 	heldBytes  int                           // encoded size of held messages, redelivered ones excepted (guarded by mu)
@@ -179,7 +180,7 @@ func (l *Link) Stats() LinkStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := LinkStats{State: l.state.String(), Requests: len(l.inflight), Held: len(l.held), HeldBytes: l.heldBytes,
-		Retained: len(l.ret.msgs), RetainedBytes: l.ret.bytes}
+		Retained: l.ret.msgs.len(), RetainedBytes: l.ret.bytes}
 	for _, ws := range l.watches {
 		s.Watches += len(ws)
 	}
@@ -227,7 +228,7 @@ func (l *Link) Connect(ctx context.Context, conn io.ReadWriteCloser, cookie []by
 		ep.Abort()
 		return peer, err
 	}
-	l.ep, l.state = ep, linkUp
+	l.ep, l.h, l.state = ep, h, linkUp
 	l.flushing = len(l.held) > 0
 	l.upCh, l.upClosed = closedOrNew(l.upCh, l.upClosed)
 	l.mu.Unlock()
@@ -267,7 +268,7 @@ func (l *Link) flush(ep *mailbox.Endpoint) {
 		l.heldBytes -= m.size
 		retained := l.retainsLocked(&m.env)
 		l.mu.Unlock()
-		if err := l.sendOn(ep, &m.env, retained); err != nil {
+		if err := l.sendOn(ep, &m.env, retained, false); err != nil {
 			l.sendFailed(ep, &m.env, err, true)
 			if linkEnded(err) {
 				<-ep.Done() // lost has run once it is closed; the loop then ends
@@ -352,18 +353,45 @@ func (l *Link) send(env *mailbox.Envelope) {
 	if c := l.caps.Load(); c != nil {
 		c.grantOutgoing(env)
 	}
+	if l.node.lent.Load() > 0 && env.Lane == mailbox.LaneUser && isFuture(env.Sender) {
+		// A request, perhaps from an actor run inline on a link's reader
+		// (inline.go), which will wait for the answer: the link must go on
+		// reading meanwhile.
+		mailbox.ReleaseReader()
+	}
 	size := -1 // encoded size, once needed to hold the message
 	for {
 		l.mu.Lock()
 		switch {
 		case l.state == linkUp && !l.flushing:
-			ep := l.ep
+			ep, h := l.ep, l.h
 			retained := l.retainsLocked(env)
 			l.trackLocked(env)
-			l.mu.Unlock()
-			if err := l.sendOn(ep, env, retained); err != nil {
-				l.sendFailed(ep, env, err, false)
+			full := false
+			if retained && !l.ret.fullLocked(1) {
+				// The common case in one lock section: queued, numbered and
+				// retained in order (mu orders the senders that get here).
+				seq, size, err := ep.SendNumbered(noWaitCtx, env)
+				if err == nil {
+					l.retainLocked(env, seq, size)
+					l.mu.Unlock()
+					l.sent(ep, h, env)
+					return
+				}
+				l.mu.Unlock()
+				if !errors.Is(err, mailbox.ErrQueueFull) {
+					l.sendFailed(ep, env, err, false)
+					return
+				}
+				full = true // sendOn waits for room
+			} else {
+				l.mu.Unlock()
 			}
+			if err := l.sendOn(ep, env, retained, full); err != nil {
+				l.sendFailed(ep, env, err, false)
+				return
+			}
+			l.sent(ep, h, env)
 			return
 		case l.state == linkGone:
 			l.mu.Unlock()
@@ -402,6 +430,32 @@ func (l *Link) send(env *mailbox.Envelope) {
 	}
 }
 
+// sent follows a message that went out on ep: a request whose future is
+// on this node may read its answer itself (awaitReply).
+func (l *Link) sent(ep *mailbox.Endpoint, h *linkHandler, env *mailbox.Envelope) {
+	if env.Lane == mailbox.LaneUser && isFuture(env.Sender) && env.Sender.Address == l.node.address {
+		l.awaitReply(ep, h, env.Sender.Id)
+	}
+}
+
+// awaitReply lets the goroutine that has just sent a request read the
+// answer itself, when the link's reader is in standby (it has just
+// delivered an answer: mailbox.Endpoint.Standby): the future is answered
+// before RequestFuture returns, and Result does not wait. No goroutine then
+// wakes another, which on a VM costs as much as the pipe's round trip. The
+// requester delivers only answers to
+// futures (linkHandler.Borrowable), and for at most about a millisecond
+// (mailbox's borrowing ticker), so that a request from an actor does not
+// hold its Receive for long.
+func (l *Link) awaitReply(ep *mailbox.Endpoint, h *linkHandler, future string) {
+	if !ep.Borrow() {
+		return
+	}
+	// The requester is the reader now: h is its to set.
+	h.awaiting, h.answered = future, false
+	ep.ReadBorrowed(h.replied)
+}
+
 // noWait is the context of a first send attempt: a full user lane fails at
 // once (ErrQueueFull) instead of waiting, so the common send needs no timer;
 // only a send that meets a full lane pays for one (sendOn).
@@ -416,21 +470,24 @@ var noWaitCtx context.Context = noWait{context.Background()}
 
 // sendOn sends env on ep: a system message at once, a user message waiting
 // for room on a full lane (WithSendTimeout), a retained one numbered and kept
-// (sendRetained).
-func (l *Link) sendOn(ep *mailbox.Endpoint, env *mailbox.Envelope, retained bool) error {
+// (sendRetained). full says the lane was found full a moment ago: the first
+// attempt that does not wait is skipped.
+func (l *Link) sendOn(ep *mailbox.Endpoint, env *mailbox.Envelope, retained, full bool) error {
 	if env.Lane == mailbox.LaneSystem {
 		return ep.Send(context.Background(), env)
 	}
 	if retained {
-		return l.sendRetained(ep, env)
+		return l.sendRetained(ep, env, full)
 	}
-	err := ep.Send(noWaitCtx, env)
-	if err == nil || !errors.Is(err, mailbox.ErrQueueFull) {
-		return err
+	if !full {
+		err := ep.Send(noWaitCtx, env)
+		if err == nil || !errors.Is(err, mailbox.ErrQueueFull) {
+			return err
+		}
 	}
 	// Nothing was queued: wait for room, bounded by WithSendTimeout.
 	ctx, cancel := context.WithTimeout(context.Background(), l.node.cfg.sendTimeout)
-	err = ep.Send(ctx, env)
+	err := ep.Send(ctx, env)
 	cancel()
 	return err
 }
@@ -641,7 +698,7 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 		l.mu.Unlock()
 		return
 	}
-	l.ep = nil
+	l.ep, l.h = nil, nil
 	l.flushing = false
 	l.counts.retireLocked(ep)
 	if l.state == linkUp {
@@ -783,6 +840,27 @@ type LinkDown struct {
 type linkHandler struct {
 	link *Link
 	ep   *mailbox.Endpoint
+	// The last target found to have an inline mailbox (inlineTarget).
+	// Used by the reader only.
+	lastTarget *pa.PID
+	lastInline *inlineMailbox
+	// The future a requester that borrowed the reader role waits for
+	// (awaitReply), and whether its answer was delivered. Used by the
+	// reader only.
+	awaiting string
+	answered bool
+}
+
+// replied reports whether the answer a borrowing requester waits for has
+// been delivered.
+func (h *linkHandler) replied() bool { return h.answered }
+
+// Borrowable implements mailbox.BorrowHandler: a requester that borrowed
+// the reader role delivers answers to futures of this node, which wake at
+// most their own waiter, on a trusted link.
+func (h *linkHandler) Borrowable(env *mailbox.Envelope) bool {
+	t := env.Target
+	return env.Lane == mailbox.LaneUser && t != nil && isFuture(t) && t.Address == h.link.node.address && h.link.caps.Load() == nil
 }
 
 // Deliver puts a message straight into its target's mailbox (or relays it to
@@ -814,21 +892,36 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		l.childSpawn(env)
 		return
 	}
-	if isFuture(target) {
+	future := isFuture(target)
+	if future {
 		l.mu.Lock()
 		delete(l.inflight, keyOf(target))
 		l.mu.Unlock()
+		if target.Id == h.awaiting {
+			h.answered = true
+		}
+		// Its requester may send again at once: let it read its answer.
+		h.ep.Standby()
 	}
+	var msg any
 	if ackc := l.ackc.Load(); ackc != nil && ackc.counts(env, l.node.address) {
 		// An envelope of its own: the actor's middleware recognises it.
 		menv := &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender}
 		ackc.delivered(h.ep, menv)
-		sys.Root.Send(target, menv)
+		msg = menv
+	} else {
+		msg = env.Message
+		if env.Sender != nil || len(env.Header) > 0 {
+			msg = &pa.MessageEnvelope{Header: env.Header, Message: msg, Sender: env.Sender}
+		}
+	}
+	if future {
+		sys.Root.Send(target, msg) // a future has no mailbox
 		return
 	}
-	msg := env.Message
-	if env.Sender != nil || len(env.Header) > 0 {
-		msg = &pa.MessageEnvelope{Header: env.Header, Message: msg, Sender: env.Sender}
+	if mb := h.inlineTarget(target); mb != nil {
+		mb.deliverInline(msg, h.ep) // last: the reader role may move during it
+		return
 	}
 	sys.Root.Send(target, msg)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/procactor/procactor/internal/testutil"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -93,12 +94,12 @@ func TestLinkLanes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		tt.send()
-		env := receive(t, peer.got, tt.name)
+		env := testutil.Receive(t, peer.got, tt.name)
 		if tt.name == "Header" { // the first one had an empty header: not sent
 			if len(env.Header) != 0 {
 				t.Errorf("Header: empty header crossed as %v", env.Header)
 			}
-			env = receive(t, peer.got, tt.name)
+			env = testutil.Receive(t, peer.got, tt.name)
 		}
 		if env.Lane != tt.lane {
 			t.Errorf("%s: lane %v; want %v", tt.name, env.Lane, tt.lane)
@@ -169,7 +170,7 @@ func TestSenderAndHeadersAcrossLink(t *testing.T) {
 	t.Run("Request", func(t *testing.T) {
 		out := make(chan any, 1)
 		n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor { return asker{remoteEcho, out} }))
-		if got := receive(t, out, "answer"); got != "from an actor" {
+		if got := testutil.Receive(t, out, "answer"); got != "from an actor" {
 			t.Fatalf("got %v; want the echo", got)
 		}
 	})
@@ -221,7 +222,7 @@ func TestOrderPerPair(t *testing.T) {
 	for i := range count {
 		n.Root().Send(pid, i)
 	}
-	if err := receive(t, seq.done, "the last message"); err != nil {
+	if err := testutil.Receive(t, seq.done, "the last message"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -250,7 +251,7 @@ func TestReconnectHoldsMessages(t *testing.T) {
 	upLost := make(chan error, 1)
 	up.OnDown(func(err error) { upLost <- err })
 	down.Abort() // returns after down's loss was handled
-	receive(t, upLost, "the child side to see the loss")
+	testutil.Receive(t, upLost, "the child side to see the loss")
 	if down.IsUp() || down.Stats().State != "down" {
 		t.Fatalf("after Abort with reconnect: %+v; want down", down.Stats())
 	}
@@ -389,13 +390,13 @@ func TestWatchAcrossLink(t *testing.T) {
 				}
 				watchee := hn.Root().Spawn(silentProps())
 				wpid, events := spawnWatcher(wn, watchee)
-				waitFor(t, "the watch to be recorded on both sides", func() bool {
+				testutil.Eventually(t, "the watch to be recorded on both sides", func() bool {
 					return wl.Stats().Watches == 1 && hl.Stats().WatchedBy == 1
 				})
 				switch ending {
 				case "stop":
 					hn.Root().Stop(watchee)
-					m := receive(t, events, "Terminated")
+					m := testutil.Receive(t, events, "Terminated")
 					if m.Why != pa.TerminatedReason_Stopped || !m.Who.Equal(watchee) {
 						t.Fatalf("got %v; want Stopped of %v", m, watchee)
 					}
@@ -403,12 +404,12 @@ func TestWatchAcrossLink(t *testing.T) {
 					wn.Root().Send(wpid, "unwatch")
 				case "link lost":
 					wl.Abort()
-					m := receive(t, events, "Terminated")
+					m := testutil.Receive(t, events, "Terminated")
 					if m.Why != pa.TerminatedReason_AddressTerminated || !m.Who.Equal(watchee) {
 						t.Fatalf("got %v; want AddressTerminated of %v", m, watchee)
 					}
 				}
-				waitFor(t, "the watch tables to empty", func() bool {
+				testutil.Eventually(t, "the watch tables to empty", func() bool {
 					return wl.Stats().Watches == 0 && hl.Stats().WatchedBy == 0
 				})
 			})
@@ -427,7 +428,7 @@ func TestLinkLossFailsRequestsAndWatches(t *testing.T) {
 		futures = append(futures, n.Root().RequestFuture(silent, i, time.Minute))
 	}
 	_, events := spawnWatcher(n, silent)
-	waitFor(t, "the watch to be recorded", func() bool { return down.Stats().Watches == 1 })
+	testutil.Eventually(t, "the watch to be recorded", func() bool { return down.Stats().Watches == 1 })
 	if s := down.Stats(); s.Requests != 3 {
 		t.Fatalf("stats %+v; want 3 requests in flight", s)
 	}
@@ -441,19 +442,19 @@ func TestLinkLossFailsRequestsAndWatches(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("requests failed after %v; want at once", d)
 	}
-	m := receive(t, events, "Terminated after link loss")
+	m := testutil.Receive(t, events, "Terminated after link loss")
 	if m.Why != pa.TerminatedReason_AddressTerminated || m.Who.Id != "silent" {
 		t.Fatalf("got %v; want AddressTerminated of silent", m)
 	}
 	for _, l := range []*Link{down, up} {
-		waitFor(t, l.Address()+" to be gone and empty", func() bool {
+		testutil.Eventually(t, l.Address()+" to be gone and empty", func() bool {
 			s := l.Stats()
 			return s.State == "gone" && s.Requests == 0 && s.Watches == 0 && s.WatchedBy == 0
 		})
 	}
 	// A watch through a gone link is answered at once.
 	_, events = spawnWatcher(n, silent)
-	if m := receive(t, events, "Terminated for a watch after loss"); m.Why != pa.TerminatedReason_AddressTerminated {
+	if m := testutil.Receive(t, events, "Terminated for a watch after loss"); m.Why != pa.TerminatedReason_AddressTerminated {
 		t.Fatalf("got %v; want AddressTerminated", m)
 	}
 }
@@ -499,7 +500,7 @@ func TestDeadLettersAreLogged(t *testing.T) {
 			if _, err := request(n.Root(), tt.target, tt.msg); !errors.Is(err, pa.ErrDeadLetter) {
 				t.Fatalf("got %v; want ErrDeadLetter", err)
 			}
-			waitFor(t, "the log line", func() bool { _, ok := tt.log.find(tt.want); return ok })
+			testutil.Eventually(t, "the log line", func() bool { _, ok := tt.log.find(tt.want); return ok })
 		})
 	}
 	// the link lives on
@@ -576,11 +577,11 @@ func TestReconnectUnderLoad(t *testing.T) {
 	for range 5 {
 		time.Sleep(5 * time.Millisecond) // traffic flows meanwhile
 		down.Abort()
-		receive(t, upLost, "the child side to see the loss")
+		testutil.Receive(t, upLost, "the child side to see the loss")
 		connectPipe(t, down, up)
 	}
 	close(stop)
-	fs := receive(t, futures, "the futures")
+	fs := testutil.Receive(t, futures, "the futures")
 	answered, dead := 0, 0
 	for i, f := range fs {
 		res, err := f.Result()
@@ -597,7 +598,7 @@ func TestReconnectUnderLoad(t *testing.T) {
 	if answered == 0 {
 		t.Fatal("no request answered")
 	}
-	waitFor(t, "the tables to empty", func() bool {
+	testutil.Eventually(t, "the tables to empty", func() bool {
 		s := down.Stats()
 		return s.Requests == 0 && s.Held == 0
 	})
@@ -625,7 +626,7 @@ func TestBadSystemMessagesRefused(t *testing.T) {
 	for _, m := range []any{&pa.Watch{}, &pa.Unwatch{}, &pa.Terminated{}, &pa.Touch{}} {
 		up.SendSystemMessage(victim, m)
 	}
-	waitFor(t, "four refusals logged", func() bool {
+	testutil.Eventually(t, "four refusals logged", func() bool {
 		return nbuf.count(map[string]string{"message": "dead letter: system message refused", "error": ErrBadSystemMessage.Error()}) == 4
 	})
 	if res, err := request(c.Root(), victim, "still?"); err != nil || res != "alive" {
@@ -695,7 +696,7 @@ func TestOnDownAdds(t *testing.T) {
 	up.OnDown(func(error) { calls <- "second" })
 	down.Abort()
 	for _, want := range []string{"first", "second"} {
-		if got := receive(t, calls, "an OnDown call"); got != want {
+		if got := testutil.Receive(t, calls, "an OnDown call"); got != want {
 			t.Fatalf("got call %q; want %q", got, want)
 		}
 	}

@@ -2,6 +2,7 @@ package actor
 
 import (
 	"errors"
+	"github.com/procactor/procactor/internal/testutil"
 	"testing"
 
 	pa "github.com/asynkron/protoactor-go/actor"
@@ -13,7 +14,7 @@ import (
 func settled(t *testing.T, l *Link, out, in uint64) LinkStats {
 	t.Helper()
 	var s LinkStats
-	waitFor(t, "the link's counts", func() bool {
+	testutil.Eventually(t, "the link's counts", func() bool {
 		s = l.Stats()
 		return s.Traffic.MsgsOut[mailbox.LaneUser] == out && s.Traffic.MsgsIn[mailbox.LaneUser] == in
 	})
@@ -43,7 +44,7 @@ func TestLinkTrafficAcrossReconnect(t *testing.T) {
 	upLost := make(chan error, 1)
 	up.OnDown(func(err error) { upLost <- err })
 	down.Abort()
-	receive(t, upLost, "the child side to see the loss")
+	testutil.Receive(t, upLost, "the child side to see the loss")
 	if s := down.Stats(); s.Traffic != before.Traffic {
 		t.Fatalf("after the loss: %+v; want the lost stream's counts kept, %+v", s.Traffic, before.Traffic)
 	}
@@ -75,7 +76,7 @@ func TestLinkDeadLettersCounted(t *testing.T) {
 	down, up := join(t, n, c)
 	victim := n.Root().Spawn(silentProps())
 	up.SendSystemMessage(victim, &pa.Touch{}) // not a system message protoactor sends across nodes
-	waitFor(t, "the refusal to be counted", func() bool { return down.Stats().DeadLetters == 1 })
+	testutil.Eventually(t, "the refusal to be counted", func() bool { return down.Stats().DeadLetters == 1 })
 
 	type unregistered struct{ A int } // a type no link can encode
 	_, err := n.Root().RequestFuture(pa.NewPID("n/1", "x"), unregistered{1}, testTimeout).Result()

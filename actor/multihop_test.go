@@ -2,6 +2,7 @@ package actor
 
 import (
 	"errors"
+	"github.com/procactor/procactor/internal/testutil"
 	"testing"
 	"time"
 
@@ -62,15 +63,15 @@ func TestMultiHop(t *testing.T) {
 			// watch across two hops: Terminated when the actor stops
 			stopped := tp.to.Root().Spawn(silentProps())
 			_, events := spawnWatcher(tp.from, stopped)
-			waitFor(t, "the watch to be recorded along the path", func() bool {
+			testutil.Eventually(t, "the watch to be recorded along the path", func() bool {
 				return tp.fromLink.Stats().Watches == 1 && tp.midFrom.Stats().WatchedBy == 1 &&
 					tp.midTo.Stats().Watches == 1 && tp.toLink.Stats().WatchedBy == 1
 			})
 			tp.to.Root().Stop(stopped)
-			if m := receive(t, events, "Terminated"); m.Why != pa.TerminatedReason_Stopped || !m.Who.Equal(stopped) {
+			if m := testutil.Receive(t, events, "Terminated"); m.Why != pa.TerminatedReason_Stopped || !m.Who.Equal(stopped) {
 				t.Fatalf("got %v; want Stopped of %v", m, stopped)
 			}
-			waitFor(t, "the watch tables to empty", func() bool {
+			testutil.Eventually(t, "the watch tables to empty", func() bool {
 				for _, l := range links {
 					if s := l.Stats(); s.Watches != 0 || s.WatchedBy != 0 {
 						return false
@@ -83,18 +84,18 @@ func TestMultiHop(t *testing.T) {
 			silent := tp.to.Root().Spawn(silentProps())
 			_, events = spawnWatcher(tp.from, silent)
 			f := tp.from.Root().RequestFuture(silent, "never answered", time.Minute)
-			waitFor(t, "the watch and the request to be recorded along the path", func() bool {
+			testutil.Eventually(t, "the watch and the request to be recorded along the path", func() bool {
 				return tp.fromLink.Stats().Watches == 1 && tp.midTo.Stats().Watches == 1 &&
 					tp.toLink.Stats().WatchedBy == 1 && tp.midTo.Stats().Requests == 1
 			})
 			tp.midTo.Abort()
-			if m := receive(t, events, "Terminated"); m.Why != pa.TerminatedReason_AddressTerminated || !m.Who.Equal(silent) {
+			if m := testutil.Receive(t, events, "Terminated"); m.Why != pa.TerminatedReason_AddressTerminated || !m.Who.Equal(silent) {
 				t.Fatalf("got %v; want AddressTerminated of %v", m, silent)
 			}
 			if _, err := f.Result(); !errors.Is(err, pa.ErrDeadLetter) {
 				t.Fatalf("request in flight: got %v; want ErrDeadLetter", err)
 			}
-			waitFor(t, "every table to empty", func() bool {
+			testutil.Eventually(t, "every table to empty", func() bool {
 				for _, l := range links {
 					if s := l.Stats(); s.Watches != 0 || s.WatchedBy != 0 || s.Requests != 0 {
 						return false
@@ -121,11 +122,11 @@ func TestLossForgetsWatchersBehindIt(t *testing.T) {
 	nb, bn := join(t, n, b)
 	watchee := b.Root().Spawn(silentProps())
 	spawnWatcher(a, watchee)
-	waitFor(t, "the watch to be recorded", func() bool {
+	testutil.Eventually(t, "the watch to be recorded", func() bool {
 		return an.Stats().Watches == 1 && na.Stats().WatchedBy == 1 && nb.Stats().Watches == 1 && bn.Stats().WatchedBy == 1
 	})
 	na.Abort() // the watcher's side is gone
-	waitFor(t, "the relay and the watchee's side to forget the watcher", func() bool {
+	testutil.Eventually(t, "the relay and the watchee's side to forget the watcher", func() bool {
 		return na.Stats().WatchedBy == 0 && nb.Stats().Watches == 0 && bn.Stats().WatchedBy == 0
 	})
 }

@@ -39,6 +39,8 @@ type Node struct {
 
 	activator *pa.PID
 	guards    atomic.Pointer[[]Guard] // written under mu (AddGuard)
+	inline    sync.Map                // actor id → *inlineMailbox (inline.go)
+	lent      atomic.Int32            // inline runs in progress on link readers
 	pool      *workerPool
 	deadSub   *eventstream.Subscription
 	dead      *deadLetters

@@ -99,30 +99,6 @@ func connectPair(t testing.TB, down, up *Link, a, b *mailbox.PipeConn) {
 	}
 }
 
-// waitFor polls cond until it holds: for states that have no event.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// receive waits for a value on ch.
-func receive[T any](t testing.TB, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(testTimeout):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
-}
-
 // request makes a RequestFuture and returns its result.
 func request(rc *pa.RootContext, pid *pa.PID, msg any) (any, error) {
 	return rc.RequestFuture(pid, msg, testTimeout).Result()

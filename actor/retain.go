@@ -29,12 +29,12 @@ import (
 
 // retention is the sending side's state (all guarded by Link.mu).
 type retention struct {
-	id     string        // the retained actor's id on the peer; "" for none
-	window int           // bound on bytes
-	msgs   []retainedMsg // sent on the current stream, not acknowledged, by seq
-	bytes  int           // sum of msgs' sizes
-	acked  uint64        // the peer's count on the current stream
-	room   chan struct{} // closed when bytes drop below the window; nil when nobody waits
+	id     string            // the retained actor's id on the peer; "" for none
+	window int               // bound on bytes
+	msgs   ring[retainedMsg] // sent on the current stream, not acknowledged, by seq
+	bytes  int               // sum of msgs' sizes
+	acked  uint64            // the peer's count on the current stream
+	room   chan struct{}     // closed when bytes drop below the window; nil when nobody waits
 }
 
 // maxRetained bounds the count of retained messages, whatever their size:
@@ -44,7 +44,7 @@ const maxRetained = 1 << 16
 
 // fullLocked reports whether the window has no room left.
 func (r *retention) fullLocked(factor int) bool {
-	return r.bytes >= factor*r.window || len(r.msgs) >= factor*maxRetained
+	return r.bytes >= factor*r.window || r.msgs.len() >= factor*maxRetained
 }
 
 type retainedMsg struct {
@@ -77,12 +77,18 @@ func (l *Link) retainsLocked(env *mailbox.Envelope) bool {
 }
 
 // sendRetained sends env on ep numbered, once the window has room, and
-// keeps it until the peer acknowledges it.
-func (l *Link) sendRetained(ep *mailbox.Endpoint, env *mailbox.Envelope) error {
+// keeps it until the peer acknowledges it. full says the user lane was
+// full a moment ago: wait for room at once.
+func (l *Link) sendRetained(ep *mailbox.Endpoint, env *mailbox.Envelope, full bool) error {
 	if err := l.waitWindow(ep); err != nil {
 		return err
 	}
-	seq, size, err := ep.SendNumbered(noWaitCtx, env)
+	var seq uint64
+	var size int
+	err := mailbox.ErrQueueFull
+	if !full {
+		seq, size, err = ep.SendNumbered(noWaitCtx, env)
+	}
 	if err != nil && errorsIsQueueFull(err) {
 		ctx, cancel := context.WithTimeout(context.Background(), l.node.cfg.sendTimeout)
 		seq, size, err = ep.SendNumbered(ctx, env)
@@ -111,6 +117,16 @@ func (l *Link) sendRetained(ep *mailbox.Endpoint, env *mailbox.Envelope) error {
 	return nil
 }
 
+// retainLocked records a message just queued on l's current stream ep (l.mu
+// held since before it was queued, so it goes after every message recorded
+// before it).
+func (l *Link) retainLocked(env *mailbox.Envelope, seq uint64, size int) {
+	if seq > l.ret.acked && size <= l.ret.window {
+		l.ret.msgs.push(retainedMsg{env: *env, seq: seq, size: size})
+		l.ret.bytes += size
+	}
+}
+
 // resendLate handles a retained message queued on a stream that was lost
 // and replaced (or ended for good) before the message was recorded.
 func (l *Link) resendLate(env *mailbox.Envelope) {
@@ -131,13 +147,11 @@ func errorsIsQueueFull(err error) bool { return errors.Is(err, mailbox.ErrQueueF
 // insertRetainedLocked adds m to the retained messages in seq order
 // (concurrent senders may record out of order).
 func (l *Link) insertRetainedLocked(m retainedMsg) {
-	i := len(l.ret.msgs)
-	for i > 0 && l.ret.msgs[i-1].seq > m.seq {
-		i--
+	r := &l.ret.msgs
+	r.push(m)
+	for i := r.len() - 1; i > 0 && r.at(i-1).seq > m.seq; i-- {
+		*r.at(i), *r.at(i - 1) = *r.at(i - 1), *r.at(i)
 	}
-	l.ret.msgs = append(l.ret.msgs, retainedMsg{})
-	copy(l.ret.msgs[i+1:], l.ret.msgs[i:])
-	l.ret.msgs[i] = m
 	l.ret.bytes += m.size
 }
 
@@ -155,16 +169,17 @@ func (l *Link) insertRedeliveredLocked(m heldMsg) {
 
 // waitWindow waits while the window of ep's stream is full, bounded by
 // WithSendTimeout. A reader goroutine does not wait: it may overflow the
-// window up to twice its size.
+// window up to twice its size (unless it runs an actor inline: then it
+// hands its reader role over and waits, see mailbox.MayWait).
 func (l *Link) waitWindow(ep *mailbox.Endpoint) error {
 	var deadline <-chan time.Time
 	l.mu.Lock()
 	for l.ep == ep && l.ret.fullLocked(1) {
-		if mailbox.InReader() {
+		if !mailbox.MayWait() {
 			if !l.ret.fullLocked(2) {
 				break
 			}
-			n, b := len(l.ret.msgs), l.ret.bytes
+			n, b := l.ret.msgs.len(), l.ret.bytes
 			l.mu.Unlock()
 			return fmt.Errorf("%w: %d messages (%d bytes) unacknowledged, a reader may not wait", ErrRetainFull, n, b)
 		}
@@ -197,15 +212,10 @@ func (l *Link) acked(ep *mailbox.Endpoint, n uint64) {
 		return
 	}
 	l.ret.acked = n
-	i := 0
-	for i < len(l.ret.msgs) && l.ret.msgs[i].seq <= n {
-		l.ret.bytes -= l.ret.msgs[i].size
-		i++
-	}
-	clear(l.ret.msgs[:i])
-	l.ret.msgs = l.ret.msgs[i:]
-	if len(l.ret.msgs) == 0 {
-		l.ret.msgs = nil // let a long run's backing array go
+	r := &l.ret.msgs
+	for m, ok := r.peek(); ok && m.seq <= n; m, ok = r.peek() {
+		l.ret.bytes -= m.size
+		r.pop()
 	}
 	l.wakeRetainLocked()
 }
@@ -220,8 +230,11 @@ func (l *Link) wakeRetainLocked() {
 // takeRetainedLocked empties the retention of a lost stream and returns what
 // it held, to be sent again (down) or dead-lettered (gone).
 func (l *Link) takeRetainedLocked() []retainedMsg {
-	msgs := l.ret.msgs
-	l.ret.msgs, l.ret.bytes, l.ret.acked = nil, 0, 0
+	msgs := make([]retainedMsg, 0, l.ret.msgs.len())
+	for m, ok := l.ret.msgs.pop(); ok; m, ok = l.ret.msgs.pop() {
+		msgs = append(msgs, m)
+	}
+	l.ret.msgs, l.ret.bytes, l.ret.acked = ring[retainedMsg]{}, 0, 0
 	if l.ret.room != nil {
 		close(l.ret.room) // waiters see the stream changed
 		l.ret.room = nil

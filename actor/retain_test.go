@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/procactor/procactor/internal/testutil"
 	"sync"
 	"testing"
 	"time"
@@ -76,7 +77,7 @@ func kill(t *testing.T, down *Link, c *Node, up *Link) {
 	})
 	defer down.node.System().EventStream.Unsubscribe(sub)
 	up.Abort()
-	receive(t, lost, "the parent to see the loss")
+	testutil.Receive(t, lost, "the parent to see the loss")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	_ = c.Close(ctx)
@@ -112,11 +113,11 @@ func TestRetainRedelivers(t *testing.T) {
 		n.Root().Send(x, i)
 	}
 	for want := 1; want <= 3; want++ {
-		if got := receive(t, r1.got, "a message in the first incarnation"); got != want {
+		if got := testutil.Receive(t, r1.got, "a message in the first incarnation"); got != want {
 			t.Fatalf("first incarnation got %v; want %d", got, want)
 		}
 	}
-	waitFor(t, "1 and 2 acknowledged", func() bool { return down.Stats().Retained == 3 })
+	testutil.Eventually(t, "1 and 2 acknowledged", func() bool { return down.Stats().Retained == 3 })
 	kill(t, down, c1, up1)
 	if s := down.Stats(); s.Held != 3 || s.Retained != 0 || s.HeldBytes != 0 {
 		t.Fatalf("after the loss: %+v; want 3 held to redeliver, none retained, no held bytes", s)
@@ -127,11 +128,11 @@ func TestRetainRedelivers(t *testing.T) {
 	c2, _ := retainedChild(t, down, 2, r2)
 	defer c2.Close(context.Background())
 	for want := 3; want <= 7; want++ {
-		if got := receive(t, r2.got, "a message in the second incarnation"); got != want {
+		if got := testutil.Receive(t, r2.got, "a message in the second incarnation"); got != want {
 			t.Fatalf("second incarnation got %v; want %d", got, want)
 		}
 	}
-	waitFor(t, "everything acknowledged", func() bool { s := down.Stats(); return s.Retained == 0 && s.RetainedBytes == 0 })
+	testutil.Eventually(t, "everything acknowledged", func() bool { s := down.Stats(); return s.Retained == 0 && s.RetainedBytes == 0 })
 	select {
 	case extra := <-r2.got:
 		t.Fatalf("second incarnation got %v again", extra)
@@ -154,10 +155,10 @@ func TestRetainedRequestSurvivesLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.Root().Send(x, "hold")
-	receive(t, r1.got, "the blocking message")
+	testutil.Receive(t, r1.got, "the blocking message")
 	toX := n.Root().RequestFuture(x, "question", testTimeout)
 	toOther := n.Root().RequestFuture(pa.NewPID("n/1", "silent"), "question", testTimeout)
-	waitFor(t, "both requests in flight", func() bool { return down.Stats().Requests == 2 })
+	testutil.Eventually(t, "both requests in flight", func() bool { return down.Stats().Requests == 2 })
 	kill(t, down, c1, up1)
 	if _, err := toOther.Result(); !errors.Is(err, pa.ErrDeadLetter) {
 		t.Fatalf("request to another actor of the dead child: got %v; want ErrDeadLetter", err)
@@ -184,7 +185,7 @@ func TestRetainWindowFull(t *testing.T) {
 	c, _ := retainedChild(t, down, 1, r)
 	defer c.Close(context.Background())
 	n.Root().Send(x, "first")
-	receive(t, r.got, "the blocking message")
+	testutil.Receive(t, r.got, "the blocking message")
 	payload := string(make([]byte, 40))
 	for range 3 {
 		n.Root().Send(x, payload)
@@ -234,11 +235,11 @@ func TestFinishedAcknowledgesAFailure(t *testing.T) {
 		n.Root().Send(x, m)
 	}
 	for _, want := range []any{"a", "boom", "b"} {
-		if got := receive(t, r.got, "a message"); got != want {
+		if got := testutil.Receive(t, r.got, "a message"); got != want {
 			t.Fatalf("got %v; want %v", got, want)
 		}
 	}
-	waitFor(t, "everything acknowledged", func() bool { return down.Stats().Retained == 0 })
+	testutil.Eventually(t, "everything acknowledged", func() bool { return down.Stats().Retained == 0 })
 }
 
 type finishingStrategy struct{ up *Link }
@@ -320,7 +321,7 @@ func TestIntercept(t *testing.T) {
 	n.Root().Send(pa.NewPID("n/2", "root"), "direct")
 	n.Root().Stop(pa.NewPID("n/2", "root"))
 	c.Root().Send(pa.NewPID("n/2", "root"), "relayed") // from the child, through n
-	waitFor(t, "both user messages", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.user) == 2 })
+	testutil.Eventually(t, "both user messages", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.user) == 2 })
 	f.mu.Lock()
 	got := fmt.Sprint(f.user, len(f.sys))
 	f.mu.Unlock()

@@ -2,6 +2,7 @@ package actor
 
 import (
 	"errors"
+	"github.com/procactor/procactor/internal/testutil"
 	"testing"
 
 	pa "github.com/asynkron/protoactor-go/actor"
@@ -62,7 +63,7 @@ func TestUntrustedLink(t *testing.T) {
 	}
 	// Watching what it was not given is refused: the watcher is told.
 	_, terms := spawnWatcher(c, secret)
-	if term := receive(t, terms, "the refused watch's Terminated"); term.Why != pa.TerminatedReason_NotFound {
+	if term := testutil.Receive(t, terms, "the refused watch's Terminated"); term.Why != pa.TerminatedReason_NotFound {
 		t.Fatalf("refused watch: %v", term)
 	}
 	// The grants are bounded (3): older ones go.
@@ -70,7 +71,7 @@ func TestUntrustedLink(t *testing.T) {
 		pid, _ := n.Root().SpawnNamed(echoProps(), "more"+string(rune('a'+i)))
 		n.Root().Send(pa.NewPID("n/1", "child-echo"), &pidCarrier{Inner: []map[string]*pa.PID{{"x": pid}}})
 	}
-	waitFor(t, "the grants to be recorded", func() bool { return down.caps.Load().has(pa.NewPID("n", "mored")) })
+	testutil.Eventually(t, "the grants to be recorded", func() bool { return down.caps.Load().has(pa.NewPID("n", "mored")) })
 	if _, err := request(c.Root(), given, "forgotten?"); !errors.Is(err, pa.ErrDeadLetter) {
 		t.Fatalf("to a grant pushed out: got %v; want ErrDeadLetter", err)
 	}

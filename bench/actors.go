@@ -3,7 +3,7 @@ package main
 import (
 	"log/slog"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/vmihailenco/msgpack/v5"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -14,15 +14,15 @@ import (
 // as msgpack inside one) and counts as *wrapperspb.Int64Value.
 
 // newQuietActorSystem returns an actor system whose logs go nowhere.
-func newQuietActorSystem() *actor.ActorSystem {
-	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+func newQuietActorSystem() *pa.ActorSystem {
+	return pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}))
 }
 
 // echoProps makes an actor that answers every payload with itself.
-func echoProps() *actor.Props {
-	return actor.PropsFromFunc(func(ctx actor.Context) {
+func echoProps() *pa.Props {
+	return pa.PropsFromFunc(func(ctx pa.Context) {
 		switch ctx.Message().(type) {
 		case []byte, *wrapperspb.BytesValue:
 			ctx.Respond(ctx.Message())
@@ -32,8 +32,8 @@ func echoProps() *actor.Props {
 
 // counterProps makes a counter; decodeRecords makes it decode each BytesValue as a
 // msgpack Record before counting it.
-func counterProps(decodeRecords bool) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return &counter{decodeRecords: decodeRecords} })
+func counterProps(decodeRecords bool) *pa.Props {
+	return pa.PropsFromProducer(func() pa.Actor { return &counter{decodeRecords: decodeRecords} })
 }
 
 // counter counts one-way messages. A request carrying *wrapperspb.Int64Value{n}
@@ -44,11 +44,11 @@ type counter struct {
 	decodeRecords bool
 	want, got     int64
 	failed        int64
-	replyTo       *actor.PID // nil while no count is open
+	replyTo       *pa.PID // nil while no count is open
 	rec           Record
 }
 
-func (c *counter) Receive(ctx actor.Context) {
+func (c *counter) Receive(ctx pa.Context) {
 	switch m := ctx.Message().(type) {
 	case *wrapperspb.Int64Value:
 		c.want, c.replyTo = m.Value, ctx.Sender()

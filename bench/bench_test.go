@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 var tinyBudget = budget{
 	rttWarmup: 20, rttIters: 300, rttMaxTime: time.Second, rttMinIters: 100,
 	onewayTime: 20 * time.Millisecond, onewayMaxMsgs: 100_000,
-	largeSends: 1, spawnSamples: 2, snapshotCalls: 20,
+	largeSends: 1, spawnSamples: 2, snapshotCalls: 20, idleTime: 20 * time.Millisecond,
 }
 
 func TestHarnessRawSystems(t *testing.T) {
@@ -45,8 +45,8 @@ func TestHarnessRawSystems(t *testing.T) {
 	if n := liveChildren.count(); n != 0 {
 		t.Errorf("%d children still tracked after the run; want 0", n)
 	}
-	if got := strings.Count(progress.String(), "\n"); got != len(opts.scenarios) {
-		t.Errorf("progress has %d lines; want one per scenario (%d):\n%s", got, len(opts.scenarios), progress.String())
+	if got := strings.Count(progress.String(), "\n"); got != len(opts.scenarios)+1 {
+		t.Errorf("progress has %d lines; want the plan and one per scenario (%d):\n%s", got, len(opts.scenarios)+1, progress.String())
 	}
 	for _, sys := range []string{"raw_pipe", "raw_socketpair"} {
 		for _, sc := range []string{"rtt_64b", "oneway_64b", "large_64m"} {
@@ -283,7 +283,7 @@ func TestSelectScenarios(t *testing.T) {
 	}{
 		{[]string{"fanout"}, false, "fanout_1,fanout_2,fanout_4,fanout_8"},
 		{[]string{"spawn_cold", "rtt_64b"}, false, "rtt_64b,spawn_cold"},
-		{nil, true, "rtt_64b,oneway_64b,oneway_struct,large_64m,fanout_4,spawn_cold,spawn_warm,snapshot_8"},
+		{nil, true, "rtt_64b,oneway_64b,oneway_struct,large_64m,fanout_4,spawn_cold,spawn_warm,snapshot_8,idle_rss"},
 	} {
 		scs, err := selectScenarios(tt.names, tt.quick)
 		if err != nil {
@@ -302,6 +302,38 @@ func TestSelectScenarios(t *testing.T) {
 	}
 	if _, err := selectSystems([]string{"no_such_system"}); err == nil {
 		t.Errorf("unknown system accepted")
+	}
+}
+
+func TestIdleRSS(t *testing.T) {
+	opts := options{
+		reps:      3,
+		systems:   []string{"raw_pipe", "protoactor_inproc"},
+		scenarios: []string{"idle_rss"},
+		budget:    &tinyBudget,
+	}
+	rep, err := runBench(context.Background(), opts, io.Discard)
+	if err != nil {
+		t.Fatalf("runBench: %v", err)
+	}
+	outs := rep.outcomes[cellKey{"idle_rss", "raw_pipe"}]
+	if len(outs) != 2 {
+		t.Fatalf("raw_pipe idle_rss: %d outcomes; want 2 (the scenario's maxReps)", len(outs))
+	}
+	for i, o := range outs {
+		if o.err != nil || o.na != "" || !(o.m.rssMB > 0.1 && o.m.rssMB < 1000) {
+			t.Errorf("raw_pipe idle_rss rep %d: %+v; want a resident size in MB", i, o)
+		}
+	}
+	if o := rep.outcomes[cellKey{"idle_rss", "protoactor_inproc"}][0]; o.na == "" {
+		t.Errorf("protoactor_inproc idle_rss: got %+v; want n/a (no child process)", o)
+	}
+}
+
+func TestQuickAndFullExclusive(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-quick", "-full"}, &stdout, &stderr); code != 2 {
+		t.Errorf("run -quick -full: exit %d; want 2 (%s)", code, stderr.String())
 	}
 }
 

@@ -1,7 +1,10 @@
 // Command bench is procactor's measuring instrument: `go run ./bench` runs a set of
 // scenarios against several systems in one run and prints a table in which every
 // figure is also read as a ratio to a baseline measured at the same moment on the
-// same machine.
+// same machine. A plain run (3 repetitions, shorter cells) takes about three
+// minutes on a 2-core machine and prints a progress line per scenario; -full
+// (5 repetitions, longer cells, about ten minutes) makes the README's table;
+// -quick runs the scenarios marked quick in under a minute.
 //
 // # What it owns
 //
@@ -11,9 +14,12 @@
 // which confirms the count at the end so that nothing is counted that did not
 // arrive), large_64m (one 64 MiB message sent and acknowledged, MB/s), fanout_N
 // (one parent, N peers, aggregate one-way rate), spawn_cold (start of a peer to
-// its first reply, p50 in ms) and spawn_warm (a pre-started peer taken from a
+// its first reply, p50 in ms), spawn_warm (a pre-started peer taken from a
 // pool to its first reply, procnode.Pool; read against the same system's
-// spawn_cold in the same repetition; n/a for systems without a pool).
+// spawn_cold in the same repetition; n/a for systems without a pool) and
+// idle_rss (the resident memory, VmRSS, of a peer process after one request
+// and 1 s idle; at most 2 repetitions; n/a for peers that are not child
+// processes).
 //
 // The baseline systems, each in its own file: raw_pipe (the denominator of every
 // ratio: two pipes through *os.File and the netpoller), raw_pipe_blocking

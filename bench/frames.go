@@ -129,9 +129,13 @@ type frameLink struct {
 	encBuf     bytes.Buffer
 	// shutdown closes the stream and stops the child.
 	shutdown func() error
+	// pid is the child's process id.
+	pid int
 }
 
-func newFrameLink(r io.Reader, w io.Writer, cfg linkConfig, lockThread bool, shutdown func() error) *frameLink {
+func (l *frameLink) childPID() int { return l.pid }
+
+func newFrameLink(r io.Reader, w io.Writer, cfg linkConfig, lockThread bool, pid int, shutdown func() error) *frameLink {
 	l := &frameLink{
 		r:          bufio.NewReaderSize(r, streamBufferSize),
 		w:          w,
@@ -140,6 +144,7 @@ func newFrameLink(r io.Reader, w io.Writer, cfg linkConfig, lockThread bool, shu
 		limit:      cfg.maxMessage + frameSlack,
 		out:        make([]byte, 0, frameHeaderSize+min(cfg.maxMessage, streamBufferSize)),
 		shutdown:   shutdown,
+		pid:        pid,
 	}
 	l.enc = msgpack.NewEncoder(&l.encBuf)
 	return l

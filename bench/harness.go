@@ -11,6 +11,7 @@ import (
 // options are the command-line settings of one run.
 type options struct {
 	quick bool
+	full  bool
 	reps  int
 	// systems and scenarios filter the run; empty means all (all quick ones for a
 	// -quick run). A scenario filter may name a group: "rtt" or "fanout".
@@ -19,6 +20,17 @@ type options struct {
 	// budget overrides the iteration counts of -quick or a full run when set
 	// (tests use a tiny one).
 	budget *budget
+}
+
+// mode names the kind of run: full, quick or default.
+func (o options) mode() string {
+	switch {
+	case o.full:
+		return "full"
+	case o.quick:
+		return "quick"
+	}
+	return "default"
 }
 
 // cellKey names one cell of the table.
@@ -127,10 +139,12 @@ func runBench(ctx context.Context, opts options, progress io.Writer) (*report, e
 	if opts.reps < 1 {
 		return nil, fmt.Errorf("-reps %d: need at least 1", opts.reps)
 	}
-	b := fullBudget
+	b := defaultBudget
 	switch {
 	case opts.budget != nil:
 		b = *opts.budget
+	case opts.full:
+		b = fullBudget
 	case opts.quick:
 		b = quickBudget
 	}
@@ -142,10 +156,16 @@ func runBench(ctx context.Context, opts options, progress io.Writer) (*report, e
 		systems:   systemNames(syss),
 		outcomes:  map[cellKey][]outcome{},
 	}
+	cells := 0
+	for _, sc := range scs {
+		cells += sc.reps(opts.reps) * len(syss)
+	}
+	fmt.Fprintf(progress, "bench: %s run: %d scenarios × %d systems, %d repetitions (%d cells)\n",
+		opts.mode(), len(scs), len(syss), opts.reps, cells)
 	begin := time.Now()
 	for i, sc := range scs {
 		scBegin := time.Now()
-		for r := range opts.reps {
+		for r := range sc.reps(opts.reps) {
 			for j := range syss {
 				s := syss[(j+r)%len(syss)]
 				if err := ctx.Err(); err != nil {
@@ -167,7 +187,7 @@ func runBench(ctx context.Context, opts options, progress io.Writer) (*report, e
 			}
 		}
 		fmt.Fprintf(progress, "bench: [%d/%d] %-14s %d systems × %d reps  %5.1fs\n",
-			i+1, len(scs), sc.name, len(syss), opts.reps, time.Since(scBegin).Seconds())
+			i+1, len(scs), sc.name, len(syss), sc.reps(opts.reps), time.Since(scBegin).Seconds())
 	}
 	rep.elapsed = time.Since(begin)
 	rep.ratios = computeRatios(scs, rep.systems, rep.repValues)

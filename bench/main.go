@@ -16,10 +16,12 @@ import (
 )
 
 const (
-	// defaultReps and quickReps are the repetitions per cell of a full and a
-	// -quick run: a median of 5 shrugs off the runs in which a raw pipe's p50
-	// doubles on these shared machines.
-	defaultReps = 5
+	// fullReps, defaultReps and quickReps are the repetitions per cell of a
+	// -full, a plain and a -quick run: a median of 5 shrugs off the runs in
+	// which a raw pipe's p50 doubles on these shared machines; a plain run
+	// trades two of them for finishing within three minutes.
+	fullReps    = 5
+	defaultReps = 3
 	quickReps   = 3
 	// interruptGrace is how long an interrupted run waits for the cell in
 	// progress to notice that its peers were killed.
@@ -44,7 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		list              bool
 	)
 	fs.BoolVar(&opts.quick, "quick", false, "fewer iterations and only the quick scenarios (under a minute)")
-	fs.IntVar(&opts.reps, "reps", 0, "repetitions per cell, interleaved across systems (default 5, or 3 with -quick)")
+	fs.BoolVar(&opts.full, "full", false, "5 repetitions and more iterations per cell (the README's table, about ten minutes)")
+	fs.IntVar(&opts.reps, "reps", 0, "repetitions per cell, interleaved across systems (default 3, or 5 with -full)")
 	fs.StringVar(&sysList, "systems", "", "comma-separated systems to run (default all)")
 	fs.StringVar(&scenList, "scenarios", "", "comma-separated scenarios or groups (rtt, oneway, fanout...) to run (default all)")
 	fs.StringVar(&opts.jsonPath, "json", "", "write machine, results and ratios as JSON to `file`")
@@ -61,10 +64,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		writeList(stdout)
 		return 0
 	}
+	if opts.quick && opts.full {
+		fmt.Fprintln(stderr, "bench: -quick and -full exclude each other")
+		return 2
+	}
 	if opts.reps == 0 {
-		opts.reps = defaultReps
-		if opts.quick {
+		switch {
+		case opts.full:
+			opts.reps = fullReps
+		case opts.quick:
 			opts.reps = quickReps
+		default:
+			opts.reps = defaultReps
 		}
 	}
 	opts.systems = splitList(sysList)

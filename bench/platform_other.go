@@ -24,3 +24,8 @@ func setPipeSize(fd uintptr, size int) error {
 func processCPU(int) (time.Duration, error) {
 	return 0, errors.New("per-process CPU time is read from Linux's /proc")
 }
+
+// vmRSSKiB is not measured: /proc is Linux's.
+func vmRSSKiB(int) (int64, error) {
+	return 0, notApplicable("VmRSS is read from Linux's /proc")
+}

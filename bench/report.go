@@ -14,10 +14,7 @@ import (
 // repetition (median, with min–max), plus the subject's gain once it is present.
 func writeTable(w io.Writer, rep *report) {
 	m := rep.machine
-	mode := "full"
-	if rep.opts.quick {
-		mode = "quick"
-	}
+	mode := rep.opts.mode()
 	fmt.Fprintf(w, "procactor bench: %s, %d cores, %s %s/%s, kernel %s, load %s\n",
 		m.CPUModel, m.Cores, m.GoVersion, m.GOOS, m.GOARCH, m.Kernel, m.LoadAvg)
 	fmt.Fprintf(w, "%s run, %d repetitions interleaved, %.0fs; figures are medians of the repetitions;\n",
@@ -154,6 +151,8 @@ func describe(sc scenario) string {
 	case kindSnapshot:
 		return fmt.Sprintf("a snapshot of the parent's tree of %d peers, each asked over its link; "+
 			"µs per call, CPU µs per call (parent and peers), p50 over a 64 B round trip's p50", sc.peers)
+	case kindIdleRSS:
+		return "resident memory (VmRSS) of a peer process after one 64 B request and 1 s idle, MB = 10^6 bytes"
 	}
 	return ""
 }
@@ -186,6 +185,8 @@ func columnName(mt metric) string {
 		return "cpu µs"
 	case "per_rtt":
 		return "×rtt"
+	case "rss_mb":
+		return "VmRSS MB"
 	}
 	return mt.field
 }
@@ -262,6 +263,7 @@ type jsonReport struct {
 }
 
 type jsonSettings struct {
+	Mode           string   `json:"mode"` // "full", "default" or "quick"
 	Quick          bool     `json:"quick"`
 	Reps           int      `json:"reps"`
 	Baseline       string   `json:"baseline"`
@@ -287,6 +289,7 @@ type jsonResult struct {
 	P50ms    *float64 `json:"p50_ms,omitempty"`
 	CPUus    *float64 `json:"cpu_us,omitempty"`
 	PerRTT   *float64 `json:"per_rtt,omitempty"`
+	RSSMB    *float64 `json:"rss_mb,omitempty"`
 	NA       string   `json:"na,omitempty"`
 	Error    string   `json:"error,omitempty"`
 	// Reps is the number of successful repetitions behind the figures.
@@ -307,7 +310,7 @@ func buildJSON(rep *report) jsonReport {
 	out := jsonReport{
 		Machine: rep.machine,
 		Settings: jsonSettings{
-			Quick: rep.opts.quick, Reps: rep.opts.reps,
+			Mode: rep.opts.mode(), Quick: rep.opts.quick, Reps: rep.opts.reps,
 			Baseline: baselineSystem, Subject: subjectSystem, Systems: rep.systems,
 			RTTIterations: rep.budget.rttIters, OnewaySeconds: rep.budget.onewayTime.Seconds(),
 			LargeSends: rep.budget.largeSends, SpawnSamples: rep.budget.spawnSamples, SnapshotCalls: rep.budget.snapshotCalls,
@@ -325,6 +328,7 @@ func buildJSON(rep *report) jsonReport {
 				"p50_us": &r.P50us, "p99_us": &r.P99us, "p999_us": &r.P999us,
 				"msgs_per_s": &r.MsgsPerS, "mb_per_s": &r.MBPerS, "p50_ms": &r.P50ms,
 				"cpu_us": &r.CPUus, "per_rtt": &r.PerRTT,
+				"rss_mb": &r.RSSMB,
 			}
 			for f, v := range cs.values {
 				*fields[f] = &v

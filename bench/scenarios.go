@@ -22,6 +22,7 @@ const (
 	kindFanout               // one-way to several peers at once; aggregate msgs/s
 	kindSpawn                // start of a peer to its first reply; ms
 	kindSnapshot             // a snapshot of the parent's tree of peers; µs and CPU µs per call
+	kindIdleRSS              // resident memory of an idle peer process; MB
 )
 
 // scenario is one row group of the table.
@@ -42,6 +43,9 @@ type scenario struct {
 	// same repetition, divides this one's in its ratio column (instead of
 	// raw_pipe's): spawn_warm is read against spawn_cold.
 	relativeTo string
+	// maxReps caps the scenario's repetitions (0: the run's): a figure that
+	// hardly moves between repetitions need not wait for each of them.
+	maxReps int
 }
 
 // scenarios is every scenario, in run and table order.
@@ -59,6 +63,15 @@ var scenarios = []scenario{
 	{name: "spawn_cold", kind: kindSpawn, size: 64, quick: true},
 	{name: "spawn_warm", kind: kindSpawn, size: 64, quick: true, warm: true, relativeTo: "spawn_cold"},
 	{name: "snapshot_8", kind: kindSnapshot, size: 64, peers: 8, quick: true},
+	{name: "idle_rss", kind: kindIdleRSS, size: 64, quick: true, maxReps: 2},
+}
+
+// reps returns how many repetitions of sc a run of reps repetitions makes.
+func (sc scenario) reps(reps int) int {
+	if sc.maxReps > 0 {
+		return min(reps, sc.maxReps)
+	}
+	return reps
 }
 
 // maxMessage returns the largest payload the scenario sends.
@@ -88,20 +101,29 @@ type budget struct {
 	// snapshotCalls/10 untimed; as many requests measure the round trip
 	// they are compared with.
 	snapshotCalls int
+	// idleTime is how long a peer idles before its resident memory is read.
+	idleTime time.Duration
 }
 
-// fullBudget keeps a full run under 10 minutes on a 2-core machine; quickBudget
-// keeps a -quick run under a minute.
+// fullBudget is a -full run's (the README's table, about ten minutes on a
+// 2-core machine); defaultBudget keeps a plain run (every scenario, fewer
+// repetitions) within three minutes; quickBudget keeps a -quick run under a
+// minute.
 var (
 	fullBudget = budget{
 		rttWarmup: 1000, rttIters: 20000, rttMaxTime: 4 * time.Second, rttMinIters: 2000,
 		onewayTime: 500 * time.Millisecond, onewayMaxMsgs: 2_000_000,
-		largeSends: 3, spawnSamples: 15, snapshotCalls: 500,
+		largeSends: 3, spawnSamples: 15, snapshotCalls: 500, idleTime: time.Second,
+	}
+	defaultBudget = budget{
+		rttWarmup: 300, rttIters: 5000, rttMaxTime: time.Second, rttMinIters: 1000,
+		onewayTime: 200 * time.Millisecond, onewayMaxMsgs: 1_000_000,
+		largeSends: 2, spawnSamples: 7, snapshotCalls: 200, idleTime: time.Second,
 	}
 	quickBudget = budget{
 		rttWarmup: 200, rttIters: 3000, rttMaxTime: time.Second, rttMinIters: 500,
 		onewayTime: 150 * time.Millisecond, onewayMaxMsgs: 500_000,
-		largeSends: 1, spawnSamples: 5, snapshotCalls: 100,
+		largeSends: 1, spawnSamples: 5, snapshotCalls: 100, idleTime: time.Second,
 	}
 )
 
@@ -115,6 +137,7 @@ type measurement struct {
 	// (kindSnapshot); perRTT its p50 over the p50 of a request's round trip
 	// to one of the same children, measured in the same cell.
 	cpuUs, perRTT float64
+	rssMB         float64
 	// hist holds the round-trip times in ns (kindRTT).
 	hist *hdrhistogram.Histogram
 }
@@ -132,6 +155,9 @@ func measure(ctx context.Context, sys system, sc scenario, b budget) (measuremen
 	}
 	if sc.kind == kindSpawn {
 		return measureSpawn(ctx, sys, cfg, sc.size, b)
+	}
+	if sc.kind == kindIdleRSS {
+		return measureIdleRSS(ctx, sys, cfg, sc.size, b)
 	}
 	snap, canSnap := sys.(snapshotter)
 	if sc.kind == kindSnapshot && (!canSnap || snap.snapshotNA() != "") {
@@ -389,4 +415,46 @@ func measureWarmSpawn(ctx context.Context, sys system, cfg linkConfig, size int,
 	}
 	slices.Sort(samples)
 	return measurement{p50ms: median(samples)}, nil
+}
+
+// childProcess is a link whose peer is a child process of this one.
+type childProcess interface {
+	// childPID returns the peer's OS process id.
+	childPID() int
+}
+
+// measureIdleRSS starts a peer, asks it one size-byte request, lets it idle
+// for b.idleTime and reads its resident memory (VmRSS) in MB (10^6 bytes).
+func measureIdleRSS(ctx context.Context, sys system, cfg linkConfig, size int, b budget) (measurement, error) {
+	l, err := sys.start(ctx, cfg)
+	if err != nil {
+		return measurement{}, err
+	}
+	m, err := idleRSS(ctx, l, size, b)
+	if cerr := l.close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close: %w", cerr)
+	}
+	return m, err
+}
+
+func idleRSS(ctx context.Context, l link, size int, b budget) (measurement, error) {
+	cp, ok := l.(childProcess)
+	if !ok {
+		return measurement{}, notApplicable("the peer is not a child process")
+	}
+	if err := l.request(payload(size)); err != nil {
+		return measurement{}, err
+	}
+	t := time.NewTimer(b.idleTime)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return measurement{}, ctx.Err()
+	}
+	kb, err := vmRSSKiB(cp.childPID())
+	if err != nil {
+		return measurement{}, err
+	}
+	return measurement{rssMB: float64(kb) * 1024 / 1e6}, nil
 }

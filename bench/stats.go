@@ -53,6 +53,8 @@ func (sc scenario) metrics() []metric {
 			{label: "cpu", field: "cpu_us", get: func(m measurement) float64 { return m.cpuUs }},
 			{label: "per_rtt", field: "per_rtt", get: func(m measurement) float64 { return m.perRTT }},
 		}
+	case kindIdleRSS:
+		return []metric{{field: "rss_mb", get: func(m measurement) float64 { return m.rssMB }}}
 	}
 	return nil
 }

@@ -136,6 +136,13 @@ type goPluginLink struct {
 	untrack  func()
 }
 
+func (l *goPluginLink) childPID() int {
+	if rc := l.client.ReattachConfig(); rc != nil {
+		return rc.Pid
+	}
+	return 0
+}
+
 func (l *goPluginLink) request(p []byte) error {
 	var reply []byte
 	if err := l.rpc.Call("Plugin.Echo", p, &reply); err != nil {

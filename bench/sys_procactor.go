@@ -138,6 +138,8 @@ type procactorLink struct {
 	p    *procnode.Process
 }
 
+func (l *procactorLink) childPID() int { return l.p.OSPid() }
+
 func (l *procactorLink) request(p []byte) error {
 	res, err := l.root.RequestFuture(l.p.PID(), p, requestTimeout).Result()
 	if err != nil {

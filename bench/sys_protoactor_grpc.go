@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/vmihailenco/msgpack/v5"
 	"google.golang.org/grpc"
@@ -50,7 +50,7 @@ func init() {
 // grpcParent is the bench's own actor system and remote, shared by every
 // protoactor_grpc link and started on first use. It only receives answers and
 // counts, so it keeps gRPC's default message limit.
-var grpcParent = sync.OnceValues(func() (*actor.ActorSystem, error) {
+var grpcParent = sync.OnceValues(func() (*pa.ActorSystem, error) {
 	system := newQuietActorSystem()
 	if err := startRemote(remote.NewRemote(system, remote.Configure("127.0.0.1", 0))); err != nil {
 		return nil, err
@@ -116,9 +116,9 @@ func (protoactorGRPC) start(ctx context.Context, cfg linkConfig) (link, error) {
 	}
 	return &grpcLink{
 		root:    system.Root,
-		echo:    actor.NewPID(address, grpcEchoName),
-		counter: actor.NewPID(address, grpcCounterName),
-		records: actor.NewPID(address, grpcRecordsName),
+		echo:    pa.NewPID(address, grpcEchoName),
+		counter: pa.NewPID(address, grpcCounterName),
+		records: pa.NewPID(address, grpcRecordsName),
 		stdin:   stdin,
 		child:   c,
 	}, nil
@@ -152,11 +152,13 @@ func readReadyLine(ctx context.Context, r io.Reader) (string, error) {
 }
 
 type grpcLink struct {
-	root                   *actor.RootContext
-	echo, counter, records *actor.PID
+	root                   *pa.RootContext
+	echo, counter, records *pa.PID
 	stdin                  io.Closer
 	child                  *child
 }
+
+func (l *grpcLink) childPID() int { return l.child.cmd.Process.Pid }
 
 func (l *grpcLink) request(p []byte) error {
 	res, err := l.root.RequestFuture(l.echo, wrapperspb.Bytes(p), requestTimeout).Result()
@@ -206,7 +208,7 @@ func runProtoactorGRPCChild() error {
 		return err
 	}
 	defer r.Shutdown(false)
-	for name, props := range map[string]*actor.Props{
+	for name, props := range map[string]*pa.Props{
 		grpcEchoName:    echoProps(),
 		grpcCounterName: counterProps(false),
 		grpcRecordsName: counterProps(true),

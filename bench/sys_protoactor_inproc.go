@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -48,8 +48,8 @@ func (protoactorInproc) start(_ context.Context, cfg linkConfig) (link, error) {
 }
 
 type inprocLink struct {
-	root          *actor.RootContext
-	echo, counter *actor.PID
+	root          *pa.RootContext
+	echo, counter *pa.PID
 }
 
 func (l *inprocLink) request(p []byte) error {
@@ -82,7 +82,7 @@ func (l *inprocLink) close() error {
 
 // countedStream opens a count of n at counter, calls send n times and waits for
 // the counter's answer, which must be n.
-func countedStream(root *actor.RootContext, counter *actor.PID, n int, send func()) error {
+func countedStream(root *pa.RootContext, counter *pa.PID, n int, send func()) error {
 	done := root.RequestFuture(counter, wrapperspb.Int64(int64(n)), streamTimeout)
 	for range n {
 		send()

@@ -91,7 +91,7 @@ func (rawPipe) start(_ context.Context, cfg linkConfig) (link, error) {
 		fromChildR.Close()
 		return err
 	}
-	return newFrameLink(fromChildR, toChildW, cfg, false, shutdown), nil
+	return newFrameLink(fromChildR, toChildW, cfg, false, c.cmd.Process.Pid, shutdown), nil
 }
 
 // runRawPipeChild serves frames from fd 3 to fd 4 through the netpoller.
@@ -156,7 +156,7 @@ func (rawPipeBlocking) start(_ context.Context, cfg linkConfig) (link, error) {
 		syscall.Close(fromChild[0])
 		return err
 	}
-	return newFrameLink(fdStream(fromChild[0]), fdStream(toChild[1]), cfg, true, shutdown), nil
+	return newFrameLink(fdStream(fromChild[0]), fdStream(toChild[1]), cfg, true, c.cmd.Process.Pid, shutdown), nil
 }
 
 // blockingPipe returns a pipe whose fds are blocking and close-on-exec

@@ -60,7 +60,7 @@ func (rawSocketpair) start(_ context.Context, cfg linkConfig) (link, error) {
 		parent.Close() // EOF tells the child to exit
 		return c.stop()
 	}
-	return newFrameLink(parent, parent, cfg, false, shutdown), nil
+	return newFrameLink(parent, parent, cfg, false, c.cmd.Process.Pid, shutdown), nil
 }
 
 // socketpair returns a connected pair of close-on-exec Unix stream sockets.

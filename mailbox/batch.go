@@ -185,9 +185,8 @@ type outbox struct {
 	userBytes int
 	sysMax    int // bound on sysBytes
 	w         io.Writer
-	direct    *directWriter  // non-blocking write side for direct writes; nil if none
-	wake      chan struct{}  // cap 1: the writer goroutine's doorbell
-	ownReader *atomic.Uint64 // goroutine id of this endpoint's reader
+	direct    *directWriter // non-blocking write side for direct writes; nil if none
+	wake      chan struct{} // cap 1: the writer goroutine's doorbell
 }
 
 // directWriteGap is how long the link must have been quiet before a sender
@@ -274,20 +273,31 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 		o.mu.Unlock()
 		return 0, 0, fmt.Errorf("%w: %d bytes of system messages unwritten", ErrPeerStalled, n)
 	}
+	waited := false // waited for room: a stream, which the writer batches
 	if env.Lane == LaneUser {
+		var id uint64 // this goroutine's id, once needed
 		for o.fullLocked() {
-			if id := goid(); id == o.ownReader.Load() {
-				// Our own reader answering its peer never waits (see goid.go),
-				// but a peer that sends requests and never reads the answers
-				// must not grow our queue without end.
-				if o.userCount < max(ownReaderOverflow*o.userMax, ownReaderMinMsgs) &&
-					o.cur.size() < max(ownReaderOverflow*o.userBytes, ownReaderMinBytes) {
-					break
+			// A reader must not wait on a full lane (see goid.go), unless it
+			// is in a lent Handler call: then it hands its role over, so
+			// that its link goes on reading, and waits like any sender
+			// instead of growing the lane (an actor's Receive run on the
+			// reader is not the reader answering its peer).
+			if id == 0 {
+				id = goid()
+			}
+			if r := readerOf(id); r != nil && !r.release() {
+				if r.out == o {
+					// Our own reader answering its peer never waits, but a
+					// peer that sends requests and never reads the answers
+					// must not grow our queue without end.
+					if o.userCount < max(ownReaderOverflow*o.userMax, ownReaderMinMsgs) &&
+						o.cur.size() < max(ownReaderOverflow*o.userBytes, ownReaderMinBytes) {
+						break
+					}
+					n, b := o.userCount, o.cur.size()
+					o.mu.Unlock()
+					return 0, 0, fmt.Errorf("%w: %d answers (%d bytes) to the peer unwritten", ErrPeerStalled, n, b)
 				}
-				n, b := o.userCount, o.cur.size()
-				o.mu.Unlock()
-				return 0, 0, fmt.Errorf("%w: %d answers (%d bytes) to the peer unwritten", ErrPeerStalled, n, b)
-			} else if isReaderGoroutine(id) {
 				// Another link's reader (a relay) does not wait either, but its
 				// overflow is bounded: past readerOverflow × the bounds, the
 				// link it relays into is not draining and the send is refused.
@@ -308,6 +318,7 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 			case <-ctx.Done():
 				return 0, 0, fmt.Errorf("%w: %w", ErrQueueFull, context.Cause(ctx))
 			}
+			waited = true
 			o.mu.Lock()
 			if o.err != nil {
 				err := o.err
@@ -334,7 +345,7 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 		o.mu.Unlock()
 		return seq, size, nil // whoever writes now takes it next; before Start it is held
 	}
-	if o.direct == nil || len(o.cur.extern) > 0 || monotonic()-o.lastWrite < int64(directWriteGap) {
+	if o.direct == nil || waited || len(o.cur.extern) > 0 || monotonic()-o.lastWrite < int64(directWriteGap) {
 		o.mu.Unlock()
 		o.ring()
 		return seq, size, nil

@@ -228,7 +228,7 @@ func (d *decoder) payload(kind byte, sym *symbol, b []byte, owned bool) (any, er
 		if owned {
 			return b[:len(b):len(b)], nil
 		}
-		return bytes.Clone(b), nil
+		return cloneBoxed(b), nil // box.go: bytes and header in one allocation
 	case kindString:
 		return string(b), nil
 	case kindScalar:

@@ -33,6 +33,27 @@
 // reusable buffer; []byte payloads of 64 KiB or more are written from the
 // caller's slice, never copied into the batch.
 //
+// # The reader role
+//
+// One goroutine at a time reads the stream and calls the Handler. A Handler
+// may run user code on it (package actor runs an idle actor's Receive right
+// there, so that a message costs no goroutine hand-off); before it does, it
+// lends the rest of its call (Endpoint.Lend). A lent call that overstays the
+// handler budget (WithHandlerBudget) loses the role to a fresh goroutine,
+// which goes on reading at the next message; so does a lent call that is
+// about to wait for an answer (ReleaseReader) or that sends into a full user
+// lane, which then waits for room like any sender. A call that did not lend
+// keeps the role however long it runs.
+//
+// After delivering an answer to a request (Endpoint.Standby), the reader
+// stands by instead of reading when nothing more is buffered, so that the
+// next requester can borrow the role (Borrow, ReadBorrowed): it reads and
+// delivers its own answer on its own goroutine, and no goroutine wakes
+// another. A borrower delivers only what a BorrowHandler allows, waits at
+// most two ticks of the parked reader (1ms each), and leaves anything else
+// to the reader; a standby nobody borrows ends after a tick or two.
+// ReaderStats counts hand-overs, borrows and ticks.
+//
 // # Failure
 //
 // A bad frame (a length over the limit, a truncated frame, an unknown frame

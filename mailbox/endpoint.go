@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Handler receives what arrives on a link. Its methods run on the endpoint's
@@ -27,7 +28,8 @@ type Handler interface {
 	DeadLetter(env *Envelope, reason error)
 	// Closed is called once, after both goroutines have stopped: err is nil
 	// after a clean goodbye, otherwise why the link ended (ErrPeerGone,
-	// ErrProtocol, ErrFrameTooLarge, ErrClosed, the stream's error).
+	// ErrProtocol, ErrFrameTooLarge, ErrClosed, the stream's error). A lent
+	// Deliver whose reader role was handed over (Lend) may still be running.
 	Closed(err error)
 }
 
@@ -85,7 +87,12 @@ type Endpoint struct {
 	decoded  atomic.Int64         // decoded bytes delivered and not yet released
 
 	state      atomic.Int32
-	readerGoid atomic.Uint64 // the reader goroutine, which calls Deliver and DeadLetter
+	readerGoid atomic.Uint64 // the reader goroutine, which calls Deliver and DeadLetter; 0 while the role moves
+	role       atomic.Uint64 // the reader's phase and call count (reader.go)
+	rd         readerState   // used by the goroutine holding the reader role
+	mon        monitor       // hands the role over from a lent call that overstays
+	brw        borrowing     // lends the role to requesters (borrow.go)
+	handovers  atomic.Int64  // times the reader role moved to a fresh goroutine
 	finisher   atomic.Uint64 // the goroutine that calls Closed
 	running    atomic.Int32  // goroutines still running; the last one finishes
 	sentBye    atomic.Bool   // our goodbye was written
@@ -126,11 +133,14 @@ func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) (*Endpoint,
 		dec:  newDecoder(),
 		done: make(chan struct{}),
 	}
-	e.out.ownReader = &e.readerGoid
 	e.fr.stallTimeout = cfg.frameTimeout
 	e.fr.onStall = func(length, got int) {
 		e.fail(fmt.Errorf("%w: no byte of a %d-byte frame for %v (%d arrived)", ErrFrameStalled, length, cfg.frameTimeout, got))
 	}
+	e.mon.budget = cfg.handlerBudget
+	e.mon.timer = time.AfterFunc(time.Hour, e.tick)
+	e.mon.timer.Stop()
+	e.initBorrowing()
 	return e, nil
 }
 
@@ -233,6 +243,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	e.out.shutdown()
+	e.endStandby() // the peer's goodbye must be read
 	if e.inCallback() {
 		return nil
 	}
@@ -291,7 +302,9 @@ func (e *Endpoint) fail(err error) {
 	}
 	e.out.stop(err)
 	e.out.stopAck()
+	e.mon.timer.Stop()
 	e.conn.Close()
+	e.wakeReader() // a reader parked in standby finishes
 }
 
 // exit is called by each goroutine as it stops; the last one finishes.
@@ -341,48 +354,70 @@ func (e *Endpoint) writeLoop() {
 	}
 }
 
+// readLoop runs the reader role: Start starts it, and each hand-over of the
+// role (reader.go) starts it again on a fresh goroutine, which takes up the
+// state where its predecessor left it.
 func (e *Endpoint) readLoop() {
-	defer e.exit()
-	defer e.fr.stopTimer()
 	id := goid()
 	e.readerGoid.Store(id)
-	readerGoroutines.Store(id, struct{}{})
-	defer readerGoroutines.Delete(id)
+	readerGoroutines.Store(id, e)
+	var env Envelope // this goroutine's: a lent call may still use its predecessor's
+	if !e.read(&env) {
+		// The role was taken during a lent Handler call: the successor
+		// holds this goroutine's place in running (and its id is gone from
+		// readerGoroutines already).
+		return
+	}
+	readerGoroutines.Delete(id)
+	e.fr.stopTimer()
+	e.exit()
+}
 
-	var env Envelope
-	var lastAck uint64
-	acks, _ := e.h.(AckHandler)
+// read delivers frames until the link ends (true) or the role is taken from
+// this goroutine in a lent Handler call (false).
+func (e *Endpoint) read(env *Envelope) bool {
+	r := &e.rd
 	for {
+		if r.pending {
+			// A borrower left it to us (borrow.go).
+			*env, r.pendingEnv = r.pendingEnv, Envelope{}
+			bad := r.pendingBad
+			r.pending, r.pendingBad = false, nil
+			if !e.deliver(env, bad) {
+				return false
+			}
+		}
+		for len(r.body) > 0 {
+			bad, fatal := e.nextEnvelope(env)
+			if fatal != nil {
+				e.fail(fatal)
+				return true
+			}
+			if !e.deliver(env, bad) {
+				return false
+			}
+			if e.failed.Load() {
+				r.body = nil // aborted meanwhile (perhaps by the handler): the read that follows fails
+			}
+		}
+		if r.standby {
+			r.standby = false
+			if e.fr.end == e.fr.start && !e.failed.Load() {
+				e.park() // a requester may read its own answer meanwhile
+				continue
+			}
+		}
 		t, body, owned, err := e.fr.next()
 		if err != nil {
-			if e.sentBye.Load() && (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)) {
-				e.fail(nil) // we said goodbye; the peer closing is the answer
-				return
-			}
-			if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrFrameTooLarge) {
-				err = fmt.Errorf("%w: read: %w", ErrPeerGone, err) // EOF, reset, closed: the stream is gone
-			}
-			e.fail(err)
-			return
+			e.readFailed(err)
+			return true
 		}
 		switch t {
 		case frameData:
-			if err := e.deliverFrame(body, owned, &env); err != nil {
-				e.fail(err)
-				return
-			}
+			r.body, r.owned = body, owned
 		case frameAck:
-			n, err := parseAck(body)
-			if err == nil && n < lastAck {
-				err = fmt.Errorf("%w: ack %d after ack %d", ErrProtocol, n, lastAck)
-			}
-			if err != nil {
-				e.fail(err)
-				return
-			}
-			lastAck = n
-			if acks != nil {
-				acks.Acked(n)
+			if !e.readAck(body) {
+				return true
 			}
 		case frameGoodbye:
 			e.gotBye.Store(true)
@@ -390,52 +425,43 @@ func (e *Endpoint) readLoop() {
 			if e.sentBye.Load() {
 				e.fail(nil)
 			}
-			return
+			return true
 		default:
 			e.fail(fmt.Errorf("%w: unexpected %v frame", ErrProtocol, t))
-			return
+			return true
 		}
 	}
 }
 
-func (e *Endpoint) deliverFrame(body []byte, owned bool, env *Envelope) error {
-	// Counted once per frame (Traffic): every message, and the system
-	// lane's apart; the user lane's are the rest.
-	var n, sys, sysBytes uint64
-	defer func(size int) {
-		all := uint64(size - len(body))
-		e.recv.add(&[2]uint64{n - sys, sys}, &[2]uint64{all - sysBytes, sysBytes})
-	}(len(body))
-	for len(body) > 0 {
-		msg, rest, err := nextMessage(body)
-		if err != nil {
-			return err
-		}
-		body = rest
-		e.dec.maxBytes = max(1, e.cfg.maxDecoded-e.decoded.Load())
-		bad, fatal := e.dec.decodeEnvelope(msg, owned, env)
-		if fatal != nil {
-			return fatal
-		}
-		n++
-		if env.Lane == LaneSystem {
-			sys++
-			sysBytes += uint64(msgPrefixSize + len(msg))
-		}
-		if bad != nil {
-			e.deadLetters.Add(1)
-		}
-		size := env.Size
-		e.decoded.Add(size)
-		e.hand(env, bad)
-		if !e.cfg.manualRelease || bad != nil {
-			e.decoded.Add(-size)
-		}
-		if e.failed.Load() {
-			return nil // aborted meanwhile (perhaps by the handler): the read that follows fails
-		}
+// readFailed ends the link after the stream failed to give the next frame.
+func (e *Endpoint) readFailed(err error) {
+	if e.sentBye.Load() && (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)) {
+		e.fail(nil) // we said goodbye; the peer closing is the answer
+		return
 	}
-	return nil
+	if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrFrameTooLarge) {
+		err = fmt.Errorf("%w: read: %w", ErrPeerGone, err) // EOF, reset, closed: the stream is gone
+	}
+	e.fail(err)
+}
+
+// readAck takes the peer's cumulative ack count; false when it breaks the
+// protocol (the link is failed).
+func (e *Endpoint) readAck(body []byte) bool {
+	r := &e.rd
+	n, err := parseAck(body)
+	if err == nil && n < r.lastAck {
+		err = fmt.Errorf("%w: ack %d after ack %d", ErrProtocol, n, r.lastAck)
+	}
+	if err != nil {
+		e.fail(err)
+		return false
+	}
+	r.lastAck = n
+	if acks, ok := e.h.(AckHandler); ok {
+		acks.Acked(n)
+	}
+	return true
 }
 
 // nextMessage splits the first length-prefixed message off a data frame's

@@ -214,12 +214,14 @@ func (fr *frameReader) fillFrame(length int) error {
 // byte of the next frame is consumed.
 func (fr *frameReader) readLarge(length int) ([]byte, error) {
 	body := make([]byte, 0, min(length, largeAllocStep))
+	adviseHuge(body)
 	body = append(body, fr.buf[fr.start:fr.end]...)
 	fr.start, fr.end = 0, 0
 	for len(body) < length {
 		if len(body) == cap(body) {
 			grown := make([]byte, len(body), min(length, largeGrowth*len(body)))
-			copy(grown, body)
+			adviseHuge(grown)
+			copyPreemptible(grown, body)
 			body = grown
 		}
 		fr.progress(length, len(body))

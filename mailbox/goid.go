@@ -14,9 +14,10 @@ import (
 // without limit when it answers its own peer (the peer drains it as it
 // reads), up to readerOverflow × the bound when it relays into another link
 // (past that, ErrQueueFull: a link that does not drain must not grow a
-// queue without end). The check costs a stack read and is only made on the
-// slow path, when the lane is full.
-var readerGoroutines sync.Map // goroutine id → struct{}
+// queue without end). A reader in a lent Handler call (reader.go) hands its
+// role over instead and then waits like any sender. The check costs a stack
+// read and is only made on the slow path, when the lane is full.
+var readerGoroutines sync.Map // goroutine id → *Endpoint
 
 func isReaderGoroutine(id uint64) bool {
 	_, ok := readerGoroutines.Load(id)

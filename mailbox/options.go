@@ -56,6 +56,7 @@ type config struct {
 	readBuffer     int
 	goodbyeTimeout time.Duration
 	ackDelay       time.Duration
+	handlerBudget  time.Duration
 	localAddress   string
 	logger         zerolog.Logger
 	directWrite    directWriteMode
@@ -82,6 +83,7 @@ func defaultConfig() config {
 		readBuffer:     DefaultReadBuffer,
 		goodbyeTimeout: DefaultGoodbyeTimeout,
 		ackDelay:       DefaultAckDelay,
+		handlerBudget:  DefaultHandlerBudget,
 		logger:         zerolog.Nop(),
 		frameTimeout:   DefaultFrameTimeout,
 	}
@@ -105,6 +107,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithAckDelay(%v) must be positive", ErrInvalidOption, c.ackDelay)
 	case c.frameTimeout <= 0:
 		return fmt.Errorf("%w: WithFrameTimeout(%v) must be positive", ErrInvalidOption, c.frameTimeout)
+	case c.handlerBudget <= 0:
+		return fmt.Errorf("%w: WithHandlerBudget(%v) must be positive", ErrInvalidOption, c.handlerBudget)
 	case c.maxDecoded < 0 || c.maxDecoded != 0 && c.maxDecoded < int64(c.maxFrame):
 		return fmt.Errorf("%w: WithMaxDecoded(%d) must be at least the max frame (%d)", ErrInvalidOption, c.maxDecoded, c.maxFrame)
 	}
@@ -149,6 +153,13 @@ func WithGoodbyeTimeout(d time.Duration) Option { return func(c *config) { c.goo
 // WithAckDelay sets how long an acknowledgement (Acknowledge) waits for an
 // outgoing write to ride on before it is written alone. Default 5ms.
 func WithAckDelay(d time.Duration) Option { return func(c *config) { c.ackDelay = d } }
+
+// WithHandlerBudget sets how long a lent Handler call (Endpoint.Lend) may
+// run before the reader role is handed to a fresh goroutine, so that the
+// link goes on reading: a call is taken over once it is seen running at two
+// ticks of the endpoint's monitor, which ticks every d while lent calls
+// happen (so after between d and 2d). Default 1ms.
+func WithHandlerBudget(d time.Duration) Option { return func(c *config) { c.handlerBudget = d } }
 
 // WithLocalAddress sets the address written for PIDs whose address is
 // "nonhost" (protoactor's placeholder for "this system"). Default: left as is.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"syscall"
+	"time"
 )
 
 // PipeConn is one duplex stream made of two pipes: it reads from r and writes
@@ -30,6 +31,10 @@ func (c *PipeConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 func (c *PipeConn) Close() error {
 	return errors.Join(c.r.Close(), c.w.Close())
 }
+
+// SetReadDeadline sets the read side's deadline (a requester that borrows
+// the reader role waits for its answer only so long).
+func (c *PipeConn) SetReadDeadline(t time.Time) error { return c.r.SetReadDeadline(t) }
 
 // SyscallConn gives the write side, for direct non-blocking writes.
 func (c *PipeConn) SyscallConn() (syscall.RawConn, error) { return c.w.SyscallConn() }

@@ -15,3 +15,6 @@ func isNonblocking(fd uintptr) bool {
 	fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
 	return err == nil && fl&unix.O_NONBLOCK != 0
 }
+
+// adviseHuge does nothing: huge-page advice is Linux's.
+func adviseHuge([]byte) {}

@@ -6,15 +6,15 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/procnode"
 )
 
 // The kinds of the examples are registered from init, as a program would:
 // the child is a re-execution of this binary, so it has them too.
 func init() {
-	procnode.RegisterKind("example.greeter", func(procnode.Args) (*actor.Props, error) {
-		return actor.PropsFromFunc(func(c actor.Context) {
+	procnode.RegisterKind("example.greeter", func(procnode.Args) (*pa.Props, error) {
+		return pa.PropsFromFunc(func(c pa.Context) {
 			switch m := c.Message().(type) {
 			case string:
 				if m == "crash" {

@@ -97,7 +97,7 @@ func runChild(raw string) int {
 	fw := newForwardWriter(b.Control)
 	nodeOpts := childLogger(b, fw)
 	nodeOpts = append(nodeOpts, nodeopt.Incarnation(b.Incarnation).(actor.NodeOption))
-	an, err := actor.NewNode(b.Address, nodeOpts...)
+	an, err := newChildNode(b.Address, nodeOpts...)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "procactor: node %q: %v\n", b.Address, err)
 		return ExitBootFailed
@@ -212,7 +212,9 @@ func (r rootStart) run(prod actor.Producer, kind, name string, rawArgs []byte) (
 	// The root actor's props: the kind's, with procactor's middleware: one
 	// says when Started has returned, the other acknowledges to the parent
 	// what the root actor has finished (the parent retains it until then).
-	h.props = props.Clone(pa.WithReceiverMiddleware(h.startedMiddleware, r.link.AckFor(RootID)))
+	// The parent's messages run the root actor on the link's reader when it
+	// is idle (actor.Node.Inline).
+	h.props = r.node.Inline(props.Clone(pa.WithReceiverMiddleware(h.startedMiddleware, r.link.AckFor(RootID))))
 	hostProps := pa.PropsFromProducer(func() pa.Actor { return h }, pa.WithSupervisor(h))
 	if _, err := r.node.Root().SpawnNamed(hostProps, hostName); err != nil {
 		return childExit{code: ExitSpawnFailed, reason: "spawning root actor: " + err.Error()}, false
