@@ -218,14 +218,19 @@ func TestFinishedAcknowledgesAFailure(t *testing.T) {
 	r := &recorder{got: make(chan any, 100)}
 	props := pa.PropsFromProducer(func() pa.Actor { return r }, pa.WithReceiverMiddleware(up.AckFor("n/1-sup/x")))
 	strategy := finishingStrategy{up}
+	spawned := make(chan struct{})
 	sup := pa.PropsFromFunc(func(ctx pa.Context) {
 		if _, ok := ctx.Message().(*pa.Started); ok {
 			ctx.SpawnNamed(props, "x")
+			close(spawned)
 		}
 	}, pa.WithSupervisor(strategy))
 	if _, err := c.Root().SpawnNamed(sup, "n/1-sup"); err != nil {
 		t.Fatal(err)
 	}
+	// x is spawned by sup's Started, after SpawnNamed returns: a message
+	// sent before that would find no such actor.
+	testutil.Receive(t, spawned, "x spawned")
 	if err := down.Retain("n/1-sup/x", 1<<20); err != nil {
 		t.Fatal(err)
 	}
