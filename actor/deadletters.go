@@ -24,13 +24,6 @@ import (
 // debug level and never printed: system messages to actors already gone,
 // and everything while the node is closing.
 
-// WithDeadLetterLog sets where a node with no logger (no WithLogger) writes
-// its dead-letter lines. Default os.Stderr; nil silences them. In a child
-// process, procnode sends them to the parent instead.
-func WithDeadLetterLog(w io.Writer) NodeOption {
-	return func(c *nodeConfig) { c.deadLetterLog, c.deadLetterLogSet = w, true }
-}
-
 // deadLetters reports a node's dead letters. Safe for concurrent use.
 type deadLetters struct {
 	node    string
@@ -230,3 +223,35 @@ func encodeFailure(err error) bool {
 // its logger at warn level if it was given one, else as a line to its
 // dead-letter writer; rate-limited per peer like the node's own.
 func (n *Node) DeadLetterLine(peer string, line []byte) { n.dead.line(peer, line) }
+
+// deadLetter accounts for a message that cannot cross the link (see
+// Node.deadLetter).
+func (l *Link) deadLetter(env *mailbox.Envelope, reason error) {
+	l.counts.deadLetters.Add(1)
+	l.node.deadLetter(l.addr, env, reason)
+}
+
+// Undeliverable is the message of a DeadLetterEvent published for a message
+// that could not cross a link (or could not be decoded after crossing).
+type Undeliverable struct {
+	Message any   // the message, or nil if it did not decode
+	Reason  error // why: ErrLinkGone, ErrHeldFull, mailbox.ErrTypeNotRegistered ...
+}
+
+// String says what could not be delivered and why.
+func (u *Undeliverable) String() string {
+	return fmt.Sprintf("undeliverable %T: %v", u.Message, u.Reason)
+}
+
+// pidString formats a PID for logs: id@address, "" for nil.
+func pidString(p *pa.PID) string {
+	if p == nil {
+		return ""
+	}
+	return p.Id + "@" + p.Address
+}
+
+func sendSystem(sys *pa.ActorSystem, to *pa.PID, m any) {
+	p, _ := sys.ProcessRegistry.Get(to)
+	p.SendSystemMessage(to, m)
+}

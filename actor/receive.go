@@ -1,0 +1,185 @@
+package actor
+
+import (
+	"fmt"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/mailbox"
+)
+
+// linkHandler receives one endpoint's traffic for its link, on the
+// endpoint's reader goroutine.
+type linkHandler struct {
+	link *Link
+	ep   *mailbox.Endpoint
+	// The last target found to have an inline mailbox (inlineTarget).
+	// Used by the reader only.
+	lastTarget *pa.PID
+	lastInline *inlineMailbox
+	// The future a requester that borrowed the reader role waits for
+	// (awaitReply), and whether its answer was delivered. Used by the
+	// reader only.
+	awaiting string
+	answered bool
+}
+
+// replied reports whether the answer a borrowing requester waits for has
+// been delivered.
+func (h *linkHandler) replied() bool { return h.answered }
+
+// Borrowable implements mailbox.BorrowHandler: a requester that borrowed
+// the reader role delivers answers to futures of this node, which wake at
+// most their own waiter, on a trusted link.
+func (h *linkHandler) Borrowable(env *mailbox.Envelope) bool {
+	t := env.Target
+	return env.Lane == mailbox.LaneUser && t != nil && isFuture(t) && t.Address == h.link.node.address && h.link.caps.Load() == nil
+}
+
+// Deliver puts a message straight into its target's mailbox (or relays it to
+// the next link): protoactor's Root.Send with a MessageEnvelope when there is
+// a sender or a header, so Respond, Forward and headers work across links.
+func (h *linkHandler) Deliver(env *mailbox.Envelope) {
+	l := h.link
+	target := env.Target
+	if target == nil {
+		l.node.log.Warn().Str("peer", l.addr).Str("type", fmt.Sprintf("%T", env.Message)).Msg("dead letter: message without target")
+		return
+	}
+	sys := l.node.system
+	if err := l.node.check(l, env); err != nil {
+		l.refuse(env, err)
+		return
+	}
+	if c := l.caps.Load(); c != nil {
+		if err := l.untrustedCheck(c, env); err != nil {
+			l.refuse(env, err)
+			return
+		}
+	}
+	if env.Lane == mailbox.LaneSystem {
+		l.deliverSystem(env)
+		return
+	}
+	if target.Id == activatorName && target.Address == l.node.address && l.IsChild() {
+		l.childSpawn(env)
+		return
+	}
+	future := isFuture(target)
+	if future {
+		l.mu.Lock()
+		delete(l.inflight, keyOf(target))
+		l.mu.Unlock()
+		if target.Id == h.awaiting {
+			h.answered = true
+		}
+		// Its requester may send again at once: let it read its answer.
+		h.ep.Standby()
+	}
+	var msg any
+	if ackc := l.ackc.Load(); ackc != nil && ackc.counts(env, l.node.address) {
+		// An envelope of its own: the actor's middleware recognises it.
+		menv := &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender}
+		ackc.delivered(h.ep, menv)
+		msg = menv
+	} else {
+		msg = env.Message
+		if env.Sender != nil || len(env.Header) > 0 {
+			msg = &pa.MessageEnvelope{Header: env.Header, Message: msg, Sender: env.Sender}
+		}
+	}
+	if future {
+		sys.Root.Send(target, msg) // a future has no mailbox
+		return
+	}
+	if mb := h.inlineTarget(target); mb != nil {
+		mb.deliverInline(msg, h.ep) // last: the reader role may move during it
+		return
+	}
+	sys.Root.Send(target, msg)
+}
+
+// Acked implements mailbox.AckHandler: the peer finished what the link
+// retained, up to n.
+func (h *linkHandler) Acked(n uint64) { h.link.acked(h.ep, n) }
+
+// deliverSystem hands a system message from the peer to its target. Only
+// the system messages protoactor itself sends to a PID of another node are
+// accepted (Watch, Unwatch, Terminated, Stop), and only with their PIDs set:
+// anything else would reach actor internals (a nil Watcher panics inside the
+// target's context), so a peer's bytes could restart any actor here.
+func (l *Link) deliverSystem(env *mailbox.Envelope) {
+	sys := l.node.system
+	target, msg := env.Target, env.Message
+	switch m := msg.(type) {
+	case *pa.Watch:
+		if m.Watcher == nil {
+			l.refuseSystem(target, msg)
+			return
+		}
+		l.mu.Lock()
+		if l.nWatchedBy >= l.node.cfg.watchLimit && !hasWatch(l.watchedBy, keyOf(target), keyOf(m.Watcher)) {
+			n := l.nWatchedBy
+			l.mu.Unlock()
+			l.refuse(env, fmt.Errorf("%w: %d watches came through this link (WithWatchLimit)", ErrRefused, n))
+			return
+		}
+		if addWatch(l.watchedBy, keyOf(target), m.Watcher) {
+			l.nWatchedBy++
+		}
+		l.mu.Unlock()
+	case *pa.Unwatch:
+		if m.Watcher == nil {
+			l.refuseSystem(target, msg)
+			return
+		}
+		l.mu.Lock()
+		if dropWatch(l.watchedBy, keyOf(target), keyOf(m.Watcher)) {
+			l.nWatchedBy--
+		}
+		l.mu.Unlock()
+	case *pa.Terminated:
+		if m.Who == nil {
+			l.refuseSystem(target, msg)
+			return
+		}
+		if l.node.intercepted(m.Who) {
+			l.refuse(env, fmt.Errorf("%w: Terminated about %s, whose end this node learns itself", ErrRefused, pidString(m.Who)))
+			return
+		}
+		l.mu.Lock()
+		held := dropWatch(l.watches, keyOf(m.Who), keyOf(target))
+		l.mu.Unlock()
+		if !held {
+			l.refuse(env, fmt.Errorf("%w: Terminated about %s for a watch %s does not hold", ErrRefused, pidString(m.Who), l.addr))
+			return
+		}
+	case *pa.Stop:
+		p, _ := sys.ProcessRegistry.Get(target)
+		p.Stop(target)
+		return
+	default:
+		l.refuseSystem(target, msg)
+		return
+	}
+	sendSystem(sys, target, msg)
+}
+
+// refuseSystem accounts for a system message from the peer that is not one
+// protoactor sends across nodes, or lacks its PIDs: a log line and a dead
+// letter, never a delivery.
+func (l *Link) refuseSystem(target *pa.PID, msg any) {
+	l.counts.deadLetters.Add(1)
+	l.node.refusedSystem(l.addr, target, msg)
+}
+
+// DeadLetter handles a message that arrived but does not decode: a log line
+// with the reason and a DeadLetterEvent (which answers a request).
+func (h *linkHandler) DeadLetter(env *mailbox.Envelope, reason error) {
+	l := h.link
+	if ackc := l.ackc.Load(); ackc != nil && ackc.counts(env, l.node.address) {
+		ackc.undeliverable(h.ep)
+	}
+	l.node.undecodable(l.addr, env, reason)
+}
+
+func (h *linkHandler) Closed(err error) { h.link.lost(h.ep, err) }
