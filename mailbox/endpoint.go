@@ -74,6 +74,30 @@ const (
 // of concurrent Sends, then Close (graceful), Shutdown (graceful, bounded by
 // a context) or Abort. Sends made before Start are held and written once it
 // runs. All methods are safe for concurrent use.
+//
+// Concurrency. After Start two goroutines run: the writer (writeLoop:
+// drains the outbox) and the reader (readLoop), plus the monitor (tick, a
+// timer's function), which hands the reader role from a Handler call that
+// overstays WithHandlerBudget to a fresh readLoop goroutine; the reader
+// parked in standby waits on a second timer, brw.tick (borrow.go). Who owns
+// what:
+//   - conn, h, cfg, out, mon's budget are set by NewEndpoint, read-only after.
+//   - peer and mismatch are written by Handshake, before Start, and are
+//     read-only after it (Start refuses to run during a Handshake).
+//   - fr (the frame reader), dec (the decoder) and rd belong to whoever holds
+//     the reader role: Handshake until it returns, then one readLoop
+//     goroutine at a time (the role moves by a CAS on role, never while a
+//     frame is half read), or a requester that borrowed it (brw.lease).
+//     readerGoid names the current holder; Deliver and DeadLetter are
+//     called by it only, in stream order.
+//   - The outbox's queue, room, encoder and the write token (owner) are
+//     guarded by its mutex; a sender that wins the token makes one
+//     non-blocking write itself, the writer goroutine makes the rest.
+//   - state, the counters and the flags are atomics; err is written once
+//     (errOnce); done is closed once, by finish.
+//   - Handler.Closed is called once, by finish: on the last of the two
+//     goroutines to exit (finisher records it), or on the caller of Close,
+//     Shutdown or Abort when no goroutine ever ran.
 type Endpoint struct {
 	conn io.ReadWriteCloser
 	h    Handler

@@ -170,7 +170,11 @@ func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.logger = l
 
 // WithDirectWrite decides whether a sender may write to the stream itself when
 // the writer is idle (one non-blocking write, the rest handed to the writer).
-// Default: on when the write side is a non-blocking file descriptor.
+// Default: on. It can only happen when the write side is a non-blocking file
+// descriptor (a PipeConn, a net.Conn); on any other stream every write is the
+// writer goroutine's whatever this option says, so WithDirectWrite(true)
+// forces nothing: it restores the default. WithDirectWrite(false) turns
+// direct writes off, so that one goroutine makes every write.
 func WithDirectWrite(on bool) Option {
 	return func(c *config) {
 		if on {
