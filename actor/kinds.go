@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/names"
 	"github.com/procactor/procactor/mailbox"
 )
 
@@ -100,7 +101,8 @@ func init() {
 	mailbox.RegisterType("procactor.SpawnResponse", &spawnResponse{})
 }
 
-const activatorName = "procactor-activator"
+// activatorName is the id of a node's activator.
+const activatorName = names.Activator
 
 // activatorPID returns the PID of the activator of the node at address.
 func activatorPID(address string) *pa.PID { return pa.NewPID(address, activatorName) }

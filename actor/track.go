@@ -5,6 +5,7 @@ import (
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/names"
 	"github.com/procactor/procactor/mailbox"
 )
 
@@ -18,9 +19,8 @@ func tracked(env *mailbox.Envelope) bool {
 	return isFuture(env.Sender)
 }
 
-// futurePrefix starts the id of every protoactor future (actor/future.go
-// names them "future" + the registry's next id, which starts with "$").
-const futurePrefix = "future$"
+// futurePrefix starts the id of every protoactor future.
+const futurePrefix = names.FuturePrefix
 
 func isFuture(p *pa.PID) bool { return p != nil && strings.HasPrefix(p.Id, futurePrefix) }
 

@@ -7,13 +7,14 @@ import (
 	"os"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/names"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/rs/zerolog"
 )
 
 // controlPrefix names the control process of each child in the parent's
 // process registry: controlPrefix + the child's segment.
-const controlPrefix = "procactor-control$"
+const controlPrefix = names.ControlPrefix
 
 // control is the parent-side pa.Process that receives what a child says
 // about itself: its exitNotice and its log records. It is not an actor: the

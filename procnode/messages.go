@@ -2,6 +2,7 @@ package procnode
 
 import (
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/names"
 	"github.com/procactor/procactor/mailbox"
 )
 
@@ -111,7 +112,7 @@ const (
 	childReadFD  = 3
 	childWriteFD = 4
 
-	hostName   = "procactor-host"
+	hostName   = names.Host
 	assignName = "procactor-assign" // where a pooled child takes its assign
 	rootName   = "root"
 	// RootID is the id of a child's root actor: p.PID() is {child address, RootID}.

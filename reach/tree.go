@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/names"
 )
 
 // rootOf returns the first segment of an address: the root of its tree.
@@ -48,15 +49,15 @@ const maxPIDField = 1024
 // use it).
 func machinery(id string) bool {
 	switch {
-	case id == gatewayID, id == "procactor-activator", id == "procactor-host", id == "activator",
-		strings.HasPrefix(id, "procactor-control$"):
+	case id == gatewayID, id == names.Activator, id == names.Host, id == names.RemoteActivator,
+		strings.HasPrefix(id, names.ControlPrefix):
 		return true
 	}
 	return false
 }
 
 // isFuture reports whether p is a protoactor future (an answer awaited).
-func isFuture(p *pa.PID) bool { return p != nil && strings.HasPrefix(p.Id, "future$") }
+func isFuture(p *pa.PID) bool { return p != nil && strings.HasPrefix(p.Id, names.FuturePrefix) }
 
 type pidKey struct{ addr, id string }
 
