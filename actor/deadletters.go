@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/names"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/rs/zerolog"
 )
@@ -209,6 +211,19 @@ func routineMessage(m any) bool {
 		return true
 	}
 	return false
+}
+
+// remoteMachinery reports whether pid is protoactor remote's endpoint
+// supervisor or one of its endpoint actors. When the remote stops (a reach
+// host closing), its endpoints send their last events to a supervisor
+// already gone: those dead letters are the remote's own, never a user's.
+func remoteMachinery(pid *pa.PID) bool {
+	if pid == nil {
+		return false
+	}
+	id := pid.Id
+	return id == names.RemoteEndpointSupervisor ||
+		strings.HasPrefix(id, names.RemoteEndpointSupervisor) && id[len(names.RemoteEndpointSupervisor)] == '/'
 }
 
 // encodeFailure reports whether a send failed because of the message

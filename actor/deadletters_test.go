@@ -12,6 +12,7 @@ import (
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/names"
 	"github.com/procactor/procactor/internal/testutil"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/rs/zerolog"
@@ -219,5 +220,26 @@ func TestMessageFaultsKeepTheLink(t *testing.T) {
 		if linkEnded(err) || !encodeFailure(err) {
 			t.Errorf("%v: linkEnded %v, encodeFailure %v; want false, true", err, linkEnded(err), encodeFailure(err))
 		}
+	}
+}
+
+// remoteEvent stands for a message protoactor remote sends among its own
+// actors (an EndpointTerminatedEvent, say).
+type remoteEvent struct{}
+
+// TestDeadLettersOfRemoteMachineryQuiet: when protoactor remote stops (a
+// reach host closing), its endpoint actors send their last events to an
+// endpoint supervisor already gone. Those dead letters are the remote's own
+// business: not printed, while a user's dead letter still is.
+func TestDeadLettersOfRemoteMachineryQuiet(t *testing.T) {
+	t.Parallel()
+	var out testutil.SyncBuffer
+	n := newNode(t, "n", WithDeadLetterLog(&out))
+	n.Root().Send(pa.NewPID("n", names.RemoteEndpointSupervisor+"/$5"), &remoteEvent{})
+	n.Root().Send(pa.NewPID("n", names.RemoteEndpointSupervisor), &remoteEvent{})
+	n.Root().Send(pa.NewPID("n", "nobody"), &remoteEvent{})
+	testutil.Eventually(t, "the user's dead letter", func() bool { return strings.Contains(out.String(), "to nobody@n") })
+	if s := out.String(); strings.Contains(s, names.RemoteEndpointSupervisor) {
+		t.Fatalf("a dead letter of protoactor remote's machinery was printed:\n%s", s)
 	}
 }

@@ -408,5 +408,5 @@ func (n *Node) logDeadLetter(evt any) {
 		return
 	}
 	n.dead.report(deadLetter{msg: "dead letter", target: dl.PID, sender: dl.Sender, typ: fmt.Sprintf("%T", dl.Message),
-		reason: ErrNoSuchActor, routine: routineMessage(dl.Message)})
+		reason: ErrNoSuchActor, routine: routineMessage(dl.Message) || remoteMachinery(dl.PID)})
 }

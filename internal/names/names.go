@@ -17,6 +17,9 @@ const (
 	// RemoteActivator is the id of protoactor remote's activator (remote
 	// spawn by kind name).
 	RemoteActivator = "activator"
+	// RemoteEndpointSupervisor is the id of protoactor remote's endpoint
+	// supervisor; its endpoint actors are its children ("…/$5").
+	RemoteEndpointSupervisor = "EndpointSupervisor"
 	// FuturePrefix starts the id of every protoactor future: its
 	// actor/future.go names them "future" + the process registry's next id,
 	// which starts with "$".
