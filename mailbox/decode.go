@@ -335,14 +335,21 @@ func decodeAnyMap(d *msgpack.Decoder) (any, error) {
 	if err != nil || n < 0 {
 		return nil, err
 	}
-	sm := make(map[string]any, min(n, 16))
+	return collectAnyMap(n, min(n, 16), d.DecodeInterface)
+}
+
+// collectAnyMap reads n key/value pairs with next: map[string]any when
+// every key is a string, map[any]any otherwise (sized by hint). A key that
+// cannot be a map key (a slice, a map) is an error, not a panic.
+func collectAnyMap(n, hint int, next func() (any, error)) (any, error) {
+	sm := make(map[string]any, hint)
 	var am map[any]any
 	for range n {
-		k, err := d.DecodeInterface()
+		k, err := next()
 		if err != nil {
 			return nil, err
 		}
-		v, err := d.DecodeInterface()
+		v, err := next()
 		if err != nil {
 			return nil, err
 		}
@@ -351,7 +358,7 @@ func decodeAnyMap(d *msgpack.Decoder) (any, error) {
 				sm[ks] = v
 				continue
 			}
-			am = make(map[any]any, max(len(sm), min(n, 16)))
+			am = make(map[any]any, max(len(sm), hint))
 			for ks, v := range sm {
 				am[ks] = v
 			}

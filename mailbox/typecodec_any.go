@@ -246,7 +246,7 @@ func (d *decoder) decodeAny() (any, error) {
 	return nil, fmt.Errorf("msgpack: unknown ext type %d", typ)
 }
 
-// decodeAnyMap decodes a map in an interface position: map[string]any when
+// decodeAnyMapValue decodes a map in an interface position: map[string]any when
 // every key is a string, map[any]any otherwise.
 func (d *decoder) decodeAnyMapValue() (any, error) {
 	n, err := d.r.readMapLen()
@@ -259,37 +259,12 @@ func (d *decoder) decodeAnyMapValue() (any, error) {
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
-	sm := make(map[string]any, n)
-	var am map[any]any
-	for range n {
-		k, err := d.decodeAny()
-		if err != nil {
-			return nil, err
-		}
-		v, err := d.decodeAny()
-		if err != nil {
-			return nil, err
-		}
-		if am == nil {
-			if ks, ok := k.(string); ok {
-				sm[ks] = v
-				continue
-			}
-			am = make(map[any]any, n)
-			for ks, v := range sm {
-				am[ks] = v
-			}
-		}
-		if k != nil && !reflect.TypeOf(k).Comparable() {
-			return nil, fmt.Errorf("map key of type %T", k)
-		}
-		am[k] = v
+	m, err := collectAnyMap(n, n, d.decodeAny)
+	if err != nil {
+		return nil, err
 	}
 	d.depth--
-	if am != nil {
-		return am, nil
-	}
-	return sm, nil
+	return m, nil
 }
 
 // decodeTagged decodes the body of an extTag: a tag table index, then the value.
