@@ -335,14 +335,26 @@ func measureLarge(ctx context.Context, l link, size int, b budget) (float64, err
 // first reply to a size-byte request, over b.spawnSamples starts after one
 // untimed start. Closing a peer is not timed.
 func measureSpawn(ctx context.Context, sys system, cfg linkConfig, size int, b budget) (measurement, error) {
+	return timeFirstReplies(ctx, size, b, nil, func() (link, error) { return sys.start(ctx, cfg) })
+}
+
+// timeFirstReplies times b.spawnSamples peers, after one untimed: from
+// get, which makes a peer, to its first reply to a size-byte request. Before
+// each, prepare (if not nil) runs untimed. Closing a peer is not timed.
+func timeFirstReplies(ctx context.Context, size int, b budget, prepare func() error, get func() (link, error)) (measurement, error) {
 	p := payload(size)
 	samples := make([]float64, 0, b.spawnSamples)
 	for i := range b.spawnSamples + 1 {
 		if err := ctx.Err(); err != nil {
 			return measurement{}, err
 		}
+		if prepare != nil {
+			if err := prepare(); err != nil {
+				return measurement{}, err
+			}
+		}
 		t0 := time.Now()
-		l, err := sys.start(ctx, cfg)
+		l, err := get()
 		if err != nil {
 			return measurement{}, err
 		}
@@ -390,31 +402,7 @@ func measureWarmSpawn(ctx context.Context, sys system, cfg linkConfig, size int,
 		return measurement{}, err
 	}
 	defer pool.close()
-	p := payload(size)
-	samples := make([]float64, 0, b.spawnSamples)
-	for i := range b.spawnSamples + 1 {
-		if err := pool.ready(ctx); err != nil {
-			return measurement{}, err
-		}
-		t0 := time.Now()
-		l, err := pool.take(ctx)
-		if err != nil {
-			return measurement{}, err
-		}
-		err = l.request(p)
-		d := time.Since(t0)
-		if cerr := l.close(); err == nil && cerr != nil {
-			err = fmt.Errorf("close: %w", cerr)
-		}
-		if err != nil {
-			return measurement{}, err
-		}
-		if i > 0 {
-			samples = append(samples, float64(d)/float64(time.Millisecond))
-		}
-	}
-	slices.Sort(samples)
-	return measurement{p50ms: median(samples)}, nil
+	return timeFirstReplies(ctx, size, b, func() error { return pool.ready(ctx) }, func() (link, error) { return pool.take(ctx) })
 }
 
 // childProcess is a link whose peer is a child process of this one.

@@ -148,17 +148,24 @@ func computeRatios(scs []scenario, names []string, values repValues) []ratio {
 	return out
 }
 
-// crossRatio computes, per repetition, sys's figure in sc over its figure in
-// ref, e.g. spawn_warm_p50_procactor_over_spawn_cold.
-func crossRatio(sc, ref scenario, m metric, sys string, values repValues) (ratio, bool) {
-	nv, nok := values(sc.name, sys, m)
-	dv, dok := values(ref.name, sys, m)
+// perRep divides nv by dv repetition by repetition, where both have a
+// figure (ok) and the divisor is positive.
+func perRep(nv []float64, nok []bool, dv []float64, dok []bool) []float64 {
 	var rs []float64
 	for i := range min(len(nv), len(dv)) {
 		if nok[i] && dok[i] && dv[i] > 0 {
 			rs = append(rs, nv[i]/dv[i])
 		}
 	}
+	return rs
+}
+
+// crossRatio computes, per repetition, sys's figure in sc over its figure in
+// ref, e.g. spawn_warm_p50_procactor_over_spawn_cold.
+func crossRatio(sc, ref scenario, m metric, sys string, values repValues) (ratio, bool) {
+	nv, nok := values(sc.name, sys, m)
+	dv, dok := values(ref.name, sys, m)
+	rs := perRep(nv, nok, dv, dok)
 	if len(rs) == 0 {
 		return ratio{}, false
 	}
@@ -183,12 +190,7 @@ func crossRatioKey(sc scenario, m metric, sys string) string {
 func repRatio(sc scenario, m metric, num, den string, values repValues) (ratio, bool) {
 	nv, nok := values(sc.name, num, m)
 	dv, dok := values(sc.name, den, m)
-	var rs []float64
-	for i := range min(len(nv), len(dv)) {
-		if nok[i] && dok[i] && dv[i] > 0 {
-			rs = append(rs, nv[i]/dv[i])
-		}
-	}
+	rs := perRep(nv, nok, dv, dok)
 	if len(rs) == 0 {
 		return ratio{}, false
 	}

@@ -71,12 +71,19 @@ func (s procactorSystem) options() ([]procnode.Option, error) {
 	return opts, nil
 }
 
-func (s procactorSystem) start(ctx context.Context, _ linkConfig) (link, error) {
+// nodeAndOptions returns the bench's parent node and the options of this
+// system's children.
+func (s procactorSystem) nodeAndOptions() (*procnode.Node, []procnode.Option, error) {
 	node, err := procactorNode()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts, err := s.options()
+	return node, opts, err
+}
+
+func (s procactorSystem) start(ctx context.Context, _ linkConfig) (link, error) {
+	node, opts, err := s.nodeAndOptions()
 	if err != nil {
 		return nil, err
 	}
@@ -89,11 +96,7 @@ func (s procactorSystem) start(ctx context.Context, _ linkConfig) (link, error) 
 
 // startPool implements warmSystem with a procnode.Pool of one child.
 func (s procactorSystem) startPool(ctx context.Context, _ linkConfig) (warmPool, error) {
-	node, err := procactorNode()
-	if err != nil {
-		return nil, err
-	}
-	opts, err := s.options()
+	node, opts, err := s.nodeAndOptions()
 	if err != nil {
 		return nil, err
 	}

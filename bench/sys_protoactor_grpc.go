@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -93,25 +94,8 @@ func (protoactorGRPC) start(ctx context.Context, cfg linkConfig) (link, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout = nil
-	stdout, err := cmd.StdoutPipe()
+	c, address, stdin, err := startAnnouncingChild(ctx, protoactorGRPCRole, cmd)
 	if err != nil {
-		return nil, err
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		stdout.Close()
-		return nil, err
-	}
-	c, err := startChild(protoactorGRPCRole, cmd)
-	if err != nil {
-		return nil, err
-	}
-	address, err := readReadyLine(ctx, stdout)
-	if err != nil {
-		stdin.Close()
-		c.kill()
-		c.untrack()
 		return nil, fmt.Errorf("protoactor_grpc child: %w", err)
 	}
 	return &grpcLink{
@@ -122,6 +106,32 @@ func (protoactorGRPC) start(ctx context.Context, cfg linkConfig) (link, error) {
 		stdin:   stdin,
 		child:   c,
 	}, nil
+}
+
+// startAnnouncingChild starts a child that prints its address on its first
+// line of stdout when it is ready, and keeps its stdin open while it should
+// run (it exits when stdin closes). On an error nothing is left running.
+func startAnnouncingChild(ctx context.Context, role string, cmd *exec.Cmd) (c *child, address string, stdin io.WriteCloser, err error) {
+	cmd.Stdout = nil
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	stdin, err = cmd.StdinPipe()
+	if err != nil {
+		stdout.Close()
+		return nil, "", nil, err
+	}
+	if c, err = startChild(role, cmd); err != nil {
+		return nil, "", nil, err
+	}
+	if address, err = readReadyLine(ctx, stdout); err != nil {
+		stdin.Close()
+		c.kill()
+		c.untrack()
+		return nil, "", nil, err
+	}
+	return c, address, stdin, nil
 }
 
 // readReadyLine returns the first line a child prints on r, waiting at most

@@ -96,25 +96,8 @@ func (s reachSystem) start(ctx context.Context, cfg linkConfig) (link, error) {
 		at = "root"
 	}
 	cmd.Env = append(cmd.Env, reachAtEnv+"="+at)
-	cmd.Stdout = nil
-	stdout, err := cmd.StdoutPipe()
+	c, address, stdin, err := startAnnouncingChild(ctx, reachRole, cmd)
 	if err != nil {
-		return nil, err
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		stdout.Close()
-		return nil, err
-	}
-	c, err := startChild(reachRole, cmd)
-	if err != nil {
-		return nil, err
-	}
-	address, err := readReadyLine(ctx, stdout)
-	if err != nil {
-		stdin.Close()
-		c.kill()
-		c.untrack()
 		return nil, fmt.Errorf("reach root: %w", err)
 	}
 	return &reachLink{root: h.Node().Root(), echo: pa.NewPID(address, procnode.RootID), stdin: stdin, child: c}, nil
