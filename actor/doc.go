@@ -48,13 +48,17 @@
 // mailbox; watches through a link (WithWatchLimit).
 //
 // An actor that is not retained has no credit: the link's reader puts what
-// arrives for it into its protoactor mailbox at the rate it arrives, so an
-// actor that falls behind (blocks in Receive) lets its mailbox grow. Give
-// such an actor protoactor's bounded mailbox (pa.WithMailbox(pa.Bounded(n)))
-// when a peer may outpace it: then a full mailbox makes the link's reader
-// wait for room, which stalls that link for all its actors (its peer's
-// user lane fills, and its senders wait and then dead-letter) but bounds
-// the memory.
+// arrives for it into its protoactor mailbox at the rate it arrives. For
+// the actors the activator spawns (Node.Spawn of a registered kind), the
+// node bounds what links delivered and the actor has not finished
+// (WithInboxLimit, WithInboxBytes): past it, messages from links are dead
+// letters with ErrInboxFull, and requests among them fail at once; the
+// sender is not slowed. Any other actor that falls behind (blocks in
+// Receive) lets its mailbox grow: give it protoactor's bounded mailbox
+// (pa.WithMailbox(pa.Bounded(n))) when a peer may outpace it. Then a full
+// mailbox makes the link's reader wait for room, which stalls that link for
+// all its actors (its peer's user lane fills, and its senders wait and then
+// dead-letter) but bounds the memory.
 //
 // # Failure
 //

@@ -35,6 +35,10 @@ var (
 	// ErrHeldFull is the dead-letter reason for a message sent while a link is
 	// down and its hold queue is full (WithHoldLimit, WithHoldBytes).
 	ErrHeldFull = errors.New("actor: link down and hold queue full")
+	// ErrInboxFull is the dead-letter reason for a message from a link to an
+	// actor the activator spawned while that actor has WithInboxLimit
+	// messages or WithInboxBytes bytes from links not yet processed.
+	ErrInboxFull = errors.New("actor: actor's inbox full")
 	// ErrRetainFull is the dead-letter reason for a message to a retained
 	// actor (Link.Retain) while its window of unacknowledged bytes stayed
 	// full past WithSendTimeout.

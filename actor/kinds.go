@@ -145,8 +145,10 @@ func (n *Node) spawnLocal(req *spawnRequest) (resp *spawnResponse) {
 	if err != nil || props == nil {
 		return &spawnResponse{Code: spawnFailed, Detail: fmt.Sprintf("kind %q: %v", req.Kind, err)}
 	}
-	// Messages over a link run the kind on the link's reader when it is idle.
-	props = n.Inline(props)
+	// Messages over a link run the kind on the link's reader when it is idle,
+	// and what links deliver to it is bounded (inbox.go).
+	ib := &inbox{}
+	props = n.boundInbox(n.Inline(props), ib)
 	var pid *pa.PID
 	if req.Name == "" {
 		pid = n.system.Root.Spawn(props)
@@ -158,6 +160,7 @@ func (n *Node) spawnLocal(req *spawnRequest) (resp *spawnResponse) {
 			return &spawnResponse{Code: spawnFailed, Detail: err.Error()}
 		}
 	}
+	n.registerInbox(pid, ib)
 	return &spawnResponse{PID: pid}
 }
 

@@ -34,15 +34,17 @@ type Node struct {
 	// of the link towards them (Intercept); guarded by mu.
 	intercepts map[pidKey]pa.Process
 
-	activator *pa.PID
-	guards    atomic.Pointer[[]Guard] // written under mu (AddGuard)
-	inline    sync.Map                // actor id → *inlineMailbox (inline.go)
-	lent      atomic.Int32            // inline runs in progress on link readers
-	pool      *workerPool
-	deadSub   *eventstream.Subscription
-	dead      *deadLetters
-	closeOnce sync.Once
-	closeErr  error
+	activator  *pa.PID
+	guards     atomic.Pointer[[]Guard] // written under mu (AddGuard)
+	inline     sync.Map                // actor id → *inlineMailbox (inline.go)
+	inboxes    sync.Map                // actor id → *inbox of an activator-spawned actor (inbox.go)
+	inboxCount atomic.Int64            // entries in inboxes: 0 skips the lookup
+	lent       atomic.Int32            // inline runs in progress on link readers
+	pool       *workerPool
+	deadSub    *eventstream.Subscription
+	dead       *deadLetters
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // NewNode makes a node with the given address ("n" for a root, "n/1" for its
@@ -58,6 +60,8 @@ func NewNode(address string, opts ...NodeOption) (*Node, error) {
 		protoLevel:  zerolog.WarnLevel,
 		holdLimit:   DefaultHoldLimit,
 		holdBytes:   DefaultHoldBytes,
+		inboxLimit:  DefaultInboxLimit,
+		inboxBytes:  DefaultInboxBytes,
 		watchLimit:  DefaultWatchLimit,
 		sendTimeout: DefaultSendTimeout,
 		workers:     max(8, 4*runtime.GOMAXPROCS(0)),
@@ -73,6 +77,8 @@ func NewNode(address string, opts ...NodeOption) (*Node, error) {
 		return nil, fmt.Errorf("%w: WithWatchLimit(%d), WithChildSpawns(%d) must not be negative", ErrInvalidOption, cfg.watchLimit, cfg.childSpawns)
 	case cfg.holdBytes < 0:
 		return nil, fmt.Errorf("%w: WithHoldBytes(%d) must not be negative", ErrInvalidOption, cfg.holdBytes)
+	case cfg.inboxLimit < 1 || cfg.inboxBytes < 1:
+		return nil, fmt.Errorf("%w: WithInboxLimit(%d), WithInboxBytes(%d) must be positive", ErrInvalidOption, cfg.inboxLimit, cfg.inboxBytes)
 	case cfg.sendTimeout <= 0:
 		return nil, fmt.Errorf("%w: WithSendTimeout(%v) must be positive", ErrInvalidOption, cfg.sendTimeout)
 	case cfg.workers < 0:

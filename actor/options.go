@@ -17,6 +17,8 @@ type nodeConfig struct {
 	incarnation  uint64
 	holdLimit    int
 	holdBytes    int
+	inboxLimit   int
+	inboxBytes   int
 	watchLimit   int
 	childSpawns  int
 	sendTimeout  time.Duration
@@ -36,6 +38,8 @@ type NodeOption func(*nodeConfig)
 const (
 	DefaultHoldLimit            = 10000            // WithHoldLimit: messages a down link holds
 	DefaultHoldBytes            = 64 << 20         // WithHoldBytes: encoded bytes a down link holds
+	DefaultInboxLimit           = 100000           // WithInboxLimit: messages from links queued for a spawned actor
+	DefaultInboxBytes           = 64 << 20         // WithInboxBytes: their decoded bytes
 	DefaultWatchLimit           = 1 << 16          // WithWatchLimit: watches through one link
 	DefaultSendTimeout          = 10 * time.Second // WithSendTimeout: a send's wait on a full link
 	DefaultDispatcherThroughput = 300              // WithDispatcherThroughput: messages per mailbox run
@@ -71,6 +75,17 @@ func WithHoldLimit(n int) NodeOption { return func(c *nodeConfig) { c.holdLimit 
 // back; past it messages are dead letters (a single larger message is held
 // when nothing else is). Default 64 MiB.
 func WithHoldBytes(n int) NodeOption { return func(c *nodeConfig) { c.holdBytes = n } }
+
+// WithInboxLimit bounds how many messages from links an actor spawned by the
+// activator (a kind spawned with Node.Spawn) may have queued and not yet
+// processed; past it they are dead letters with ErrInboxFull (see
+// inbox.go's comment: other actors are not bounded). Default 100000.
+func WithInboxLimit(n int) NodeOption { return func(c *nodeConfig) { c.inboxLimit = n } }
+
+// WithInboxBytes bounds the decoded bytes of those messages (a single
+// larger message is taken when nothing is queued); past it they are dead
+// letters with ErrInboxFull. Default 64 MiB.
+func WithInboxBytes(n int) NodeOption { return func(c *nodeConfig) { c.inboxBytes = n } }
 
 // WithWatchLimit bounds how many watches (watchee here, watcher behind the
 // link) may come in through one link; past it a Watch is refused (a dead

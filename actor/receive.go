@@ -81,6 +81,12 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		menv := &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender}
 		ackc.delivered(h.ep, menv)
 		msg = menv
+	} else if ib := l.node.inboxOf(target); ib != nil && !future {
+		menv, ok := l.deliverCounted(ib, env)
+		if !ok {
+			return
+		}
+		msg = menv
 	} else {
 		msg = env.Message
 		if env.Sender != nil || len(env.Header) > 0 {
