@@ -23,7 +23,9 @@ import (
 // Either way at most 10 a second per link (and 10 for the node's own), then
 // one summary line with the count: a storm of undecodable messages costs a
 // few lines, not a flood (issue 14). Routine dead letters are logged at
-// debug level and never printed: system messages to actors already gone,
+// debug level and never printed: system messages that cannot arrive (their
+// target gone, or no link to it), a DeadLetterResponse to a requester
+// already gone, the last events of protoactor remote's own endpoint actors,
 // and everything while the node is closing.
 
 // deadLetters reports a node's dead letters. Safe for concurrent use.

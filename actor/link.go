@@ -28,7 +28,9 @@ import (
 //     behind the link); on loss each watchee gets an Unwatch, so that no
 //     actor keeps a watcher that can never be told;
 //   - requests in flight: messages whose sender is a future; on loss each
-//     future gets a DeadLetterResponse at once.
+//     future gets a DeadLetterResponse at once, unless the link will come
+//     back and its message is held or went to the retained actor (held
+//     Watches likewise wait).
 //
 // All methods are safe for concurrent use.
 type Link struct {
@@ -236,7 +238,8 @@ func (l *Link) Connect(ctx context.Context, conn io.ReadWriteCloser, cookie []by
 	return peer, nil
 }
 
-// closedOrNew returns a closed channel: ch if it is closed already.
+// closedOrNew closes ch unless closed says it is closed already, and
+// returns it, now closed.
 func closedOrNew(ch chan struct{}, closed bool) (chan struct{}, bool) {
 	if !closed {
 		close(ch)

@@ -403,7 +403,8 @@ func (n *Node) routesVia(addr string, l *Link) bool {
 // logDeadLetter reports protoactor's dead letters: a message to an actor
 // that does not exist, or no longer does. System and lifecycle messages
 // among them are routine while actors stop (a Stop or Terminated to an
-// actor already gone): debug level only. Link dead letters
+// actor already gone), and so are those of protoactor remote's endpoint
+// actors (remoteMachinery): debug level only. Link dead letters
 // (Undeliverable) were reported with their reason when they happened.
 func (n *Node) logDeadLetter(evt any) {
 	dl, ok := evt.(*pa.DeadLetterEvent)

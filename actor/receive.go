@@ -8,7 +8,8 @@ import (
 )
 
 // linkHandler receives one endpoint's traffic for its link, on the
-// endpoint's reader goroutine.
+// goroutine holding the endpoint's reader role; Closed runs where the
+// endpoint finishes (see mailbox.Handler).
 type linkHandler struct {
 	link *Link
 	ep   *mailbox.Endpoint

@@ -134,8 +134,8 @@ func (l *Link) sent(ep *mailbox.Endpoint, h *linkHandler, env *mailbox.Envelope)
 // before RequestFuture returns, and Result does not wait. No goroutine then
 // wakes another, which on a VM costs as much as the pipe's round trip. The
 // requester delivers only answers to
-// futures (linkHandler.Borrowable), and for at most about a millisecond
-// (mailbox's borrowing ticker), so that a request from an actor does not
+// futures (linkHandler.Borrowable), and for at most one to two milliseconds
+// (two ticks of mailbox's borrowing ticker), so that a request from an actor does not
 // hold its Receive for long.
 func (l *Link) awaitReply(ep *mailbox.Endpoint, h *linkHandler, future string) {
 	if !ep.Borrow() {

@@ -154,8 +154,9 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 	watches, watchedBy, requests := l.watches, l.watchedBy, l.inflight
 	l.watches, l.watchedBy, l.nWatchedBy = make(map[pidKey]map[pidKey]*pa.PID), make(map[pidKey]map[pidKey]*pa.PID), 0
 	l.inflight, l.sweepAt = make(map[pidKey]inflight), minSweep
-	// What the peer did not acknowledge goes again, first (or, gone, is a
-	// dead letter like the held messages).
+	// What the peer did not acknowledge goes again, first (or, gone, is
+	// dropped, but for a request still waiting, which is a dead letter: see
+	// below).
 	if retained := l.takeRetainedLocked(); len(retained) > 0 {
 		front := make([]heldMsg, 0, len(retained)+len(l.held))
 		for _, m := range retained {

@@ -11,9 +11,10 @@ import (
 	"time"
 )
 
-// Handler receives what arrives on a link. Its methods run on the endpoint's
-// reader goroutine, in stream order; they must not block for long (the link
-// stops reading meanwhile) and must not keep env after returning: the
+// Handler receives what arrives on a link. Deliver and DeadLetter run on the
+// goroutine holding the reader role, in stream order; Closed runs once,
+// where the endpoint finishes (see Closed). They must not block for long
+// (the link stops reading meanwhile) and must not keep env after returning: the
 // envelope is reused (its fields may be kept).
 type Handler interface {
 	// Deliver is called for each message, in order.
@@ -88,16 +89,18 @@ const (
 //     the reader role: Handshake until it returns, then one readLoop
 //     goroutine at a time (the role moves by a CAS on role, never while a
 //     frame is half read), or a requester that borrowed it (brw.lease).
-//     readerGoid names the current holder; Deliver and DeadLetter are
-//     called by it only, in stream order.
+//     readerGoid names the readLoop goroutine holding the role (not a
+//     borrower); Deliver and DeadLetter are called by the role's holder
+//     only, in stream order.
 //   - The outbox's queue, room, encoder and the write token (owner) are
 //     guarded by its mutex; a sender that wins the token makes one
 //     non-blocking write itself, the writer goroutine makes the rest.
 //   - state, the counters and the flags are atomics; err is written once
 //     (errOnce); done is closed once, by finish.
 //   - Handler.Closed is called once, by finish: on the last of the two
-//     goroutines to exit (finisher records it), or on the caller of Close,
-//     Shutdown or Abort when no goroutine ever ran.
+//     goroutines to exit (finisher records it), on the caller of Close,
+//     Shutdown or Abort when no goroutine ever ran, or on the caller of a
+//     Handshake that fails.
 type Endpoint struct {
 	conn io.ReadWriteCloser
 	h    Handler
@@ -111,7 +114,7 @@ type Endpoint struct {
 	decoded  atomic.Int64         // decoded bytes delivered and not yet released
 
 	state      atomic.Int32
-	readerGoid atomic.Uint64 // the reader goroutine, which calls Deliver and DeadLetter; 0 while the role moves
+	readerGoid atomic.Uint64 // the readLoop goroutine holding the reader role; 0 while the role moves
 	role       atomic.Uint64 // the reader's phase and call count (reader.go)
 	rd         readerState   // used by the goroutine holding the reader role
 	mon        monitor       // hands the role over from a lent call that overstays

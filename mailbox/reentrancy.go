@@ -11,8 +11,10 @@ import (
 // that blocks on a full link while its peer does the same deadlocks both.
 // Readers of every endpoint in the process are recorded here, so that a send
 // made from any of them overflows the user lane's bound instead of blocking:
-// without limit when it answers its own peer (the peer drains it as it
-// reads), up to readerOverflow × the bound when it relays into another link
+// up to ownReaderOverflow × the bound (at least 16384 messages and 4 MiB)
+// when it answers its own peer (the peer drains it as it reads; past that
+// the peer is not reading: ErrPeerStalled), up to readerOverflow × the bound
+// when it relays into another link
 // (past that, ErrQueueFull: a link that does not drain must not grow a
 // queue without end). A reader in a lent Handler call (reader.go) hands its
 // role over instead and then waits like any sender. The check costs a stack

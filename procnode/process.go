@@ -52,7 +52,8 @@ import (
 // changes state. The others post events to it and never block on it: per
 // incarnation, a start goroutine (exec and handshake: evStarted), a reaper
 // (cmd.Wait: evExited) and a stderr copier; the link's endpoint reader
-// (package mailbox), which runs control (the child's reports) and linkDown;
+// (package mailbox), which runs control (the child's reports), and
+// whichever goroutine ends the link's stream, which runs linkDown;
 // a goroutine per stop escalation (stopChild) and per directive sent to the
 // child (tellChild); and timers (backoff, restart deadline, goodbye grace).
 // Fields set when the Process is made are read-only; parent, alias and rs

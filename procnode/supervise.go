@@ -221,16 +221,25 @@ func (p *Process) onAssigned(err error) {
 		p.mu.Unlock()
 		return
 	}
-	taken := p.taken
+	taken, c := p.taken, p.cmd
 	if err == nil {
 		p.state, p.upSince = stateUp, time.Now()
 	} else {
-		// The child exits with its reason; its exit ends the process actor
-		// (a child that lingers is killed when its link is lost).
+		// The child exits with its reason; its exit ends the process actor.
 		p.lastErr = err
 		p.state, p.stopping, p.failedEnd = stateStopping, true, true
 	}
 	p.mu.Unlock()
+	if err != nil && c != nil {
+		// No stop escalation runs for it, and linkDown trusts a child that
+		// is ending: one that lingers past the stop timeout is killed.
+		time.AfterFunc(p.cfg.stopTimeout, func() {
+			if !c.hasExited() {
+				p.logger().Warn().Err(err).Msg("child could not start its root actor and did not exit; killing it")
+				c.kill()
+			}
+		})
+	}
 	taken <- err
 }
 
