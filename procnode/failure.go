@@ -107,6 +107,14 @@ func (p *Process) onDirective(d directiveKind) {
 			p.tellChild(dirRestart)
 		case stateCrashed:
 			p.restartProcess()
+		case stateStarting:
+			// The child may be up and answering already (its start's
+			// outcome is still on its way to this goroutine): an instance
+			// that has run must restart, as protoactor's would, once the
+			// process actor is up.
+			p.mu.Lock()
+			p.restartWhenUp = true
+			p.mu.Unlock()
 		}
 	case dirStop:
 		p.mu.Lock()

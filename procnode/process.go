@@ -113,6 +113,7 @@ type Process struct {
 	pendingRestart bool               // a cooperative restart awaits the child's word (guarded by mu)
 	pendingExit    *ExitStatus        // an exit seen while its start was still in flight (guarded by mu)
 	pendingFailure *evRootFailed      // a failure of the root actor reported while its start was in flight (guarded by mu)
+	restartWhenUp  bool               // a Restart came while its start was in flight (guarded by mu)
 	taken          chan error         // a Take waits on it for the child's assigned (guarded by mu)
 
 	wake      chan struct{} // cap 1: the supervisor goroutine's doorbell

@@ -2,8 +2,12 @@ package procnode
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/testutil"
 )
 
 // TestRootFailureBeforeStartReported: the child's report of a failure on a
@@ -13,8 +17,7 @@ import (
 // root actor suspended for ever). The hook makes the report come first.
 // It spawns the external tests' kind "sem.counter" (one test binary).
 func TestRootFailureBeforeStartReported(t *testing.T) {
-	testHookStarted = func() { time.Sleep(100 * time.Millisecond) }
-	defer func() { testHookStarted = nil }()
+	setTestHookStarted(t, func() { time.Sleep(100 * time.Millisecond) })
 	n, err := NewNode()
 	if err != nil {
 		t.Fatal(err)
@@ -27,4 +30,42 @@ func TestRootFailureBeforeStartReported(t *testing.T) {
 	if err != nil || res != 1 {
 		t.Fatalf("got %v, %v; want 1: the root actor restarted after the held message it failed on", res, err)
 	}
+}
+
+// TestRestartBeforeStartReported: a process actor answers as soon as its
+// child is up, before the start's outcome reaches its supervisor goroutine;
+// a Restart sent then (an AllForOne sibling's failure) must restart the
+// root actor once the process actor is up, not be dropped.
+func TestRestartBeforeStartReported(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	releaseStart := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(releaseStart)
+	setTestHookStarted(t, func() { <-release })
+	n, err := NewNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	pid := n.Root().Spawn(Props("sem.counter", WithStderr(nil)))
+	if res, err := n.Root().RequestFuture(pid, "starts", 30*time.Second).Result(); err != nil || res != 1 {
+		t.Fatalf("starts: %v, %v; want 1", res, err)
+	}
+	p, _ := n.Process(pid)
+	if st := p.State(); st != "starting" {
+		t.Fatalf("state %s; want starting (the hook holds the start's outcome)", st)
+	}
+	proc, _ := n.System().ProcessRegistry.Get(pid)
+	proc.SendSystemMessage(pid, &pa.Restart{})
+	releaseStart()
+	testutil.Eventually(t, "the root actor restarted", func() bool {
+		res, err := n.Root().RequestFuture(pid, "starts", 30*time.Second).Result()
+		return err == nil && res == 2
+	})
+}
+
+// setTestHookStarted sets the start hook for the test's duration.
+func setTestHookStarted(t *testing.T, f func()) {
+	testHookStarted.Store(&f)
+	t.Cleanup(func() { testHookStarted.Store(nil) })
 }

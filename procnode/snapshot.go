@@ -93,7 +93,9 @@ type LinkInfo struct {
 	Held      int `json:"held"`       // messages
 	HeldBytes int `json:"held_bytes"` // their encoded bytes
 	// Retained messages were sent to the child's root actor and not yet
-	// acknowledged: the next incarnation gets them if this one dies.
+	// acknowledged: the next incarnation gets them if this one dies. Their
+	// bytes are also the root actor's credit in use: once they reach its
+	// window (WithRetainWindow), its senders wait.
 	Retained      int `json:"retained"`       // messages
 	RetainedBytes int `json:"retained_bytes"` // their encoded bytes
 	Watches       int `json:"watches"`        // watches out through the link

@@ -1,6 +1,7 @@
 package procnode
 
 import (
+	"sync/atomic"
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
@@ -98,7 +99,7 @@ func (p *Process) handle(ev any) {
 // beginStart starts an incarnation on a goroutine of its own.
 // testHookStarted, when set by a test, runs before a start's outcome is
 // posted: it lets a test make the child's first reports arrive first.
-var testHookStarted func()
+var testHookStarted atomic.Pointer[func()]
 
 func (p *Process) beginStart() {
 	p.mu.Lock()
@@ -111,8 +112,8 @@ func (p *Process) beginStart() {
 	p.mu.Unlock()
 	go func() {
 		err := p.start()
-		if testHookStarted != nil {
-			testHookStarted()
+		if f := testHookStarted.Load(); f != nil {
+			(*f)()
 		}
 		p.post(evStarted{err: err})
 	}()
@@ -121,7 +122,10 @@ func (p *Process) beginStart() {
 func (p *Process) onStarted(err error) {
 	p.mu.Lock()
 	state, first, pending := p.state, p.incarnation == 0, p.pendingExit
-	p.pendingExit = nil
+	// A Restart that came during the start applies to this incarnation only
+	// if it comes up (a failed start ends it anyway).
+	restart := p.restartWhenUp
+	p.pendingExit, p.restartWhenUp = nil, false
 	if err != nil {
 		p.lastErr = err
 	}
@@ -164,6 +168,10 @@ func (p *Process) onStarted(err error) {
 	p.mu.Unlock()
 	if failed != nil {
 		p.onRootFailed(*failed)
+		return // the failure's directive decides, a restart included
+	}
+	if restart {
+		p.onDirective(dirRestart)
 	}
 }
 
