@@ -1,6 +1,10 @@
 package mailbox
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 )
@@ -264,4 +268,143 @@ func readerOf(id uint64) *Endpoint {
 		return nil
 	}
 	return v.(*Endpoint)
+}
+
+// readLoop runs the reader role: Start starts it, and each hand-over of the
+// role (reader.go) starts it again on a fresh goroutine, which takes up the
+// state where its predecessor left it.
+func (e *Endpoint) readLoop() {
+	id := goid()
+	e.readerGoid.Store(id)
+	readerGoroutines.Store(id, e)
+	var env Envelope // this goroutine's: a lent call may still use its predecessor's
+	if !e.read(&env) {
+		// The role was taken during a lent Handler call: the successor
+		// holds this goroutine's place in running (and its id is gone from
+		// readerGoroutines already).
+		return
+	}
+	readerGoroutines.Delete(id)
+	e.fr.stopTimer()
+	e.exit()
+}
+
+// read delivers frames until the link ends (true) or the role is taken from
+// this goroutine in a lent Handler call (false).
+func (e *Endpoint) read(env *Envelope) bool {
+	r := &e.rd
+	for {
+		if r.pending {
+			// A borrower left it to us (borrow.go).
+			*env, r.pendingEnv = r.pendingEnv, Envelope{}
+			bad := r.pendingBad
+			r.pending, r.pendingBad = false, nil
+			if !e.deliver(env, bad) {
+				return false
+			}
+		}
+		for len(r.body) > 0 {
+			bad, fatal := e.nextEnvelope(env)
+			if fatal != nil {
+				e.fail(fatal)
+				return true
+			}
+			if !e.deliver(env, bad) {
+				return false
+			}
+			if e.failed.Load() {
+				r.body = nil // aborted meanwhile (perhaps by the handler): the read that follows fails
+			}
+		}
+		if r.standby {
+			r.standby = false
+			if e.fr.end == e.fr.start && !e.failed.Load() {
+				e.park() // a requester may read its own answer meanwhile
+				continue
+			}
+		}
+		t, body, owned, err := e.fr.next()
+		if err != nil {
+			e.readFailed(err)
+			return true
+		}
+		switch t {
+		case frameData:
+			r.body, r.owned = body, owned
+		case frameAck:
+			if !e.readAck(body) {
+				return true
+			}
+		case frameGoodbye:
+			e.gotBye.Store(true)
+			e.out.shutdown() // flush, answer with our goodbye
+			if e.sentBye.Load() {
+				e.fail(nil)
+			}
+			return true
+		default:
+			e.fail(fmt.Errorf("%w: unexpected %v frame", ErrProtocol, t))
+			return true
+		}
+	}
+}
+
+// readFailed ends the link after the stream failed to give the next frame.
+func (e *Endpoint) readFailed(err error) {
+	if e.sentBye.Load() && (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)) {
+		e.fail(nil) // we said goodbye; the peer closing is the answer
+		return
+	}
+	if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrFrameTooLarge) {
+		err = fmt.Errorf("%w: read: %w", ErrPeerGone, err) // EOF, reset, closed: the stream is gone
+	}
+	e.fail(err)
+}
+
+// readAck takes the peer's cumulative ack count; false when it breaks the
+// protocol (the link is failed).
+func (e *Endpoint) readAck(body []byte) bool {
+	r := &e.rd
+	n, err := parseAck(body)
+	if err == nil && n < r.lastAck {
+		err = fmt.Errorf("%w: ack %d after ack %d", ErrProtocol, n, r.lastAck)
+	}
+	if err != nil {
+		e.fail(err)
+		return false
+	}
+	r.lastAck = n
+	if acks, ok := e.h.(AckHandler); ok {
+		acks.Acked(n)
+	}
+	return true
+}
+
+// nextMessage splits the first length-prefixed message off a data frame's
+// body (len(body) > 0).
+func nextMessage(body []byte) (msg, rest []byte, err error) {
+	if len(body) < msgPrefixSize {
+		return nil, nil, fmt.Errorf("%w: %d stray bytes at the end of a frame", ErrProtocol, len(body))
+	}
+	n := binary.BigEndian.Uint32(body)
+	if uint64(n) > uint64(len(body)-msgPrefixSize) {
+		return nil, nil, fmt.Errorf("%w: message of %d bytes overruns its frame (%d left)", ErrProtocol, n, len(body)-msgPrefixSize)
+	}
+	end := msgPrefixSize + int(n)
+	return body[msgPrefixSize:end], body[end:], nil
+}
+
+// hand passes one message to the handler. A panic in the handler is logged
+// and the link goes on: one bad message must not take the link down.
+func (e *Endpoint) hand(env *Envelope, bad error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.cfg.logger.Error().Interface("panic", r).Str("type", fmt.Sprintf("%T", env.Message)).Msg("mailbox: handler panicked")
+		}
+	}()
+	if bad != nil {
+		e.h.DeadLetter(env, bad)
+		return
+	}
+	e.h.Deliver(env)
 }
