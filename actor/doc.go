@@ -47,15 +47,17 @@
 // that stops keeping up makes its senders wait instead of filling its
 // mailbox; watches through a link (WithWatchLimit).
 //
-// An actor that is not retained has no credit: the link's reader puts what
-// arrives for it into its protoactor mailbox at the rate it arrives. For
-// the actors the activator spawns (Node.Spawn of a registered kind), the
-// node bounds what links delivered and the actor has not finished
-// (WithInboxLimit, WithInboxBytes): past it, messages from links are dead
-// letters with ErrInboxFull, and requests among them fail at once; the
-// sender is not slowed. Any other actor that falls behind (blocks in
-// Receive) lets its mailbox grow: give it protoactor's bounded mailbox
-// (pa.WithMailbox(pa.Bounded(n))) when a peer may outpace it. Then a full
+// The actors the activator spawns (Node.Spawn of a registered kind) have
+// credit too: their node counts what links delivered to each and it has not
+// finished, and at its window (WithInboxLimit, WithInboxBytes) tells those
+// links to pause their sends to that actor alone; a paused sender waits
+// (WithSendTimeout, then a dead letter with ErrInboxFull) and goes on when
+// the actor is down to half its window. A peer that does not pause is
+// refused past twice the window (dead letters with ErrInboxFull; requests
+// among them fail at once). Any other actor that falls behind (blocks in
+// Receive) lets its mailbox grow: the link's reader puts what arrives into
+// its protoactor mailbox at the rate it arrives. Give it protoactor's
+// bounded mailbox (pa.WithMailbox(pa.Bounded(n))) when a peer may outpace it. Then a full
 // mailbox makes the link's reader wait for room, which stalls that link for
 // all its actors (its peer's user lane fills, and its senders wait and then
 // dead-letter) but bounds the memory.

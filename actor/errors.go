@@ -35,9 +35,10 @@ var (
 	// ErrHeldFull is the dead-letter reason for a message sent while a link is
 	// down and its hold queue is full (WithHoldLimit, WithHoldBytes).
 	ErrHeldFull = errors.New("actor: link down and hold queue full")
-	// ErrInboxFull is the dead-letter reason for a message from a link to an
-	// actor the activator spawned while that actor has WithInboxLimit
-	// messages or WithInboxBytes bytes from links not yet processed.
+	// ErrInboxFull is the dead-letter reason for a message to an actor the
+	// activator spawned that is not keeping up: its sender waited on the
+	// actor's pause past WithSendTimeout, or (a sender that did not wait)
+	// the actor's inbox was past its hard bound (WithInboxLimit).
 	ErrInboxFull = errors.New("actor: actor's inbox full")
 	// ErrRetainFull is the dead-letter reason for a message to a retained
 	// actor (Link.Retain) while its window of unacknowledged bytes stayed

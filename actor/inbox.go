@@ -14,15 +14,18 @@ import (
 // end. A root actor of a child is bounded by retention (Link.Retain: the
 // sender holds, then waits). For the actors the activator spawns (kinds
 // spawned by Node.Spawn, from this node or across a link), whose props
-// procactor controls, the node bounds what links have delivered to each and
-// it has not finished: at most WithInboxLimit messages and WithInboxBytes
-// decoded bytes (a single larger message is taken when nothing is queued).
-// Past either bound a message from a link is a dead letter with ErrInboxFull
-// and a rate-limited line, and a request among them fails at once
-// (DeadLetterResponse): memory stays bounded, at the price of dropping. The
-// sender is not slowed (no per-target credit over the link: the link's own
-// flow control is per stream, and holding it for one busy actor would stall
-// every other on the link). Messages sent within the node are not counted.
+// procactor controls, the node counts what links have delivered to each and
+// it has not finished. WithInboxLimit messages and WithInboxBytes decoded
+// bytes are its window: at the window, the links that deliver to it are
+// told to pause their sends to that actor alone (credit.go), so that their
+// senders wait, as on a full link (the link's own flow control, per stream,
+// would stall every other actor on it). What was in flight when the pause
+// went out still arrives; past the hard bound (twice the window, or the
+// window plus inboxSlackMsgs / inboxSlackBytes if larger) a message from a
+// link is a dead letter with ErrInboxFull and a rate-limited line, and a
+// request among them fails at once (DeadLetterResponse): memory stays
+// bounded whatever a peer does. Messages sent within the node are not
+// counted.
 // Actors spawned otherwise get no bound: see the package doc.
 
 // inbox counts one spawned actor's messages delivered by links and not yet
@@ -30,13 +33,20 @@ import (
 // panics for it, or when it finishes a message delivered after it (the
 // mailbox is FIFO: a middleware before the inbox's dropped it). Like
 // ackCounter, it recognises its messages by the *pa.MessageEnvelope the link
-// wraps each one in.
+// wraps each one in. It also knows which links it paused (credit.go).
 type inbox struct {
+	limit     int   // WithInboxLimit: past it, links are paused
+	maxBytes  int64 // WithInboxBytes: likewise
+	hardMsgs  int   // past it, messages are refused (inboxHard)
+	hardBytes int64 // likewise
+
 	mu      sync.Mutex
-	pending ring[inboxMsg] // delivered, not finished, in order (guarded by mu)
-	bytes   int64          // sum of pending sizes (guarded by mu)
-	npend   atomic.Int64   // len(pending), read without mu on the actor's path
-	stopped atomic.Bool    // the actor has stopped: no more deliveries are counted
+	id      string             // the actor's id, once spawned (guarded by mu)
+	pending ring[inboxMsg]     // delivered, not finished, in order (guarded by mu)
+	bytes   int64              // sum of pending sizes (guarded by mu)
+	paused  map[*Link]struct{} // links told to pause for this actor (guarded by mu)
+	npend   atomic.Int64       // len(pending), read without mu on the actor's path
+	stopped atomic.Bool        // the actor has stopped: no more deliveries are counted
 }
 
 type inboxMsg struct {
@@ -44,33 +54,57 @@ type inboxMsg struct {
 	size int64
 }
 
-// admit counts a message about to be delivered, unless the inbox is full
-// (limit messages or maxBytes bytes; one message alone is always admitted).
-func (ib *inbox) admit(menv *pa.MessageEnvelope, size int64, limit int, maxBytes int64) bool {
+// Slack of the hard bound over the window: what a link may have in flight
+// (its peer's user lane, the pipe, the read buffer) when the pause reaches
+// its sender. A sender that honours pauses is not refused on a link with
+// default queues.
+const (
+	inboxSlackMsgs  = 1 << 16
+	inboxSlackBytes = 16 << 20
+)
+
+// newInbox makes an inbox with a window of limit messages and maxBytes
+// bytes; it refuses past limit + max(limit, inboxSlackMsgs) messages or
+// maxBytes + max(maxBytes, inboxSlackBytes) bytes.
+func newInbox(limit int, maxBytes int64) *inbox {
+	return &inbox{limit: limit, maxBytes: maxBytes,
+		hardMsgs: limit + max(limit, inboxSlackMsgs), hardBytes: maxBytes + max(maxBytes, inboxSlackBytes)}
+}
+
+// admit counts a message from l about to be delivered, unless the inbox is
+// full (past its hard bounds; one message alone is always admitted). At the
+// window or past it, l is told to pause its sends.
+func (ib *inbox) admit(l *Link, menv *pa.MessageEnvelope, size int64) bool {
 	ib.mu.Lock()
-	defer ib.mu.Unlock()
-	if n := ib.pending.len(); n > 0 && (n >= limit || ib.bytes+size > maxBytes) {
+	if n := ib.pending.len(); n > 0 && (n >= ib.hardMsgs || ib.bytes+size > ib.hardBytes) {
+		ib.mu.Unlock()
 		return false
 	}
 	ib.pending.push(inboxMsg{env: menv, size: size})
 	ib.bytes += size
 	ib.npend.Add(1)
+	if (ib.pending.len() >= ib.limit || ib.bytes >= ib.maxBytes) && ib.pauseLocked(l) {
+		// Under mu, so that a resume decided after it is sent after it.
+		l.tellCredit(ib.id, true)
+	}
+	ib.mu.Unlock()
 	return true
 }
 
-// finished releases env and everything delivered before it.
+// finished releases env and everything delivered before it; at half the
+// window or below, the paused links resume.
 func (ib *inbox) finished(env *pa.MessageEnvelope) {
 	if ib.npend.Load() == 0 {
 		return // the actor's own traffic
 	}
 	ib.mu.Lock()
-	defer ib.mu.Unlock()
 	p := &ib.pending
 	i := 0
 	for i < p.len() && p.at(i).env != env {
 		i++
 	}
 	if i == p.len() {
+		ib.mu.Unlock()
 		return // not a message of a link
 	}
 	for range i + 1 {
@@ -78,6 +112,10 @@ func (ib *inbox) finished(env *pa.MessageEnvelope) {
 		ib.bytes -= m.size
 	}
 	ib.npend.Add(-int64(i + 1))
+	if len(ib.paused) > 0 && p.len() <= ib.limit/2 && ib.bytes <= ib.maxBytes/2 {
+		resumeLinks(ib.takePausedLocked(), ib.id) // under mu: see admit
+	}
+	ib.mu.Unlock()
 }
 
 // usage reports what the inbox holds: messages and bytes.
@@ -97,6 +135,10 @@ func (n *Node) boundInbox(props *pa.Props, ib *inbox) *pa.Props {
 				if n.inboxes.CompareAndDelete(c.Self().Id, ib) {
 					n.inboxCount.Add(-1)
 				}
+				// Its senders go on, to find it gone.
+				ib.mu.Lock()
+				resumeLinks(ib.takePausedLocked(), c.Self().Id)
+				ib.mu.Unlock()
 			}
 			defer ib.finished(env) // a panic finishes (loses) the message too
 			next(c, env)
@@ -106,6 +148,9 @@ func (n *Node) boundInbox(props *pa.Props, ib *inbox) *pa.Props {
 
 // registerInbox makes links count deliveries to pid in ib, from now on.
 func (n *Node) registerInbox(pid *pa.PID, ib *inbox) {
+	ib.mu.Lock()
+	ib.id = pid.Id
+	ib.mu.Unlock()
 	n.inboxCount.Add(1)
 	n.inboxes.Store(pid.Id, ib)
 	if ib.stopped.Load() {
@@ -132,8 +177,7 @@ func (n *Node) inboxOf(target *pa.PID) *inbox {
 // or refuses it when the inbox is full (false).
 func (l *Link) deliverCounted(ib *inbox, env *mailbox.Envelope) (*pa.MessageEnvelope, bool) {
 	menv := &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender}
-	cfg := &l.node.cfg
-	if !ib.admit(menv, env.Size, cfg.inboxLimit, int64(cfg.inboxBytes)) {
+	if !ib.admit(l, menv, env.Size) {
 		msgs, bytes := ib.usage()
 		l.refuse(env, fmt.Errorf("%w: %d messages, %d bytes not yet processed", ErrInboxFull, msgs, bytes))
 		return nil, false

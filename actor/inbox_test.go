@@ -4,27 +4,45 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/internal/testutil"
+	"github.com/rs/zerolog"
 )
 
 // blockerGates holds the gate each blocker actor waits on, by its args' Text.
 var blockerGates sync.Map // string → chan struct{}
 
 func init() {
-	// actor_test.blocker reports every message to args.Reply; on "block" it
-	// reports "blocked", then waits until its gate closes.
+	// actor_test.blocker reports every string to args.Reply; on "block" it
+	// reports "blocked", then waits until its gate closes. It counts ints,
+	// checking they come 0, 1, 2…, and answers "count" with how many.
 	RegisterKind("actor_test.blocker", func(args Args) (*pa.Props, error) {
 		a, ok := args.Value.(*spawnArgs)
 		if !ok {
 			return nil, errors.New("want *spawnArgs")
 		}
+		next, inOrder := 0, true
 		return pa.PropsFromFunc(func(ctx pa.Context) {
+			if i, ok := ctx.Message().(int); ok { // counted, not reported
+				inOrder = inOrder && i == next
+				next++
+				return
+			}
 			s, ok := ctx.Message().(string)
 			if !ok {
+				return
+			}
+			if s == "count" {
+				order := " in order"
+				if !inOrder {
+					order = " out of order"
+				}
+				ctx.Respond(fmt.Sprint(next, order))
 				return
 			}
 			if s == "block" {
@@ -62,77 +80,160 @@ func spawnBlocker(t *testing.T, n *Node, c *Node) (pid *pa.PID, got chan string,
 	return pid, got, release
 }
 
-// TestInboxBoundedByCount (issue 14, item 2): an actor the activator
-// spawned that blocks takes at most WithInboxLimit messages from a link; the
-// rest are dead letters with ErrInboxFull, a request among them fails at
-// once, and once it goes on it gets exactly those it took, in order, and
-// new ones again.
-func TestInboxBoundedByCount(t *testing.T) {
+// TestInboxBound (issue 14, item 2): an inbox takes messages up to its hard
+// bounds (one larger message alone), asks the delivering link to pause at
+// its window, releases what was finished in order, and lifts the pause at
+// half the window.
+func TestInboxBound(t *testing.T) {
 	t.Parallel()
-	n := newNode(t, "n", WithDeadLetterLog(nil))
-	c := newNode(t, "n/1", WithInboxLimit(5), WithDeadLetterLog(nil))
-	_, up := join(t, n, c)
-	pid, got, release := spawnBlocker(t, n, c)
-
-	n.Root().Send(pid, "block")
-	if s := testutil.Receive(t, got, "blocked"); s != "blocked" {
-		t.Fatalf("got %q; want blocked", s)
+	n := newNode(t, "n")
+	l := newLink(n, "n/1") // never connected: a pause has no stream to go on
+	ib := &inbox{limit: 3, maxBytes: 1 << 20, hardMsgs: 5, hardBytes: 1 << 20, id: "x"}
+	envs := make([]*pa.MessageEnvelope, 6)
+	for i := range envs {
+		envs[i] = &pa.MessageEnvelope{Message: i}
 	}
-	for i := range 20 {
-		n.Root().Send(pid, fmt.Sprint("m", i))
-	}
-	// "block" is still being processed: 4 more fit.
-	testutil.Eventually(t, "16 dead letters", func() bool { return up.counts.deadLetters.Load() == 16 })
-	if _, err := request(n.Root(), pid, "request"); !errors.Is(err, pa.ErrDeadLetter) {
-		t.Fatalf("request to a full inbox: %v; want ErrDeadLetter at once", err)
-	}
-	ib := c.inboxOf(pid)
-	if ib == nil {
-		t.Fatal("no inbox for a spawned actor")
-	}
-	if msgs, _ := ib.usage(); msgs != 5 {
-		t.Fatalf("inbox holds %d messages; want 5 (the bound)", msgs)
-	}
-	release()
-	for i := range 4 {
-		if s, want := testutil.Receive(t, got, "a message taken"), fmt.Sprint("m", i); s != want {
-			t.Fatalf("got %q; want %q", s, want)
+	for i := range 5 {
+		if !ib.admit(l, envs[i], 10) {
+			t.Fatalf("message %d refused below the bound", i)
 		}
 	}
-	if res, err := request(n.Root(), pid, "after"); err != nil || res != "after" {
-		t.Fatalf("after the actor went on: %v, %v", res, err)
+	if ib.admit(l, envs[5], 10) {
+		t.Fatal("a sixth message admitted past a limit of 5")
 	}
-	if s := testutil.Receive(t, got, "after"); s != "after" {
-		t.Fatalf("got %q; want after (m4… were dropped)", s)
+	if _, ok := ib.paused[l]; !ok {
+		t.Fatal("the link was not paused at the window")
 	}
-	testutil.Eventually(t, "an empty inbox", func() bool { msgs, b := ib.usage(); return msgs == 0 && b == 0 })
+	ib.finished(envs[2]) // the first three are done (FIFO)
+	if m, b := ib.usage(); m != 2 || b != 20 {
+		t.Fatalf("usage %d messages, %d bytes; want 2, 20", m, b)
+	}
+	if len(ib.paused) != 1 {
+		t.Fatal("resumed above half the window")
+	}
+	ib.finished(envs[4])
+	if m, b := ib.usage(); m != 0 || b != 0 || len(ib.paused) != 0 {
+		t.Fatalf("usage %d, %d, paused %d; want all released and resumed", m, b, len(ib.paused))
+	}
+	ib.finished(&pa.MessageEnvelope{}) // not the link's: ignored
+
+	bytes := &inbox{limit: 100, maxBytes: 100, hardMsgs: 100, hardBytes: 100, id: "y"}
+	big := &pa.MessageEnvelope{}
+	if !bytes.admit(l, big, 1000) {
+		t.Fatal("a message larger than the byte bound refused into an empty inbox")
+	}
+	if bytes.admit(l, &pa.MessageEnvelope{}, 1) {
+		t.Fatal("a message admitted past the byte bound")
+	}
+	bytes.finished(big)
+	if !bytes.admit(l, &pa.MessageEnvelope{}, 60) || bytes.admit(l, &pa.MessageEnvelope{}, 60) {
+		t.Fatal("60 + 60 bytes: want the first admitted, the second refused (bound 100)")
+	}
 }
 
-// TestInboxBoundedByBytes: WithInboxBytes bounds the decoded bytes waiting
-// for a spawned actor.
-func TestInboxBoundedByBytes(t *testing.T) {
+// TestInboxPausesSenders (issue 14, item 2): a sender to a spawned actor
+// that has stopped keeping up waits instead of filling its inbox or losing
+// messages; once the actor goes on, every message arrives, in order.
+func TestInboxPausesSenders(t *testing.T) {
 	t.Parallel()
-	const bound = 64 << 10
+	const limit, msgs = 10, 20000
 	n := newNode(t, "n", WithDeadLetterLog(nil))
-	c := newNode(t, "n/1", WithInboxBytes(bound), WithDeadLetterLog(nil))
-	_, up := join(t, n, c)
+	c := newNode(t, "n/1", WithInboxLimit(limit), WithDeadLetterLog(nil))
+	down, up := join(t, n, c)
 	pid, got, release := spawnBlocker(t, n, c)
 	n.Root().Send(pid, "block")
 	testutil.Receive(t, got, "blocked")
-	for range 100 {
-		n.Root().Send(pid, string(make([]byte, 4<<10)))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range msgs {
+			n.Root().Send(pid, i)
+		}
+	}()
+	testutil.Eventually(t, "the sender paused", func() bool { return down.npaused.Load() == 1 })
+	if p := down.Stats().Paused; p != 1 {
+		t.Fatalf("Stats().Paused = %d; want 1", p)
 	}
-	testutil.Eventually(t, "dead letters", func() bool { return up.counts.deadLetters.Load() > 0 })
 	ib := c.inboxOf(pid)
-	testutil.Eventually(t, "all 100 delivered or refused", func() bool {
-		msgs, _ := ib.usage()
-		return int64(msgs-1)+int64(up.counts.deadLetters.Load()) == 100
-	})
-	if _, b := ib.usage(); b > bound {
-		t.Fatalf("inbox holds %d bytes; bound %d", b, bound)
+	if m, _ := ib.usage(); m >= ib.hardMsgs {
+		t.Fatalf("inbox holds %d messages; hard bound %d", m, ib.hardMsgs)
+	}
+	select {
+	case <-done:
+		t.Fatal("every send returned while the actor was blocked: nothing paused")
+	default:
 	}
 	release()
-	testutil.Eventually(t, "an empty inbox", func() bool { msgs, b := ib.usage(); return msgs == 0 && b == 0 })
+	testutil.Receive(t, done, "the sender to finish")
+	res, err := n.Root().RequestFuture(pid, "count", testTimeout).Result()
+	if err != nil || res != fmt.Sprint(msgs, " in order") {
+		t.Fatalf("count: %v, %v; want %d in order", res, err, msgs)
+	}
+	if d, u := down.counts.deadLetters.Load(), up.counts.deadLetters.Load(); d != 0 || u != 0 {
+		t.Fatalf("dead letters: %d at the sender, %d at the receiver; want none", d, u)
+	}
+	testutil.Eventually(t, "the pause lifted", func() bool { return down.npaused.Load() == 0 })
+}
+
+// TestInboxPauseTimesOut: a sender paused past WithSendTimeout gives up:
+// the message is a dead letter with ErrInboxFull and a log line; what was
+// sent before the pause arrives.
+func TestInboxPauseTimesOut(t *testing.T) {
+	t.Parallel()
+	var logs logBuffer
+	n := newNode(t, "n", WithSendTimeout(50*time.Millisecond), WithLogger(logs.logger(zerolog.WarnLevel)))
+	c := newNode(t, "n/1", WithInboxLimit(4), WithDeadLetterLog(nil))
+	down, up := join(t, n, c)
+	pid, got, release := spawnBlocker(t, n, c)
+	n.Root().Send(pid, "block")
+	testutil.Receive(t, got, "blocked")
+	for i := range 10 {
+		n.Root().Send(pid, fmt.Sprint("m", i))
+	}
+	testutil.Eventually(t, "the sender paused", func() bool { return down.npaused.Load() == 1 })
+	for i := 10; i < 20; i++ {
+		n.Root().Send(pid, fmt.Sprint("m", i)) // waits 50 ms, then a dead letter
+	}
+	if d := down.counts.deadLetters.Load(); d != 10 {
+		t.Fatalf("%d sender-side dead letters; want 10 (every send after the pause)", d)
+	}
+	if !strings.Contains(logs.String(), ErrInboxFull.Error()) {
+		t.Fatalf("no ErrInboxFull in the log:\n%s", logs.String())
+	}
+	release()
+	for i := range 10 {
+		if s, want := testutil.Receive(t, got, "a message sent before the pause"), fmt.Sprint("m", i); s != want {
+			t.Fatalf("got %q; want %q", s, want)
+		}
+	}
+	if u := up.counts.deadLetters.Load(); u != 0 {
+		t.Fatalf("%d receiver-side dead letters; want none", u)
+	}
+}
+
+// TestInboxPauseLiftedOnLoss: a sender waiting on a pause goes on when the
+// link is lost (its message then follows the link's fate).
+func TestInboxPauseLiftedOnLoss(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, "n", WithDeadLetterLog(nil))
+	c := newNode(t, "n/1", WithInboxLimit(4), WithDeadLetterLog(nil))
+	down, _ := join(t, n, c)
+	pid, got, _ := spawnBlocker(t, n, c)
+	n.Root().Send(pid, "block")
+	testutil.Receive(t, got, "blocked")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 100 {
+			n.Root().Send(pid, fmt.Sprint("m", i))
+		}
+	}()
+	testutil.Eventually(t, "the sender paused", func() bool { return down.npaused.Load() == 1 })
+	down.Abort()
+	testutil.Receive(t, done, "the sender to go on after the loss")
+	if p := down.npaused.Load(); p != 0 {
+		t.Fatalf("%d pauses kept after the loss", p)
+	}
 }
 
 // TestInboxForgottenOnStop: a stopped spawned actor leaves no inbox behind,

@@ -147,7 +147,7 @@ func (n *Node) spawnLocal(req *spawnRequest) (resp *spawnResponse) {
 	}
 	// Messages over a link run the kind on the link's reader when it is idle,
 	// and what links deliver to it is bounded (inbox.go).
-	ib := &inbox{}
+	ib := newInbox(n.cfg.inboxLimit, int64(n.cfg.inboxBytes))
 	props = n.boundInbox(n.Inline(props), ib)
 	var pid *pa.PID
 	if req.Name == "" {

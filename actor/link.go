@@ -58,6 +58,8 @@ type Link struct {
 	upClosed   bool                          // upCh is closed (guarded by mu)
 	nWatchedBy int                           // pairs in watchedBy (guarded by mu)
 	spawned    map[pidKey]*pa.PID            // actors the peer spawned here (guarded by mu)
+	paused     map[string]chan struct{}      // the peer's actors it asked us to pause sends to; closed on resume (guarded by mu; credit.go)
+	npaused    atomic.Int32                  // len(paused): 0 skips the check on the send path
 }
 
 var _ pa.Process = (*Link)(nil)
@@ -170,6 +172,7 @@ type LinkStats struct {
 	HeldBytes     int    // their encoded size (redelivered ones excepted)
 	Retained      int    // messages sent to the retained actor, not yet acknowledged
 	RetainedBytes int    // their encoded size
+	Paused        int    // actors of the peer whose node paused our sends to them (credit spent; credit.go)
 
 	// Traffic and queues: see linkstats.go.
 	LinkTraffic
@@ -180,7 +183,7 @@ func (l *Link) Stats() LinkStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := LinkStats{State: l.state.String(), Requests: len(l.inflight), Held: len(l.held), HeldBytes: l.heldBytes,
-		Retained: l.ret.msgs.len(), RetainedBytes: l.ret.bytes}
+		Retained: l.ret.msgs.len(), RetainedBytes: l.ret.bytes, Paused: len(l.paused)}
 	for _, ws := range l.watches {
 		s.Watches += len(ws)
 	}

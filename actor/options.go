@@ -76,15 +76,18 @@ func WithHoldLimit(n int) NodeOption { return func(c *nodeConfig) { c.holdLimit 
 // when nothing else is). Default 64 MiB.
 func WithHoldBytes(n int) NodeOption { return func(c *nodeConfig) { c.holdBytes = n } }
 
-// WithInboxLimit bounds how many messages from links an actor spawned by the
-// activator (a kind spawned with Node.Spawn) may have queued and not yet
-// processed; past it they are dead letters with ErrInboxFull (see
-// inbox.go's comment: other actors are not bounded). Default 100000.
+// WithInboxLimit sets the window, in messages, of an actor spawned by the
+// activator (a kind spawned with Node.Spawn): when that many messages from
+// links are queued for it and not yet processed, the links are told to
+// pause their sends to it (a sender waits up to WithSendTimeout, then the
+// message is a dead letter with ErrInboxFull); past twice the window (at
+// least the window plus 65536) the node refuses them itself. See the
+// package doc: other actors are not bounded. Default 100000.
 func WithInboxLimit(n int) NodeOption { return func(c *nodeConfig) { c.inboxLimit = n } }
 
-// WithInboxBytes bounds the decoded bytes of those messages (a single
-// larger message is taken when nothing is queued); past it they are dead
-// letters with ErrInboxFull. Default 64 MiB.
+// WithInboxBytes sets the same window in decoded bytes (a single larger
+// message is taken when nothing is queued); the node refuses past twice it
+// (at least the window plus 16 MiB). Default 64 MiB.
 func WithInboxBytes(n int) NodeOption { return func(c *nodeConfig) { c.inboxBytes = n } }
 
 // WithWatchLimit bounds how many watches (watchee here, watcher behind the

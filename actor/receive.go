@@ -42,6 +42,10 @@ func (h *linkHandler) Borrowable(env *mailbox.Envelope) bool {
 func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 	l := h.link
 	target := env.Target
+	if c, ok := env.Message.(*inboxCredit); ok && target == nil && env.Lane == mailbox.LaneSystem {
+		l.credit(c)
+		return
+	}
 	if target == nil {
 		l.node.log.Warn().Str("peer", l.addr).Str("type", fmt.Sprintf("%T", env.Message)).Msg("dead letter: message without target")
 		return

@@ -49,6 +49,9 @@ func (l *Link) send(env *mailbox.Envelope) {
 		// reading meanwhile.
 		mailbox.ReleaseReader()
 	}
+	if l.npaused.Load() > 0 && !l.awaitCredit(env) {
+		return
+	}
 	size := -1 // encoded size, once needed to hold the message
 	for {
 		l.mu.Lock()

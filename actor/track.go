@@ -139,6 +139,7 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 	}
 	l.ep, l.h = nil, nil
 	l.flushing = false
+	l.resumeAllLocked() // the peer's inboxes start over with its next stream
 	l.counts.retireLocked(ep)
 	if l.state == linkUp {
 		if l.reconnect {

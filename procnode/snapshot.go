@@ -98,9 +98,13 @@ type LinkInfo struct {
 	// window (WithRetainWindow), its senders wait.
 	Retained      int `json:"retained"`       // messages
 	RetainedBytes int `json:"retained_bytes"` // their encoded bytes
-	Watches       int `json:"watches"`        // watches out through the link
-	WatchedBy     int `json:"watched_by"`     // watches in through the link
-	Requests      int `json:"requests"`       // requests in flight through the link
+	// Paused counts the peer's actors whose credit is spent: their node
+	// paused our sends to them (an activator-spawned actor at its inbox
+	// window, actor.WithInboxLimit).
+	Paused    int `json:"paused"`
+	Watches   int `json:"watches"`    // watches out through the link
+	WatchedBy int `json:"watched_by"` // watches in through the link
+	Requests  int `json:"requests"`   // requests in flight through the link
 }
 
 // LaneTraffic counts one lane of a link, both ways.
@@ -276,7 +280,7 @@ func linkInfo(addr string, s actor.LinkStats) LinkInfo {
 		System:  LaneTraffic{MsgsIn: t.MsgsIn[y], MsgsOut: t.MsgsOut[y], BytesIn: t.BytesIn[y], BytesOut: t.BytesOut[y]},
 		Writes:  t.Writes, DeadLetters: s.DeadLetters,
 		Queued: s.Queued, QueuedBytes: s.QueuedBytes, QueuedUser: s.QueuedUser,
-		Held: s.Held, HeldBytes: s.HeldBytes, Retained: s.Retained, RetainedBytes: s.RetainedBytes,
+		Held: s.Held, HeldBytes: s.HeldBytes, Retained: s.Retained, RetainedBytes: s.RetainedBytes, Paused: s.Paused,
 		Watches: s.Watches, WatchedBy: s.WatchedBy, Requests: s.Requests,
 	}
 }
