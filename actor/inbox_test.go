@@ -80,6 +80,17 @@ func spawnBlocker(t *testing.T, n *Node, c *Node) (pid *pa.PID, got chan string,
 	return pid, got, release
 }
 
+// blockedActor spawns a blocker on c and has it block.
+func blockedActor(t *testing.T, n, c *Node) (pid *pa.PID, got chan string, release func()) {
+	t.Helper()
+	pid, got, release = spawnBlocker(t, n, c)
+	n.Root().Send(pid, "block")
+	if s := testutil.Receive(t, got, "blocked"); s != "blocked" {
+		t.Fatalf("got %q; want blocked", s)
+	}
+	return pid, got, release
+}
+
 // TestInboxBound (issue 14, item 2): an inbox takes messages up to its hard
 // bounds (one larger message alone), asks the delivering link to pause at
 // its window, releases what was finished in order, and lifts the pause at
@@ -140,9 +151,7 @@ func TestInboxPausesSenders(t *testing.T) {
 	n := newNode(t, "n", WithDeadLetterLog(nil))
 	c := newNode(t, "n/1", WithInboxLimit(limit), WithDeadLetterLog(nil))
 	down, up := join(t, n, c)
-	pid, got, release := spawnBlocker(t, n, c)
-	n.Root().Send(pid, "block")
-	testutil.Receive(t, got, "blocked")
+	pid, _, release := blockedActor(t, n, c)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -184,9 +193,7 @@ func TestInboxPauseTimesOut(t *testing.T) {
 	n := newNode(t, "n", WithSendTimeout(50*time.Millisecond), WithLogger(logs.logger(zerolog.WarnLevel)))
 	c := newNode(t, "n/1", WithInboxLimit(4), WithDeadLetterLog(nil))
 	down, up := join(t, n, c)
-	pid, got, release := spawnBlocker(t, n, c)
-	n.Root().Send(pid, "block")
-	testutil.Receive(t, got, "blocked")
+	pid, got, release := blockedActor(t, n, c)
 	for i := range 10 {
 		n.Root().Send(pid, fmt.Sprint("m", i))
 	}
@@ -218,9 +225,7 @@ func TestInboxPauseLiftedOnLoss(t *testing.T) {
 	n := newNode(t, "n", WithDeadLetterLog(nil))
 	c := newNode(t, "n/1", WithInboxLimit(4), WithDeadLetterLog(nil))
 	down, _ := join(t, n, c)
-	pid, got, _ := spawnBlocker(t, n, c)
-	n.Root().Send(pid, "block")
-	testutil.Receive(t, got, "blocked")
+	pid, _, _ := blockedActor(t, n, c)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
