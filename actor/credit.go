@@ -106,15 +106,19 @@ func (l *Link) awaitCredit(env *mailbox.Envelope) bool {
 }
 
 // pauseLocked records that l was told to pause for ib's actor (from
-// admit); it reports whether l must be told now.
+// admit); it reports whether l must be told now: it was not, or it was on
+// a stream that has since ended (its pauses ended with it).
 func (ib *inbox) pauseLocked(l *Link) bool {
-	if _, ok := ib.paused[l]; ok {
+	l.mu.Lock()
+	ep := l.ep
+	l.mu.Unlock()
+	if told, ok := ib.paused[l]; ok && told == ep {
 		return false
 	}
 	if ib.paused == nil {
-		ib.paused = make(map[*Link]struct{})
+		ib.paused = make(map[*Link]*mailbox.Endpoint)
 	}
-	ib.paused[l] = struct{}{}
+	ib.paused[l] = ep
 	return true
 }
 

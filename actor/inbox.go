@@ -41,12 +41,12 @@ type inbox struct {
 	hardBytes int64 // likewise
 
 	mu      sync.Mutex
-	id      string             // the actor's id, once spawned (guarded by mu)
-	pending ring[inboxMsg]     // delivered, not finished, in order (guarded by mu)
-	bytes   int64              // sum of pending sizes (guarded by mu)
-	paused  map[*Link]struct{} // links told to pause for this actor (guarded by mu)
-	npend   atomic.Int64       // len(pending), read without mu on the actor's path
-	stopped atomic.Bool        // the actor has stopped: no more deliveries are counted
+	id      string                      // the actor's id, once spawned (guarded by mu)
+	pending ring[inboxMsg]              // delivered, not finished, in order (guarded by mu)
+	bytes   int64                       // sum of pending sizes (guarded by mu)
+	paused  map[*Link]*mailbox.Endpoint // links told to pause for this actor, and on which stream (guarded by mu)
+	npend   atomic.Int64                // len(pending), read without mu on the actor's path
+	stopped atomic.Bool                 // the actor has stopped: no more deliveries are counted
 }
 
 type inboxMsg struct {

@@ -11,6 +11,7 @@ import (
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/internal/testutil"
+	"github.com/procactor/procactor/mailbox"
 	"github.com/rs/zerolog"
 )
 
@@ -121,6 +122,14 @@ func TestInboxBound(t *testing.T) {
 	}
 	if len(ib.paused) != 1 {
 		t.Fatal("resumed above half the window")
+	}
+	// A pause told on a stream that has ended is told again on the next.
+	ib.paused[l] = &mailbox.Endpoint{}
+	if !ib.pauseLocked(l) || ib.paused[l] != nil {
+		t.Fatal("a pause from an ended stream was not told again")
+	}
+	if ib.pauseLocked(l) {
+		t.Fatal("a pause told twice on the same stream")
 	}
 	ib.finished(envs[4])
 	if m, b := ib.usage(); m != 0 || b != 0 || len(ib.paused) != 0 {
