@@ -156,7 +156,7 @@ func TestInboxBound(t *testing.T) {
 // messages; once the actor goes on, every message arrives, in order.
 func TestInboxPausesSenders(t *testing.T) {
 	t.Parallel()
-	const limit, msgs = 10, 20000
+	const limit, msgs = 10, 50000
 	n := newNode(t, "n", WithDeadLetterLog(nil))
 	c := newNode(t, "n/1", WithInboxLimit(limit), WithDeadLetterLog(nil))
 	down, up := join(t, n, c)
