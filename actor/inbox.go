@@ -12,7 +12,7 @@ import (
 // An actor's mailbox is protoactor's and unbounded: an actor that blocks in
 // its Receive would let a link's reader pour a peer's flood into it without
 // end. A root actor of a child is bounded by retention (Link.Retain: the
-// sender holds, then waits). For the actors the activator spawns (kinds
+// sender retains what it sent, and waits when its window is full). For the actors the activator spawns (kinds
 // spawned by Node.Spawn, from this node or across a link), whose props
 // procactor controls, the node counts what links have delivered to each and
 // it has not finished. WithInboxLimit messages and WithInboxBytes decoded
@@ -25,8 +25,7 @@ import (
 // link is a dead letter with ErrInboxFull and a rate-limited line, and a
 // request among them fails at once (DeadLetterResponse): memory stays
 // bounded whatever a peer does. Messages sent within the node are not
-// counted.
-// Actors spawned otherwise get no bound: see the package doc.
+// counted. Actors spawned otherwise get no bound: see the package doc.
 
 // inbox counts one spawned actor's messages delivered by links and not yet
 // finished. A message counts as finished when the actor's Receive returns or
@@ -35,9 +34,9 @@ import (
 // ackCounter, it recognises its messages by the *pa.MessageEnvelope the link
 // wraps each one in. It also knows which links it paused (credit.go).
 type inbox struct {
-	limit     int   // WithInboxLimit: past it, links are paused
+	limit     int   // WithInboxLimit: at it, links are paused
 	maxBytes  int64 // WithInboxBytes: likewise
-	hardMsgs  int   // past it, messages are refused (inboxHard)
+	hardMsgs  int   // past it, messages are refused (newInbox)
 	hardBytes int64 // likewise
 
 	mu      sync.Mutex
