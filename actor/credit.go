@@ -11,8 +11,8 @@ import (
 // Credit for the actors the activator spawned (inbox.go). Their inbox is
 // bounded on the receiving node; so that a fast sender is slowed rather
 // than dropped, the receiving node tells each link that delivered to an
-// inbox more than half full to pause its sends to that actor (inboxCredit,
-// Paused), and to resume them once the inbox is down to a quarter. A
+// inbox at its window to pause its sends to that actor (inboxCredit,
+// Paused), and to resume them once the inbox is down to half the window. A
 // paused link makes a sender of a user message to that actor wait, up to
 // WithSendTimeout, then the message is a dead letter with ErrInboxFull, as
 // a full link does; a link's reader never waits (it relays, or answers
@@ -50,8 +50,15 @@ func (l *Link) tellCredit(id string, paused bool) {
 	}
 }
 
+// maxCreditID bounds the id in a pause a link keeps (ids of this node's
+// actors are far shorter; a peer must not park memory in the table).
+const maxCreditID = 1024
+
 // credit applies a pause or resume from the peer.
 func (l *Link) credit(c *inboxCredit) {
+	if len(c.ID) > maxCreditID {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ch, ok := l.paused[c.ID]
@@ -133,6 +140,22 @@ func (ib *inbox) takePausedLocked() []*Link {
 	}
 	clear(ib.paused)
 	return ls
+}
+
+// adoptPauses takes over the pauses of a stopped actor of the same name:
+// those ib would have asked for too stay, and are lifted when it drains;
+// the others are lifted now.
+func (ib *inbox) adoptPauses(links []*Link) {
+	ib.mu.Lock()
+	defer ib.mu.Unlock()
+	full := ib.pending.len() >= ib.limit || ib.bytes >= ib.maxBytes
+	for _, l := range links {
+		if full {
+			ib.pauseLocked(l)
+		} else if _, ok := ib.paused[l]; !ok {
+			l.tellCredit(ib.id, false)
+		}
+	}
 }
 
 // resumeLinks tells each link to resume its sends to id.

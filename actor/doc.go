@@ -52,13 +52,15 @@
 // finished, and at its window (WithInboxLimit, WithInboxBytes) tells those
 // links to pause their sends to that actor alone; a paused sender waits
 // (WithSendTimeout, then a dead letter with ErrInboxFull) and goes on when
-// the actor is down to half its window. A peer that does not pause is
-// refused past twice the window (dead letters with ErrInboxFull; requests
+// the actor is down to half its window. A link's reader relaying for a
+// node further away never waits, and a peer may not pause at all: past
+// twice the window (at least the window plus 65536 messages or 16 MiB) the
+// node refuses what links bring (dead letters with ErrInboxFull; requests
 // among them fail at once). Any other actor that falls behind (blocks in
 // Receive) lets its mailbox grow: the link's reader puts what arrives into
 // its protoactor mailbox at the rate it arrives. Give it protoactor's
-// bounded mailbox (pa.WithMailbox(pa.Bounded(n))) when a peer may outpace it. Then a full
-// mailbox makes the link's reader wait for room, which stalls that link for
+// bounded mailbox (pa.WithMailbox(pa.Bounded(n))) when a peer may outpace
+// it. Then a full mailbox makes the link's reader wait for room, which stalls that link for
 // all its actors (its peer's user lane fills, and its senders wait and then
 // dead-letter) but bounds the memory.
 //

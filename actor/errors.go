@@ -38,7 +38,8 @@ var (
 	// ErrInboxFull is the dead-letter reason for a message to an actor the
 	// activator spawned that is not keeping up: its sender waited on the
 	// actor's pause past WithSendTimeout, or (a sender that did not wait)
-	// the actor's inbox was past its hard bound (WithInboxLimit).
+	// the actor's inbox was past its hard bound (WithInboxLimit,
+	// WithInboxBytes).
 	ErrInboxFull = errors.New("actor: actor's inbox full")
 	// ErrRetainFull is the dead-letter reason for a message to a retained
 	// actor (Link.Retain) while its window of unacknowledged bytes stayed

@@ -2,8 +2,10 @@ package actor
 
 import (
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/mailbox"
@@ -40,12 +42,13 @@ type inbox struct {
 	hardBytes int64 // likewise
 
 	mu      sync.Mutex
-	id      string                      // the actor's id, once spawned (guarded by mu)
-	pending ring[inboxMsg]              // delivered, not finished, in order (guarded by mu)
-	bytes   int64                       // sum of pending sizes (guarded by mu)
-	paused  map[*Link]*mailbox.Endpoint // links told to pause for this actor, and on which stream (guarded by mu)
-	npend   atomic.Int64                // len(pending), read without mu on the actor's path
-	stopped atomic.Bool                 // the actor has stopped: no more deliveries are counted
+	id      string                           // the actor's id, once spawned (guarded by mu)
+	pending ring[inboxMsg]                   // delivered, not finished, in order (guarded by mu)
+	bytes   int64                            // sum of pending sizes (guarded by mu)
+	paused  map[*Link]*mailbox.Endpoint      // links told to pause for this actor, and on which stream (guarded by mu)
+	index   map[*pa.MessageEnvelope]struct{} // the envelopes in pending (guarded by mu)
+	npend   atomic.Int64                     // len(pending), read without mu on the actor's path
+	stopped atomic.Bool                      // the actor has stopped: no more deliveries are counted
 }
 
 type inboxMsg struct {
@@ -75,10 +78,21 @@ func newInbox(limit int, maxBytes int64) *inbox {
 // window or past it, l is told to pause its sends.
 func (ib *inbox) admit(l *Link, menv *pa.MessageEnvelope, size int64) bool {
 	ib.mu.Lock()
+	if ib.stopped.Load() {
+		// Stopped between the lookup and now (it set stopped before its
+		// last look at paused, under mu): protoactor dead-letters the
+		// message; counting it would pause a link for an actor gone.
+		ib.mu.Unlock()
+		return true
+	}
 	if n := ib.pending.len(); n > 0 && (n >= ib.hardMsgs || ib.bytes+size > ib.hardBytes) {
 		ib.mu.Unlock()
 		return false
 	}
+	if ib.index == nil {
+		ib.index = make(map[*pa.MessageEnvelope]struct{})
+	}
+	ib.index[menv] = struct{}{}
 	ib.pending.push(inboxMsg{env: menv, size: size})
 	ib.bytes += size
 	ib.npend.Add(1)
@@ -97,18 +111,19 @@ func (ib *inbox) finished(env *pa.MessageEnvelope) {
 		return // the actor's own traffic
 	}
 	ib.mu.Lock()
-	p := &ib.pending
-	i := 0
-	for i < p.len() && p.at(i).env != env {
-		i++
-	}
-	if i == p.len() {
+	if _, ok := ib.index[env]; !ok {
 		ib.mu.Unlock()
 		return // not a message of a link
+	}
+	p := &ib.pending
+	i := 0 // usually the oldest: the mailbox is FIFO
+	for p.at(i).env != env {
+		i++
 	}
 	for range i + 1 {
 		m, _ := p.pop()
 		ib.bytes -= m.size
+		delete(ib.index, m.env)
 	}
 	ib.npend.Add(-int64(i + 1))
 	if len(ib.paused) > 0 && p.len() <= ib.limit/2 && ib.bytes <= ib.maxBytes/2 {
@@ -125,24 +140,54 @@ func (ib *inbox) usage() (int, int64) {
 }
 
 // boundInbox returns a copy of props whose actor's link deliveries are
-// counted by ib (its receiver middleware, innermost).
+// counted by ib, its outermost receiver middleware: it sees the envelope the
+// link delivered whatever the kind's own middlewares do with it, and counts
+// it finished when they and Receive return (or panic, or drop it).
 func (n *Node) boundInbox(props *pa.Props, ib *inbox) *pa.Props {
-	return props.Clone(pa.WithReceiverMiddleware(func(next pa.ReceiverFunc) pa.ReceiverFunc {
+	return withOuterMiddleware(props, func(next pa.ReceiverFunc) pa.ReceiverFunc {
 		return func(c pa.ReceiverContext, env *pa.MessageEnvelope) {
 			if _, ok := env.Message.(*pa.Stopped); ok {
-				ib.stopped.Store(true)
-				if n.inboxes.CompareAndDelete(c.Self().Id, ib) {
-					n.inboxCount.Add(-1)
-				}
-				// Its senders go on, to find it gone.
-				ib.mu.Lock()
-				resumeLinks(ib.takePausedLocked(), c.Self().Id)
-				ib.mu.Unlock()
+				n.inboxStopped(c.Self().Id, ib)
 			}
 			defer ib.finished(env) // a panic finishes (loses) the message too
 			next(c, env)
 		}
-	}))
+	})
+}
+
+// withOuterMiddleware returns a copy of props with mw before its receiver
+// middlewares. protoactor only appends (its first middleware is the
+// outermost), so the copy's list is rebuilt through reflection; should the
+// field be renamed, mw goes last, where a kind's middleware that replaces
+// the envelope hides messages from it (the count then drains only when a
+// later message of the link finishes).
+func withOuterMiddleware(props *pa.Props, mw pa.ReceiverMiddleware) *pa.Props {
+	cp := props.Clone()
+	f := reflect.ValueOf(cp).Elem().FieldByName("receiverMiddleware")
+	if !f.IsValid() || f.Type() != reflect.TypeOf([]pa.ReceiverMiddleware(nil)) {
+		return cp.Configure(pa.WithReceiverMiddleware(mw))
+	}
+	field := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
+	old := field.Interface().([]pa.ReceiverMiddleware)
+	field.Set(reflect.Zero(f.Type()))
+	return cp.Configure(pa.WithReceiverMiddleware(append([]pa.ReceiverMiddleware{mw}, old...)...))
+}
+
+// inboxStopped forgets the inbox of an actor that stopped, and lifts its
+// pauses: its senders go on, to find it gone. If an actor of the same name
+// has taken its place already, that one's inbox takes over the pauses.
+func (n *Node) inboxStopped(id string, ib *inbox) {
+	ib.stopped.Store(true) // before mu: admit counts nothing more
+	ib.mu.Lock()
+	links := ib.takePausedLocked()
+	ib.mu.Unlock()
+	if n.inboxes.CompareAndDelete(id, ib) {
+		n.inboxCount.Add(-1)
+	} else if v, ok := n.inboxes.Load(id); ok {
+		v.(*inbox).adoptPauses(links)
+		return
+	}
+	resumeLinks(links, id)
 }
 
 // registerInbox makes links count deliveries to pid in ib, from now on.
@@ -150,8 +195,11 @@ func (n *Node) registerInbox(pid *pa.PID, ib *inbox) {
 	ib.mu.Lock()
 	ib.id = pid.Id
 	ib.mu.Unlock()
-	n.inboxCount.Add(1)
-	n.inboxes.Store(pid.Id, ib)
+	if _, replaced := n.inboxes.Swap(pid.Id, ib); !replaced {
+		// (A replaced entry is an actor of the same name that stopped and
+		// has not run its Stopped yet: it will find ib in its place.)
+		n.inboxCount.Add(1)
+	}
 	if ib.stopped.Load() {
 		// It stopped before it was registered: its Stopped found nothing
 		// to delete.
@@ -176,7 +224,16 @@ func (n *Node) inboxOf(target *pa.PID) *inbox {
 // or refuses it when the inbox is full (false).
 func (l *Link) deliverCounted(ib *inbox, env *mailbox.Envelope) (*pa.MessageEnvelope, bool) {
 	menv := &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender}
-	if !ib.admit(l, menv, env.Size) {
+	// What the actor holds for it: the decoded message, its header and
+	// sender (not charged by the decoder), and the envelope.
+	size := env.Size + 64
+	if env.Sender != nil {
+		size += int64(48 + len(env.Sender.Address) + len(env.Sender.Id))
+	}
+	for k, v := range env.Header {
+		size += int64(32 + len(k) + len(v))
+	}
+	if !ib.admit(l, menv, size) {
 		msgs, bytes := ib.usage()
 		l.refuse(env, fmt.Errorf("%w: %d messages, %d bytes not yet processed", ErrInboxFull, msgs, bytes))
 		return nil, false

@@ -269,3 +269,100 @@ func TestInboxForgottenOnStop(t *testing.T) {
 		t.Fatalf("request to a stopped actor: %v; want ErrDeadLetter", err)
 	}
 }
+
+func init() {
+	// actor_test.rewrapper passes each message on in an envelope of its own
+	// (a middleware that replaces the envelope), and counts ints.
+	RegisterKind("actor_test.rewrapper", func(Args) (*pa.Props, error) {
+		count := 0
+		return pa.PropsFromFunc(func(ctx pa.Context) {
+			switch m := ctx.Message().(type) {
+			case int:
+				count++
+			case string:
+				if m == "count" {
+					ctx.Respond(count)
+				}
+			}
+		}, pa.WithReceiverMiddleware(func(next pa.ReceiverFunc) pa.ReceiverFunc {
+			return func(c pa.ReceiverContext, env *pa.MessageEnvelope) {
+				next(c, &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender})
+			}
+		})), nil
+	})
+}
+
+// TestInboxCountsPastReplacingMiddleware: a kind's middleware that replaces
+// the envelope does not hide messages from the count (the inbox's is the
+// outermost): the inbox drains and no pause is left behind.
+func TestInboxCountsPastReplacingMiddleware(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, "n", WithDeadLetterLog(nil))
+	c := newNode(t, "n/1", WithInboxLimit(10), WithDeadLetterLog(nil))
+	down, _ := join(t, n, c)
+	pid, err := n.Spawn(context.Background(), "n/1", "actor_test.rewrapper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		n.Root().Send(pid, i)
+	}
+	testutil.Eventually(t, "all 200 counted", func() bool {
+		res, err := n.Root().RequestFuture(pid, "count", testTimeout).Result()
+		return err == nil && res == 200
+	})
+	ib := c.inboxOf(pid)
+	testutil.Eventually(t, "an empty inbox and no pause", func() bool {
+		m, b := ib.usage()
+		return m == 0 && b == 0 && down.npaused.Load() == 0
+	})
+}
+
+// TestInboxEdges: a stopped actor's inbox counts nothing; headers count in
+// the bytes; a forged pause with a huge id is not kept; a name reused
+// before the old actor's Stopped keeps one entry.
+func TestInboxEdges(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, "n")
+	l := newLink(n, "n/1")
+
+	stopped := &inbox{limit: 10, maxBytes: 1 << 20, hardMsgs: 10, hardBytes: 1 << 20, id: "s"}
+	stopped.stopped.Store(true)
+	if !stopped.admit(l, &pa.MessageEnvelope{}, 10) {
+		t.Fatal("a stopped actor's message refused: protoactor must dead-letter it")
+	}
+	if m, _ := stopped.usage(); m != 0 || len(stopped.paused) != 0 {
+		t.Fatal("a stopped actor's inbox counted a message")
+	}
+
+	ib := &inbox{limit: 10, maxBytes: 1000, hardMsgs: 10, hardBytes: 2000, id: "h"}
+	header := map[string]string{"k": strings.Repeat("v", 1<<20)}
+	if _, ok := l.deliverCounted(ib, &mailbox.Envelope{Message: 1, Header: header, Target: pa.NewPID("n", "h")}); !ok {
+		t.Fatal("a large message refused into an empty inbox")
+	}
+	if _, b := ib.usage(); b < 1<<20 {
+		t.Fatalf("inbox charged %d bytes for a 1 MiB header", b)
+	}
+	if _, ok := l.deliverCounted(ib, &mailbox.Envelope{Message: 2, Target: pa.NewPID("n", "h")}); ok {
+		t.Fatal("a message admitted past the byte bound (the header counts)")
+	}
+
+	l.credit(&inboxCredit{ID: strings.Repeat("x", maxCreditID+1), Paused: true})
+	if l.npaused.Load() != 0 {
+		t.Fatal("a pause with an oversized id was kept")
+	}
+
+	pid := pa.NewPID("n", "reused")
+	old, repl := newInbox(10, 1<<20), newInbox(10, 1<<20)
+	base := n.inboxCount.Load()
+	n.registerInbox(pid, old)
+	n.registerInbox(pid, repl) // the name taken again before old's Stopped
+	n.inboxStopped(pid.Id, old)
+	if got := n.inboxOf(pid); got != repl || n.inboxCount.Load() != base+1 {
+		t.Fatalf("after the old actor's Stopped: entry %p (want %p), count %d (want %d)", got, repl, n.inboxCount.Load(), base+1)
+	}
+	n.inboxStopped(pid.Id, repl)
+	if n.inboxOf(pid) != nil || n.inboxCount.Load() != base {
+		t.Fatalf("after both stopped: count %d; want %d", n.inboxCount.Load(), base)
+	}
+}

@@ -81,8 +81,9 @@ func WithHoldBytes(n int) NodeOption { return func(c *nodeConfig) { c.holdBytes 
 // links are queued for it and not yet processed, the links are told to
 // pause their sends to it (a sender waits up to WithSendTimeout, then the
 // message is a dead letter with ErrInboxFull); past twice the window (at
-// least the window plus 65536) the node refuses them itself. See the
-// package doc: other actors are not bounded. Default 100000.
+// least the window plus 65536) the node refuses them itself, as it does
+// for a link's reader relaying from further away, which never waits. See
+// the package doc: other actors are not bounded. Default 100000.
 func WithInboxLimit(n int) NodeOption { return func(c *nodeConfig) { c.inboxLimit = n } }
 
 // WithInboxBytes sets the same window in decoded bytes (a single larger
@@ -112,8 +113,9 @@ func WithWorkers(n int) NodeOption { return func(c *nodeConfig) { c.workers = n 
 // default dispatcher.
 func WithDispatcherThroughput(n int) NodeOption { return func(c *nodeConfig) { c.throughput = n } }
 
-// WithSendTimeout bounds how long a send waits for room on a full link
-// before it becomes a dead letter. Default 10s.
+// WithSendTimeout bounds how long a send waits for room on a full link, or
+// for an actor that paused its senders (WithInboxLimit), before it becomes
+// a dead letter. Default 10s.
 func WithSendTimeout(d time.Duration) NodeOption { return func(c *nodeConfig) { c.sendTimeout = d } }
 
 // WithEndpointOptions passes options to every link's mailbox.Endpoint.

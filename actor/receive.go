@@ -80,13 +80,17 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		// Its requester may send again at once: let it read its answer.
 		h.ep.Standby()
 	}
+	var ib *inbox // a future has none
+	if !future {
+		ib = l.node.inboxOf(target)
+	}
 	var msg any
 	if ackc := l.ackc.Load(); ackc != nil && ackc.counts(env, l.node.address) {
 		// An envelope of its own: the actor's middleware recognises it.
 		menv := &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender}
 		ackc.delivered(h.ep, menv)
 		msg = menv
-	} else if ib := l.node.inboxOf(target); ib != nil && !future {
+	} else if ib != nil {
 		menv, ok := l.deliverCounted(ib, env)
 		if !ok {
 			return
