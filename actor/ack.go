@@ -2,7 +2,6 @@ package actor
 
 import (
 	"sync"
-	"sync/atomic"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/mailbox"
@@ -19,17 +18,13 @@ import (
 // each one in a *pa.MessageEnvelope of its own and recognises the pointer
 // when the actor's receiver middleware (Link.AckFor) sees it return.
 type ackCounter struct {
-	id      string
-	mu      sync.Mutex
-	ep      *mailbox.Endpoint // the stream being counted (guarded by mu)
-	seq     uint64            // messages of ep delivered to the actor (guarded by mu)
-	pending ring[pendingMsg]  // delivered, not finished, in order (guarded by mu)
-	npend   atomic.Int64      // len(pending), read without mu on the actor's hot path
-}
-
-type pendingMsg struct {
-	env *pa.MessageEnvelope // nil: finished already (it did not decode)
-	seq uint64
+	id string
+	mu sync.Mutex
+	ep *mailbox.Endpoint // the stream being counted (guarded by mu)
+	// seq numbers the messages of ep delivered to the actor; pending holds
+	// those not finished, in order (both guarded by mu; see finish.go).
+	seq     uint64
+	pending finishQueue
 }
 
 // AckFor makes the link count the user messages it delivers from its peer to
@@ -38,9 +33,9 @@ type pendingMsg struct {
 // the peer once the actor has finished it. The peer retains them meanwhile
 // (Link.Retain with the same id). Call it before the first Connect.
 //
-// The middleware must see the actor's messages: a receiver middleware put
-// before it that drops a message delays the acknowledgements until a later
-// message of the link is finished (acknowledgements are cumulative).
+// Put it first, outermost (PrependReceiverMiddleware): it must see the
+// envelope the link delivered, whatever the actor's other middlewares do
+// with it.
 func (l *Link) AckFor(id string) pa.ReceiverMiddleware {
 	a := &ackCounter{id: id}
 	l.ackc.Store(a)
@@ -73,8 +68,7 @@ func (a *ackCounter) delivered(ep *mailbox.Endpoint, menv *pa.MessageEnvelope) {
 	a.mu.Lock()
 	a.resetLocked(ep)
 	a.seq++
-	a.pending.push(pendingMsg{env: menv, seq: a.seq})
-	a.npend.Add(1)
+	a.pending.push(finishEntry{env: menv, seq: a.seq})
 	a.mu.Unlock()
 }
 
@@ -90,8 +84,7 @@ func (a *ackCounter) undeliverable(ep *mailbox.Endpoint) {
 		ep.Acknowledge(seq)
 		return
 	}
-	a.pending.push(pendingMsg{seq: a.seq})
-	a.npend.Add(1)
+	a.pending.push(finishEntry{seq: a.seq})
 	a.mu.Unlock()
 }
 
@@ -99,36 +92,21 @@ func (a *ackCounter) undeliverable(ep *mailbox.Endpoint) {
 func (a *ackCounter) resetLocked(ep *mailbox.Endpoint) {
 	if a.ep != ep {
 		a.ep, a.seq = ep, 0
-		a.pending = ring[pendingMsg]{}
-		a.npend.Store(0)
+		a.pending.reset()
 	}
 }
 
-// finished acknowledges env and everything delivered before it (the
-// mailbox is FIFO: what came before has been finished or dropped by a
-// middleware), and the undecodable messages that follow it.
+// finished acknowledges env and everything delivered before it, and the
+// undecodable messages that follow it.
 func (a *ackCounter) finished(env *pa.MessageEnvelope) {
-	if a.npend.Load() == 0 {
+	if a.pending.npend.Load() == 0 {
 		return // the actor's own traffic: nothing of the link is pending
 	}
 	a.mu.Lock()
-	p := &a.pending
-	i := 0 // usually the oldest: the mailbox is FIFO
-	for i < p.len() && p.at(i).env != env {
-		i++
-	}
-	if i == p.len() || env == nil {
-		a.mu.Unlock()
-		return
-	}
-	for i+1 < p.len() && p.at(i+1).env == nil {
-		i++
-	}
-	seq, ep := p.at(i).seq, a.ep
-	for range i + 1 {
-		p.pop()
-	}
-	a.npend.Add(-int64(i + 1))
+	last, _, ok := a.pending.finish(env)
+	ep := a.ep
 	a.mu.Unlock()
-	ep.Acknowledge(seq)
+	if ok {
+		ep.Acknowledge(last.seq)
+	}
 }

@@ -2,10 +2,8 @@ package actor
 
 import (
 	"fmt"
-	"reflect"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/mailbox"
@@ -30,11 +28,8 @@ import (
 // counted. Actors spawned otherwise get no bound: see the package doc.
 
 // inbox counts one spawned actor's messages delivered by links and not yet
-// finished. A message counts as finished when the actor's Receive returns or
-// panics for it, or when it finishes a message delivered after it (the
-// mailbox is FIFO: a middleware before the inbox's dropped it). Like
-// ackCounter, it recognises its messages by the *pa.MessageEnvelope the link
-// wraps each one in. It also knows which links it paused (credit.go).
+// finished (finish.go says when a message is), in messages and bytes, and
+// knows which links it paused (credit.go).
 type inbox struct {
 	limit     int   // WithInboxLimit: at it, links are paused
 	maxBytes  int64 // WithInboxBytes: likewise
@@ -42,18 +37,11 @@ type inbox struct {
 	hardBytes int64 // likewise
 
 	mu      sync.Mutex
-	id      string                           // the actor's id, once spawned (guarded by mu)
-	pending ring[inboxMsg]                   // delivered, not finished, in order (guarded by mu)
-	bytes   int64                            // sum of pending sizes (guarded by mu)
-	paused  map[*Link]*mailbox.Endpoint      // links told to pause for this actor, and on which stream (guarded by mu)
-	index   map[*pa.MessageEnvelope]struct{} // the envelopes in pending (guarded by mu)
-	npend   atomic.Int64                     // len(pending), read without mu on the actor's path
-	stopped atomic.Bool                      // the actor has stopped: no more deliveries are counted
-}
-
-type inboxMsg struct {
-	env  *pa.MessageEnvelope
-	size int64
+	id      string                      // the actor's id, once spawned (guarded by mu)
+	pending finishQueue                 // delivered, not finished, in order (guarded by mu; see finish.go)
+	bytes   int64                       // sum of pending sizes (guarded by mu)
+	paused  map[*Link]*mailbox.Endpoint // links told to pause for this actor, and on which stream (guarded by mu)
+	stopped atomic.Bool                 // the actor has stopped: no more deliveries are counted
 }
 
 // Slack of the hard bound over the window: what a link may have in flight
@@ -89,13 +77,8 @@ func (ib *inbox) admit(l *Link, menv *pa.MessageEnvelope, size int64) bool {
 		ib.mu.Unlock()
 		return false
 	}
-	if ib.index == nil {
-		ib.index = make(map[*pa.MessageEnvelope]struct{})
-	}
-	ib.index[menv] = struct{}{}
-	ib.pending.push(inboxMsg{env: menv, size: size})
+	ib.pending.push(finishEntry{env: menv, size: size})
 	ib.bytes += size
-	ib.npend.Add(1)
 	if (ib.pending.len() >= ib.limit || ib.bytes >= ib.maxBytes) && ib.pauseLocked(l) {
 		// Under mu, so that a resume decided after it is sent after it.
 		l.tellCredit(ib.id, true)
@@ -107,26 +90,17 @@ func (ib *inbox) admit(l *Link, menv *pa.MessageEnvelope, size int64) bool {
 // finished releases env and everything delivered before it; at half the
 // window or below, the paused links resume.
 func (ib *inbox) finished(env *pa.MessageEnvelope) {
-	if ib.npend.Load() == 0 {
+	if ib.pending.npend.Load() == 0 {
 		return // the actor's own traffic
 	}
 	ib.mu.Lock()
-	if _, ok := ib.index[env]; !ok {
+	_, bytes, ok := ib.pending.finish(env)
+	if !ok {
 		ib.mu.Unlock()
 		return // not a message of a link
 	}
-	p := &ib.pending
-	i := 0 // usually the oldest: the mailbox is FIFO
-	for p.at(i).env != env {
-		i++
-	}
-	for range i + 1 {
-		m, _ := p.pop()
-		ib.bytes -= m.size
-		delete(ib.index, m.env)
-	}
-	ib.npend.Add(-int64(i + 1))
-	if len(ib.paused) > 0 && p.len() <= ib.limit/2 && ib.bytes <= ib.maxBytes/2 {
+	ib.bytes -= bytes
+	if len(ib.paused) > 0 && ib.pending.len() <= ib.limit/2 && ib.bytes <= ib.maxBytes/2 {
 		resumeLinks(ib.takePausedLocked(), ib.id) // under mu: see admit
 	}
 	ib.mu.Unlock()
@@ -144,7 +118,7 @@ func (ib *inbox) usage() (int, int64) {
 // link delivered whatever the kind's own middlewares do with it, and counts
 // it finished when they and Receive return (or panic, or drop it).
 func (n *Node) boundInbox(props *pa.Props, ib *inbox) *pa.Props {
-	return withOuterMiddleware(props, func(next pa.ReceiverFunc) pa.ReceiverFunc {
+	return PrependReceiverMiddleware(props, func(next pa.ReceiverFunc) pa.ReceiverFunc {
 		return func(c pa.ReceiverContext, env *pa.MessageEnvelope) {
 			if _, ok := env.Message.(*pa.Stopped); ok {
 				n.inboxStopped(c.Self().Id, ib)
@@ -153,24 +127,6 @@ func (n *Node) boundInbox(props *pa.Props, ib *inbox) *pa.Props {
 			next(c, env)
 		}
 	})
-}
-
-// withOuterMiddleware returns a copy of props with mw before its receiver
-// middlewares. protoactor only appends (its first middleware is the
-// outermost), so the copy's list is rebuilt through reflection; should the
-// field be renamed, mw goes last, where a kind's middleware that replaces
-// the envelope hides messages from it (the count then drains only when a
-// later message of the link finishes).
-func withOuterMiddleware(props *pa.Props, mw pa.ReceiverMiddleware) *pa.Props {
-	cp := props.Clone()
-	f := reflect.ValueOf(cp).Elem().FieldByName("receiverMiddleware")
-	if !f.IsValid() || f.Type() != reflect.TypeOf([]pa.ReceiverMiddleware(nil)) {
-		return cp.Configure(pa.WithReceiverMiddleware(mw))
-	}
-	field := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
-	old := field.Interface().([]pa.ReceiverMiddleware)
-	field.Set(reflect.Zero(f.Type()))
-	return cp.Configure(pa.WithReceiverMiddleware(append([]pa.ReceiverMiddleware{mw}, old...)...))
 }
 
 // inboxStopped forgets the inbox of an actor that stopped, and lifts its

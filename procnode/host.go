@@ -36,12 +36,14 @@ func (r rootStart) run(prod actor.Producer, kind, name string, rawArgs []byte) (
 	}
 	h := &host{node: r.node, link: r.link, control: r.boot.Control, incarnation: r.boot.Incarnation,
 		panicExits: r.boot.PanicExits, exit: r.exit, started: make(chan struct{})}
-	// The root actor's props: the kind's, with procactor's middleware: one
-	// says when Started has returned, the other acknowledges to the parent
-	// what the root actor has finished (the parent retains it until then).
+	// The root actor's props: the kind's, with procactor's middleware
+	// first (outermost, so that the kind's cannot hide a message from it):
+	// one acknowledges to the parent what the root actor has finished (the
+	// parent retains it until then), the other says when Started has
+	// returned.
 	// The parent's messages run the root actor on the link's reader when it
 	// is idle (actor.Node.Inline).
-	h.props = r.node.Inline(props.Clone(pa.WithReceiverMiddleware(h.startedMiddleware, r.link.AckFor(RootID))))
+	h.props = r.node.Inline(actor.PrependReceiverMiddleware(props, r.link.AckFor(RootID), h.startedMiddleware))
 	hostProps := pa.PropsFromProducer(func() pa.Actor { return h }, pa.WithSupervisor(h))
 	if _, err := r.node.Root().SpawnNamed(hostProps, hostName); err != nil {
 		return childExit{code: ExitSpawnFailed, reason: "spawning root actor: " + err.Error()}, false

@@ -69,8 +69,20 @@ func (c *counter) Receive(ctx pa.Context) {
 
 func counterProps() *pa.Props { return pa.PropsFromProducer(func() pa.Actor { return &counter{} }) }
 
+// rewrappedCounterProps is a counter behind a receiver middleware that
+// passes each message on in an envelope of its own (as tracing middlewares
+// do).
+func rewrappedCounterProps() *pa.Props {
+	return pa.PropsFromProducer(func() pa.Actor { return &counter{} }, pa.WithReceiverMiddleware(func(next pa.ReceiverFunc) pa.ReceiverFunc {
+		return func(c pa.ReceiverContext, env *pa.MessageEnvelope) {
+			next(c, &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender})
+		}
+	}))
+}
+
 func init() {
 	registerKind("sem.counter", func(procnode.Args) (*pa.Props, error) { return counterProps(), nil })
+	registerKind("sem.rewrapped", func(procnode.Args) (*pa.Props, error) { return rewrappedCounterProps(), nil })
 	// sem.gated starts only once the file named by its args exists.
 	registerKind("sem.gated", func(args procnode.Args) (*pa.Props, error) {
 		path, _ := args.Value.(string)
@@ -337,6 +349,37 @@ func TestSemanticsExponentialBackoff(t *testing.T) {
 		w.send(0, "inc", "inc", "inc", "boom", "inc", "inc")
 		return []any{w.ask(0, "get"), w.ask(0, "starts")}
 	})
+}
+
+// TestSemanticsMiddlewareRewraps: a kind's middleware that replaces the
+// envelope changes nothing: the answers are the same, and across the
+// boundary the parent still learns what the root actor finished (nothing
+// stays retained, so its window never fills).
+func TestSemanticsMiddlewareRewraps(t *testing.T) {
+	t.Parallel()
+	for _, process := range []bool{false, true} {
+		t.Run(fmt.Sprint("process=", process), func(t *testing.T) {
+			t.Parallel()
+			w := &world{t: t, n: newNode(t), events: make(chan any, 256), process: process}
+			a := &parentActor{strategy: defaultStrategy(), events: w.events}
+			w.parent = w.n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor { return a }))
+			t.Cleanup(func() { _ = w.n.Root().StopFuture(w.parent).Wait() })
+			props := rewrappedCounterProps()
+			if process {
+				props = propsKind("sem.rewrapped")
+			}
+			w.children = request(t, w.n, w.parent, &spawnChildren{props: props, n: 1}).([]*pa.PID)
+			w.send(0, "inc", "inc", "inc", "inc", "inc")
+			if got := w.ask(0, "get"); got != 5 {
+				t.Fatalf("get: %v; want 5", got)
+			}
+			if !process {
+				return
+			}
+			p, _ := w.n.Process(w.children[0])
+			testutil.Eventually(t, "everything acknowledged", func() bool { return linkStats(w.n, p.Address()).Retained == 0 })
+		})
+	}
 }
 
 // TestSemanticsAllForOne: one sibling's failure restarts both, each keeping
