@@ -13,6 +13,7 @@ import (
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/actor"
 	"github.com/procactor/procactor/procnode"
 )
 
@@ -83,6 +84,7 @@ func rewrappedCounterProps() *pa.Props {
 func init() {
 	registerKind("sem.counter", func(procnode.Args) (*pa.Props, error) { return counterProps(), nil })
 	registerKind("sem.rewrapped", func(procnode.Args) (*pa.Props, error) { return rewrappedCounterProps(), nil })
+	registerKind("sem.sink", func(procnode.Args) (*pa.Props, error) { return sinkProps(), nil })
 	// sem.gated starts only once the file named by its args exists.
 	registerKind("sem.gated", func(args procnode.Args) (*pa.Props, error) {
 		path, _ := args.Value.(string)
@@ -349,6 +351,99 @@ func TestSemanticsExponentialBackoff(t *testing.T) {
 		w.send(0, "inc", "inc", "inc", "boom", "inc", "inc")
 		return []any{w.ask(0, "get"), w.ask(0, "starts")}
 	})
+}
+
+// sinkProps: "block:PATH" makes the actor wait until the file PATH exists;
+// it counts ints, checking they come 0, 1, 2…; "count" answers "N in order"
+// (or "N out of order").
+func sinkProps() *pa.Props {
+	return pa.PropsFromProducer(func() pa.Actor {
+		next, inOrder := 0, true
+		return pa.ReceiveFunc(func(ctx pa.Context) {
+			switch m := ctx.Message().(type) {
+			case int:
+				inOrder = inOrder && m == next
+				next++
+			case string:
+				if path, ok := strings.CutPrefix(m, "block:"); ok {
+					for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+						if _, err := os.Stat(path); err == nil {
+							return
+						}
+					}
+				}
+				if m == "count" {
+					order := " in order"
+					if !inOrder {
+						order = " out of order"
+					}
+					ctx.Respond(fmt.Sprint(next, order))
+				}
+			}
+		})
+	})
+}
+
+// TestSemanticsFloodOfBlockedSpawnedActor: a flood to a spawned actor that
+// is blocked. In process the messages wait in its mailbox; in a child
+// process its node pauses the sender at its window (actor.WithInboxLimit,
+// 100000 by default) instead of letting the mailbox grow. Either way every
+// message arrives, in order, and none is a dead letter.
+func TestSemanticsFloodOfBlockedSpawnedActor(t *testing.T) {
+	t.Parallel()
+	const msgs = actor.DefaultInboxLimit + 50000
+	for _, process := range []bool{false, true} {
+		t.Run(fmt.Sprint("process=", process), func(t *testing.T) {
+			t.Parallel()
+			n := newNode(t)
+			var pid *pa.PID
+			var link *actor.Link
+			if process {
+				usedKinds.Store("sem.sink", true)
+				p := spawn(t, n, "sem.counter")
+				var err error
+				if pid, err = n.Spawn(testCtx(t), p.Address(), "sem.sink"); err != nil {
+					t.Fatal(err)
+				}
+				for _, l := range n.Links() {
+					if l.Address() == p.Address() {
+						link = l
+					}
+				}
+			} else {
+				pid = n.Root().Spawn(sinkProps())
+			}
+			gate := t.TempDir() + "/gate"
+			n.Root().Send(pid, "block:"+gate)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for i := range msgs {
+					n.Root().Send(pid, i)
+				}
+			}()
+			if process {
+				testutil.Eventually(t, "the sender paused", func() bool { return link.Stats().Paused == 1 })
+				select {
+				case <-done:
+					t.Fatal("every send returned while the actor was blocked: the sender did not wait")
+				default:
+				}
+			}
+			if err := os.WriteFile(gate, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Receive(t, done, "the sender to finish")
+			if got := request(t, n, pid, "count"); got != fmt.Sprint(msgs, " in order") {
+				t.Fatalf("count: %v; want %d in order", got, msgs)
+			}
+			if process {
+				if d := link.Stats().DeadLetters; d != 0 {
+					t.Fatalf("%d dead letters on the link; want none", d)
+				}
+			}
+		})
+	}
 }
 
 // TestSemanticsMiddlewareRewraps: a kind's middleware that replaces the
