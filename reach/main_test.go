@@ -45,6 +45,11 @@ const (
 	ctlName    = "ctl"
 
 	testTimeout = 20 * time.Second
+	// clusterTimeout bounds a cluster request a test root makes for the
+	// test: well inside testTimeout, so that the test, waiting testTimeout
+	// for the root's answer, gets a failed attempt's error (and may try
+	// again) rather than timing out just before it arrives.
+	clusterTimeout = testTimeout / 2
 )
 
 func TestMain(m *testing.M) {
@@ -254,7 +259,7 @@ func (a *agent) Receive(ctx pa.Context) {
 		c := cluster.GetCluster(ctx.ActorSystem())
 		sender := ctx.Sender()
 		go func() {
-			c.ActorSystem.Root.Send(sender, result(c.Request(m.Identity, m.Kind, m.Ping, cluster.WithTimeout(testTimeout))))
+			c.ActorSystem.Root.Send(sender, result(c.Request(m.Identity, m.Kind, m.Ping, cluster.WithTimeout(clusterTimeout))))
 		}()
 	case *activationReq:
 		ctx.Respond(cluster.GetCluster(ctx.ActorSystem()).Get(m.Identity, m.Kind))
