@@ -331,6 +331,20 @@ func (e *Endpoint) fail(err error) {
 	e.mon.timer.Stop()
 	e.conn.Close()
 	e.wakeReader() // a reader parked in standby finishes
+	// A lent Handler call is user code and may block for ever: the link's
+	// end must not wait for it. The role is taken from it (as the monitor
+	// would have, had it ticked twice first) and the successor, finding the
+	// stream closed, exits in its place.
+	for {
+		w := e.role.Load()
+		if w&phaseMask != phaseLent {
+			break
+		}
+		if e.role.CompareAndSwap(w, w&^phaseMask|phaseGone) {
+			e.takeOver()
+			break
+		}
+	}
 }
 
 // exit is called by each goroutine as it stops; the last one finishes.

@@ -293,6 +293,11 @@ func (e *Endpoint) readLoop() {
 // this goroutine in a lent Handler call (false).
 func (e *Endpoint) read(env *Envelope) bool {
 	r := &e.rd
+	if e.failed.Load() {
+		// A successor started by fail: what its predecessor left unread
+		// is not delivered after the link's end.
+		r.body, r.pending, r.pendingEnv, r.pendingBad = nil, false, Envelope{}, nil
+	}
 	for {
 		if r.pending {
 			// A borrower left it to us (borrow.go).
@@ -330,6 +335,9 @@ func (e *Endpoint) read(env *Envelope) bool {
 		}
 		switch t {
 		case frameData:
+			if e.failed.Load() {
+				return true // the link ended (aborted): a frame read before that is not delivered
+			}
 			r.body, r.owned = body, owned
 		case frameAck:
 			if !e.readAck(body) {

@@ -213,3 +213,31 @@ func receiveT[T any](t *testing.T, ch <-chan T, what string) T {
 		panic("unreachable")
 	}
 }
+
+// TestAbortDoesNotWaitForLentCall: a lent call is user code that may block
+// for ever; the link's end (Abort, and Done) does not wait for it, and the
+// messages behind it are not delivered after the end.
+func TestAbortDoesNotWaitForLentCall(t *testing.T) {
+	t.Parallel()
+	eachTransport(t, func(t *testing.T, tr transport) {
+		// The monitor would take an hour: only the abort takes the role.
+		a, l := lenderPair(t, tr, WithHandlerBudget(time.Hour))
+		sendStrings(t, a, "block", "after")
+		receiveT(t, l.blocked, "the call to block")
+		aborted := make(chan struct{})
+		go func() {
+			l.ep.Abort()
+			close(aborted)
+		}()
+		receiveT(t, aborted, "Abort to return while the lent call blocks")
+		receiveT(t, l.ep.Done(), "the endpoint to be done")
+		l.relOnce.Do(func() { close(l.release) })
+		if got := receiveT(t, l.finished, "the lent call to end"); got != "block" {
+			t.Fatalf("got %q; want block", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+		if got := l.strings(); fmt.Sprint(got) != "[block]" {
+			t.Fatalf("delivered %v; want only [block]: nothing after the end", got)
+		}
+	})
+}
