@@ -364,12 +364,14 @@ func TestForeignTreeGoesUp(t *testing.T) {
 	t.Parallel()
 	root := newNode(t, "127.0.0.1:7001")
 	child := newNode(t, "127.0.0.1:7001/1")
-	join(t, root, child)
+	// Before the link: protoactor's resolver list is not guarded, and the
+	// root's reader consults it as soon as the link is up.
 	var asked atomic.Int32
 	root.System().ProcessRegistry.RegisterAddressResolver(func(pid *pa.PID) (pa.Process, bool) {
 		asked.Add(1)
 		return foreignProcess{root.System()}, true
 	})
+	join(t, root, child)
 	for _, addr := range []string{"127.0.0.1:7002", "127.0.0.1:7002/3/1"} {
 		res, err := child.Root().RequestFuture(pa.NewPID(addr, "x"), "hi", testTimeout).Result()
 		if err != nil {
