@@ -376,7 +376,7 @@ func newDirectWriter(raw syscall.RawConn) *directWriter {
 }
 
 func (d *directWriter) write(fd uintptr) bool {
-	d.n, d.err = syscall.Write(int(fd), d.p)
+	d.n, d.err = writeNonblocking(fd, d.p)
 	return true // never wait for room: what is left goes to the writer goroutine
 }
 

@@ -14,18 +14,31 @@ import (
 // (the raw_socketpair row), while a socketpair moved one-way and large
 // messages faster.
 type PipeConn struct {
-	r, w *os.File
+	r, w   *os.File
+	rr, rw *rawFile // the same files with raw system calls; nil where not possible (rawio_linux.go)
 }
 
 // NewPipeConn joins the read end of one pipe and the write end of another.
 // Close closes both.
-func NewPipeConn(r, w *os.File) *PipeConn { return &PipeConn{r: r, w: w} }
+func NewPipeConn(r, w *os.File) *PipeConn {
+	return &PipeConn{r: r, w: w, rr: newRawFile(r), rw: newRawFile(w)}
+}
 
 // Read reads from the read end.
-func (c *PipeConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *PipeConn) Read(p []byte) (int, error) {
+	if c.rr != nil {
+		return c.rr.Read(p)
+	}
+	return c.r.Read(p)
+}
 
 // Write writes to the write end.
-func (c *PipeConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+func (c *PipeConn) Write(p []byte) (int, error) {
+	if c.rw != nil {
+		return c.rw.Write(p)
+	}
+	return c.w.Write(p)
+}
 
 // Close closes both files; a Read or Write blocked on them returns.
 func (c *PipeConn) Close() error {

@@ -1,0 +1,16 @@
+//go:build !linux
+
+package mailbox
+
+import (
+	"io"
+	"os"
+	"syscall"
+)
+
+// rawFile is Linux's; elsewhere a PipeConn uses its files as they are.
+type rawFile struct{ io.ReadWriter }
+
+func newRawFile(*os.File) *rawFile { return nil }
+
+func writeNonblocking(fd uintptr, p []byte) (int, error) { return syscall.Write(int(fd), p) }
