@@ -42,6 +42,7 @@ type symbol struct {
 	err   error     // why it names no type here
 	proto protoreflect.MessageType
 	pids  map[string]*pa.PID // PIDs at this address, shared between messages
+	last  *pa.PID            // the one of pids decoded last
 }
 
 // maxCachedPIDs bounds a link's cache of decoded PIDs, and maxCachedIDLen
@@ -89,6 +90,11 @@ func (c *cursor) byte() byte {
 func (c *cursor) uvarint() uint64 {
 	if c.err != nil {
 		return 0
+	}
+	if len(c.b) > 0 && c.b[0] < 0x80 { // most lengths and codes: one byte
+		v := c.b[0]
+		c.b = c.b[1:]
+		return uint64(v)
 	}
 	v, n := binary.Uvarint(c.b)
 	if n <= 0 {
@@ -195,16 +201,29 @@ func (d *decoder) decodeEnvelope(msg []byte, owned bool, env *Envelope) (bad, fa
 	if d.tagTable(kind, &c); c.err != nil {
 		return nil, c.err
 	}
+	d.size = 0
+	if kind == kindTyped || kind == kindTypedTags || kind == kindProto {
+		env.Message, bad = d.guardedPayload(kind, sym, c.b, owned)
+	} else {
+		env.Message, bad = d.payload(kind, sym, c.b, owned)
+	}
+	env.Size = d.size
+	return bad, nil
+}
+
+// guardedPayload decodes a payload whose decoding runs code that is not
+// ours (msgpack's reflection, a type's own decoder, protobuf), which may
+// panic on hostile input: the panic fails this message alone. The other
+// kinds are decoded by this file's own bounds-checked code, without the
+// cost of a deferred recover per message.
+func (d *decoder) guardedPayload(kind byte, sym *symbol, b []byte, owned bool) (msg any, bad error) {
 	defer func() {
 		if r := recover(); r != nil {
-			env.Message = nil
+			msg = nil
 			bad = fmt.Errorf("%w: decoder panicked: %v", ErrDecode, r)
 		}
 	}()
-	d.size = 0
-	env.Message, bad = d.payload(kind, sym, c.b, owned)
-	env.Size = d.size
-	return bad, nil
+	return d.payload(kind, sym, b, owned)
 }
 
 func (d *decoder) payload(kind byte, sym *symbol, b []byte, owned bool) (any, error) {

@@ -29,7 +29,13 @@ func (d *decoder) pid(c *cursor) *pa.PID {
 		return nil
 	}
 	if req == 0 {
+		// A stream's messages mostly name the same actor: comparing with the
+		// address's last PID spares the map's hash.
+		if p := sym.last; p != nil && p.Id == string(id) {
+			return p
+		}
 		if p, ok := sym.pids[string(id)]; ok {
+			sym.last = p
 			return p
 		}
 	}
@@ -37,7 +43,7 @@ func (d *decoder) pid(c *cursor) *pa.PID {
 	if req == 0 && len(id) <= maxCachedIDLen {
 		if d.cachedPIDs >= maxCachedPIDs { // bound the whole link's cache, not each address's
 			for _, s := range d.syms {
-				s.pids = nil
+				s.pids, s.last = nil, nil
 			}
 			d.cachedPIDs = 0
 		}
@@ -45,6 +51,7 @@ func (d *decoder) pid(c *cursor) *pa.PID {
 			sym.pids = make(map[string]*pa.PID)
 		}
 		sym.pids[p.Id] = p
+		sym.last = p
 		d.cachedPIDs++
 	}
 	return p
