@@ -72,6 +72,22 @@ func (a *ackCounter) delivered(ep *mailbox.Endpoint, menv *pa.MessageEnvelope) {
 	a.mu.Unlock()
 }
 
+// deliveredDirect numbers a message of ep that the reader is about to run
+// at once on the actor's idle mailbox, and reports true when nothing before
+// it is pending: then it is finished when its Receive returns, and needs
+// neither an envelope of its own nor a place in pending. The caller
+// acknowledges seq then (inlineMailbox.runClaimed).
+func (a *ackCounter) deliveredDirect(ep *mailbox.Endpoint) (seq uint64, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.resetLocked(ep)
+	if a.pending.len() != 0 {
+		return 0, false
+	}
+	a.seq++
+	return a.seq, true
+}
+
 // undeliverable numbers a message of ep that did not decode: it is finished
 // as it arrives.
 func (a *ackCounter) undeliverable(ep *mailbox.Endpoint) {

@@ -27,17 +27,21 @@ type finishEntry struct {
 
 // finishQueue holds what was delivered and not finished. Its owner guards
 // it with its own mutex; npend may be read without it.
+//
+// Messages finish in delivery order, so a finish is almost always the
+// head's: that is found without the index. The index is built only when
+// a finish is not the head's (the actor's other traffic, or a middleware
+// that finished a later envelope first), and dropped when the queue
+// empties: each entry is indexed at most once, and a stream whose actor
+// keeps up never touches a map.
 type finishQueue struct {
 	entries ring[finishEntry]
-	index   map[*pa.MessageEnvelope]struct{} // the envelopes in entries
+	index   map[*pa.MessageEnvelope]struct{} // nil, or the envelopes in entries
 	npend   atomic.Int64                     // entries.len()
 }
 
 func (q *finishQueue) push(e finishEntry) {
-	if e.env != nil {
-		if q.index == nil {
-			q.index = make(map[*pa.MessageEnvelope]struct{})
-		}
+	if e.env != nil && q.index != nil {
 		q.index[e.env] = struct{}{}
 	}
 	q.entries.push(e)
@@ -46,16 +50,38 @@ func (q *finishQueue) push(e finishEntry) {
 
 func (q *finishQueue) len() int { return q.entries.len() }
 
+// holds reports whether env is a delivered message not yet finished.
+func (q *finishQueue) holds(env *pa.MessageEnvelope) bool {
+	if env == nil || q.entries.len() == 0 {
+		return false
+	}
+	if q.entries.at(0).env == env {
+		return true
+	}
+	if q.index == nil {
+		q.index = make(map[*pa.MessageEnvelope]struct{}, q.entries.len())
+		for i := 0; i < q.entries.len(); i++ {
+			if e := q.entries.at(i).env; e != nil {
+				q.index[e] = struct{}{}
+			}
+		}
+	}
+	_, ok := q.index[env]
+	return ok
+}
+
 // finish pops env, every entry before it and the undecodable entries that
 // follow it. It reports the last entry popped and the bytes popped; ok is
 // false when env is not a delivered message (the actor's other traffic).
 func (q *finishQueue) finish(env *pa.MessageEnvelope) (last finishEntry, bytes int64, ok bool) {
-	if _, ok := q.index[env]; !ok || env == nil {
+	if !q.holds(env) {
 		return last, 0, false
 	}
 	for {
 		e, _ := q.entries.pop()
-		delete(q.index, e.env)
+		if q.index != nil {
+			delete(q.index, e.env)
+		}
 		bytes += e.size
 		q.npend.Add(-1)
 		if e.env == env {
@@ -67,6 +93,9 @@ func (q *finishQueue) finish(env *pa.MessageEnvelope) (last finishEntry, bytes i
 		last, _ = q.entries.pop()
 		bytes += last.size
 		q.npend.Add(-1)
+	}
+	if q.entries.len() == 0 {
+		q.index = nil
 	}
 	return last, bytes, true
 }

@@ -159,29 +159,49 @@ func (m *inlineMailbox) schedule() {
 // waits behind the run in progress. It must be the last thing the reader's
 // Deliver does.
 func (m *inlineMailbox) deliverInline(msg any, ep *mailbox.Endpoint) {
-	if m.status.CompareAndSwap(mbIdle, mbRunning) {
-		n := m.node
-		// Nothing waits: this message is next, no queue needed. Otherwise
-		// it joins the queue before the call is lent: once lent, the role
-		// may move to a reader that queues the messages behind this one.
-		direct := m.sysN.Load() == 0 && m.userN.Load() == 0 && !m.suspended.Load()
-		if !direct {
-			m.pushUser(msg)
-		}
-		n.lent.Add(1)
-		ep.Lend()
-		if afterLend != nil {
-			afterLend()
-		}
-		if direct {
-			m.invokeOne(msg)
-		}
-		m.process(true)
-		n.lent.Add(-1)
+	if claimed, direct := m.claim(); claimed {
+		m.runClaimed(msg, ep, direct, 0)
 		return
 	}
 	m.pushUser(msg)
 	m.schedule()
+}
+
+// claim makes the reader the runner of an idle mailbox (claimed); direct
+// says nothing waits in it, so the reader's message can run at once,
+// without a queue.
+func (m *inlineMailbox) claim() (claimed, direct bool) {
+	if !m.status.CompareAndSwap(mbIdle, mbRunning) {
+		return false, false
+	}
+	return true, m.sysN.Load() == 0 && m.userN.Load() == 0 && !m.suspended.Load()
+}
+
+// runClaimed runs a mailbox the reader claimed, msg first. When direct and
+// ackSeq is not 0, msg is the ackSeq-th message of ep's stream for an
+// actor whose link counts finished messages (ackCounter.deliveredDirect):
+// it is acknowledged as soon as its Receive returns or fails.
+func (m *inlineMailbox) runClaimed(msg any, ep *mailbox.Endpoint, direct bool, ackSeq uint64) {
+	n := m.node
+	// Otherwise the message joins the queue before the call is lent: once
+	// lent, the role may move to a reader that queues the messages behind
+	// this one.
+	if !direct {
+		m.pushUser(msg)
+	}
+	n.lent.Add(1)
+	ep.Lend()
+	if afterLend != nil {
+		afterLend()
+	}
+	if direct {
+		m.invokeOne(msg)
+		if ackSeq != 0 {
+			ep.Acknowledge(ackSeq)
+		}
+	}
+	m.process(true)
+	n.lent.Add(-1)
 }
 
 // afterLend, when set (by a test), runs right after a reader lends its call

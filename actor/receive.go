@@ -86,6 +86,9 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 	}
 	var msg any
 	if ackc := l.ackc.Load(); ackc != nil && ackc.counts(env, l.node.address) {
+		if h.deliverDirect(ackc, env) {
+			return
+		}
 		// An envelope of its own: the actor's middleware recognises it.
 		menv := &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender}
 		ackc.delivered(h.ep, menv)
@@ -111,6 +114,41 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		return
 	}
 	sys.Root.Send(target, msg)
+}
+
+// deliverDirect runs a message for an actor whose finished messages the
+// link counts on the reader at once, when the actor's mailbox is idle and
+// nothing of the link is pending: it is finished when its Receive returns,
+// so it needs no envelope of its own to be recognised by (the common case
+// of a stream to a child's root actor). It reports false when it delivered
+// nothing.
+func (h *linkHandler) deliverDirect(ackc *ackCounter, env *mailbox.Envelope) bool {
+	if ackc.pending.npend.Load() != 0 {
+		return false
+	}
+	mb := h.inlineTarget(env.Target)
+	if mb == nil {
+		return false
+	}
+	claimed, direct := mb.claim()
+	if !claimed {
+		return false
+	}
+	if direct {
+		if seq, ok := ackc.deliveredDirect(h.ep); ok {
+			var msg any = env.Message
+			if env.Sender != nil || len(env.Header) > 0 {
+				msg = &pa.MessageEnvelope{Header: env.Header, Message: msg, Sender: env.Sender}
+			}
+			mb.runClaimed(msg, h.ep, true, seq)
+			return true
+		}
+	}
+	// Something waits before it: counted with an envelope of its own.
+	menv := &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender}
+	ackc.delivered(h.ep, menv)
+	mb.runClaimed(menv, h.ep, direct, 0)
+	return true
 }
 
 // Acked implements mailbox.AckHandler: the peer finished what the link

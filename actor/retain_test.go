@@ -45,6 +45,14 @@ func (r *recorder) Receive(ctx pa.Context) {
 // "x" acknowledges what its parent retains, connected to down.
 func retainedChild(t *testing.T, down *Link, inc uint64, r *recorder, opts ...pa.PropsOption) (*Node, *Link) {
 	t.Helper()
+	return retainedChildOn(t, down, inc, r, false, opts...)
+}
+
+// retainedChildOn is retainedChild; with inline, "x" has the node's inline
+// mailbox, as a process actor's root has: the link's reader runs it, and
+// a message it runs at once is acknowledged without an envelope of its own.
+func retainedChildOn(t *testing.T, down *Link, inc uint64, r *recorder, inline bool, opts ...pa.PropsOption) (*Node, *Link) {
+	t.Helper()
 	c, err := NewNode("n/1", withIncarnation(inc))
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +62,9 @@ func retainedChild(t *testing.T, down *Link, inc uint64, r *recorder, opts ...pa
 		t.Fatal(err)
 	}
 	props := pa.PropsFromProducer(func() pa.Actor { return r }, append(opts, pa.WithReceiverMiddleware(up.AckFor("x")))...)
+	if inline {
+		props = c.Inline(props)
+	}
 	if _, err := c.Root().SpawnNamed(props, "x"); err != nil {
 		t.Fatal(err)
 	}
@@ -103,41 +114,43 @@ func retainedParent(t *testing.T, window int, opts ...NodeOption) (*Node, *Link)
 // sent again.
 func TestRetainRedelivers(t *testing.T) {
 	t.Parallel()
-	n, down := retainedParent(t, 1<<20)
-	x := pa.NewPID("n/1", "x")
-	gate := make(chan struct{})
-	defer close(gate)
-	r1 := &recorder{got: make(chan any, 100), block: 3, gate: gate}
-	c1, up1 := retainedChild(t, down, 1, r1)
-	for i := 1; i <= 5; i++ {
-		n.Root().Send(x, i)
-	}
-	for want := 1; want <= 3; want++ {
-		if got := testutil.Receive(t, r1.got, "a message in the first incarnation"); got != want {
-			t.Fatalf("first incarnation got %v; want %d", got, want)
+	forBothMailboxes(t, func(t *testing.T, inline bool) {
+		n, down := retainedParent(t, 1<<20)
+		x := pa.NewPID("n/1", "x")
+		gate := make(chan struct{})
+		defer close(gate)
+		r1 := &recorder{got: make(chan any, 100), block: 3, gate: gate}
+		c1, up1 := retainedChildOn(t, down, 1, r1, inline)
+		for i := 1; i <= 5; i++ {
+			n.Root().Send(x, i)
 		}
-	}
-	testutil.Eventually(t, "1 and 2 acknowledged", func() bool { return down.Stats().Retained == 3 })
-	kill(t, down, c1, up1)
-	if s := down.Stats(); s.Held != 3 || s.Retained != 0 || s.HeldBytes != 0 {
-		t.Fatalf("after the loss: %+v; want 3 held to redeliver, none retained, no held bytes", s)
-	}
-	n.Root().Send(x, 6)
-	n.Root().Send(x, 7)
-	r2 := &recorder{got: make(chan any, 100)}
-	c2, _ := retainedChild(t, down, 2, r2)
-	defer c2.Close(context.Background())
-	for want := 3; want <= 7; want++ {
-		if got := testutil.Receive(t, r2.got, "a message in the second incarnation"); got != want {
-			t.Fatalf("second incarnation got %v; want %d", got, want)
+		for want := 1; want <= 3; want++ {
+			if got := testutil.Receive(t, r1.got, "a message in the first incarnation"); got != want {
+				t.Fatalf("first incarnation got %v; want %d", got, want)
+			}
 		}
-	}
-	testutil.Eventually(t, "everything acknowledged", func() bool { s := down.Stats(); return s.Retained == 0 && s.RetainedBytes == 0 })
-	select {
-	case extra := <-r2.got:
-		t.Fatalf("second incarnation got %v again", extra)
-	case <-time.After(20 * time.Millisecond):
-	}
+		testutil.Eventually(t, "1 and 2 acknowledged", func() bool { return down.Stats().Retained == 3 })
+		kill(t, down, c1, up1)
+		if s := down.Stats(); s.Held != 3 || s.Retained != 0 || s.HeldBytes != 0 {
+			t.Fatalf("after the loss: %+v; want 3 held to redeliver, none retained, no held bytes", s)
+		}
+		n.Root().Send(x, 6)
+		n.Root().Send(x, 7)
+		r2 := &recorder{got: make(chan any, 100)}
+		c2, _ := retainedChildOn(t, down, 2, r2, inline)
+		defer c2.Close(context.Background())
+		for want := 3; want <= 7; want++ {
+			if got := testutil.Receive(t, r2.got, "a message in the second incarnation"); got != want {
+				t.Fatalf("second incarnation got %v; want %d", got, want)
+			}
+		}
+		testutil.Eventually(t, "everything acknowledged", func() bool { s := down.Stats(); return s.Retained == 0 && s.RetainedBytes == 0 })
+		select {
+		case extra := <-r2.got:
+			t.Fatalf("second incarnation got %v again", extra)
+		case <-time.After(20 * time.Millisecond):
+		}
+	})
 }
 
 // TestRetainedRequestSurvivesLoss: a request to the retained actor that was
@@ -145,30 +158,32 @@ func TestRetainRedelivers(t *testing.T) {
 // request to another actor of the dead child fails at once.
 func TestRetainedRequestSurvivesLoss(t *testing.T) {
 	t.Parallel()
-	n, down := retainedParent(t, 1<<20)
-	x := pa.NewPID("n/1", "x")
-	gate := make(chan struct{})
-	defer close(gate)
-	r1 := &recorder{got: make(chan any, 100), block: "hold", gate: gate}
-	c1, up1 := retainedChild(t, down, 1, r1)
-	if _, err := c1.Root().SpawnNamed(pa.PropsFromFunc(func(pa.Context) {}), "silent"); err != nil {
-		t.Fatal(err)
-	}
-	n.Root().Send(x, "hold")
-	testutil.Receive(t, r1.got, "the blocking message")
-	toX := n.Root().RequestFuture(x, "question", testTimeout)
-	toOther := n.Root().RequestFuture(pa.NewPID("n/1", "silent"), "question", testTimeout)
-	testutil.Eventually(t, "both requests in flight", func() bool { return down.Stats().Requests == 2 })
-	kill(t, down, c1, up1)
-	if _, err := toOther.Result(); !errors.Is(err, pa.ErrDeadLetter) {
-		t.Fatalf("request to another actor of the dead child: got %v; want ErrDeadLetter", err)
-	}
-	r2 := &recorder{got: make(chan any, 100)}
-	c2, _ := retainedChild(t, down, 2, r2)
-	defer c2.Close(context.Background())
-	if res, err := toX.Result(); err != nil || res != "question" {
-		t.Fatalf("request to the retained actor: got %v, %v; want question", res, err)
-	}
+	forBothMailboxes(t, func(t *testing.T, inline bool) {
+		n, down := retainedParent(t, 1<<20)
+		x := pa.NewPID("n/1", "x")
+		gate := make(chan struct{})
+		defer close(gate)
+		r1 := &recorder{got: make(chan any, 100), block: "hold", gate: gate}
+		c1, up1 := retainedChildOn(t, down, 1, r1, inline)
+		if _, err := c1.Root().SpawnNamed(pa.PropsFromFunc(func(pa.Context) {}), "silent"); err != nil {
+			t.Fatal(err)
+		}
+		n.Root().Send(x, "hold")
+		testutil.Receive(t, r1.got, "the blocking message")
+		toX := n.Root().RequestFuture(x, "question", testTimeout)
+		toOther := n.Root().RequestFuture(pa.NewPID("n/1", "silent"), "question", testTimeout)
+		testutil.Eventually(t, "both requests in flight", func() bool { return down.Stats().Requests == 2 })
+		kill(t, down, c1, up1)
+		if _, err := toOther.Result(); !errors.Is(err, pa.ErrDeadLetter) {
+			t.Fatalf("request to another actor of the dead child: got %v; want ErrDeadLetter", err)
+		}
+		r2 := &recorder{got: make(chan any, 100)}
+		c2, _ := retainedChildOn(t, down, 2, r2, inline)
+		defer c2.Close(context.Background())
+		if res, err := toX.Result(); err != nil || res != "question" {
+			t.Fatalf("request to the retained actor: got %v, %v; want question", res, err)
+		}
+	})
 }
 
 // TestRetainWindowFull: a full window makes the sender wait for the send
@@ -205,46 +220,51 @@ func TestRetainWindowFull(t *testing.T) {
 // finished (it is lost, as in one process), so it is not retained for ever.
 func TestFinishedAcknowledgesAFailure(t *testing.T) {
 	t.Parallel()
-	n, down := retainedParent(t, 1<<20)
-	c, err := NewNode("n/1", withIncarnation(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
-	up, err := c.ParentLink()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &recorder{got: make(chan any, 100)}
-	props := pa.PropsFromProducer(func() pa.Actor { return r }, pa.WithReceiverMiddleware(up.AckFor("n/1-sup/x")))
-	strategy := finishingStrategy{up}
-	spawned := make(chan struct{})
-	sup := pa.PropsFromFunc(func(ctx pa.Context) {
-		if _, ok := ctx.Message().(*pa.Started); ok {
-			ctx.SpawnNamed(props, "x")
-			close(spawned)
+	forBothMailboxes(t, func(t *testing.T, inline bool) {
+		n, down := retainedParent(t, 1<<20)
+		c, err := NewNode("n/1", withIncarnation(1))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}, pa.WithSupervisor(strategy))
-	if _, err := c.Root().SpawnNamed(sup, "n/1-sup"); err != nil {
-		t.Fatal(err)
-	}
-	// x is spawned by sup's Started, after SpawnNamed returns: a message
-	// sent before that would find no such actor.
-	testutil.Receive(t, spawned, "x spawned")
-	if err := down.Retain("n/1-sup/x", 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	connectPipe(t, down, up)
-	x := pa.NewPID("n/1", "n/1-sup/x")
-	for _, m := range []any{"a", "boom", "b"} {
-		n.Root().Send(x, m)
-	}
-	for _, want := range []any{"a", "boom", "b"} {
-		if got := testutil.Receive(t, r.got, "a message"); got != want {
-			t.Fatalf("got %v; want %v", got, want)
+		defer c.Close(context.Background())
+		up, err := c.ParentLink()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	testutil.Eventually(t, "everything acknowledged", func() bool { return down.Stats().Retained == 0 })
+		r := &recorder{got: make(chan any, 100)}
+		props := pa.PropsFromProducer(func() pa.Actor { return r }, pa.WithReceiverMiddleware(up.AckFor("n/1-sup/x")))
+		if inline {
+			props = c.Inline(props)
+		}
+		strategy := finishingStrategy{up}
+		spawned := make(chan struct{})
+		sup := pa.PropsFromFunc(func(ctx pa.Context) {
+			if _, ok := ctx.Message().(*pa.Started); ok {
+				ctx.SpawnNamed(props, "x")
+				close(spawned)
+			}
+		}, pa.WithSupervisor(strategy))
+		if _, err := c.Root().SpawnNamed(sup, "n/1-sup"); err != nil {
+			t.Fatal(err)
+		}
+		// x is spawned by sup's Started, after SpawnNamed returns: a message
+		// sent before that would find no such actor.
+		testutil.Receive(t, spawned, "x spawned")
+		if err := down.Retain("n/1-sup/x", 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		connectPipe(t, down, up)
+		x := pa.NewPID("n/1", "n/1-sup/x")
+		for _, m := range []any{"a", "boom", "b"} {
+			n.Root().Send(x, m)
+		}
+		for _, want := range []any{"a", "boom", "b"} {
+			if got := testutil.Receive(t, r.got, "a message"); got != want {
+				t.Fatalf("got %v; want %v", got, want)
+			}
+		}
+		testutil.Eventually(t, "everything acknowledged", func() bool { return down.Stats().Retained == 0 })
+	})
 }
 
 type finishingStrategy struct{ up *Link }
@@ -336,5 +356,20 @@ func TestIntercept(t *testing.T) {
 	n.Release(pa.NewPID("n/2", "root"))
 	if p, ok := n.resolve(pa.NewPID("n/2", "root")); !ok || p == f {
 		t.Fatalf("after Release the PID resolves to %T; want no intercept", p)
+	}
+}
+
+// forBothMailboxes runs a retention test with protoactor's default mailbox
+// and with the node's inline mailbox.
+func forBothMailboxes(t *testing.T, test func(t *testing.T, inline bool)) {
+	for _, inline := range []bool{false, true} {
+		name := "default"
+		if inline {
+			name = "inline"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, inline)
+		})
 	}
 }
