@@ -135,6 +135,9 @@ func (e *Endpoint) ReadBorrowed(done func() bool) bool {
 			}
 			return e.unborrow(ok)
 		}
+		if e.spin != nil {
+			e.spin.expectAnswer() // its own answer is on the way
+		}
 		large, err := e.fillFrame()
 		if err != nil {
 			// Interrupted by the ticker (the reader waits on), or the

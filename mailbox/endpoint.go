@@ -128,6 +128,7 @@ type Endpoint struct {
 	errOnce    sync.Once
 	err        error // first reason the link ended; written once by errOnce
 	done       chan struct{}
+	spin       spinner // the stream, when its reads may poll for an answer (WithSpinWait); else nil
 
 	recv        laneCounts    // what the reader has handed over (Traffic)
 	deadLetters atomic.Uint64 // messages handed to Handler.DeadLetter (Traffic)
@@ -158,6 +159,10 @@ func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) (*Endpoint,
 		fr:   newFrameReader(conn, cfg.readBuffer, cfg.maxFrame),
 		dec:  newDecoder(),
 		done: make(chan struct{}),
+	}
+	if sp, ok := conn.(spinner); ok && cfg.spinWait > 0 {
+		sp.setSpin(cfg.spinWait)
+		e.spin = sp
 	}
 	e.fr.stallTimeout = cfg.frameTimeout
 	e.fr.onStall = func(length, got int) {

@@ -64,6 +64,7 @@ type config struct {
 	frameTimeout   time.Duration
 	maxDecoded     int64
 	manualRelease  bool
+	spinWait       time.Duration
 }
 
 type directWriteMode uint8
@@ -84,6 +85,7 @@ func defaultConfig() config {
 		goodbyeTimeout: DefaultGoodbyeTimeout,
 		ackDelay:       DefaultAckDelay,
 		handlerBudget:  DefaultHandlerBudget,
+		spinWait:       DefaultSpinWait,
 		logger:         zerolog.Nop(),
 		frameTimeout:   DefaultFrameTimeout,
 	}
@@ -109,6 +111,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: WithFrameTimeout(%v) must be positive", ErrInvalidOption, c.frameTimeout)
 	case c.handlerBudget <= 0:
 		return fmt.Errorf("%w: WithHandlerBudget(%v) must be positive", ErrInvalidOption, c.handlerBudget)
+	case c.spinWait < 0 || c.spinWait > time.Second:
+		return fmt.Errorf("%w: WithSpinWait(%v) must be in [0, 1s]", ErrInvalidOption, c.spinWait)
 	case c.maxDecoded < 0 || c.maxDecoded != 0 && c.maxDecoded < int64(c.maxFrame):
 		return fmt.Errorf("%w: WithMaxDecoded(%d) must be at least the max frame (%d)", ErrInvalidOption, c.maxDecoded, c.maxFrame)
 	}
@@ -160,6 +164,20 @@ func WithAckDelay(d time.Duration) Option { return func(c *config) { c.ackDelay 
 // ticks of the endpoint's monitor, which ticks every d while lent calls
 // happen (so after between d and 2d). Default 1ms.
 func WithHandlerBudget(d time.Duration) Option { return func(c *config) { c.handlerBudget = d } }
+
+// DefaultSpinWait is how long a reader that expects an answer polls the
+// pipe before it sleeps (WithSpinWait).
+const DefaultSpinWait = 100 * time.Microsecond
+
+// WithSpinWait sets how long a read that expects an answer polls a
+// PipeConn's pipe before it sleeps on the poller: a requester reading its
+// own answer, and the reader right after a Handler call that sent
+// something. On virtual machines waking a sleeping process costs tens of
+// microseconds; the poll catches a quick answer first. It polls only while
+// answers have lately come within d, yielding its P between reads; 0
+// turns it off. Other streams than a PipeConn never poll. Default
+// DefaultSpinWait.
+func WithSpinWait(d time.Duration) Option { return func(c *config) { c.spinWait = d } }
 
 // WithLocalAddress sets the address written for PIDs whose address is
 // "nonhost" (protoactor's placeholder for "this system"). Default: left as is.

@@ -41,13 +41,14 @@ type outbox struct {
 	userCount int    // user-lane messages in cur (guarded by mu)
 	sysBytes  int    // bytes of system-lane messages in cur (guarded by mu)
 	room      chan struct{}
-	err       error  // why sends are refused; set once (guarded by mu)
-	abort     bool   // drop what is queued (guarded by mu)
-	goodbye   bool   // a goodbye is queued (guarded by mu)
-	running   bool   // the writer goroutine may write (guarded by mu)
-	maxFrame  int    // guarded by mu
-	lastWrite int64  // monotonic time the last write ended (guarded by mu)
-	numbered  uint64 // numbered messages queued so far (SendNumbered; guarded by mu)
+	err       error         // why sends are refused; set once (guarded by mu)
+	abort     bool          // drop what is queued (guarded by mu)
+	goodbye   bool          // a goodbye is queued (guarded by mu)
+	running   bool          // the writer goroutine may write (guarded by mu)
+	maxFrame  int           // guarded by mu
+	lastWrite int64         // monotonic time the last write ended (guarded by mu)
+	sends     atomic.Uint64 // messages queued so far (a reader's call that sent one expects an answer)
+	numbered  uint64        // numbered messages queued so far (SendNumbered; guarded by mu)
 	enc       *encoder
 	ack       acker
 	sent      laneCounts    // what has been written (Traffic)
@@ -209,6 +210,7 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 	} else {
 		o.sysBytes += o.cur.lastSize
 	}
+	o.sends.Add(1)
 	if numbered {
 		o.numbered++
 		seq = o.numbered

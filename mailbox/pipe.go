@@ -40,6 +40,26 @@ func (c *PipeConn) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
+// setSpin and expectAnswer implement spinner (spinWait, rawio_linux.go).
+func (c *PipeConn) setSpin(d time.Duration) {
+	if c.rr != nil {
+		c.rr.setSpin(d)
+	}
+}
+
+func (c *PipeConn) expectAnswer() {
+	if c.rr != nil {
+		c.rr.expectAnswer()
+	}
+}
+
+// spinner is a stream whose next read may poll for an answer before it
+// sleeps (a PipeConn).
+type spinner interface {
+	setSpin(d time.Duration)
+	expectAnswer()
+}
+
 // Close closes both files; a Read or Write blocked on them returns.
 func (c *PipeConn) Close() error {
 	return errors.Join(c.r.Close(), c.w.Close())

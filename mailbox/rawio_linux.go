@@ -2,8 +2,11 @@ package mailbox
 
 import (
 	"os"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -32,11 +35,24 @@ type rawFile struct {
 	p       []byte
 	n       int
 	errno   syscall.Errno
+
+	// Spinning (see spinWait): set once before the first read.
+	spin   int64         // ns a read that expects an answer polls; 0: never
+	armed  atomic.Bool   // the next read expects an answer
+	expect bool          // this read does (guarded by mu)
+	spun   bool          // this read has polled already (guarded by mu)
+	skip   int           // expecting reads left that do not poll (guarded by mu)
+	misses int           // polls in a row that ended without an answer (guarded by mu)
+	polls  atomic.Uint64 // polls so far
 }
 
 // maxRawChunk bounds one raw call's copy: a raw call cannot be preempted,
 // so a large write goes in pieces.
 const maxRawChunk = 256 << 10
+
+// maxSpinBackoff bounds the backoff of polls that miss: at most 63
+// expecting reads in a row sleep at once.
+const maxSpinBackoff = 6
 
 // newRawFile returns nil unless f is a non-blocking descriptor on the poller.
 func newRawFile(f *os.File) *rawFile {
@@ -60,11 +76,59 @@ func (r *rawFile) readFD(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			return false // nothing yet: wait on the poller
+			if !r.expect {
+				return false // nothing yet: wait on the poller
+			}
+			if r.spun {
+				return false
+			}
+			r.spun = true
+			if r.skip > 0 {
+				r.skip--
+				return false
+			}
+			n, e = r.poll(fd)
+			if e == syscall.EAGAIN {
+				// No answer within the window: the next 1, 3, 7 ... 63
+				// expecting reads sleep at once.
+				r.misses = min(r.misses+1, maxSpinBackoff)
+				r.skip = 1<<r.misses - 1
+				return false
+			}
+			r.misses = 0
 		}
 		r.n, r.errno = int(n), e
 		return true
 	}
+}
+
+// spinWait: a reader that expects an answer (a requester reading its own,
+// a child's reader right after its actor replied) polls the pipe for up to
+// WithSpinWait before it sleeps on the poller. On a virtual machine a
+// process whose threads all sleep takes tens of microseconds to wake (the
+// idle vCPU must be woken by the host); polling for about the peer's
+// turnaround catches the answer while the thread is still running, as a
+// raw pipe's loop does when both sides happen to be awake. `perf stat`
+// and the bench's rtt_64b show the difference: a 64 B round trip of about
+// 40 µs without, about 9 µs with a 30 µs poll, on the project's 2-core VM.
+//
+// What bounds its cost: only an expecting read polls, once, for at most
+// the window, yielding its P between reads (runtime.Gosched); and a poll
+// that ends without an answer makes the next 1, 3, 7 ... up to 63
+// expecting reads sleep at once: against a slow peer, or on a link that
+// idles between requests, polling costs a window per 64 reads at most, and
+// comes back with the first poll that catches an answer.
+func (r *rawFile) poll(fd uintptr) (uintptr, syscall.Errno) {
+	r.polls.Add(1)
+	deadline := monotonic() + r.spin
+	for monotonic() < deadline {
+		runtime.Gosched()
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(r.p))), uintptr(len(r.p)))
+		if e != syscall.EAGAIN && e != syscall.EINTR {
+			return n, e
+		}
+	}
+	return 0, syscall.EAGAIN
 }
 
 func (r *rawFile) writeFD(fd uintptr) bool {
@@ -93,6 +157,7 @@ func (r *rawFile) Read(p []byte) (int, error) {
 	}
 	r.mu.Lock()
 	r.p, r.n, r.errno = p, 0, 0
+	r.expect, r.spun = r.spin > 0 && r.armed.Swap(false), false
 	err := r.raw.Read(r.readFn)
 	n, errno := r.n, r.errno
 	r.p = nil
@@ -130,3 +195,9 @@ func writeNonblocking(fd uintptr, p []byte) (int, error) {
 	}
 	return int(n), nil
 }
+
+// setSpin sets the poll window; before the first read.
+func (r *rawFile) setSpin(d time.Duration) { r.spin = int64(d) }
+
+// expectAnswer makes the next read poll (spinWait).
+func (r *rawFile) expectAnswer() { r.armed.Store(true) }

@@ -2,7 +2,10 @@ package mailbox
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/testutil"
 	"io"
 	"os"
 	"testing"
@@ -115,5 +118,136 @@ func TestPipeConnBlockingFilesNotRaw(t *testing.T) {
 	buf := make([]byte, 2)
 	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hi" {
 		t.Fatalf("read %q, %v", buf, err)
+	}
+}
+
+// A read that expects an answer polls for it within the window, and a poll
+// that misses makes the next expecting reads sleep at once (1, 3, 7 ...),
+// until a poll catches an answer again. Only behaviour is checked here,
+// not time: the bench's rtt rows measure what polling gains.
+func TestPipeConnSpinBackoff(t *testing.T) {
+	a, b, err := Pipe(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	b.setSpin(20 * time.Millisecond) // wide: a loaded machine must not turn a catch into a miss
+	r := b.rr
+	buf := make([]byte, 8)
+
+	// An answer that comes while the read polls.
+	b.expectAnswer()
+	go func() {
+		time.Sleep(200 * time.Microsecond)
+		a.Write([]byte("pong"))
+	}()
+	if n, err := b.Read(buf); err != nil || string(buf[:n]) != "pong" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if r.misses != 0 || r.skip != 0 || r.armed.Load() {
+		t.Fatalf("after a caught answer: misses %d skip %d armed %v", r.misses, r.skip, r.armed.Load())
+	}
+
+	// Answers later than the window: each miss doubles the reads that skip.
+	late := func() {
+		t.Helper()
+		b.expectAnswer()
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			a.Write([]byte("late"))
+		}()
+		if n, err := b.Read(buf); err != nil || string(buf[:n]) != "late" {
+			t.Fatalf("read %q, %v", buf[:n], err)
+		}
+	}
+	late()
+	if r.misses != 1 || r.skip != 1 {
+		t.Fatalf("after one miss: misses %d skip %d; want 1, 1", r.misses, r.skip)
+	}
+	late() // skipped: sleeps at once, no poll, no new miss
+	if r.misses != 1 || r.skip != 0 {
+		t.Fatalf("after a skipped read: misses %d skip %d; want 1, 0", r.misses, r.skip)
+	}
+	late()
+	if r.misses != 2 || r.skip != 3 {
+		t.Fatalf("after a second miss: misses %d skip %d; want 2, 3", r.misses, r.skip)
+	}
+	for range 3 {
+		late()
+	}
+	// The next poll catches its answer: polling is back.
+	b.expectAnswer()
+	go func() {
+		time.Sleep(200 * time.Microsecond)
+		a.Write([]byte("pong"))
+	}()
+	if n, err := b.Read(buf); err != nil || string(buf[:n]) != "pong" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if r.misses != 0 || r.skip != 0 {
+		t.Fatalf("after a caught answer: misses %d skip %d; want 0, 0", r.misses, r.skip)
+	}
+	// A read that expects nothing never polls nor counts.
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		a.Write([]byte("idle"))
+	}()
+	if n, err := b.Read(buf); err != nil || string(buf[:n]) != "idle" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if r.misses != 0 || r.skip != 0 {
+		t.Fatalf("a read that expected nothing counted: misses %d skip %d", r.misses, r.skip)
+	}
+}
+
+// An endpoint arms its stream's poll when a Handler call sent something
+// and when a requester borrows the reader; WithSpinWait(0) never polls.
+func TestEndpointExpectsAnswers(t *testing.T) {
+	x, y, err := Pipe(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var replier *Endpoint
+	h := HandlerFuncs{OnDeliver: func(env *Envelope) {
+		if env.Message == "ping" {
+			_ = replier.Send(context.Background(), &Envelope{Target: pa.NewPID("node", "x"), Message: "pong"})
+		}
+	}}
+	got := newCollector()
+	asker := newTestEndpoint(t, x, got, WithLocalAddress("node"))
+	replier = newTestEndpoint(t, y, h, WithLocalAddress("node/1"))
+	handshake(t, asker, replier)
+	for _, e := range []*Endpoint{asker, replier} {
+		if err := e.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if replier.spin == nil || y.rr.spin != int64(DefaultSpinWait) {
+		t.Fatalf("a PipeConn endpoint does not poll by default (spin %v)", y.rr.spin)
+	}
+	sendStrings(t, asker, "ping")
+	got.wait(t, 1)
+	// The replier's reader read again after its call sent the pong: that
+	// read expected an answer and polled for it.
+	testutil.Eventually(t, "the replier's read to poll", func() bool { return y.rr.polls.Load() > 0 })
+	if n := x.rr.polls.Load(); n != 0 {
+		t.Fatalf("the asker's reader polled %d times: it expected nothing", n)
+	}
+
+	off, _, err := Pipe(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	e, err := NewEndpoint(off, newCollector(), WithSpinWait(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.spin != nil || off.rr.spin != 0 {
+		t.Fatal("WithSpinWait(0) polls")
+	}
+	if _, err := NewEndpoint(off, newCollector(), WithSpinWait(-time.Microsecond)); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("WithSpinWait(-1µs): %v; want ErrInvalidOption", err)
 	}
 }

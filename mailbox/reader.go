@@ -255,7 +255,11 @@ func (e *Endpoint) handOne(env *Envelope, bad error) bool {
 	r.calls++
 	w := r.calls << phaseBits
 	e.role.Store(w | phaseHand)
+	sends := e.out.sends.Load()
 	e.hand(env, bad)
+	if e.spin != nil && e.out.sends.Load() != sends {
+		e.spin.expectAnswer() // it sent something (a reply, a request): the next read may poll
+	}
 	// Back to phaseRead (w's phase bits are phaseRead, zero), unless the
 	// role was taken meanwhile (phaseGone).
 	return e.role.CompareAndSwap(w|phaseHand, w) || e.role.CompareAndSwap(w|phaseLent, w)
