@@ -53,11 +53,19 @@ func (c *PipeConn) expectAnswer() {
 	}
 }
 
+func (c *PipeConn) pollCount() uint64 {
+	if c.rr != nil {
+		return c.rr.polls.Load()
+	}
+	return 0
+}
+
 // spinner is a stream whose next read may poll for an answer before it
 // sleeps (a PipeConn).
 type spinner interface {
 	setSpin(d time.Duration)
 	expectAnswer()
+	pollCount() uint64
 }
 
 // Close closes both files; a Read or Write blocked on them returns.

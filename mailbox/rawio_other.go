@@ -5,12 +5,16 @@ package mailbox
 import (
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 // rawFile is Linux's; elsewhere a PipeConn uses its files as they are.
-type rawFile struct{ io.ReadWriter }
+type rawFile struct {
+	io.ReadWriter
+	polls atomic.Uint64
+}
 
 func newRawFile(*os.File) *rawFile { return nil }
 

@@ -97,11 +97,18 @@ type ReaderStats struct {
 	Borrows int64
 	// BorrowTicks is how many times the borrowing ticker fired.
 	BorrowTicks int64
+	// Polls is how many times a read that expected an answer polled the
+	// stream before sleeping (WithSpinWait).
+	Polls int64
 }
 
 // ReaderStats returns the endpoint's reader counters.
 func (e *Endpoint) ReaderStats() ReaderStats {
-	return ReaderStats{Handovers: e.handovers.Load(), MonitorTicks: e.mon.ticks.Load(), Borrows: e.brw.borrows.Load(), BorrowTicks: e.brw.ticks.Load()}
+	s := ReaderStats{Handovers: e.handovers.Load(), MonitorTicks: e.mon.ticks.Load(), Borrows: e.brw.borrows.Load(), BorrowTicks: e.brw.ticks.Load()}
+	if e.spin != nil {
+		s.Polls = int64(e.spin.pollCount())
+	}
+	return s
 }
 
 // Lend marks the rest of the current Handler call as user code that may

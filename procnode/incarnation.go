@@ -102,6 +102,7 @@ func (p *Process) start() (err error) {
 		Rlimits:      p.cfg.rlimits,
 		PanicExits:   p.cfg.panicExits,
 		MainWithin:   int64(p.cfg.startTimeout / 2),
+		SpinWait:     p.cfg.spinWait,
 	})
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package procnode
 import (
 	"context"
 	"fmt"
+	"github.com/procactor/procactor/mailbox"
 	"os"
 	"os/signal"
 	"syscall"
@@ -92,6 +93,9 @@ func runChild(raw string) int {
 	fw := newForwardWriter(b.Control)
 	nodeOpts := childLogger(b, fw)
 	nodeOpts = append(nodeOpts, nodeopt.Incarnation(b.Incarnation).(actor.NodeOption))
+	if b.SpinWait > 0 {
+		nodeOpts = append(nodeOpts, actor.WithEndpointOptions(mailbox.WithSpinWait(time.Duration(b.SpinWait-1))))
+	}
 	an, err := newChildNode(b.Address, nodeOpts...)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "procactor: node %q: %v\n", b.Address, err)

@@ -21,6 +21,7 @@ type boot struct {
 	PanicExits   bool     // a panic of the root actor ends the process (WithPanicExits)
 	Pooled       bool     // a pool's child: no kind yet, it waits for an assign
 	MainWithin   int64    // nanoseconds from procnode's init within which main must call Main; 0: no check
+	SpinWait     int64    // nanoseconds plus one for the child's link (WithSpinWait); 0: the default
 }
 
 // assign gives a pooled child what it runs, when it is taken from its pool

@@ -35,7 +35,8 @@ type config struct {
 	stdin        func(incarnation uint64) io.Reader // nil: /dev/null
 	life         context.Context                    // WithContext; nil: none
 	hasLife      bool
-	gomaxprocs   int // 0: Go's default
+	gomaxprocs   int   // 0: Go's default
+	spinWait     int64 // WithSpinWait's nanoseconds plus one; 0: not given
 	dir          string
 	stdout       io.Writer
 	stderr       io.Writer
@@ -81,6 +82,8 @@ func (c *config) validate() error {
 	switch {
 	case c.hasLife && c.life == nil:
 		return fmt.Errorf("%w: WithContext(nil)", ErrInvalidOption)
+	case c.spinWait < 0 || c.spinWait > int64(time.Second)+1:
+		return fmt.Errorf("%w: WithSpinWait(%v) must be in [0, 1s]", ErrInvalidOption, time.Duration(c.spinWait-1))
 	case c.gomaxprocs < 0:
 		return fmt.Errorf("%w: WithGOMAXPROCS(%d) must not be negative (0: Go's default)", ErrInvalidOption, c.gomaxprocs)
 	case c.startTimeout <= 0:
@@ -167,6 +170,21 @@ func WithContext(ctx context.Context) Option {
 // this project is measured on, a cross-thread wake-up costs tens of µs; see
 // the procactor_1p row of the bench).
 func WithGOMAXPROCS(n int) Option { return func(c *config) { c.gomaxprocs = n } }
+
+// WithSpinWait sets how long the child's side of its link polls the pipe
+// for an answer before it sleeps (mailbox.WithSpinWait: after its actor
+// sent something, the next request is likely near); 0 turns polling off.
+// Default mailbox.DefaultSpinWait. The parent's side is its node's:
+// actor.WithEndpointOptions(mailbox.WithSpinWait(d)) on NewNode.
+func WithSpinWait(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.spinWait = -1
+			return
+		}
+		c.spinWait = int64(d) + 1
+	}
+}
 
 // WithDir sets the child's working directory (default: the parent's). It is
 // checked before each start: a directory that does not exist (or is not a

@@ -147,6 +147,12 @@ func (a echoActor) Receive(ctx pa.Context) {
 		ctx.Respond(os.Getpid())
 	case "gomaxprocs":
 		ctx.Respond(runtime.GOMAXPROCS(0))
+	case "polls": // how often the child's side of its link polled for an answer
+		var polls int64
+		for _, l := range a.node.Links() { // a child's one link: to its parent
+			polls += l.ReaderStats().Polls
+		}
+		ctx.Respond(polls)
 	case "stdout":
 		fmt.Println(arg)
 		ctx.Respond("ok")
@@ -484,6 +490,26 @@ func TestOptions(t *testing.T) {
 		}
 		if _, err := procnode.Spawn(testCtx(t), n.Root(), "test.echo", procnode.WithGOMAXPROCS(-1)); !errors.Is(err, procnode.ErrInvalidOption) {
 			t.Fatalf("WithGOMAXPROCS(-1): got %v; want ErrInvalidOption", err)
+		}
+	})
+	t.Run("spinwait", func(t *testing.T) {
+		t.Parallel()
+		// The child's side polls after its actor replied, unless told not to.
+		for _, c := range []struct {
+			opts  []procnode.Option
+			polls bool
+		}{{nil, true}, {[]procnode.Option{procnode.WithSpinWait(0)}, false}} {
+			p := spawn(t, n, "test.echo", c.opts...)
+			for range 20 {
+				request(t, n, p.PID(), "ping")
+			}
+			got := request(t, n, p.PID(), "polls")
+			if polls, ok := got.(int64); !ok || (polls > 0) != c.polls {
+				t.Fatalf("spawned with %d options: the child's link polled %v times; want polls: %v", len(c.opts), got, c.polls)
+			}
+		}
+		if _, err := procnode.Spawn(testCtx(t), n.Root(), "test.echo", procnode.WithSpinWait(-time.Microsecond)); !errors.Is(err, procnode.ErrInvalidOption) {
+			t.Fatalf("WithSpinWait(-1µs): got %v; want ErrInvalidOption", err)
 		}
 	})
 	t.Run("dir", func(t *testing.T) {
