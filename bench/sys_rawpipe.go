@@ -3,9 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/procactor/procactor/mailbox"
 )
 
 // raw_pipe is the baseline of every ratio: the bench and a child exchange frames
@@ -23,13 +28,16 @@ const (
 	largePipeSize = 1 << 20
 
 	rawPipeRole         = "raw_pipe_child"
+	rawPipePollRole     = "raw_pipe_poll_child"
 	rawPipeBlockingRole = "raw_pipe_blocking_child"
 )
 
 func init() {
 	registerSystem(rawPipe{})
+	registerSystem(rawPipe{poll: true})
 	registerSystem(rawPipeBlocking{})
-	registerRole(rawPipeRole, runRawPipeChild)
+	registerRole(rawPipeRole, func() error { return runRawPipeChild(false) })
+	registerRole(rawPipePollRole, func() error { return runRawPipeChild(true) })
 	registerRole(rawPipeBlockingRole, runRawPipeBlockingChild)
 }
 
@@ -42,11 +50,27 @@ func largeFrames(cfg linkConfig) bool {
 	return cfg.maxMessage+frameHeaderSize > defaultPipeSize
 }
 
-type rawPipe struct{}
+// rawPipe is raw_pipe; with poll, raw_pipe_poll: the same exchange whose
+// reads, in both processes, poll the pipe for up to rawPollWindow before
+// they sleep, as procactor's links do (mailbox.WithSpinWait). It shows
+// what polling alone gives a raw pipe on the machine at hand.
+type rawPipe struct{ poll bool }
 
-func (rawPipe) name() string { return "raw_pipe" }
+func (r rawPipe) name() string {
+	if r.poll {
+		return "raw_pipe_poll"
+	}
+	return "raw_pipe"
+}
 
-func (rawPipe) start(_ context.Context, cfg linkConfig) (link, error) {
+func (r rawPipe) role() string {
+	if r.poll {
+		return rawPipePollRole
+	}
+	return rawPipeRole
+}
+
+func (r rawPipe) start(_ context.Context, cfg linkConfig) (link, error) {
 	toChildR, toChildW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -74,13 +98,13 @@ func (rawPipe) start(_ context.Context, cfg linkConfig) (link, error) {
 			}
 		}
 	}
-	cmd, err := newChildCmd(rawPipeRole, cfg)
+	cmd, err := newChildCmd(r.role(), cfg)
 	if err != nil {
 		parentEnds()
 		return nil, err
 	}
 	cmd.ExtraFiles = childEnds
-	c, err := startChild(rawPipeRole, cmd)
+	c, err := startChild(r.role(), cmd)
 	if err != nil {
 		parentEnds()
 		return nil, err
@@ -91,11 +115,53 @@ func (rawPipe) start(_ context.Context, cfg linkConfig) (link, error) {
 		fromChildR.Close()
 		return err
 	}
-	return newFrameLink(fromChildR, toChildW, cfg, false, c.cmd.Process.Pid, shutdown), nil
+	var from io.Reader = fromChildR
+	if r.poll {
+		from = newPollReader(fromChildR)
+	}
+	return newFrameLink(from, toChildW, cfg, false, c.cmd.Process.Pid, shutdown), nil
 }
 
-// runRawPipeChild serves frames from fd 3 to fd 4 through the netpoller.
-func runRawPipeChild() error {
+// rawPollWindow is how long a raw_pipe_poll read polls: procactor's
+// default (mailbox.DefaultSpinWait).
+const rawPollWindow = mailbox.DefaultSpinWait
+
+// pollReader reads a non-blocking pipe, polling it for up to rawPollWindow
+// (yielding between reads) before it reads through the file and so sleeps
+// on the poller.
+type pollReader struct {
+	f  *os.File
+	fd uintptr
+}
+
+func newPollReader(f *os.File) *pollReader {
+	r := &pollReader{f: f}
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { r.fd = fd })
+	}
+	return r
+}
+
+func (r *pollReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return r.f.Read(p)
+	}
+	deadline := time.Now().Add(rawPollWindow)
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, r.fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if e == 0 && n > 0 {
+			return int(n), nil
+		}
+		if e != syscall.EAGAIN || !time.Now().Before(deadline) {
+			return r.f.Read(p) // end of file and errors in the file's words, or sleep
+		}
+		runtime.Gosched()
+	}
+}
+
+// runRawPipeChild serves frames from fd 3 to fd 4 through the netpoller
+// (with poll, polling first: raw_pipe_poll).
+func runRawPipeChild(poll bool) error {
 	maxMessage, err := childMaxMessage()
 	if err != nil {
 		return err
@@ -106,7 +172,11 @@ func runRawPipeChild() error {
 			return err
 		}
 	}
-	return serveFrames(os.NewFile(3, "from-parent"), os.NewFile(4, "to-parent"), maxMessage)
+	var from io.Reader = os.NewFile(3, "from-parent")
+	if poll {
+		from = newPollReader(from.(*os.File))
+	}
+	return serveFrames(from, os.NewFile(4, "to-parent"), maxMessage)
 }
 
 type rawPipeBlocking struct{}
