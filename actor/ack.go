@@ -16,7 +16,10 @@ import (
 //
 // To tell its messages from the actor's other traffic, the link delivers
 // each one in a *pa.MessageEnvelope of its own and recognises the pointer
-// when the actor's receiver middleware (Link.AckFor) sees it return.
+// when the actor's receiver middleware (Link.AckFor) sees it return. The
+// common case needs no recognising: a message the link's reader runs at
+// once on the actor's idle inline mailbox, with nothing of the link
+// pending, is finished when its Receive returns (deliveredDirect).
 type ackCounter struct {
 	id string
 	mu sync.Mutex

@@ -63,6 +63,19 @@ func (r rawPipe) name() string {
 	return "raw_pipe"
 }
 
+// notFor keeps raw_pipe_poll to what polling changes: round trips and
+// streams (the harness runs only what a system can).
+func (r rawPipe) notFor(k kind) string {
+	if !r.poll {
+		return ""
+	}
+	switch k {
+	case kindRTT, kindOneway, kindLarge:
+		return ""
+	}
+	return "raw_pipe_poll differs from raw_pipe in its reads only"
+}
+
 func (r rawPipe) role() string {
 	if r.poll {
 		return rawPipePollRole

@@ -52,7 +52,16 @@
 // another. A borrower delivers only what a BorrowHandler allows, waits at
 // most two ticks of the parked reader (1ms each), and leaves anything else
 // to the reader; a standby nobody borrows ends after a tick or two.
-// ReaderStats counts hand-overs, borrows and ticks.
+// ReaderStats counts hand-overs, borrows, ticks and polls.
+//
+// On a PipeConn, reads and writes are raw system calls on the non-blocking
+// pipes, waiting on Go's poller (Go's own system-call entry wakes the
+// runtime's sleeping monitor thread), and a read that expects an answer (a
+// borrower's, or the reader's after a Handler call that sent something)
+// polls the pipe for up to WithSpinWait before it sleeps: on a virtual
+// machine, waking a process whose threads all sleep costs more than the
+// answer takes to come. Polls that miss back off. The link's end never
+// waits for a lent call: Abort takes the role from it.
 //
 // # Failure
 //
