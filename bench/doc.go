@@ -23,7 +23,9 @@
 //
 // The baseline systems, each in its own file: raw_pipe (the denominator of every
 // ratio: two pipes through *os.File and the netpoller), raw_pipe_blocking
-// (blocking syscalls on locked threads), raw_socketpair, protoactor_inproc (two
+// (blocking syscalls on locked threads), raw_pipe_poll (raw_pipe whose reads
+// poll for up to procactor's spin window before they sleep, in the round-trip,
+// one-way and large scenarios only), raw_socketpair, protoactor_inproc (two
 // actors of one protoactor-go system), protoactor_grpc (protoactor-go remote over
 // gRPC on 127.0.0.1) and goplugin (hashicorp/go-plugin, net/rpc). Package reach
 // enters as reach (the bench is a reach root B; the echo runs in a child
