@@ -28,6 +28,12 @@ type ackCounter struct {
 	// those not finished, in order (both guarded by mu; see finish.go).
 	seq     uint64
 	pending finishQueue
+	// directSeq is the message of directEP the reader runs at once
+	// (deliveredDirect), until its Receive has returned; 0: none (both
+	// guarded by mu). A supervisor that finishes a failing message
+	// (Link.Finished) finishes it, before the reader can.
+	directSeq uint64
+	directEP  *mailbox.Endpoint
 }
 
 // AckFor makes the link count the user messages it delivers from its peer to
@@ -55,9 +61,13 @@ func (l *Link) AckFor(id string) pa.ReceiverMiddleware {
 // supervisor strategy got. Other messages are ignored.
 func (l *Link) Finished(message any) {
 	a := l.ackc.Load()
-	if env, ok := message.(*pa.MessageEnvelope); ok && a != nil {
-		a.finished(env)
+	if a == nil {
+		return
 	}
+	if env, ok := message.(*pa.MessageEnvelope); ok && a.finished(env) {
+		return
+	}
+	a.failedDirect()
 }
 
 // counts reports whether a message arriving on the link is one the counter
@@ -88,7 +98,33 @@ func (a *ackCounter) deliveredDirect(ep *mailbox.Endpoint) (seq uint64, ok bool)
 		return 0, false
 	}
 	a.seq++
+	a.directSeq, a.directEP = a.seq, ep
 	return a.seq, true
+}
+
+// finishedDirect acknowledges seq of ep, a message deliveredDirect
+// numbered, once its Receive has returned or failed.
+func (a *ackCounter) finishedDirect(ep *mailbox.Endpoint, seq uint64) {
+	ep.Acknowledge(seq)
+	a.mu.Lock()
+	if a.directSeq == seq && a.directEP == ep {
+		a.directSeq, a.directEP = 0, nil
+	}
+	a.mu.Unlock()
+}
+
+// failedDirect acknowledges the message the reader runs at once, if one
+// is running: the failure a supervisor reports for a message it does not
+// recognise is that one's (the actor runs one message at a time, and a
+// failure suspends its mailbox until the supervisor has decided). With
+// WithPanicExits the process ends before the reader would acknowledge it.
+func (a *ackCounter) failedDirect() {
+	a.mu.Lock()
+	seq, ep := a.directSeq, a.directEP
+	a.mu.Unlock()
+	if seq != 0 {
+		ep.Acknowledge(seq)
+	}
 }
 
 // undeliverable numbers a message of ep that did not decode: it is finished
@@ -117,9 +153,9 @@ func (a *ackCounter) resetLocked(ep *mailbox.Endpoint) {
 
 // finished acknowledges env and everything delivered before it, and the
 // undecodable messages that follow it.
-func (a *ackCounter) finished(env *pa.MessageEnvelope) {
+func (a *ackCounter) finished(env *pa.MessageEnvelope) bool {
 	if a.pending.npend.Load() == 0 {
-		return // the actor's own traffic: nothing of the link is pending
+		return false // the actor's own traffic: nothing of the link is pending
 	}
 	a.mu.Lock()
 	last, _, ok := a.pending.finish(env)
@@ -128,4 +164,5 @@ func (a *ackCounter) finished(env *pa.MessageEnvelope) {
 	if ok {
 		ep.Acknowledge(last.seq)
 	}
+	return ok
 }

@@ -160,7 +160,7 @@ func (m *inlineMailbox) schedule() {
 // Deliver does.
 func (m *inlineMailbox) deliverInline(msg any, ep *mailbox.Endpoint) {
 	if claimed, direct := m.claim(); claimed {
-		m.runClaimed(msg, ep, direct, 0)
+		m.runClaimed(msg, ep, direct, nil, 0)
 		return
 	}
 	m.pushUser(msg)
@@ -180,8 +180,8 @@ func (m *inlineMailbox) claim() (claimed, direct bool) {
 // runClaimed runs a mailbox the reader claimed, msg first. When direct and
 // ackSeq is not 0, msg is the ackSeq-th message of ep's stream for an
 // actor whose link counts finished messages (ackCounter.deliveredDirect):
-// it is acknowledged as soon as its Receive returns or fails.
-func (m *inlineMailbox) runClaimed(msg any, ep *mailbox.Endpoint, direct bool, ackSeq uint64) {
+// it is acknowledged (by ackc) as soon as its Receive returns or fails.
+func (m *inlineMailbox) runClaimed(msg any, ep *mailbox.Endpoint, direct bool, ackc *ackCounter, ackSeq uint64) {
 	n := m.node
 	// Otherwise the message joins the queue before the call is lent: once
 	// lent, the role may move to a reader that queues the messages behind
@@ -197,7 +197,7 @@ func (m *inlineMailbox) runClaimed(msg any, ep *mailbox.Endpoint, direct bool, a
 	if direct {
 		m.invokeOne(msg)
 		if ackSeq != 0 {
-			ep.Acknowledge(ackSeq)
+			ackc.finishedDirect(ep, ackSeq)
 		}
 	}
 	m.process(true)

@@ -140,14 +140,14 @@ func (h *linkHandler) deliverDirect(ackc *ackCounter, env *mailbox.Envelope) boo
 			if env.Sender != nil || len(env.Header) > 0 {
 				msg = &pa.MessageEnvelope{Header: env.Header, Message: msg, Sender: env.Sender}
 			}
-			mb.runClaimed(msg, h.ep, true, seq)
+			mb.runClaimed(msg, h.ep, true, ackc, seq)
 			return true
 		}
 	}
 	// Something waits before it: counted with an envelope of its own.
 	menv := &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender}
 	ackc.delivered(h.ep, menv)
-	mb.runClaimed(menv, h.ep, direct, 0)
+	mb.runClaimed(menv, h.ep, direct, nil, 0)
 	return true
 }
 
