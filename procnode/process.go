@@ -260,7 +260,9 @@ func (p *Process) Incarnation() uint64 {
 }
 
 // Restarts returns how many restarts the process actor went through: of its
-// root actor inside the child, and of the process.
+// root actor inside the child, and of the process. A restart of the root
+// actor is counted when the child's report of it has been handled, which
+// may be a moment after the restarted actor's first answers arrive.
 func (p *Process) Restarts() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
