@@ -123,6 +123,9 @@ func (r *rawFile) readFD(fd uintptr) bool {
 // comes back with the first poll that catches an answer.
 func (r *rawFile) poll(fd uintptr) (uintptr, syscall.Errno) {
 	r.polls.Add(1)
+	if pollStarted != nil {
+		pollStarted()
+	}
 	deadline := monotonic() + r.spin
 	for monotonic() < deadline {
 		runtime.Gosched()
@@ -133,6 +136,9 @@ func (r *rawFile) poll(fd uintptr) (uintptr, syscall.Errno) {
 	}
 	return 0, syscall.EAGAIN
 }
+
+// pollStarted, when set (by a test), runs as a poll begins.
+var pollStarted func()
 
 func (r *rawFile) writeFD(fd uintptr) bool {
 	for len(r.p) > 0 {

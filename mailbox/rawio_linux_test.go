@@ -123,8 +123,8 @@ func TestPipeConnBlockingFilesNotRaw(t *testing.T) {
 
 // A read that expects an answer polls for it within the window, and a poll
 // that misses makes the next expecting reads sleep at once (1, 3, 7 ...),
-// until a poll catches an answer again. Only behaviour is checked here,
-// not time: the bench's rtt rows measure what polling gains.
+// until a poll catches an answer again. Driven step by step, without
+// timing: the bench's rtt rows measure what polling gains.
 func TestPipeConnSpinBackoff(t *testing.T) {
 	a, b, err := Pipe(0)
 	if err != nil {
@@ -132,72 +132,72 @@ func TestPipeConnSpinBackoff(t *testing.T) {
 	}
 	defer a.Close()
 	defer b.Close()
-	b.setSpin(20 * time.Millisecond) // wide: a loaded machine must not turn a catch into a miss
 	r := b.rr
+	var fd uintptr
+	if err := r.raw.Control(func(f uintptr) { fd = f }); err != nil {
+		t.Fatal(err)
+	}
 	buf := make([]byte, 8)
-
-	// An answer that comes while the read polls.
-	b.expectAnswer()
-	go func() {
-		time.Sleep(200 * time.Microsecond)
-		a.Write([]byte("pong"))
-	}()
-	if n, err := b.Read(buf); err != nil || string(buf[:n]) != "pong" {
-		t.Fatalf("read %q, %v", buf[:n], err)
-	}
-	if r.misses != 0 || r.skip != 0 || r.armed.Load() {
-		t.Fatalf("after a caught answer: misses %d skip %d armed %v", r.misses, r.skip, r.armed.Load())
+	// expecting runs one expecting read of the empty pipe, as RawRead's
+	// first call of readFD does, and reports whether it read something.
+	expecting := func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.p, r.n, r.errno, r.expect, r.spun = buf, 0, 0, true, false
+		return r.readFD(fd)
 	}
 
-	// Answers later than the window: each miss doubles the reads that skip.
-	late := func() {
-		t.Helper()
-		b.expectAnswer()
-		go func() {
-			time.Sleep(50 * time.Millisecond)
-			a.Write([]byte("late"))
-		}()
-		if n, err := b.Read(buf); err != nil || string(buf[:n]) != "late" {
-			t.Fatalf("read %q, %v", buf[:n], err)
+	// An answer that comes while the read polls: written as the poll starts.
+	r.setSpin(time.Minute) // only an answer ends this poll
+	pollStarted = func() { a.Write([]byte("pong")) }
+	defer func() { pollStarted = nil }()
+	if !expecting() || string(buf[:r.n]) != "pong" {
+		t.Fatalf("the poll did not catch the answer: %q", buf[:r.n])
+	}
+	if r.misses != 0 || r.skip != 0 || r.polls.Load() != 1 {
+		t.Fatalf("after a caught answer: misses %d skip %d polls %d", r.misses, r.skip, r.polls.Load())
+	}
+
+	// No answer within the window: each miss doubles the reads that skip.
+	pollStarted = nil
+	r.setSpin(time.Microsecond)
+	want := []struct{ misses, skip int }{{1, 1}, {1, 0}, {2, 3}, {2, 2}, {2, 1}, {2, 0}, {3, 7}}
+	for i, w := range want {
+		polled := r.polls.Load()
+		if expecting() {
+			t.Fatalf("read %d: read something from an empty pipe", i)
+		}
+		if r.misses != w.misses || r.skip != w.skip {
+			t.Fatalf("read %d: misses %d skip %d; want %d, %d", i, r.misses, r.skip, w.misses, w.skip)
+		}
+		if skipped := w.skip < want[max(i-1, 0)].skip; skipped && r.polls.Load() != polled {
+			t.Fatalf("read %d: a skipped read polled", i)
 		}
 	}
-	late()
-	if r.misses != 1 || r.skip != 1 {
-		t.Fatalf("after one miss: misses %d skip %d; want 1, 1", r.misses, r.skip)
-	}
-	late() // skipped: sleeps at once, no poll, no new miss
-	if r.misses != 1 || r.skip != 0 {
-		t.Fatalf("after a skipped read: misses %d skip %d; want 1, 0", r.misses, r.skip)
-	}
-	late()
-	if r.misses != 2 || r.skip != 3 {
-		t.Fatalf("after a second miss: misses %d skip %d; want 2, 3", r.misses, r.skip)
-	}
-	for range 3 {
-		late()
+	for range 7 { // the skips left
+		expecting()
 	}
 	// The next poll catches its answer: polling is back.
-	b.expectAnswer()
-	go func() {
-		time.Sleep(200 * time.Microsecond)
-		a.Write([]byte("pong"))
-	}()
-	if n, err := b.Read(buf); err != nil || string(buf[:n]) != "pong" {
-		t.Fatalf("read %q, %v", buf[:n], err)
-	}
-	if r.misses != 0 || r.skip != 0 {
+	r.setSpin(time.Minute)
+	pollStarted = func() { a.Write([]byte("pong")) }
+	if !expecting() || r.misses != 0 || r.skip != 0 {
 		t.Fatalf("after a caught answer: misses %d skip %d; want 0, 0", r.misses, r.skip)
 	}
-	// A read that expects nothing never polls nor counts.
-	go func() {
-		time.Sleep(50 * time.Millisecond)
-		a.Write([]byte("idle"))
-	}()
-	if n, err := b.Read(buf); err != nil || string(buf[:n]) != "idle" {
-		t.Fatalf("read %q, %v", buf[:n], err)
+	// A read that expects nothing never polls.
+	pollStarted = func() { t.Error("a read that expected nothing polled") }
+	r.mu.Lock()
+	r.p, r.expect, r.spun = buf, false, false
+	got := r.readFD(fd)
+	r.mu.Unlock()
+	if got || r.misses != 0 || r.skip != 0 {
+		t.Fatalf("a read that expected nothing: read %v, misses %d skip %d", got, r.misses, r.skip)
 	}
-	if r.misses != 0 || r.skip != 0 {
-		t.Fatalf("a read that expected nothing counted: misses %d skip %d", r.misses, r.skip)
+	// Through Read, with data already there: no poll, nothing counted.
+	pollStarted = nil
+	a.Write([]byte("here"))
+	b.expectAnswer()
+	if n, err := b.Read(buf); err != nil || string(buf[:n]) != "here" {
+		t.Fatalf("read %q, %v", buf[:n], err)
 	}
 }
 
