@@ -105,7 +105,8 @@ func Pipe(size int) (a, b *PipeConn, err error) {
 }
 
 // rawWriter returns the write side's RawConn when it is a non-blocking file
-// descriptor, so a sender may write to it without ever blocking.
+// descriptor, so a sender may write to it without ever blocking (and a
+// reader read it raw: newRawFile).
 func rawWriter(conn io.Writer) syscall.RawConn {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {

@@ -56,12 +56,8 @@ const maxSpinBackoff = 6
 
 // newRawFile returns nil unless f is a non-blocking descriptor on the poller.
 func newRawFile(f *os.File) *rawFile {
-	raw, err := f.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	nonblocking := false
-	if err := raw.Control(func(fd uintptr) { nonblocking = isNonblocking(fd) }); err != nil || !nonblocking {
+	raw := rawWriter(f) // the same test for either side
+	if raw == nil {
 		return nil
 	}
 	r := &rawFile{f: f, raw: raw}
