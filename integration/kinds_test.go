@@ -71,8 +71,8 @@ func init() {
 		return pa.PropsFromProducer(func() pa.Actor { return &busyActor{node: a.Node} }), nil
 	})
 	actor.RegisterKind(kindOrphanParent, func(a actor.Args) (*pa.Props, error) {
-		eofOnly, _ := a.Value.(bool)
-		return pa.PropsFromProducer(func() pa.Actor { return &orphanParent{eofOnly: eofOnly} }), nil
+		mode, _ := a.Value.(int) // 0: Pdeathsig and EOF; 1: EOF only; 2: EOF only, children blocked
+		return pa.PropsFromProducer(func() pa.Actor { return &orphanParent{eofOnly: mode >= 1, blocked: mode == 2} }), nil
 	})
 	actor.RegisterKind(kindChain, func(a actor.Args) (*pa.Props, error) {
 		col, _ := a.Value.(*pa.PID)
@@ -199,6 +199,9 @@ func (b *busyActor) Receive(ctx pa.Context) {
 		}
 	case string:
 		ctx.Respond("echo: " + m)
+		if m == "block" {
+			select {} // for good: only the process's end ends it
+		}
 	}
 }
 
@@ -219,9 +222,12 @@ func busyLoop(stop <-chan struct{}) {
 
 // orphanParent spawns 8 busy children when it starts and answers "pids"
 // with their OS pids. With eofOnly its children get a harmless Pdeathsig
-// (SIGWINCH), so only EOF on their stream tells them the parent is gone.
+// (SIGWINCH), so only EOF on their stream tells them the parent is gone;
+// with blocked each child's root actor is then blocked for good in a
+// Receive that runs on its link's reader.
 type orphanParent struct {
 	eofOnly bool
+	blocked bool
 	pids    PidList
 }
 
@@ -247,6 +253,12 @@ func (o *orphanParent) Receive(ctx pa.Context) {
 					return
 				}
 				o.pids.Pids = append(o.pids.Pids, p.OSPid())
+				if o.blocked {
+					// Answered just before the Receive blocks.
+					if _, err := root.RequestFuture(p.PID(), "block", 30*time.Second).Result(); err != nil {
+						o.pids.Err = "block: " + err.Error()
+					}
+				}
 			})
 		}
 		wg.Wait()

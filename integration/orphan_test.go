@@ -27,17 +27,21 @@ const orphanDeadline = 3 * time.Second
 func TestNoOrphans(t *testing.T) {
 	rounds := []struct {
 		name    string
+		mode    int // orphanParent's: 0 Pdeathsig and EOF, 1 EOF only, 2 EOF only with blocked actors
 		eofOnly bool
 	}{
-		{"pdeathsig-and-eof-1", false},
-		{"pdeathsig-and-eof-2", false},
-		{"pdeathsig-and-eof-3", false},
-		{"eof-only", true},
+		{"pdeathsig-and-eof-1", 0, false},
+		{"pdeathsig-and-eof-2", 0, false},
+		{"pdeathsig-and-eof-3", 0, false},
+		{"eof-only", 1, true},
+		// The children's root actors are blocked in a Receive on their
+		// link's reader: the link's end must not wait for it.
+		{"eof-only-actor-blocked", 2, true},
 	}
 	n, _ := newNode(t)
 	for _, r := range rounds {
 		t.Run(r.name, func(t *testing.T) {
-			mid := spawn(t, n, kindOrphanParent, procnode.WithRestart(false), procnode.WithArgs(r.eofOnly))
+			mid := spawn(t, n, kindOrphanParent, procnode.WithRestart(false), procnode.WithArgs(r.mode))
 			res, err := n.Root().RequestFuture(mid.PID(), "pids", 60*time.Second).Result()
 			if err != nil {
 				t.Fatal(err)
