@@ -16,6 +16,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 	"runtime/trace"
@@ -63,16 +64,29 @@ func childProfile() {
 	if _, child := os.LookupEnv("PROCACTOR_BOOT"); !child {
 		return
 	}
-	if path := os.Getenv(envChildProf); path != "" {
-		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
-			time.AfterFunc(childProfFor, func() { pprof.StopCPUProfile(); f.Close() })
-		}
+	if stop, err := record(os.Getenv(envChildProf), pprof.StartCPUProfile, pprof.StopCPUProfile); err == nil {
+		time.AfterFunc(childProfFor, stop)
 	}
-	if path := os.Getenv(envChildTrace); path != "" {
-		if f, err := os.Create(path); err == nil && trace.Start(f) == nil {
-			time.AfterFunc(3*time.Second, func() { trace.Stop(); f.Close() })
-		}
+	if stop, err := record(os.Getenv(envChildTrace), trace.Start, trace.Stop); err == nil {
+		time.AfterFunc(3*time.Second, stop)
 	}
+}
+
+// record starts a CPU profile or a trace into the file at path (nothing
+// when path is empty) and returns what ends it and closes the file.
+func record(path string, start func(io.Writer) error, stop func()) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { stop(); f.Close() }, nil
 }
 
 func run(rtt bool, n, runs int, prof, traceOut, childProf, childTrace string) error {
@@ -101,28 +115,16 @@ func run(rtt bool, n, runs int, prof, traceOut, childProf, childTrace string) er
 	}()
 	root, pid := node.Root(), p.PID()
 	msg := make([]byte, 64)
-	if prof != "" {
-		f, err := os.Create(prof)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProf, err := record(prof, pprof.StartCPUProfile, pprof.StopCPUProfile)
+	if err != nil {
+		return err
 	}
-	if traceOut != "" {
-		f, err := os.Create(traceOut)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			return err
-		}
-		defer trace.Stop()
+	defer stopProf()
+	stopTrace, err := record(traceOut, trace.Start, trace.Stop)
+	if err != nil {
+		return err
 	}
+	defer stopTrace()
 	for range runs {
 		if rtt {
 			ds := make([]time.Duration, n)
