@@ -262,7 +262,10 @@ func (e *Endpoint) handOne(env *Envelope, bad error) bool {
 	r.calls++
 	w := r.calls << phaseBits
 	e.role.Store(w | phaseHand)
-	sends := e.out.sends.Load()
+	var sends uint64
+	if e.spin != nil {
+		sends = e.out.sends.Load()
+	}
 	e.hand(env, bad)
 	if e.spin != nil && e.out.sends.Load() != sends {
 		e.spin.expectAnswer() // it sent something (a reply, a request): the next read may poll
