@@ -208,8 +208,16 @@ func (m *inlineMailbox) runClaimed(msg any, ep *mailbox.Endpoint, direct bool, a
 // to an inline run.
 var afterLend func()
 
+// afterStopInvoke, when set (by a test), runs after the mailbox handed
+// its actor a Stop or Terminated, before it checks whether the actor is gone.
+var afterStopInvoke func(*inlineMailbox)
+
 // invokeOne runs one user message with the mailbox's panic handling.
 func (m *inlineMailbox) invokeOne(msg any) {
+	if m.dead.Load() {
+		m.deadLetter(msg)
+		return
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			m.invoker.EscalateFailure(r, msg)
@@ -282,6 +290,9 @@ func (m *inlineMailbox) run(inline bool) (done bool) {
 				m.suspended.Store(false)
 			case *pa.Stop, *pa.Terminated:
 				m.invoker.InvokeSystemMessage(msg)
+				if afterStopInvoke != nil {
+					afterStopInvoke(m)
+				}
 				m.checkGone()
 			default:
 				m.invoker.InvokeSystemMessage(msg)
@@ -295,8 +306,22 @@ func (m *inlineMailbox) run(inline bool) (done bool) {
 		msg, _ = m.user.pop()
 		m.mu.Unlock()
 		m.userN.Add(-1)
+		if m.dead.Load() {
+			m.deadLetter(msg)
+			continue
+		}
 		m.invoker.InvokeUserMessage(msg)
 	}
+}
+
+// deadLetter hands a user message that reached the mailbox after its actor
+// had stopped to protoactor's dead letters. A link's reader may post it
+// there between protoactor's removal of the actor from the registry and the
+// mailbox's checkGone: in one process a send after StopFuture finds no actor
+// and dead-letters (a requester gets ErrDeadLetter at once), and protoactor's
+// stopped actor would drop it without a word.
+func (m *inlineMailbox) deadLetter(msg any) {
+	m.node.system.DeadLetter.SendUserMessage(m.self, msg)
 }
 
 // checkGone marks the mailbox dead once its actor has left the registry

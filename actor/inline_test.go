@@ -404,6 +404,53 @@ func TestInlineStoppedActorDeadLetters(t *testing.T) {
 	}
 }
 
+// TestInlineStoppingActorDeadLetters sends a request while the inline
+// mailbox still runs its actor's Stop, after protoactor has removed the actor
+// from the registry and told its watchers, before the mailbox knows it is
+// gone: the request must fail at once as a dead letter, as a send after
+// StopFuture does in one process, not vanish.
+func TestInlineStoppingActorDeadLetters(t *testing.T) {
+	n, c := newNode(t, "n"), newNode(t, "n/1")
+	join(t, n, c)
+	pid, _ := c.Root().SpawnNamed(c.Inline(echoProps()), "stopping")
+	if res, err := request(n.Root(), pid, "hi"); err != nil || res != "hi" {
+		t.Fatalf("got %v, %v", res, err)
+	}
+	v, ok := c.inline.Load(pid.Id)
+	if !ok {
+		t.Fatal("the actor's inline mailbox is not registered")
+	}
+	mb := v.(*inlineMailbox)
+	stopped := make(chan struct{})
+	release := make(chan struct{})
+	afterStopInvoke = func(m *inlineMailbox) {
+		if m != mb {
+			return
+		}
+		close(stopped)
+		<-release
+	}
+	t.Cleanup(func() { afterStopInvoke = nil })
+	stop := c.Root().StopFuture(pid)
+	testutil.Receive(t, stopped, "the stop")
+	if err := stop.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := request(n.Root(), pid, "again")
+		errc <- err
+	}()
+	reached := testutil.Poll(testTimeout, func() bool { return mb.userN.Load() > 0 })
+	close(release)
+	if !reached {
+		t.Fatal("the request never reached the stopping mailbox")
+	}
+	if err := <-errc; !errors.Is(err, pa.ErrDeadLetter) {
+		t.Fatalf("got %v; want %v", err, pa.ErrDeadLetter)
+	}
+}
+
 // seqChecker records []byte messages numbered by their first byte pair and
 // counts those that arrive out of order.
 type seqChecker struct {
