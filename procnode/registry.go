@@ -36,14 +36,16 @@ func newChildNode(address string, opts ...actor.NodeOption) (*actor.Node, error)
 // shards slots that all hold it.
 func spreadShards(sys *pa.ActorSystem, shards int) {
 	buckets := sys.ProcessRegistry.LocalPIDs.LocalPIDs
+	// One array holds every bucket's slots: one allocation, not 1024.
+	slots := make([]*cmap.ConcurrentMapShared, 0, len(buckets)*shards)
 	for i, b := range buckets {
 		if len(b) == shards {
 			continue
 		}
-		spread := make(cmap.ConcurrentMap, shards)
-		for j := range spread {
-			spread[j] = b[0]
+		start := len(slots)
+		for range shards {
+			slots = append(slots, b[0])
 		}
-		buckets[i] = spread
+		buckets[i] = slots[start:len(slots):len(slots)]
 	}
 }
