@@ -1,5 +1,5 @@
 // Command probe measures one procactor link from the inside: a parent
-// sends 64 B messages to a child's root actor (bench/benchkind) and reports
+// sends 64 B messages (-size) to a child's root actor (bench/benchkind) and reports
 // the rate of a one-way stream or the distribution of sequential round
 // trips, optionally with a CPU profile or a runtime trace of the parent or
 // the child. It is the program behind the profiles and the perf counts in
@@ -46,6 +46,8 @@ func main() {
 	traceOut := flag.String("trace", "", "write the parent's runtime trace to `file`")
 	childProf := flag.String("child-prof", "", "write the child's CPU profile (its first 8 s) to `file`")
 	childTrace := flag.String("child-trace", "", "write the child's runtime trace (its first 3 s) to `file`")
+	size := flag.Int("size", 64, "message size in `bytes`")
+	childProcs := flag.Int("child-procs", 0, "the child's GOMAXPROCS (procnode.WithGOMAXPROCS; 0: Go's default)")
 	flag.Parse()
 	if *n == 0 {
 		*n = 3000000
@@ -53,7 +55,9 @@ func main() {
 			*n = 20000
 		}
 	}
-	if err := run(*rtt, *n, *runs, *prof, *traceOut, *childProf, *childTrace); err != nil {
+	cfg := config{rtt: *rtt, n: *n, runs: *runs, size: *size, childProcs: *childProcs,
+		prof: *prof, trace: *traceOut, childProf: *childProf, childTrace: *childTrace}
+	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "probe:", err)
 		os.Exit(1)
 	}
@@ -89,7 +93,16 @@ func record(path string, start func(io.Writer) error, stop func()) (func(), erro
 	return func() { stop(); f.Close() }, nil
 }
 
-func run(rtt bool, n, runs int, prof, traceOut, childProf, childTrace string) error {
+// config is what the flags asked for.
+type config struct {
+	rtt                                bool
+	n, runs, size, childProcs          int
+	prof, trace, childProf, childTrace string
+}
+
+func run(cfg config) error {
+	rtt, n, runs := cfg.rtt, cfg.n, cfg.runs
+	prof, traceOut, childProf, childTrace := cfg.prof, cfg.trace, cfg.childProf, cfg.childTrace
 	node, err := procnode.NewNode()
 	if err != nil {
 		return err
@@ -102,7 +115,11 @@ func run(rtt bool, n, runs int, prof, traceOut, childProf, childTrace string) er
 	if childTrace != "" {
 		env = append(env, envChildTrace+"="+childTrace)
 	}
-	p, err := procnode.Spawn(ctx, node.Root(), benchkind.Kind, procnode.WithRestart(false), procnode.WithEnv(env...))
+	opts := []procnode.Option{procnode.WithRestart(false), procnode.WithEnv(env...)}
+	if cfg.childProcs > 0 {
+		opts = append(opts, procnode.WithGOMAXPROCS(cfg.childProcs))
+	}
+	p, err := procnode.Spawn(ctx, node.Root(), benchkind.Kind, opts...)
 	if err != nil {
 		return err
 	}
@@ -114,7 +131,7 @@ func run(rtt bool, n, runs int, prof, traceOut, childProf, childTrace string) er
 		_ = p.Wait(ctx)
 	}()
 	root, pid := node.Root(), p.PID()
-	msg := make([]byte, 64)
+	msg := make([]byte, cfg.size)
 	stopProf, err := record(prof, pprof.StartCPUProfile, pprof.StopCPUProfile)
 	if err != nil {
 		return err
