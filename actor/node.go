@@ -92,6 +92,7 @@ func NewNode(address string, opts ...NodeOption) (*Node, error) {
 		pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return protoLog }),
 	}, cfg.actorOpts...)
 	system := pa.NewActorSystem(actorOpts...)
+	compactRegistry(system)
 	// The address must be set before the first Spawn or future: PIDs bake it in.
 	system.ProcessRegistry.Address = address
 	// Unnamed ids ($1, $2...) must not repeat across incarnations.
