@@ -145,6 +145,14 @@ type schema struct {
 	entries map[string]*typeEntry
 }
 
+// PrepareHandshake computes now what a Handshake of this process announces
+// and would otherwise compute on its first call: the fingerprints of the
+// registered types (each type's codec and shape). It is never required.
+// A process that knows a handshake is coming can run it on another
+// goroutine meanwhile: procnode's child does, while it builds its node.
+// Types registered afterwards are taken into account as before.
+func PrepareHandshake() { currentSchema() }
+
 // currentSchema returns the registry's schema, computed once per version.
 func currentSchema() *schema {
 	reg := registry.Load()

@@ -3,7 +3,6 @@ package procnode
 import (
 	"context"
 	"fmt"
-	"github.com/procactor/procactor/mailbox"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,6 +11,7 @@ import (
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/actor"
 	"github.com/procactor/procactor/internal/nodeopt"
+	"github.com/procactor/procactor/mailbox"
 )
 
 // Main must be the first call in main() (and in TestMain of tests that spawn
@@ -58,6 +58,8 @@ type childExit struct {
 }
 
 func runChild(raw string) int {
+	// On the child's second core, while this goroutine builds its node.
+	go mailbox.PrepareHandshake()
 	b, err := decodeBoot(raw)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "procactor: bad bootstrap: %v\n", err)
