@@ -1,7 +1,6 @@
 package procnode
 
 import (
-	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -61,15 +60,26 @@ func mergeSysProcAttr(a *syscall.SysProcAttr) *syscall.SysProcAttr {
 // its stream; everything the Go runtime and package os open is close-on-exec,
 // so a descriptor that is not was inherited.
 func closeInherited() {
-	d, err := os.Open("/proc/self/fd")
+	// Raw system calls, not os.Open and Readdirnames: this is on every
+	// child's start, and package os's file and directory setup cost more
+	// than the listing itself.
+	dir, err := syscall.Open("/proc/self/fd", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
-	names, _ := d.Readdirnames(-1)
-	d.Close()
+	var names []string
+	var buf [4096]byte
+	for {
+		n, err := syscall.ReadDirent(dir, buf[:])
+		if err != nil || n <= 0 {
+			break
+		}
+		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
+	}
+	syscall.Close(dir)
 	for _, name := range names {
 		fd, err := strconv.Atoi(name)
-		if err != nil || fd <= childWriteFD {
+		if err != nil || fd <= childWriteFD || fd == dir {
 			continue
 		}
 		flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
