@@ -103,14 +103,20 @@ func (a *ackCounter) deliveredDirect(ep *mailbox.Endpoint) (seq uint64, ok bool)
 }
 
 // finishedDirect acknowledges seq of ep, a message deliveredDirect
-// numbered, once its Receive has returned or failed.
+// numbered, once its Receive has returned or failed, and the undecodable
+// messages that arrived behind it meanwhile.
 func (a *ackCounter) finishedDirect(ep *mailbox.Endpoint, seq uint64) {
-	ep.Acknowledge(seq)
 	a.mu.Lock()
 	if a.directSeq == seq && a.directEP == ep {
 		a.directSeq, a.directEP = 0, nil
+		if a.ep == ep {
+			if last, ok := a.pending.popUndecodable(); ok {
+				seq = last
+			}
+		}
 	}
 	a.mu.Unlock()
+	ep.Acknowledge(seq)
 }
 
 // failedDirect acknowledges the message the reader runs at once, if one
@@ -128,12 +134,13 @@ func (a *ackCounter) failedDirect() {
 }
 
 // undeliverable numbers a message of ep that did not decode: it is finished
-// as it arrives.
+// as it arrives, unless a message before it is not (pending, or the one the
+// reader runs at once): the acknowledgement is cumulative.
 func (a *ackCounter) undeliverable(ep *mailbox.Endpoint) {
 	a.mu.Lock()
 	a.resetLocked(ep)
 	a.seq++
-	if a.pending.len() == 0 {
+	if a.pending.len() == 0 && a.directEP != ep {
 		seq := a.seq
 		a.mu.Unlock()
 		ep.Acknowledge(seq)

@@ -100,6 +100,21 @@ func (q *finishQueue) finish(env *pa.MessageEnvelope) (last finishEntry, bytes i
 	return last, bytes, true
 }
 
+// popUndecodable pops the undecodable entries at the head: they arrived
+// behind a message that was not in the queue (one the reader ran at once),
+// which has now finished. It reports the last one's number.
+func (q *finishQueue) popUndecodable() (seq uint64, ok bool) {
+	for q.entries.len() > 0 && q.entries.at(0).env == nil {
+		e, _ := q.entries.pop()
+		q.npend.Add(-1)
+		seq, ok = e.seq, true
+	}
+	if q.entries.len() == 0 {
+		q.index = nil
+	}
+	return seq, ok
+}
+
 // reset empties the queue (a new stream is counted from 1).
 func (q *finishQueue) reset() {
 	q.entries = ring[finishEntry]{}

@@ -373,3 +373,38 @@ func forBothMailboxes(t *testing.T, test func(t *testing.T, inline bool)) {
 		})
 	}
 }
+
+// TestRetainUndecodableBehindARunningMessage: a message that does not
+// decode arrives while the actor still runs the one before it (the link's
+// reader lent its call to it, and a fresh reader took the role over). The
+// acknowledgement of the undecodable one must not cover the running one:
+// when the child dies before that Receive returns, it is redelivered.
+func TestRetainUndecodableBehindARunningMessage(t *testing.T) {
+	t.Parallel()
+	forBothMailboxes(t, func(t *testing.T, inline bool) {
+		n, down := retainedParent(t, 1<<20)
+		x := pa.NewPID("n/1", "x")
+		gate := make(chan struct{})
+		defer close(gate)
+		r1 := &recorder{got: make(chan any, 100), block: 1, gate: gate}
+		c1, up1 := retainedChildOn(t, down, 1, r1, inline)
+		n.Root().Send(x, 1)
+		if got := testutil.Receive(t, r1.got, "the message that blocks"); got != 1 {
+			t.Fatalf("got %v; want 1", got)
+		}
+		n.Root().Send(x, &badDecode{})
+		testutil.Eventually(t, "the undecodable message counted at the child", func() bool { return up1.Stats().DeadLetters >= 1 })
+		// An acknowledgement that covered the running message would empty
+		// the parent's retention within a moment.
+		if testutil.Poll(50*time.Millisecond, func() bool { return down.Stats().Retained == 0 }) {
+			t.Fatalf("after the undecodable message: %+v; want the running message still retained", down.Stats())
+		}
+		kill(t, down, c1, up1)
+		r2 := &recorder{got: make(chan any, 100)}
+		c2, _ := retainedChildOn(t, down, 2, r2, inline)
+		defer c2.Close(context.Background())
+		if got := testutil.Receive(t, r2.got, "the unfinished message in the next incarnation"); got != 1 {
+			t.Fatalf("second incarnation got %v; want 1", got)
+		}
+	})
+}
