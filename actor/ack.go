@@ -133,7 +133,8 @@ func (a *ackCounter) failedDirect() {
 	}
 }
 
-// undeliverable numbers a message of ep that did not decode: it is finished
+// undeliverable numbers a message of ep that did not decode, or that the
+// node refused (a dead letter either way): it is finished
 // as it arrives, unless a message before it is not (pending, or the one the
 // reader runs at once): the acknowledgement is cumulative.
 func (a *ackCounter) undeliverable(ep *mailbox.Endpoint) {

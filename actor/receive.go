@@ -52,12 +52,12 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 	}
 	sys := l.node.system
 	if err := l.node.check(l, env); err != nil {
-		l.refuse(env, err)
+		h.refuse(env, err)
 		return
 	}
 	if c := l.caps.Load(); c != nil {
 		if err := l.untrustedCheck(c, env); err != nil {
-			l.refuse(env, err)
+			h.refuse(env, err)
 			return
 		}
 	}
@@ -149,6 +149,18 @@ func (h *linkHandler) deliverDirect(ackc *ackCounter, env *mailbox.Envelope) boo
 	ackc.delivered(h.ep, menv)
 	mb.runClaimed(menv, h.ep, direct, nil, 0)
 	return true
+}
+
+// refuse makes a message from the peer that the node's policy refuses a
+// dead letter (Link.refuse). One the link counts for retention is finished
+// as it arrives, as one that does not decode is: the peer numbered it, and
+// the acknowledgements of what follows it must count it.
+func (h *linkHandler) refuse(env *mailbox.Envelope, reason error) {
+	l := h.link
+	if ackc := l.ackc.Load(); ackc != nil && ackc.counts(env, l.node.address) {
+		ackc.undeliverable(h.ep)
+	}
+	l.refuse(env, reason)
 }
 
 // Acked implements mailbox.AckHandler: the peer finished what the link

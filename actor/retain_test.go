@@ -408,3 +408,34 @@ func TestRetainUndecodableBehindARunningMessage(t *testing.T) {
 		}
 	})
 }
+
+// TestRetainRefusedMessageIsFinished: a message to the retained actor that a
+// guard of the child's node refuses is a dead letter, finished as it
+// arrives like one that does not decode: the acknowledgements that follow
+// count it, so what the actor finished after it is released by the parent
+// (not retained for good, and sent again to the next incarnation).
+func TestRetainRefusedMessageIsFinished(t *testing.T) {
+	t.Parallel()
+	forBothMailboxes(t, func(t *testing.T, inline bool) {
+		n, down := retainedParent(t, 1<<20)
+		x := pa.NewPID("n/1", "x")
+		r := &recorder{got: make(chan any, 100)}
+		c, _ := retainedChildOn(t, down, 1, r, inline)
+		defer c.Close(context.Background())
+		c.AddGuard(func(_ *Link, env *mailbox.Envelope) error {
+			if env.Message == "refused" {
+				return ErrRefused
+			}
+			return nil
+		})
+		n.Root().Send(x, 1)
+		n.Root().Send(x, "refused")
+		n.Root().Send(x, 2)
+		for want := 1; want <= 2; want++ {
+			if got := testutil.Receive(t, r.got, "a message the guard lets through"); got != want {
+				t.Fatalf("got %v; want %d", got, want)
+			}
+		}
+		testutil.Eventually(t, "everything acknowledged", func() bool { s := down.Stats(); return s.Retained == 0 && s.RetainedBytes == 0 })
+	})
+}
