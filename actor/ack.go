@@ -29,9 +29,9 @@ type ackCounter struct {
 	seq     uint64
 	pending finishQueue
 	// directSeq is the message of directEP the reader runs at once
-	// (deliveredDirect), until its Receive has returned; 0: none (both
-	// guarded by mu). A supervisor that finishes a failing message
-	// (Link.Finished) finishes it, before the reader can.
+	// (deliveredDirect), until its Receive has returned or failed; 0: none
+	// (both guarded by mu). The reader acknowledges it either way
+	// (inlineMailbox.invokeOne): Link.Finished never does.
 	directSeq uint64
 	directEP  *mailbox.Endpoint
 }
@@ -58,16 +58,17 @@ func (l *Link) AckFor(id string) pa.ReceiverMiddleware {
 
 // Finished marks a message of the actor given to AckFor as finished although
 // its Receive did not return: it failed (panicked). Pass the message a
-// supervisor strategy got. Other messages are ignored.
+// supervisor strategy got. Other messages are ignored. (A message the
+// link's reader ran at once, without an envelope of its own, is
+// acknowledged as it fails, before its supervisor hears of it.)
 func (l *Link) Finished(message any) {
 	a := l.ackc.Load()
 	if a == nil {
 		return
 	}
-	if env, ok := message.(*pa.MessageEnvelope); ok && a.finished(env) {
-		return
+	if env, ok := message.(*pa.MessageEnvelope); ok {
+		a.finished(env)
 	}
-	a.failedDirect()
 }
 
 // counts reports whether a message arriving on the link is one the counter
@@ -117,20 +118,6 @@ func (a *ackCounter) finishedDirect(ep *mailbox.Endpoint, seq uint64) {
 	}
 	a.mu.Unlock()
 	ep.Acknowledge(seq)
-}
-
-// failedDirect acknowledges the message the reader runs at once, if one
-// is running: the failure a supervisor reports for a message it does not
-// recognise is that one's (the actor runs one message at a time, and a
-// failure suspends its mailbox until the supervisor has decided). With
-// WithPanicExits the process ends before the reader would acknowledge it.
-func (a *ackCounter) failedDirect() {
-	a.mu.Lock()
-	seq, ep := a.directSeq, a.directEP
-	a.mu.Unlock()
-	if seq != 0 {
-		ep.Acknowledge(seq)
-	}
 }
 
 // undeliverable numbers a message of ep that did not decode, or that the

@@ -180,7 +180,8 @@ func (m *inlineMailbox) claim() (claimed, direct bool) {
 // runClaimed runs a mailbox the reader claimed, msg first. When direct and
 // ackSeq is not 0, msg is the ackSeq-th message of ep's stream for an
 // actor whose link counts finished messages (ackCounter.deliveredDirect):
-// it is acknowledged (by ackc) as soon as its Receive returns or fails.
+// it is acknowledged (by ackc) as soon as its Receive returns or fails
+// (invokeOne).
 func (m *inlineMailbox) runClaimed(msg any, ep *mailbox.Endpoint, direct bool, ackc *ackCounter, ackSeq uint64) {
 	n := m.node
 	// Otherwise the message joins the queue before the call is lent: once
@@ -195,10 +196,7 @@ func (m *inlineMailbox) runClaimed(msg any, ep *mailbox.Endpoint, direct bool, a
 		afterLend()
 	}
 	if direct {
-		m.invokeOne(msg)
-		if ackSeq != 0 {
-			ackc.finishedDirect(ep, ackSeq)
-		}
+		m.invokeOne(msg, ep, ackc, ackSeq)
 	}
 	m.process(true)
 	n.lent.Add(-1)
@@ -212,18 +210,32 @@ var afterLend func()
 // its actor a Stop or Terminated, before it checks whether the actor is gone.
 var afterStopInvoke func(*inlineMailbox)
 
-// invokeOne runs one user message with the mailbox's panic handling.
-func (m *inlineMailbox) invokeOne(msg any) {
+// invokeOne runs one user message with the mailbox's panic handling. When
+// ackSeq is not 0, ackc acknowledges it (runClaimed) once it has finished:
+// its Receive returned, or it failed. A failing one is acknowledged before
+// its supervisor hears of the failure (with WithPanicExits the process
+// ends then), and only it: a strategy's Link.Finished cannot tell it from
+// another actor's failure.
+func (m *inlineMailbox) invokeOne(msg any, ep *mailbox.Endpoint, ackc *ackCounter, ackSeq uint64) {
 	if m.dead.Load() {
 		m.deadLetter(msg)
+		if ackSeq != 0 {
+			ackc.finishedDirect(ep, ackSeq)
+		}
 		return
 	}
 	defer func() {
 		if r := recover(); r != nil {
+			if ackSeq != 0 {
+				ackc.finishedDirect(ep, ackSeq)
+			}
 			m.invoker.EscalateFailure(r, msg)
 		}
 	}()
 	m.invoker.InvokeUserMessage(msg)
+	if ackSeq != 0 {
+		ackc.finishedDirect(ep, ackSeq)
+	}
 }
 
 func (m *inlineMailbox) runScheduled() { m.process(false) }

@@ -439,3 +439,80 @@ func TestRetainRefusedMessageIsFinished(t *testing.T) {
 		testutil.Eventually(t, "everything acknowledged", func() bool { s := down.Stats(); return s.Retained == 0 && s.RetainedBytes == 0 })
 	})
 }
+
+// TestFinishedIgnoresAnotherActorsFailure: a supervisor strategy passes
+// every failure it handles to Link.Finished, as its doc allows (other
+// messages are ignored). A sibling of the counted actor fails while the
+// counted actor still runs a message of the link: that message must stay
+// unacknowledged until its Receive returns, so that it is redelivered when
+// the child dies meanwhile.
+func TestFinishedIgnoresAnotherActorsFailure(t *testing.T) {
+	t.Parallel()
+	forBothMailboxes(t, func(t *testing.T, inline bool) {
+		n, down := retainedParent(t, 1<<20)
+		c, err := NewNode("n/1", withIncarnation(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		up, err := c.ParentLink()
+		if err != nil {
+			t.Fatal(err)
+		}
+		gate := make(chan struct{})
+		defer close(gate)
+		r := &recorder{got: make(chan any, 100), block: 1, gate: gate}
+		props := pa.PropsFromProducer(func() pa.Actor { return r }, pa.WithReceiverMiddleware(up.AckFor("n/1-sup/x")))
+		if inline {
+			props = c.Inline(props)
+		}
+		handled := make(chan struct{}, 1)
+		strategy := signallingStrategy{finishingStrategy{up}, handled}
+		spawned := make(chan struct{})
+		sup := pa.PropsFromFunc(func(ctx pa.Context) {
+			if _, ok := ctx.Message().(*pa.Started); ok {
+				ctx.SpawnNamed(props, "x")
+				ctx.SpawnNamed(pa.PropsFromFunc(func(ctx pa.Context) {
+					if ctx.Message() == "boom" {
+						panic("boom")
+					}
+				}), "y")
+				close(spawned)
+			}
+		}, pa.WithSupervisor(strategy))
+		if _, err := c.Root().SpawnNamed(sup, "n/1-sup"); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Receive(t, spawned, "x and y spawned")
+		if err := down.Retain("n/1-sup/x", 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		connectPipe(t, down, up)
+		x := pa.NewPID("n/1", "n/1-sup/x")
+		n.Root().Send(x, 1)
+		if got := testutil.Receive(t, r.got, "the message that blocks"); got != 1 {
+			t.Fatalf("got %v; want 1", got)
+		}
+		c.Root().Send(pa.NewPID("n/1", "n/1-sup/y"), "boom")
+		testutil.Receive(t, handled, "y's failure handled")
+		// An acknowledgement that covered the running message would empty
+		// the parent's retention within a moment.
+		if testutil.Poll(50*time.Millisecond, func() bool { return down.Stats().Retained == 0 }) {
+			t.Fatalf("after y failed: %+v; want x's running message still retained", down.Stats())
+		}
+		kill(t, down, c, up)
+		if s := down.Stats(); s.Held != 1 {
+			t.Fatalf("after the loss: %+v; want the unfinished message held to redeliver", s)
+		}
+	})
+}
+
+// signallingStrategy is a strategy that says when it has handled a failure.
+type signallingStrategy struct {
+	pa.SupervisorStrategy
+	handled chan<- struct{}
+}
+
+func (s signallingStrategy) HandleFailure(sys *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, rs *pa.RestartStatistics, reason, msg any) {
+	s.SupervisorStrategy.HandleFailure(sys, sup, child, rs, reason, msg)
+	s.handled <- struct{}{}
+}
