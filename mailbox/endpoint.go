@@ -339,15 +339,22 @@ func (e *Endpoint) fail(err error) {
 	// A lent Handler call is user code and may block for ever: the link's
 	// end must not wait for it. The role is taken from it (as the monitor
 	// would have, had it ticked twice first) and the successor, finding the
-	// stream closed, exits in its place.
+	// stream closed, exits in its place. A call lent after this look takes
+	// the role from itself (Lend).
+	e.takeLent()
+}
+
+// takeLent takes the reader role from a lent Handler call, if one runs, for
+// a successor (takeOver).
+func (e *Endpoint) takeLent() {
 	for {
 		w := e.role.Load()
 		if w&phaseMask != phaseLent {
-			break
+			return
 		}
 		if e.role.CompareAndSwap(w, w&^phaseMask|phaseGone) {
 			e.takeOver()
-			break
+			return
 		}
 	}
 }

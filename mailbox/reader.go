@@ -123,6 +123,13 @@ func (e *Endpoint) Lend() {
 		return
 	}
 	e.role.Store(w&^phaseMask | phaseLent)
+	if e.failed.Load() {
+		// The link's end began before the call was lent: fail found nothing
+		// to take the role from, and the monitor no longer ticks. The end
+		// must not wait for this call either (see fail).
+		e.takeLent()
+		return
+	}
 	m := &e.mon
 	if !m.armed.Load() && m.armed.CompareAndSwap(false, true) {
 		m.timer.Reset(m.budget)

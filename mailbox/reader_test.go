@@ -41,6 +41,15 @@ func (l *lender) Deliver(env *Envelope) {
 		l.blocked <- struct{}{}
 		<-l.release
 		l.finished <- s
+	case "abort, then block":
+		// The link ends before the call is lent, as when another
+		// goroutine's Abort comes between the Handler call's start and
+		// its Lend.
+		l.ep.Abort()
+		l.ep.Lend()
+		l.blocked <- struct{}{}
+		<-l.release
+		l.finished <- s
 	case "release":
 		l.relOnce.Do(func() { close(l.release) })
 	case "ask":
@@ -217,6 +226,27 @@ func receiveT[T any](t *testing.T, ch <-chan T, what string) T {
 // TestAbortDoesNotWaitForLentCall: a lent call is user code that may block
 // for ever; the link's end (Abort, and Done) does not wait for it, and the
 // messages behind it are not delivered after the end.
+// TestEndDoesNotWaitForCallLentAfterIt: a Handler call lent after the
+// link's end began (fail found the call not yet lent, so took nothing
+// from it) does not hold the end either: Done closes while it blocks.
+func TestEndDoesNotWaitForCallLentAfterIt(t *testing.T) {
+	t.Parallel()
+	eachTransport(t, func(t *testing.T, tr transport) {
+		// The monitor would take an hour: only the end takes the role.
+		a, l := lenderPair(t, tr, WithHandlerBudget(time.Hour))
+		sendStrings(t, a, "abort, then block", "after")
+		receiveT(t, l.blocked, "the call to block")
+		receiveT(t, l.ep.Done(), "the endpoint to be done while the lent call blocks")
+		l.relOnce.Do(func() { close(l.release) })
+		if got := receiveT(t, l.finished, "the lent call to end"); got != "abort, then block" {
+			t.Fatalf("got %q; want the blocking call", got)
+		}
+		if got := l.strings(); fmt.Sprint(got) != "[abort, then block]" {
+			t.Fatalf("delivered %v; want only the blocking call: nothing after the end", got)
+		}
+	})
+}
+
 func TestAbortDoesNotWaitForLentCall(t *testing.T) {
 	t.Parallel()
 	eachTransport(t, func(t *testing.T, tr transport) {
