@@ -68,14 +68,24 @@ type spinner interface {
 	pollCount() uint64
 }
 
-// Close closes both files; a Read or Write blocked on them returns.
+// Close closes both files; a Read or Write blocked on them returns, a read
+// that polls (WithSpinWait) too.
 func (c *PipeConn) Close() error {
+	if c.rr != nil {
+		c.rr.markClosing()
+	}
 	return errors.Join(c.r.Close(), c.w.Close())
 }
 
 // SetReadDeadline sets the read side's deadline (a requester that borrows
-// the reader role waits for its answer only so long).
-func (c *PipeConn) SetReadDeadline(t time.Time) error { return c.r.SetReadDeadline(t) }
+// the reader role waits for its answer only so long); a read that polls
+// stops polling at it.
+func (c *PipeConn) SetReadDeadline(t time.Time) error {
+	if c.rr != nil {
+		c.rr.setDeadline(t)
+	}
+	return c.r.SetReadDeadline(t)
+}
 
 // SyscallConn gives the write side, for direct non-blocking writes.
 func (c *PipeConn) SyscallConn() (syscall.RawConn, error) { return c.w.SyscallConn() }

@@ -44,6 +44,11 @@ type rawFile struct {
 	skip   int           // expecting reads left that do not poll (guarded by mu)
 	misses int           // polls in a row that ended without an answer (guarded by mu)
 	polls  atomic.Uint64 // polls so far
+	// What ends a poll before its window: a read deadline (monotonic ns;
+	// 0: none) and the file's close. The poll runs inside RawConn.Read,
+	// which neither sees.
+	deadline atomic.Int64
+	closing  atomic.Bool
 }
 
 // maxRawChunk bounds one raw call's copy: a raw call cannot be preempted,
@@ -84,6 +89,9 @@ func (r *rawFile) readFD(fd uintptr) bool {
 				return false
 			}
 			n, e = r.poll(fd)
+			if e == syscall.ETIMEDOUT {
+				return false
+			}
 			if e == syscall.EAGAIN {
 				// No answer within the window: the next 1, 3, 7 ... 63
 				// expecting reads sleep at once.
@@ -122,8 +130,11 @@ func (r *rawFile) poll(fd uintptr) (uintptr, syscall.Errno) {
 	if pollStarted != nil {
 		pollStarted()
 	}
-	deadline := monotonic() + r.spin
-	for monotonic() < deadline {
+	end := monotonic() + r.spin
+	for now := monotonic(); now < end; now = monotonic() {
+		if d := r.deadline.Load(); (d != 0 && now >= d) || r.closing.Load() {
+			return 0, syscall.ETIMEDOUT // not a miss: the poller reports the deadline or the close
+		}
 		runtime.Gosched()
 		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(r.p))), uintptr(len(r.p)))
 		if e != syscall.EAGAIN && e != syscall.EINTR {
@@ -199,6 +210,18 @@ func writeNonblocking(fd uintptr, p []byte) (int, error) {
 		return -1, e
 	}
 	return int(n), nil
+}
+
+// markClosing ends a poll in progress: the file is being closed.
+func (r *rawFile) markClosing() { r.closing.Store(true) }
+
+// setDeadline tells a poll about the file's read deadline (see poll).
+func (r *rawFile) setDeadline(t time.Time) {
+	var d int64
+	if !t.IsZero() {
+		d = max(monotonic()+int64(time.Until(t)), 1)
+	}
+	r.deadline.Store(d)
 }
 
 // setSpin sets the poll window; before the first read.

@@ -251,3 +251,61 @@ func TestEndpointExpectsAnswers(t *testing.T) {
 		t.Fatalf("WithSpinWait(-1µs): %v; want ErrInvalidOption", err)
 	}
 }
+
+// A read that polls ends its poll at the read deadline and at the file's
+// close, not at the end of its window: a borrower interrupted by its ticker
+// (a deadline in the past) and a closing link do not wait for the window.
+// Neither counts as a miss.
+func TestPipeConnPollEndsAtDeadlineAndClose(t *testing.T) {
+	a, b, err := Pipe(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b.setSpin(time.Hour) // only a deadline, a close or an answer ends this poll
+	started := make(chan struct{}, 1)
+	pollStarted = func() {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+	}
+	defer func() { pollStarted = nil }()
+	misses := func() int {
+		b.rr.mu.Lock()
+		defer b.rr.mu.Unlock()
+		return b.rr.misses
+	}
+
+	errc := make(chan error, 1)
+	read := func() {
+		b.expectAnswer()
+		go func() {
+			_, err := b.Read(make([]byte, 8))
+			errc <- err
+		}()
+		testutil.Receive(t, started, "the poll")
+	}
+	read()
+	if err := b.SetReadDeadline(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.Receive(t, errc, "the polling read past its deadline"); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("got %v; want %v", err, os.ErrDeadlineExceeded)
+	}
+	if m := misses(); m != 0 {
+		t.Fatalf("a poll ended by its deadline counted %d misses", m)
+	}
+
+	if err := b.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	read()
+	b.Close()
+	if err := testutil.Receive(t, errc, "the polling read after close"); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("got %v; want %v", err, os.ErrClosed)
+	}
+	if m := misses(); m != 0 {
+		t.Fatalf("a poll ended by a close counted %d misses", m)
+	}
+}

@@ -21,4 +21,6 @@ func newRawFile(*os.File) *rawFile { return nil }
 func writeNonblocking(fd uintptr, p []byte) (int, error) { return syscall.Write(int(fd), p) }
 
 func (r *rawFile) setSpin(time.Duration) {}
+func (r *rawFile) setDeadline(time.Time) {}
+func (r *rawFile) markClosing()          {}
 func (r *rawFile) expectAnswer()         {}
