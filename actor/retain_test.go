@@ -516,3 +516,63 @@ func (s signallingStrategy) HandleFailure(sys *pa.ActorSystem, sup pa.Supervisor
 	s.SupervisorStrategy.HandleFailure(sys, sup, child, rs, reason, msg)
 	s.handled <- struct{}{}
 }
+
+// waitsForRoom reports whether a sender waits for room in l's window.
+func waitsForRoom(l *Link) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ret.room != nil
+}
+
+// fillWindow sends x a message that blocks it ("first", which r must block
+// on), then 40-byte payloads until down's window (100 bytes) is full, and
+// returns how many payloads it sent.
+func fillWindow(t *testing.T, n *Node, down *Link, r *recorder, x *pa.PID) int {
+	t.Helper()
+	n.Root().Send(x, "first")
+	testutil.Receive(t, r.got, "the blocking message")
+	payload := string(make([]byte, 40))
+	sent := 0
+	for ; sent < 10 && down.Stats().RetainedBytes < 100; sent++ {
+		n.Root().Send(x, payload)
+	}
+	if down.Stats().RetainedBytes < 100 {
+		t.Fatalf("window not full after %d payloads: %+v", sent, down.Stats())
+	}
+	return sent
+}
+
+// TestRetainedRequestWaitingForRoomSurvivesLoss: a request to the retained
+// actor whose sender waits for room in the window when the child dies was
+// never queued; like a request held while the link is down, it goes to the
+// next incarnation, which answers it.
+func TestRetainedRequestWaitingForRoomSurvivesLoss(t *testing.T) {
+	t.Parallel()
+	n, down := retainedParent(t, 100)
+	x := pa.NewPID("n/1", "x")
+	gate := make(chan struct{})
+	defer close(gate)
+	r1 := &recorder{got: make(chan any, 100), block: "first", gate: gate}
+	c1, up1 := retainedChild(t, down, 1, r1)
+	payloads := fillWindow(t, n, down, r1, x)
+	futures := make(chan *pa.Future, 1)
+	go func() { futures <- n.Root().RequestFuture(x, "question", testTimeout) }()
+	testutil.Eventually(t, "the request waiting for room", func() bool { return waitsForRoom(down) })
+	kill(t, down, c1, up1)
+	r2 := &recorder{got: make(chan any, 100)}
+	c2, _ := retainedChild(t, down, 2, r2)
+	defer c2.Close(context.Background())
+	f := testutil.Receive(t, futures, "the request sent")
+	if res, err := f.Result(); err != nil || res != "question" {
+		t.Fatalf("request that waited for room: got %v, %v; want question", res, err)
+	}
+	if got := testutil.Receive(t, r2.got, "the redelivered message"); got != "first" {
+		t.Fatalf("second incarnation got %v first; want first", got)
+	}
+	for range payloads {
+		testutil.Receive(t, r2.got, "a redelivered payload")
+	}
+	if got := testutil.Receive(t, r2.got, "the request"); got != "question" {
+		t.Fatalf("second incarnation got %v after the payloads; want question", got)
+	}
+}

@@ -195,7 +195,8 @@ func linkEnded(err error) bool { return errors.Is(err, mailbox.ErrClosed) }
 // ending and the link will come back, the message is held (in front when it
 // came from the held queue); if lost has already run for ep, it answered
 // what the message tracked (a request's future, a watch) and the message is
-// dropped, any other message goes as the link's state now says.
+// dropped, unless lost kept the request for the next stream (keptLocked);
+// any other message goes as the link's state now says.
 func (l *Link) sendFailed(ep *mailbox.Endpoint, env *mailbox.Envelope, err error, front bool) {
 	if !linkEnded(err) {
 		l.mu.Lock()
@@ -223,9 +224,21 @@ func (l *Link) sendFailed(ep *mailbox.Endpoint, env *mailbox.Envelope, err error
 		l.deadLetter(env, fmt.Errorf("%w: %w", ErrLinkGone, err))
 		return
 	}
+	answered := tracked(env) && !l.keptLocked(env)
 	l.mu.Unlock()
-	if tracked(env) {
+	if answered {
 		return // lost answered it: a DeadLetterResponse, or Terminated{AddressTerminated}
 	}
 	l.send(env)
+}
+
+// keptLocked reports whether env is a request that lost kept waiting for
+// the link to come back (one to the retained actor) instead of answering
+// it: it must still go out.
+func (l *Link) keptLocked(env *mailbox.Envelope) bool {
+	if env.Lane != mailbox.LaneUser || !isFuture(env.Sender) || l.state == linkGone {
+		return false
+	}
+	_, ok := l.inflight[keyOf(env.Sender)]
+	return ok
 }
