@@ -273,7 +273,7 @@ func (l *Link) flush(ep *mailbox.Endpoint) {
 		retained := l.retainsLocked(&m.env)
 		l.mu.Unlock()
 		if err := l.sendOn(ep, &m.env, retained, false); err != nil {
-			l.sendFailed(ep, &m.env, err, true)
+			l.sendFailed(ep, &m.env, err, &m)
 			if linkEnded(err) {
 				<-ep.Done() // lost has run once it is closed; the loop then ends
 			}

@@ -576,3 +576,71 @@ func TestRetainedRequestWaitingForRoomSurvivesLoss(t *testing.T) {
 		t.Fatalf("second incarnation got %v after the payloads; want question", got)
 	}
 }
+
+// TestRetainFlushCutKeepsOrder: the next incarnation dies while its link
+// sends what was held (its actor does not finish the first message, so the
+// flush waits for room in the window); the message the flush was sending
+// goes to the incarnation after it in its place, before those held behind
+// it.
+func TestRetainFlushCutKeepsOrder(t *testing.T) {
+	t.Parallel()
+	n, down := retainedParent(t, 100)
+	x := pa.NewPID("n/1", "x")
+	gate := make(chan struct{})
+	defer close(gate)
+	r1 := &recorder{got: make(chan any, 100), block: "first", gate: gate}
+	c1, up1 := retainedChild(t, down, 1, r1)
+	payloads := fillWindow(t, n, down, r1, x)
+	kill(t, down, c1, up1)
+	after := []string{"d1", "d2", "d3"}
+	for _, m := range after {
+		n.Root().Send(x, m)
+	}
+
+	// The second incarnation blocks on "first" too: the flush fills the
+	// window again and waits for room with "d1".
+	r2 := &recorder{got: make(chan any, 100), block: "first", gate: gate}
+	c2, err := NewNode("n/1", withIncarnation(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up2, err := c2.ParentLink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c2.Root().SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return r2 }, pa.WithReceiverMiddleware(up2.AckFor("x"))), "x"); err != nil {
+		t.Fatal(err)
+	}
+	a, b, err := mailbox.Pipe(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cookie := mailbox.NewCookie()
+	connected := make(chan error, 2)
+	go func() { _, err := up2.Connect(ctx, b, cookie, 0); connected <- err }()
+	go func() { _, err := down.Connect(ctx, a, cookie, 0); connected <- err }()
+	testutil.Receive(t, r2.got, "the blocking message in the second incarnation")
+	testutil.Eventually(t, "the flush waiting for room", func() bool { return waitsForRoom(down) })
+	kill(t, down, c2, up2)
+	for range 2 {
+		testutil.Receive(t, connected, "Connect to return")
+	}
+
+	r3 := &recorder{got: make(chan any, 100)}
+	c3, _ := retainedChild(t, down, 3, r3)
+	defer c3.Close(context.Background())
+	want := []any{"first"}
+	for range payloads {
+		want = append(want, string(make([]byte, 40)))
+	}
+	for _, m := range after {
+		want = append(want, m)
+	}
+	for i, w := range want {
+		if got := testutil.Receive(t, r3.got, "a message in the third incarnation"); got != w {
+			t.Fatalf("third incarnation got %q as message %d; want %q", got, i, w)
+		}
+	}
+}

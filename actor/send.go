@@ -73,7 +73,7 @@ func (l *Link) send(env *mailbox.Envelope) {
 				}
 				l.mu.Unlock()
 				if !errors.Is(err, mailbox.ErrQueueFull) {
-					l.sendFailed(ep, env, err, false)
+					l.sendFailed(ep, env, err, nil)
 					return
 				}
 				full = true // sendOn waits for room
@@ -81,7 +81,7 @@ func (l *Link) send(env *mailbox.Envelope) {
 				l.mu.Unlock()
 			}
 			if err := l.sendOn(ep, env, retained, full); err != nil {
-				l.sendFailed(ep, env, err, false)
+				l.sendFailed(ep, env, err, nil)
 				return
 			}
 			l.sent(ep, h, env)
@@ -190,14 +190,18 @@ func (l *Link) sendOn(ep *mailbox.Endpoint, env *mailbox.Envelope, retained, ful
 // mailbox wraps every such error in ErrClosed.
 func linkEnded(err error) bool { return errors.Is(err, mailbox.ErrClosed) }
 
-// sendFailed handles a message that stream ep refused. A message the stream
-// refused for itself is a dead letter with the reason. If the stream is
-// ending and the link will come back, the message is held (in front when it
-// came from the held queue); if lost has already run for ep, it answered
-// what the message tracked (a request's future, a watch) and the message is
-// dropped, unless lost kept the request for the next stream (keptLocked);
-// any other message goes as the link's state now says.
-func (l *Link) sendFailed(ep *mailbox.Endpoint, env *mailbox.Envelope, err error, front bool) {
+// sendFailed handles a message that stream ep refused; from is its place in
+// the held queue when it came from there (flush), nil otherwise. A message
+// the stream refused for itself is a dead letter with the reason. If the
+// stream is ending and the link will come back, the message is held (in
+// front when it came from the held queue); if lost has already run for ep,
+// it answered what the message tracked (a request's future, a watch) and the
+// message is dropped, unless lost kept the request for the next stream
+// (keptLocked); a message from the held queue goes back in its place while
+// the link is down (requeueLocked); any other message goes as the link's
+// state now says.
+func (l *Link) sendFailed(ep *mailbox.Endpoint, env *mailbox.Envelope, err error, from *heldMsg) {
+	front := from != nil
 	if !linkEnded(err) {
 		l.mu.Lock()
 		l.untrackLocked(env)
@@ -212,7 +216,7 @@ func (l *Link) sendFailed(ep *mailbox.Endpoint, env *mailbox.Envelope, err error
 			// Still tracked: lost keeps what held messages track. Its size is
 			// not counted: it was admitted once already, or is being sent.
 			if front {
-				l.held = append([]heldMsg{{env: *env}}, l.held...)
+				l.held = append([]heldMsg{{env: *env, seq: from.seq}}, l.held...)
 			} else {
 				l.held = append(l.held, heldMsg{env: *env})
 			}
@@ -224,12 +228,36 @@ func (l *Link) sendFailed(ep *mailbox.Endpoint, env *mailbox.Envelope, err error
 		l.deadLetter(env, fmt.Errorf("%w: %w", ErrLinkGone, err))
 		return
 	}
-	answered := tracked(env) && !l.keptLocked(env)
-	l.mu.Unlock()
-	if answered {
+	if tracked(env) && !l.keptLocked(env) {
+		l.mu.Unlock()
 		return // lost answered it: a DeadLetterResponse, or Terminated{AddressTerminated}
 	}
+	if front && l.state == linkDown {
+		l.requeueLocked(heldMsg{env: *env, seq: from.seq})
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
 	l.send(env)
+}
+
+// requeueLocked puts m back in the held queue, a held message that the
+// flush of a stream since lost was sending: behind what lost put in front
+// (that stream's unacknowledged messages, all flushed before m) and before
+// what was held behind it, as a redelivered message among the redelivered
+// in order of their number. Its size is not counted (see sendFailed).
+func (l *Link) requeueLocked(m heldMsg) {
+	if m.seq != 0 {
+		l.insertRedeliveredLocked(m)
+		return
+	}
+	i := 0
+	for i < len(l.held) && l.held[i].seq != 0 {
+		i++
+	}
+	l.held = append(l.held, heldMsg{})
+	copy(l.held[i+1:], l.held[i:])
+	l.held[i] = m
 }
 
 // keptLocked reports whether env is a request that lost kept waiting for
