@@ -17,7 +17,8 @@ import (
 //     through that link (the recorded pair), and never about a PID the node
 //     intercepts (a process actor's root: the parent learns of its end
 //     itself).
-//   - Watches that come in through a link are bounded (WithWatchLimit).
+//   - Watches that come in through a link are bounded (WithWatchLimit), and
+//     a Watch or Unwatch names a watcher behind that link.
 //   - A spawn request from a child into this node is refused unless
 //     WithChildSpawns allows it, and then capped per link; what a child
 //     spawned here is stopped when its link is gone.
@@ -62,8 +63,9 @@ func (l *Link) refuse(env *mailbox.Envelope, reason error) {
 	l.counts.deadLetters.Add(1)
 	l.node.dead.report(deadLetter{msg: "dead letter: refused", peer: l.addr, target: env.Target, sender: env.Sender,
 		typ: fmt.Sprintf("%T", env.Message), lane: env.Lane.String(), reason: reason})
-	if w, ok := env.Message.(*pa.Watch); ok && w.Watcher != nil {
-		// The watcher must not wait for a watch that never was.
+	if w, ok := env.Message.(*pa.Watch); ok && w.Watcher != nil && l.behind(w.Watcher) {
+		// The watcher must not wait for a watch that never was (a forged
+		// watcher, not behind the link, is told nothing).
 		sendSystem(l.node.system, w.Watcher, &pa.Terminated{Who: env.Target, Why: pa.TerminatedReason_NotFound})
 		return
 	}

@@ -146,3 +146,75 @@ func TestChildSpawns(t *testing.T) {
 	}
 	testutil.Eventually(t, "the spawned actor stopped", func() bool { _, ok := on.System().ProcessRegistry.GetLocal(pid.Id); return !ok })
 }
+
+// TestForgedWatcherRefused: a Watch or an Unwatch from a link is accepted
+// only for a watcher behind that link. A child may not cancel the watch an
+// actor of this node holds (its Terminated would never come), nor make an
+// actor here that watches nothing the recipient of a Terminated; the
+// refusal is a dead letter with its reason, and tells the forged watcher
+// nothing.
+func TestForgedWatcherRefused(t *testing.T) {
+	t.Parallel()
+	var buf logBuffer
+	n := newNode(t, "n", WithLogger(buf.logger(zerolog.WarnLevel)))
+	c := newNode(t, "n/1")
+	_, up := join(t, n, c)
+	target, err := n.Root().SpawnNamed(echoProps(), "watched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoPID, err := n.Root().SpawnNamed(echoProps(), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// watcher watches target from its Started, and answers a string
+	// request after it.
+	terms := make(chan *pa.Terminated, 4)
+	watcherPID := n.Root().Spawn(pa.PropsFromFunc(func(ctx pa.Context) {
+		switch m := ctx.Message().(type) {
+		case *pa.Started:
+			ctx.Watch(target)
+		case *pa.Terminated:
+			terms <- m
+		case string:
+			ctx.Respond(m)
+		}
+	}))
+	// bystander watches nothing; it records every Terminated it gets, and
+	// answers a string request after the system messages before it.
+	bystanderTerms := make(chan *pa.Terminated, 4)
+	bystander := n.Root().Spawn(pa.PropsFromFunc(func(ctx pa.Context) {
+		switch m := ctx.Message().(type) {
+		case *pa.Terminated:
+			bystanderTerms <- m
+		case string:
+			ctx.Respond(m)
+		}
+	}))
+	// The watcher's Watch is in target's mailbox once it answers.
+	if res, err := request(n.Root(), watcherPID, "ping"); err != nil || res != "ping" {
+		t.Fatalf("request to the watcher: %v, %v", res, err)
+	}
+	// Forged by the child: an Unwatch and a Watch for actors of the parent.
+	up.SendSystemMessage(target, &pa.Unwatch{Watcher: watcherPID})
+	up.SendSystemMessage(target, &pa.Watch{Watcher: bystander})
+	// The link's order: both were handled before this request.
+	if res, err := request(c.Root(), echoPID, "sync"); err != nil || res != "sync" {
+		t.Fatalf("request over the link: %v, %v", res, err)
+	}
+	n.Root().Stop(target)
+	if term := testutil.Receive(t, terms, "the real watcher's Terminated"); term.Who.Id != target.Id {
+		t.Fatalf("watcher got Terminated of %v; want %v", term.Who, target)
+	}
+	// A Terminated for the bystander was sent before the watcher's (or not
+	// at all): as a system message it comes before this request's answer.
+	if res, err := request(n.Root(), bystander, "after"); err != nil || res != "after" {
+		t.Fatalf("request to the bystander: %v, %v", res, err)
+	}
+	select {
+	case extra := <-bystanderTerms:
+		t.Fatalf("a forged watch made the bystander get %v", extra)
+	default:
+	}
+	testutil.Eventually(t, "two refusals", func() bool { return buf.count(map[string]string{"message": "dead letter: refused"}) == 2 })
+}

@@ -390,7 +390,9 @@ func TestInlineStoppedActorDeadLetters(t *testing.T) {
 	if res, err := request(n.Root(), pid, "hi"); err != nil || res != "hi" {
 		t.Fatalf("got %v, %v", res, err)
 	}
-	if err := c.Root().StopFuture(pid).Wait(); err != nil {
+	// A PID of its own: pid caches n's link, and c's Watch sent through it
+	// would reach c from its parent link naming a watcher not behind it.
+	if err := c.Root().StopFuture(pa.NewPID(pid.Address, pid.Id)).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	// The link's reader cached the mailbox: a request to the stopped actor
@@ -431,7 +433,7 @@ func TestInlineStoppingActorDeadLetters(t *testing.T) {
 		<-release
 	}
 	t.Cleanup(func() { afterStopInvoke = nil })
-	stop := c.Root().StopFuture(pid)
+	stop := c.Root().StopFuture(pa.NewPID(pid.Address, pid.Id)) // not pid, which caches n's link
 	testutil.Receive(t, stopped, "the stop")
 	if err := stop.Wait(); err != nil {
 		t.Fatal(err)

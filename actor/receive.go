@@ -171,7 +171,10 @@ func (h *linkHandler) Acked(n uint64) { h.link.acked(h.ep, n) }
 // the system messages protoactor itself sends to a PID of another node are
 // accepted (Watch, Unwatch, Terminated, Stop), and only with their PIDs set:
 // anything else would reach actor internals (a nil Watcher panics inside the
-// target's context), so a peer's bytes could restart any actor here.
+// target's context), so a peer's bytes could restart any actor here. A
+// Watch or Unwatch must name a watcher behind the link: another would
+// cancel the watch an actor here holds, or send it a Terminated it never
+// asked for.
 func (l *Link) deliverSystem(env *mailbox.Envelope) {
 	sys := l.node.system
 	target, msg := env.Target, env.Message
@@ -179,6 +182,10 @@ func (l *Link) deliverSystem(env *mailbox.Envelope) {
 	case *pa.Watch:
 		if m.Watcher == nil {
 			l.refuseSystem(target, msg)
+			return
+		}
+		if !l.behind(m.Watcher) {
+			l.refuse(env, fmt.Errorf("%w: Watch for the watcher %s, not behind %s", ErrRefused, pidString(m.Watcher), l.addr))
 			return
 		}
 		l.mu.Lock()
@@ -195,6 +202,10 @@ func (l *Link) deliverSystem(env *mailbox.Envelope) {
 	case *pa.Unwatch:
 		if m.Watcher == nil {
 			l.refuseSystem(target, msg)
+			return
+		}
+		if !l.behind(m.Watcher) {
+			l.refuse(env, fmt.Errorf("%w: Unwatch for the watcher %s, not behind %s", ErrRefused, pidString(m.Watcher), l.addr))
 			return
 		}
 		l.mu.Lock()
@@ -228,6 +239,12 @@ func (l *Link) deliverSystem(env *mailbox.Envelope) {
 	}
 	sendSystem(sys, target, msg)
 }
+
+// behind reports whether pid is an actor the link's peer speaks for: one
+// whose messages leave this node through l (the peer's subtree, or for a
+// parent link everything outside this node's). A Watch or Unwatch from the
+// peer names such a watcher: protoactor's actors watch for themselves.
+func (l *Link) behind(pid *pa.PID) bool { return l.node.routesVia(pid.Address, l) }
 
 // refuseSystem accounts for a system message from the peer that is not one
 // protoactor sends across nodes, or lacks its PIDs: a log line and a dead
