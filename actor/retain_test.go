@@ -644,3 +644,58 @@ func TestRetainFlushCutKeepsOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldUnwatchSurvivesACutFlush: a Watch and the Unwatch that cancels it,
+// both held while the link was down, are still a cancelled watch after the
+// stream that was sending them is lost: nothing is left in the link's
+// tables for a later loss to answer with a Terminated the watcher gave up.
+func TestHeldUnwatchSurvivesACutFlush(t *testing.T) {
+	t.Parallel()
+	n, down := retainedParent(t, 100)
+	x := pa.NewPID("n/1", "x")
+	gate := make(chan struct{})
+	defer close(gate)
+	r1 := &recorder{got: make(chan any, 100), block: "first", gate: gate}
+	c1, up1 := retainedChild(t, down, 1, r1)
+	fillWindow(t, n, down, r1, x)
+	kill(t, down, c1, up1)
+	// Held behind the redelivered messages: a message the flush will wait
+	// with, then a watch and its cancellation.
+	n.Root().Send(x, "d1")
+	w, _ := spawnWatcher(n, pa.NewPID("n/1", "y"))
+	testutil.Eventually(t, "the Watch held", func() bool { return down.Stats().Watches == 1 })
+	n.Root().Send(w, "unwatch")
+	testutil.Eventually(t, "the Unwatch held", func() bool { return down.Stats().Watches == 0 })
+
+	r2 := &recorder{got: make(chan any, 100), block: "first", gate: gate}
+	c2, err := NewNode("n/1", withIncarnation(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up2, err := c2.ParentLink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c2.Root().SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return r2 }, pa.WithReceiverMiddleware(up2.AckFor("x"))), "x"); err != nil {
+		t.Fatal(err)
+	}
+	a, b, err := mailbox.Pipe(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cookie := mailbox.NewCookie()
+	connected := make(chan error, 2)
+	go func() { _, err := up2.Connect(ctx, b, cookie, 0); connected <- err }()
+	go func() { _, err := down.Connect(ctx, a, cookie, 0); connected <- err }()
+	testutil.Receive(t, r2.got, "the blocking message in the second incarnation")
+	testutil.Eventually(t, "the flush waiting for room", func() bool { return waitsForRoom(down) })
+	kill(t, down, c2, up2)
+	for range 2 {
+		testutil.Receive(t, connected, "Connect to return")
+	}
+	if s := down.Stats(); s.Watches != 0 {
+		t.Fatalf("after the cut flush: %+v; want no watch (it was cancelled)", s)
+	}
+}

@@ -191,10 +191,19 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 		env := &m.env
 		waiting := false
 		if env.Lane == mailbox.LaneSystem {
-			if w, ok := env.Message.(*pa.Watch); ok && w.Watcher != nil {
-				dropWatch(watches, keyOf(env.Target), keyOf(w.Watcher))
-				if !gone {
-					addWatch(l.watches, keyOf(env.Target), w.Watcher)
+			switch w := env.Message.(type) {
+			case *pa.Watch:
+				if w.Watcher != nil {
+					dropWatch(watches, keyOf(env.Target), keyOf(w.Watcher))
+					if !gone {
+						addWatch(l.watches, keyOf(env.Target), w.Watcher)
+					}
+				}
+			case *pa.Unwatch:
+				// It cancels a held Watch before it (in the order they go
+				// out), as it did when it was held.
+				if w.Watcher != nil && !gone {
+					dropWatch(l.watches, keyOf(env.Target), keyOf(w.Watcher))
 				}
 			}
 		} else if isFuture(env.Sender) {
