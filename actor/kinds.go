@@ -215,14 +215,34 @@ func (n *Node) Spawn(ctx context.Context, address, kind string, opts ...SpawnOpt
 			return nil, context.DeadlineExceeded
 		}
 		f := n.system.Root.RequestFuture(activatorPID(address), req, timeout)
-		// A cancelled ctx ends the wait at once: the future is answered
-		// with a dead letter, and ctx's error returned.
-		stop := context.AfterFunc(ctx, func() { n.system.Root.Send(f.PID(), &pa.DeadLetterResponse{}) })
-		res, err := f.Result()
-		stop()
+		type result struct {
+			res any
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			res, err := f.Result()
+			done <- result{res, err}
+		}()
+		var got result
+		select {
+		case got = <-done:
+		case <-ctx.Done():
+			// A cancelled ctx ends the wait at once, but the other node
+			// may spawn the actor all the same: one that nobody was given
+			// is stopped when its answer comes (in one node, Spawn either
+			// returns the PID or spawns nothing).
+			go func() {
+				if resp, ok := (<-done).res.(*spawnResponse); ok && resp.Code == spawnOK && resp.PID != nil {
+					n.system.Root.Stop(resp.PID)
+				}
+			}()
+			return nil, ctx.Err()
+		}
+		res, err := got.res, got.err
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, ctx.Err() // the future timed out at ctx's deadline
 			}
 			return nil, fmt.Errorf("actor: spawn %q at %s: %w", kind, address, err)
 		}

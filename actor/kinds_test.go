@@ -140,3 +140,50 @@ func TestRegisterKindPanics(t *testing.T) {
 		}()
 	}
 }
+
+// slowSpawn's producer says it runs on slowSpawnEntered and returns once
+// it gets a token from slowSpawnGate (TestSpawnCancelledWhileRunning alone
+// uses it).
+var (
+	slowSpawnEntered = make(chan struct{}, 1)
+	slowSpawnGate    = make(chan struct{}, 1)
+)
+
+func init() {
+	RegisterKind("actor_test.slowSpawn", func(args Args) (*pa.Props, error) {
+		slowSpawnEntered <- struct{}{}
+		<-slowSpawnGate
+		return echoProps(), nil
+	})
+}
+
+// TestSpawnCancelledWhileRunning: a remote spawn whose ctx ends while the
+// other node runs it returns ctx's error; the actor that node spawns after
+// all is stopped, not left running with a PID nobody was given (in one
+// node, Spawn either returns the PID or spawns nothing).
+func TestSpawnCancelledWhileRunning(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, "n")
+	c := newNode(t, "n/1")
+	join(t, n, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := n.Spawn(ctx, "n/1", "actor_test.slowSpawn", WithName("late"))
+		errc <- err
+	}()
+	testutil.Receive(t, slowSpawnEntered, "the producer to run")
+	cancel()
+	if err := testutil.Receive(t, errc, "the cancelled spawn"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled spawn: got %v; want context.Canceled", err)
+	}
+	slowSpawnGate <- struct{}{}
+	// The activator spawns in turn: once this spawn is done, "late" was.
+	if _, err := n.Spawn(context.Background(), "n/1", "actor_test.echo"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the actor spawned for a cancelled spawn stopped", func() bool {
+		_, ok := c.System().ProcessRegistry.GetLocal("late")
+		return !ok
+	})
+}
