@@ -24,7 +24,9 @@ import (
 //     spawned here is stopped when its link is gone.
 //
 // A refused message is a dead letter with its reason (a request gets a
-// DeadLetterResponse at once) and a log line, rate-limited per link.
+// DeadLetterResponse at once, and so does the future a refused answer was
+// for, when its request went out through the same link) and a log line,
+// rate-limited per link.
 
 // Guard decides whether a message that arrived over the link from may go on
 // to env.Target (delivered on this node, or relayed to another link): nil
@@ -69,7 +71,26 @@ func (l *Link) refuse(env *mailbox.Envelope, reason error) {
 		sendSystem(l.node.system, w.Watcher, &pa.Terminated{Who: env.Target, Why: pa.TerminatedReason_NotFound})
 		return
 	}
+	if env.Lane == mailbox.LaneUser && isFuture(env.Target) && l.forgetRequest(env.Target) {
+		// An answer to a request this link carried: the request fails at
+		// once, not at its timeout (only such a future: a peer may not fail
+		// others' requests by guessing their futures).
+		if _, dlr := env.Message.(*pa.DeadLetterResponse); !dlr {
+			l.node.system.Root.Send(env.Target, &pa.DeadLetterResponse{Target: env.Target})
+		}
+	}
 	l.node.system.EventStream.Publish(&pa.DeadLetterEvent{PID: env.Target, Message: &Undeliverable{Message: env.Message, Reason: reason}, Sender: env.Sender})
+}
+
+// forgetRequest forgets the request in flight through l whose future is f,
+// and reports whether there was one.
+func (l *Link) forgetRequest(f *pa.PID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := keyOf(f)
+	_, ok := l.inflight[k]
+	delete(l.inflight, k)
+	return ok
 }
 
 // childSpawn answers a spawn request that a child sent to this node's

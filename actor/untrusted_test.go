@@ -76,3 +76,45 @@ func TestUntrustedLink(t *testing.T) {
 		t.Fatalf("to a grant pushed out: got %v; want ErrDeadLetter", err)
 	}
 }
+
+// TestRefusedAnswerFailsRequestAtOnce: an answer that a link refuses (here
+// from an untrusted child to a future whose grant newer ones pushed out)
+// fails the request it answers at once, as a dead letter, instead of
+// leaving it to its timeout.
+func TestRefusedAnswerFailsRequestAtOnce(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, "n")
+	c := newNode(t, "n/1")
+	down, err := n.ChildLink("1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := down.SetUntrusted(1); err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.ParentLink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	connectPipe(t, down, up)
+	// later keeps the sender of "q" and answers it on "go".
+	var asker *pa.PID
+	later, err := c.Root().SpawnNamed(pa.PropsFromFunc(func(ctx pa.Context) {
+		switch ctx.Message() {
+		case "q":
+			asker = ctx.Sender()
+		case "go":
+			ctx.Send(asker, "answer")
+		}
+	}), "later")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := n.Root().SpawnNamed(echoProps(), "other")
+	f := n.Root().RequestFuture(later, "q", testTimeout)
+	n.Root().Send(later, &pidCarrier{Inner: []map[string]*pa.PID{{"x": other}}}) // pushes the future's grant out
+	n.Root().Send(later, "go")
+	if _, err := f.Result(); !errors.Is(err, pa.ErrDeadLetter) {
+		t.Fatalf("request whose answer was refused: got %v; want ErrDeadLetter at once", err)
+	}
+}
