@@ -261,6 +261,13 @@ func (p *Process) assign(ctx context.Context, sys *pa.ActorSystem, id string, pa
 		}
 		p.adopted.Store(true)
 		return nil
+	case <-p.ended:
+		// It died before answering (a producer that exits, a signal): no
+		// answer will come.
+		if err := p.Wait(context.Background()); err != nil {
+			return fmt.Errorf("%w: pooled child %s ended while it was taken: %w", ErrStartFailed, p.address, err)
+		}
+		return fmt.Errorf("%w: pooled child %s ended while it was taken", ErrStartFailed, p.address)
 	case <-ctx.Done():
 		_ = p.Kill(context.Background())
 		return context.Cause(ctx)

@@ -3,11 +3,14 @@ package procnode_test
 import (
 	"context"
 	"errors"
-	"github.com/procactor/procactor/internal/testutil"
-	"github.com/procactor/procactor/procnode"
+	"os"
 	"sync"
 	"testing"
 	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/testutil"
+	"github.com/procactor/procactor/procnode"
 )
 
 // idleOf returns the node's idle pooled children.
@@ -139,6 +142,33 @@ func TestPoolTakeFailure(t *testing.T) {
 	defer cancel()
 	if _, err := pl.Take(ctx, n.Root()); !errors.Is(err, procnode.ErrStartFailed) {
 		t.Fatalf("got %v; want ErrStartFailed", err)
+	}
+	testutil.Eventually(t, "the pool refilled", func() bool { return pl.Idle() == 1 })
+}
+
+func init() {
+	// pool.diesontake's producer ends the child's process: a pooled child
+	// of it dies while it is being taken, before it can answer.
+	registerKind("pool.diesontake", func(procnode.Args) (*pa.Props, error) {
+		os.Exit(5)
+		return nil, nil
+	})
+}
+
+// TestPoolTakeChildDies: a pooled child that dies while it is being taken
+// (its kind's producer exits the process) fails the Take at once with
+// ErrStartFailed and its exit status, rather than leaving the taker waiting
+// for an answer that cannot come.
+func TestPoolTakeChildDies(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	pl := newPool(t, n, "pool.diesontake", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := pl.Take(ctx, n.Root())
+	var ee *procnode.ExitError
+	if !errors.Is(err, procnode.ErrStartFailed) || !errors.As(err, &ee) || ee.Code != 5 {
+		t.Fatalf("got %v; want ErrStartFailed with the child's exit code 5", err)
 	}
 	testutil.Eventually(t, "the pool refilled", func() bool { return pl.Idle() == 1 })
 }
