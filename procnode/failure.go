@@ -70,7 +70,19 @@ func (p *Process) escalate(reason, msg any) {
 
 func (p *Process) onDirective(d directiveKind) {
 	p.mu.Lock()
-	state := p.state
+	state, awaits := p.state, p.stopAwaits
+	if state == stateStopping && awaits && d != dirStop {
+		// A graceful stop began while the root actor's failure awaited this
+		// directive: carry it out, as protoactor would, so that the new (or
+		// resumed) instance finishes what is queued and then the poison.
+		p.stopAwaits = false
+		if d == dirRestart {
+			p.restarts++
+		}
+		p.mu.Unlock()
+		p.tellChild(d)
+		return
+	}
 	p.mu.Unlock()
 	switch d {
 	case dirResume:
@@ -118,10 +130,11 @@ func (p *Process) onDirective(d directiveKind) {
 		}
 	case dirStop:
 		p.mu.Lock()
-		if state == stateFailed || state == stateCrashed || state == stateBackoff {
+		if state == stateFailed || state == stateCrashed || state == stateBackoff || (state == stateStopping && awaits) {
 			p.failedEnd = true
 			p.endReason = "stopped by its supervisor after a failure: " + p.failure
 		}
+		p.stopAwaits = false
 		p.mu.Unlock()
 		p.beginStop(stageStopRoot, true)
 	}

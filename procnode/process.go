@@ -114,6 +114,7 @@ type Process struct {
 	pendingExit    *ExitStatus        // an exit seen while its start was still in flight (guarded by mu)
 	pendingFailure *evRootFailed      // a failure of the root actor reported while its start was in flight (guarded by mu)
 	restartWhenUp  bool               // a Restart came while its start was in flight (guarded by mu)
+	stopAwaits     bool               // a graceful stop began while a failure awaited its directive (guarded by mu)
 	taken          chan error         // a Take waits on it for the child's assigned (guarded by mu)
 
 	wake      chan struct{} // cap 1: the supervisor goroutine's doorbell

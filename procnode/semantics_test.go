@@ -673,3 +673,43 @@ func TestPanicExitsLosesOnlyTheFailingMessage(t *testing.T) {
 		t.Fatalf("incarnation %d, restarts %d; want 1, 1 (no crash loop)", p.Incarnation(), p.Restarts())
 	}
 }
+
+// gatedStrategy decides only once its gate is closed: a test can act while
+// a failure waits for its supervisor.
+type gatedStrategy struct {
+	gate  <-chan struct{}
+	inner pa.SupervisorStrategy
+}
+
+func (s gatedStrategy) HandleFailure(sys *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, rs *pa.RestartStatistics, reason, msg any) {
+	<-s.gate
+	s.inner.HandleFailure(sys, sup, child, rs, reason, msg)
+}
+
+// TestStopWhileFailureIsDecided: Stop while the root actor's failure waits
+// for the spawner's strategy is still graceful: the strategy's Restart is
+// carried out, the new instance finishes what is queued and the poison, and
+// the child exits 0 (Wait nil, no stop signal), as a poisoned actor does in
+// one process. The poison must not sit behind a suspended mailbox until
+// SIGTERM.
+func TestStopWhileFailureIsDecided(t *testing.T) {
+	t.Parallel()
+	gate := make(chan struct{})
+	w := newWorld(t, true, gatedStrategy{gate: gate, inner: defaultStrategy()}, 1, procnode.WithStopTimeouts(20*time.Second, time.Second))
+	p, _ := w.n.Process(w.children[0])
+	w.send(0, "inc", "boom", "inc")
+	testutil.Eventually(t, "the failure before the strategy", func() bool { return len(w.failures()) == 1 && p.State() == "failed" })
+	stopped := make(chan error, 1)
+	go func() { stopped <- p.Stop(testCtx(t)) }()
+	testutil.Eventually(t, "the stop begun", func() bool { return p.State() == "stopping" })
+	close(gate)
+	if err := testutil.Receive(t, stopped, "Stop"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitErr(t, p); err != nil {
+		t.Fatalf("Wait: %v; want nil (the poisoned root actor stopped, the child exited 0)", err)
+	}
+	if st := p.ExitStatus(); st.StopSignal != 0 || !st.Stopped {
+		t.Fatalf("exit status %+v; want stopped without a signal", st)
+	}
+}

@@ -111,6 +111,10 @@ func (p *Process) beginStop(stage stopStage, byStrategy bool) {
 	}
 	p.state, p.stopping, p.stage = stateStopping, true, stage
 	p.stopFirst, p.stopSince = stage, time.Now()
+	// The failed root actor's mailbox is suspended until the directive
+	// comes: the poison waits behind it there, so the directive must still
+	// reach the child (onDirective).
+	p.stopAwaits = state == stateFailed && stage == stageGraceful
 	p.pendingRestart = false
 	p.token++ // no backoff or restart deadline applies any more
 	p.mu.Unlock()
