@@ -69,3 +69,43 @@ func setTestHookStarted(t *testing.T, f func()) {
 	testHookStarted.Store(&f)
 	t.Cleanup(func() { testHookStarted.Store(nil) })
 }
+
+// TestStopAfterExitBeforeStartReported: a child that exits before its
+// start's outcome reaches the supervisor goroutine (a message held during
+// the start killed it), and that is stopped meanwhile, still ends: Stop
+// returns, Wait gives the exit. The hook holds the start's outcome until the
+// exit has been seen and the stop has begun.
+func TestStopAfterExitBeforeStartReported(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	releaseStart := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(releaseStart)
+	setTestHookStarted(t, func() { <-release })
+	n, err := NewNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { // bounded: a process actor that never ends must fail the test, not hang it
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.Close(ctx)
+	}()
+	pid := n.Root().Spawn(Props("sem.counter", WithStderr(nil)))
+	p, _ := n.Process(pid)
+	n.Root().Send(pid, "exit3") // held, sent as the link comes up: the child exits 3
+	testutil.Eventually(t, "the exit seen while the start is held", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.pendingExit != nil
+	})
+	stopped := make(chan error, 1)
+	go func() { stopped <- p.Stop(context.Background()) }()
+	testutil.Eventually(t, "the stop begun", func() bool { return p.State() == "stopping" })
+	releaseStart()
+	if err := testutil.Receive(t, stopped, "Stop to return"); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.ExitStatus(); st == nil || st.Code != 3 {
+		t.Fatalf("exit status %v; want exit code 3", st)
+	}
+}

@@ -131,11 +131,11 @@ func (p *Process) onStarted(err error) {
 	}
 	p.mu.Unlock()
 	if state == stateStopping {
-		if err == nil {
+		if err == nil && pending == nil {
 			go p.stopChild(p.currentStage(), p.pool != nil && first)
 			return
 		}
-		p.end()
+		p.end() // a failed start, or an incarnation that has exited already: nothing to stop
 		return
 	}
 	if err != nil {
