@@ -109,3 +109,43 @@ func TestStopAfterExitBeforeStartReported(t *testing.T) {
 		t.Fatalf("exit status %v; want exit code 3", st)
 	}
 }
+
+// TestStopAfterFailureBeforeStartReported: a root actor that failed on a
+// message held during its start (reported before the start's outcome), and
+// is stopped meanwhile, still stops gracefully: its failure goes to the
+// strategy, whose Restart lets the poison through, and the child exits 0.
+// Without it the poison waits in the suspended mailbox until SIGTERM.
+func TestStopAfterFailureBeforeStartReported(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	releaseStart := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(releaseStart)
+	setTestHookStarted(t, func() { <-release })
+	n, err := NewNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.Close(ctx)
+	}()
+	pid := n.Root().Spawn(Props("sem.counter", WithStderr(nil), WithStopTimeouts(20*time.Second, time.Second)))
+	p, _ := n.Process(pid)
+	n.Root().Send(pid, "boom") // held, sent as the link comes up: the root actor fails
+	testutil.Eventually(t, "the failure seen while the start is held", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.pendingFailure != nil
+	})
+	stopped := make(chan error, 1)
+	go func() { stopped <- p.Stop(context.Background()) }()
+	testutil.Eventually(t, "the stop begun", func() bool { return p.State() == "stopping" })
+	releaseStart()
+	if err := testutil.Receive(t, stopped, "Stop to return"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(context.Background()); err != nil {
+		t.Fatalf("Wait: %v; want nil (the poisoned root actor stopped, the child exited 0)", err)
+	}
+}

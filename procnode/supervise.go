@@ -132,6 +132,21 @@ func (p *Process) onStarted(err error) {
 	p.mu.Unlock()
 	if state == stateStopping {
 		if err == nil && pending == nil {
+			p.mu.Lock()
+			failed := p.pendingFailure
+			p.pendingFailure = nil
+			graceful := p.stage == stageGraceful
+			if failed != nil && graceful {
+				// The root actor failed on a held message and its mailbox is
+				// suspended: the poison waits behind it until the strategy's
+				// directive, which must still reach the child (onDirective).
+				p.stopAwaits = true
+				p.failure = "root actor panicked: " + failed.text
+			}
+			p.mu.Unlock()
+			if failed != nil && graceful {
+				p.escalate(failed.reason, failed.msg)
+			}
 			go p.stopChild(p.currentStage(), p.pool != nil && first)
 			return
 		}
