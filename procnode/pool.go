@@ -43,7 +43,8 @@ var ErrPoolClosed = errors.New("procnode: pool closed")
 
 // NewPool starts size idle children of kind in node, with the options every
 // child of the pool gets (WithArgs and WithName are given to Take instead).
-// It returns at once; the children come up in the background. Errors:
+// It returns at once; the children come up in the background. WithContext
+// is refused: a pool's children start ahead of their takers. Errors:
 // ErrMainNotCalled, ErrKindNotRegistered, ErrInvalidOption.
 func NewPool(node *Node, kind string, size int, opts ...Option) (*Pool, error) {
 	cfg, err := spawnConfig(node.System(), opts)
@@ -55,6 +56,9 @@ func NewPool(node *Node, kind string, size int, opts ...Option) (*Pool, error) {
 		return nil, fmt.Errorf("%w: NewPool size %d must be positive", ErrInvalidOption, size)
 	case cfg.hasArgs || cfg.name != "":
 		return nil, fmt.Errorf("%w: WithArgs and WithName go to Take, not NewPool", ErrInvalidOption)
+	case cfg.hasLife:
+		// Its children start ahead of any taker: nothing would bind them.
+		return nil, fmt.Errorf("%w: WithContext does not apply to a pool's children (stop a taken one yourself)", ErrInvalidOption)
 	}
 	if cfg.binary == "" {
 		if _, ok := actor.LookupKind(kind); !ok {

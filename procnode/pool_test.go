@@ -172,3 +172,21 @@ func TestPoolTakeChildDies(t *testing.T) {
 	}
 	testutil.Eventually(t, "the pool refilled", func() bool { return pl.Idle() == 1 })
 }
+
+// TestPoolRefusesWithContext: a pool cannot bind its children's lives to a
+// context (it starts them ahead of any taker), so NewPool refuses
+// WithContext instead of ignoring it: a child taken from it would otherwise
+// outlive the context its caller meant to bind it to.
+func TestPoolRefusesWithContext(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pl, err := procnode.NewPool(n, "sem.counter", 1, procnode.WithContext(ctx))
+	if err == nil {
+		_ = pl.Close(context.Background())
+	}
+	if !errors.Is(err, procnode.ErrInvalidOption) {
+		t.Fatalf("NewPool with WithContext: got %v; want ErrInvalidOption", err)
+	}
+}
