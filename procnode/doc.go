@@ -153,8 +153,11 @@
 // Restarts are invisible to senders and watchers: p.PID() stays valid, and
 // watchers of it (and the spawner) get one Terminated when the process
 // actor ends for good: stopped, its strategy gave up, or restarts off
-// (WithRestart(false)); Why is AddressTerminated when its last process died,
-// Stopped otherwise. The exit status says the rest; without a restart, Wait
+// (WithRestart(false)); Why is AddressTerminated when its last process died
+// and nothing stopped it (a crash with restarts off), Stopped otherwise,
+// also when its strategy gave up after a crash (as in one process, where a
+// supervisor's Stop directive ends a child with Stopped). The exit status
+// says the rest; without a restart, Wait
 // returns an *ExitError holding it:
 //
 //	err := p.Wait(ctx)
