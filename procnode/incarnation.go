@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,11 +68,7 @@ func (p *Process) start() (err error) {
 		}
 	}()
 	p.mu.Lock()
-	if p.started {
-		p.incarnation++
-	}
-	p.started = true
-	inc := p.incarnation
+	inc := p.incarnation // raised by beginStart
 	stopping := p.stopping
 	p.reason = ""
 	p.mu.Unlock()
@@ -267,8 +264,15 @@ func (p *Process) reap(c *cmdHandle, errR *os.File, copied chan struct{}) {
 	p.last = &last
 	p.mu.Unlock()
 	close(c.exited)
+	if f := testHookReaped.Load(); f != nil {
+		(*f)(p, st.Incarnation)
+	}
 	p.post(evExited{status: st})
 }
+
+// testHookReaped, when set by a test, runs on a reaper after the exit is
+// recorded, before it is posted: it lets a test make the exit's news late.
+var testHookReaped atomic.Pointer[func(*Process, uint64)]
 
 // linkDown is called when the stream of an incarnation ends. A stream that
 // ended badly (garbage, a huge frame) means the child cannot be trusted:

@@ -2,7 +2,11 @@ package procnode
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,5 +151,116 @@ func TestStopAfterFailureBeforeStartReported(t *testing.T) {
 	}
 	if err := p.Wait(context.Background()); err != nil {
 		t.Fatalf("Wait: %v; want nil (the poisoned root actor stopped, the child exited 0)", err)
+	}
+}
+
+func init() {
+	// race.failonce fails its first start (its producer fails, the child
+	// exits) and starts from then on: its args are a file that says it
+	// failed once. Its root actor panics on "boom" and answers "get".
+	RegisterKind("race.failonce", func(args Args) (*pa.Props, error) {
+		path, _ := args.Value.(string)
+		if _, err := os.Stat(path); err != nil {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				return nil, err
+			}
+			return nil, errors.New("race.failonce: the first start fails")
+		}
+		return pa.PropsFromFunc(func(c pa.Context) {
+			switch c.Message() {
+			case "boom":
+				panic("boom")
+			case "get":
+				c.Respond("got")
+			}
+		}), nil
+	})
+}
+
+// setHook sets one of the test hooks for the test's duration.
+func setHook[F any](t *testing.T, h interface{ Store(*F) }, f F) {
+	h.Store(&f)
+	t.Cleanup(func() { h.Store(nil) })
+}
+
+// TestLateExitOfFailedStart: a failed start's exit can reach the supervisor
+// goroutine after the failed start was handled and the next start begun. It
+// is an older incarnation's news and must be dropped, not kept as the exit
+// of the incarnation being started (which onStarted then took for a death:
+// the root actor's failure on a held message, reported during that start,
+// was never handled and its mailbox stayed suspended for ever). The hooks
+// make the exit of incarnation 0 come, and be handled, after the next start
+// has begun and before it runs; then hold that start's outcome until the
+// failure on the held "boom" is pending.
+func TestLateExitOfFailedStart(t *testing.T) {
+	var (
+		exitParked   = make(chan struct{})
+		releaseExit  = make(chan struct{})
+		exitHandled  = make(chan struct{})
+		startParked  = make(chan struct{})
+		releaseStart = make(chan struct{})
+		releaseOut   = make(chan struct{})
+		starts       atomic.Int32
+		outcomes     atomic.Int32
+		onceHandled  sync.Once
+	)
+	freeExit := sync.OnceFunc(func() { close(releaseExit) })
+	freeStart := sync.OnceFunc(func() { close(releaseStart) })
+	freeOut := sync.OnceFunc(func() { close(releaseOut) })
+	releaseAll := func() { freeExit(); freeStart(); freeOut() }
+	t.Cleanup(releaseAll)
+	setHook(t, &testHookReaped, func(_ *Process, inc uint64) {
+		if inc == 0 {
+			close(exitParked)
+			<-releaseExit
+		}
+	})
+	setHook(t, &testHookHandled, func(_ *Process, ev any) {
+		if e, ok := ev.(evExited); ok && e.status.Incarnation == 0 {
+			onceHandled.Do(func() { close(exitHandled) })
+		}
+	})
+	setHook(t, &testHookStarting, func(*Process) {
+		if starts.Add(1) == 2 {
+			close(startParked)
+			<-releaseStart
+		}
+	})
+	setHook(t, &testHookStarted, func() {
+		if outcomes.Add(1) == 2 {
+			<-releaseOut
+		}
+	})
+	n, err := NewNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { // bounded: a stuck root actor must fail the test, not hang it
+		releaseAll()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.Close(ctx)
+	}()
+	pid := n.Root().Spawn(Props("race.failonce", WithArgs(filepath.Join(t.TempDir(), "failed")),
+		WithStderr(nil), WithRestartBackoff(time.Millisecond, time.Millisecond), WithStopTimeouts(time.Second, time.Second)))
+	p, _ := n.Process(pid)
+	testutil.Receive(t, exitParked, "the failed start's exit recorded")
+	testutil.Receive(t, startParked, "the next start begun")
+	freeExit()
+	testutil.Receive(t, exitHandled, "the failed start's exit handled")
+	n.Root().Send(pid, "boom") // held, sent as the link comes up: the root actor fails
+	freeStart()
+	testutil.Eventually(t, "the failure seen while the start is held", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.pendingFailure != nil
+	})
+	freeOut()
+	res, err := n.Root().RequestFuture(pid, "get", 10*time.Second).Result()
+	if err != nil || res != "got" {
+		t.Fatalf("got %v, %v; want the restarted root actor's answer", res, err)
+	}
+	if inc := p.Incarnation(); inc != 1 {
+		t.Fatalf("incarnation %d; want 1", inc)
 	}
 }

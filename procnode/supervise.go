@@ -64,6 +64,9 @@ func (p *Process) supervise() {
 			p.events = p.events[1:]
 			p.mu.Unlock()
 			p.handle(ev)
+			if f := testHookHandled.Load(); f != nil {
+				(*f)(p, ev)
+			}
 		}
 	}
 }
@@ -101,6 +104,14 @@ func (p *Process) handle(ev any) {
 // posted: it lets a test make the child's first reports arrive first.
 var testHookStarted atomic.Pointer[func()]
 
+// testHookStarting, when set by a test, runs on a start's goroutine before
+// the start: it lets a test make an older incarnation's news arrive first.
+var testHookStarting atomic.Pointer[func(*Process)]
+
+// testHookHandled, when set by a test, runs on the supervisor goroutine
+// after each event is handled: it lets a test wait for an event's effect.
+var testHookHandled atomic.Pointer[func(*Process, any)]
+
 func (p *Process) beginStart() {
 	p.mu.Lock()
 	if p.stopping { // a stop came first (Close, StopOnSignal): nothing to start
@@ -108,9 +119,19 @@ func (p *Process) beginStart() {
 		p.end()
 		return
 	}
+	// The incarnation is raised here, with the state, not on the start's
+	// goroutine: news of the one before (a failed start's exit, its root
+	// actor's failure) handled from now on is old news, not the new one's.
+	if p.started {
+		p.incarnation++
+	}
+	p.started = true
 	p.state = stateStarting
 	p.mu.Unlock()
 	go func() {
+		if f := testHookStarting.Load(); f != nil {
+			(*f)(p)
+		}
 		err := p.start()
 		if f := testHookStarted.Load(); f != nil {
 			(*f)()
