@@ -263,7 +263,7 @@ func (p *Process) assign(ctx context.Context, sys *pa.ActorSystem, id string, pa
 			<-p.ended
 			return err
 		}
-		p.adopted.Store(true)
+		p.markAdopted()
 		return nil
 	case <-p.ended:
 		// It died before answering (a producer that exits, a signal): no

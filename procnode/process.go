@@ -84,10 +84,11 @@ type Process struct {
 	alias  *pa.PID               // the name reserved in the spawner's node
 	rs     *pa.RestartStatistics // handed to the spawner's strategy with each failure; the strategy alone touches it
 
-	adopted atomic.Bool // the spawner counts p.pid among its children
-	unbind  func() bool // stops WithContext's watch; nil without it (set before the supervisor starts)
+	unbind func() bool // stops WithContext's watch; nil without it (set before the supervisor starts)
 
 	mu             sync.Mutex
+	adopted        bool               // the spawner counts p.pid among its children (guarded by mu)
+	endedUnadopted bool               // it ended before it was adopted: markAdopted tells the spawner (guarded by mu)
 	state          procState          // guarded by mu
 	events         []any              // for the supervisor goroutine (guarded by mu)
 	watchers       map[pidKey]*pa.PID // guarded by mu

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -262,5 +263,69 @@ func TestLateExitOfFailedStart(t *testing.T) {
 	}
 	if inc := p.Incarnation(); inc != 1 {
 		t.Fatalf("incarnation %d; want 1", inc)
+	}
+}
+
+// TestSpawnedChildEndsBeforeSpawnReturns: a child that ends right after its
+// start (here killed, restarts off), before the Spawn (or Pool.Take) that
+// waited for it has returned, is still its spawner's child: protoactor lists
+// it in Children once the spawn returns, so the spawner must get its
+// Terminated (without it the spawner's own stop waits for it for ever). The
+// hook ends the child as the spawn is about to return.
+func TestSpawnedChildEndsBeforeSpawnReturns(t *testing.T) {
+	setHook(t, &testHookAdopting, func(p *Process) {
+		_ = p.Signal(syscall.SIGKILL)
+		<-p.Done()
+	})
+	ready := filepath.Join(t.TempDir(), "failed")
+	if err := os.WriteFile(ready, nil, 0o600); err != nil { // race.failonce starts at once
+		t.Fatal(err)
+	}
+	n, err := NewNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.Close(ctx)
+	}()
+	pl, err := NewPool(n, "race.failonce", 1, WithStderr(nil), WithRestart(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Close(context.Background())
+	spawns := map[string]func(c pa.Context) (*Process, error){
+		"Spawn": func(c pa.Context) (*Process, error) {
+			return Spawn(context.Background(), c, "race.failonce", WithArgs(ready), WithStderr(nil), WithRestart(false))
+		},
+		"Take": func(c pa.Context) (*Process, error) { return pl.Take(context.Background(), c, WithArgs(ready)) },
+	}
+	for name, spawn := range spawns {
+		t.Run(name, func(t *testing.T) {
+			spawned := make(chan *pa.PID, 1)
+			terminated := make(chan *pa.PID, 1)
+			spawner := n.Root().Spawn(pa.PropsFromFunc(func(c pa.Context) {
+				switch m := c.Message().(type) {
+				case string:
+					p, err := spawn(c)
+					if err != nil {
+						t.Errorf("%s: %v", name, err)
+						return
+					}
+					spawned <- p.PID()
+				case *pa.Terminated:
+					terminated <- m.Who
+				}
+			}))
+			n.Root().Send(spawner, "spawn")
+			pid := testutil.Receive(t, spawned, name+" to return")
+			if who := testutil.Receive(t, terminated, "the spawner's Terminated"); !who.Equal(pid) {
+				t.Fatalf("Terminated for %v; want %v", who, pid)
+			}
+			if err := n.Root().StopFuture(spawner).Wait(); err != nil {
+				t.Fatalf("the spawner's stop: %v", err)
+			}
+		})
 	}
 }

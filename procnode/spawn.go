@@ -126,7 +126,9 @@ func spawnProcess(ctx context.Context, sys *pa.ActorSystem, id string, parent pa
 		return nil, err
 	}
 	n.add(p)
-	p.adopted.Store(!wait) // protoactor adds the child once this returns
+	p.mu.Lock()
+	p.adopted = !wait // protoactor adds the child once this returns
+	p.mu.Unlock()
 	if cfg.life != nil {
 		p.unbind = context.AfterFunc(cfg.life, func() { p.post(evHalt{stage: stageGraceful}) })
 	}
@@ -151,7 +153,7 @@ func spawnProcess(ctx context.Context, sys *pa.ActorSystem, id string, parent pa
 		_ = p.Kill(context.Background()) // also when it came up meanwhile; returns once it has ended
 		return nil, context.Cause(ctx)
 	}
-	p.adopted.Store(true)
+	p.markAdopted()
 	return p, nil
 }
 

@@ -3,6 +3,7 @@ package procnode
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -74,6 +75,32 @@ func (p *Process) stopChild(stage stopStage, idle bool) {
 	<-c.exited
 }
 
+// testHookAdopting, when set by a test, runs when a spawn that waited for
+// its child's start is about to return it to the spawner.
+var testHookAdopting atomic.Pointer[func(*Process)]
+
+// markAdopted marks p as its spawner's child, as the spawn that waited for
+// its start returns it: protoactor adds p.pid to the spawner's children once
+// the spawn returns. A process actor that ended meanwhile (its child exited
+// or was killed right after its start) did not tell the spawner, which did
+// not have it yet: the spawner is told here, or it would wait for ever for
+// a child that is gone when it stops.
+func (p *Process) markAdopted() {
+	if f := testHookAdopting.Load(); f != nil {
+		(*f)(p)
+	}
+	p.mu.Lock()
+	p.adopted = true
+	late := p.endedUnadopted
+	p.mu.Unlock()
+	if late && p.parent != nil {
+		go func() { // after Done, as end's Terminated
+			<-p.ended
+			sendSystem(p.node.System(), p.parent, p.terminated())
+		}()
+	}
+}
+
 // firstStage is the stage the stop in progress began with.
 func (p *Process) firstStage() stopStage {
 	p.mu.Lock()
@@ -136,6 +163,8 @@ func (p *Process) end() {
 	p.endOnce.Do(func() {
 		p.mu.Lock()
 		p.state = stateEnded
+		adopted := p.adopted
+		p.endedUnadopted = !adopted // markAdopted tells the spawner
 		watchers := p.watchers
 		p.watchers = nil
 		c := p.cmd
@@ -159,20 +188,17 @@ func (p *Process) end() {
 		p.node.remove(p)
 
 		st := p.finalStatus()
-		why := pa.TerminatedReason_Stopped
-		if p.wasCrash() {
-			why = pa.TerminatedReason_AddressTerminated
-		}
+		term := p.terminated()
 		sys.EventStream.Publish(&Exited{PID: p.pid, Status: *st})
 		p.logger().Debug().Stringer("status", st).Msg("child ended")
 		// Done first: who hears of the end through Terminated finds the
 		// Process over (Done closed, Wait returning).
 		close(p.ended)
 		for _, w := range watchers {
-			sendSystem(sys, w, &pa.Terminated{Who: p.pid, Why: why})
+			sendSystem(sys, w, term)
 		}
-		if p.parent != nil && p.adopted.Load() {
-			sendSystem(sys, p.parent, &pa.Terminated{Who: p.pid, Why: why})
+		if p.parent != nil && adopted {
+			sendSystem(sys, p.parent, term)
 		}
 	})
 }
@@ -198,6 +224,16 @@ func (p *Process) finalStatus() *ExitStatus {
 	}
 	s := *p.last
 	return &s
+}
+
+// terminated is the Terminated of the ended process actor, for its watchers
+// and its spawner.
+func (p *Process) terminated() *pa.Terminated {
+	why := pa.TerminatedReason_Stopped
+	if p.wasCrash() {
+		why = pa.TerminatedReason_AddressTerminated
+	}
+	return &pa.Terminated{Who: p.pid, Why: why}
 }
 
 // wasCrash reports whether the process actor is ending because its last
