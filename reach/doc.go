@@ -57,7 +57,8 @@
 // Every root's gRPC server has a stream interceptor that sanitises each
 // batch before remote's reader sees it (an index out of range, a serializer
 // other than protobuf, an unknown type name, a system message, a target
-// below the root, a remote spawn request, a frame naming another root than
+// below the root, a remote spawn request, any message to procactor's machinery
+// or remote's activator, a frame naming another root than
 // its stream announced: dropped, logged, a request answered with a
 // DeadLetterResponse) and recovers a panic in the stream's handler (the
 // stream ends, the process lives), and a unary interceptor that refuses the

@@ -86,7 +86,9 @@ func (s *guardedStream) RecvMsg(m any) error {
 // (its error ends the stream), a target below this root (remote delivers
 // system messages by Id alone, to whatever root actor has it), a system
 // message (reach sends them through the gateway, where they are checked), a
-// remote spawn request (its activator panics on an unknown kind), and a
+// remote spawn request (its activator panics on an unknown kind), any
+// message to procactor's machinery or remote's activator (a PoisonPill
+// would stop them; the gateway only takes frames), and a
 // frame that names another root than the stream announced. A dropped
 // request is answered with a DeadLetterResponse.
 func (g *guard) sanitize(b *remote.MessageBatch, peer string) {
@@ -132,6 +134,10 @@ func (g *guard) check(b *remote.MessageBatch, e *remote.MessageEnvelope, peer st
 		if from := frameFrom(e.MessageData); peer == "" || from != peer {
 			return fmt.Sprintf("frame from %q on the stream of %q", from, peer)
 		}
+	case machinery(target.Id):
+		// The gateway refuses these targets in frames; remote's own path
+		// would hand them a PoisonPill or any other user message.
+		return fmt.Sprintf("target %s is machinery", pidString(target))
 	}
 	return ""
 }

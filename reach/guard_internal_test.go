@@ -3,6 +3,10 @@ package reach
 import (
 	"testing"
 
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/procactor/procactor/internal/names"
+
 	"github.com/procactor/procactor/reach/internal/wire"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -37,4 +41,30 @@ func FuzzFrameFrom(f *testing.F) {
 			t.Fatalf("frameFrom = %q; proto.Unmarshal says from = %q", got, fr.From)
 		}
 	})
+}
+
+// TestGuardKeepsMachineryFromPlainRemote: the pinned remote's own path (not
+// the tunnel, whose gateway checks the same) cannot reach procactor's
+// machinery or remote's activator: a PoisonPill, a user message remote
+// would hand to any root-level Id (and the actor would stop), is dropped
+// for each of them, and passes for an ordinary actor.
+func TestGuardKeepsMachineryFromPlainRemote(t *testing.T) {
+	const root = "127.0.0.1:1"
+	g := &guard{h: &Host{addr: root}}
+	poison, err := proto.Marshal(&pa.PoisonPill{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(id string) string {
+		b := &remote.MessageBatch{TypeNames: []string{"actor.PoisonPill"}, Targets: []*pa.PID{{Address: root, Id: id}}}
+		return g.check(b, &remote.MessageEnvelope{TypeId: 0, Target: 0, MessageData: poison}, "127.0.0.1:2")
+	}
+	for _, id := range []string{names.Activator, names.RemoteActivator, gatewayID, names.ControlPrefix + "1"} {
+		if reason := check(id); reason == "" {
+			t.Errorf("a PoisonPill to %s passed the guard", id)
+		}
+	}
+	if reason := check("worker"); reason != "" {
+		t.Errorf("a PoisonPill to an ordinary actor dropped: %s", reason)
+	}
 }
