@@ -57,8 +57,8 @@
 // Every root's gRPC server has a stream interceptor that sanitises each
 // batch before remote's reader sees it (an index out of range, a serializer
 // other than protobuf, an unknown type name, a system message, a target
-// below the root, a remote spawn request, any message to procactor's machinery
-// or remote's activator, a frame naming another root than
+// below the root, a remote spawn request, any message to procactor's machinery,
+// remote's activator or its endpoint supervisor, a frame naming another root than
 // its stream announced: dropped, logged, a request answered with a
 // DeadLetterResponse) and recovers a panic in the stream's handler (the
 // stream ends, the process lives), and a unary interceptor that refuses the
@@ -80,7 +80,8 @@
 // message, stop or watch an actor of this tree (protoactor's rule: a PID
 // holder may), with watchers of its own tree only, a Terminated only for a
 // watch this side sent, and never reach procactor's machinery (the gateway,
-// the activator, control and host actors) or remote's activator. The
+// the activator, control and host actors), remote's activator or its
+// endpoint supervisor. The
 // connection is insecure gRPC and a root is known by the address it
 // announces: run reach on a trusted network only. Every root must run the
 // same build (the frame carries a version; the pinned remote's wire is not

@@ -59,7 +59,8 @@ func TestGuardKeepsMachineryFromPlainRemote(t *testing.T) {
 		b := &remote.MessageBatch{TypeNames: []string{"actor.PoisonPill"}, Targets: []*pa.PID{{Address: root, Id: id}}}
 		return g.check(b, &remote.MessageEnvelope{TypeId: 0, Target: 0, MessageData: poison}, "127.0.0.1:2")
 	}
-	for _, id := range []string{names.Activator, names.RemoteActivator, gatewayID, names.ControlPrefix + "1"} {
+	for _, id := range []string{names.Activator, names.RemoteActivator, gatewayID, names.ControlPrefix + "1",
+		names.RemoteEndpointSupervisor, names.RemoteEndpointSupervisor + "/$3"} {
 		if reason := check(id); reason == "" {
 			t.Errorf("a PoisonPill to %s passed the guard", id)
 		}

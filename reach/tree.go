@@ -44,13 +44,16 @@ const maxPIDField = 1024
 // machinery reports whether id names procactor's or protoactor's own
 // machinery, which another root may not message, watch or stop: the
 // gateway, procactor's activator and control processes, a child's host
-// actor (its root actor, "procactor-host/root", stays reachable), and
+// actor (its root actor, "procactor-host/root", stays reachable),
 // protoactor remote's activator (remote spawn by kind name; reach does not
-// use it).
+// use it) and its endpoint supervisor.
 func machinery(id string) bool {
 	switch {
 	case id == gatewayID, id == names.Activator, id == names.Host, id == names.RemoteActivator,
-		strings.HasPrefix(id, names.ControlPrefix):
+		strings.HasPrefix(id, names.ControlPrefix),
+		// remote's endpoint supervisor and its endpoints' actors: a stop
+		// would cut every stream of this root.
+		id == names.RemoteEndpointSupervisor, strings.HasPrefix(id, names.RemoteEndpointSupervisor+"/"):
 		return true
 	}
 	return false
