@@ -228,11 +228,8 @@ func (d *decoder) guardedPayload(kind byte, sym *symbol, b []byte, owned bool) (
 
 func (d *decoder) payload(kind byte, sym *symbol, b []byte, owned bool) (any, error) {
 	switch kind {
-	case kindBytes, kindString, kindProto:
+	case kindBytes, kindString:
 		d.size = int64(len(b))
-		if kind == kindProto {
-			d.size *= 2 // the message's structs, about as large as its bytes
-		}
 		if d.maxBytes > 0 && d.size > d.maxBytes {
 			return nil, fmt.Errorf("%w: %w: %d bytes, %d left of the link's bound", ErrDecode, ErrDecodeLimit, d.size, d.maxBytes)
 		}
@@ -272,6 +269,15 @@ func (d *decoder) payload(kind byte, sym *symbol, b []byte, owned bool) (any, er
 			}
 			sym.proto = mt
 		}
+		md := sym.proto.Descriptor()
+		cost, err := protoCost(md, b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: proto %s: %w", ErrDecode, sym.s, err)
+		}
+		d.size = protoStructSize(md) + cost
+		if budget := d.payloadBudget(len(b)); d.size > budget {
+			return nil, fmt.Errorf("%w: proto %s: %w: decodes to %d bytes, more than %d", ErrDecode, sym.s, ErrDecodeLimit, d.size, budget)
+		}
 		m := sym.proto.New().Interface()
 		if err := proto.Unmarshal(b, m); err != nil {
 			return nil, fmt.Errorf("%w: proto %s: %w", ErrDecode, sym.s, err)
@@ -308,10 +314,7 @@ func (d *decoder) typed(sym *symbol, b []byte) (any, error) {
 	}
 	d.r = mpReader{b: c.b}
 	d.checked, d.depth, d.charged = -1, 0, 0
-	d.budget = MaxDecodeFactor*int64(len(c.b)) + DecodeAllowance
-	if d.maxBytes > 0 && d.budget > d.maxBytes {
-		d.budget = d.maxBytes
-	}
+	d.budget = d.payloadBudget(len(c.b))
 	v, err := d.decodeTop(wt)
 	if err == nil && d.r.left() != 0 {
 		err = fmt.Errorf("%d stray bytes", d.r.left())
@@ -322,6 +325,17 @@ func (d *decoder) typed(sym *symbol, b []byte) (any, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrDecode, sym.s, err)
 	}
 	return v, nil
+}
+
+// payloadBudget is what a payload of n bytes may decode to: MaxDecodeFactor
+// times its size plus DecodeAllowance, within what is left of the link's
+// bound.
+func (d *decoder) payloadBudget(n int) int64 {
+	budget := MaxDecodeFactor*int64(n) + DecodeAllowance
+	if d.maxBytes > 0 && budget > d.maxBytes {
+		budget = d.maxBytes
+	}
+	return budget
 }
 
 // resolve returns the type a symbol names, resolving it once per link.

@@ -161,10 +161,15 @@ func compileProto(c *codec) {
 		if err != nil {
 			return err
 		}
-		if err := d.charge(2 * int64(len(v))); err != nil {
+		m := reflect.NewAt(t, p).Interface().(proto.Message)
+		cost, err := protoCost(m.ProtoReflect().Descriptor(), v)
+		if err != nil {
 			return err
 		}
-		return proto.Unmarshal(v, reflect.NewAt(t, p).Interface().(proto.Message))
+		if err := d.charge(cost); err != nil {
+			return err
+		}
+		return proto.Unmarshal(v, m)
 	}
 }
 
