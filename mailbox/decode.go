@@ -173,20 +173,10 @@ func (d *decoder) decodeEnvelope(msg []byte, owned bool, env *Envelope) (bad, fa
 	if flags&flagSender != 0 {
 		env.Sender = d.pid(&c)
 	}
+	var headerCost int64 // what the header took, charged with the payload
+	var headerBad error  // the header would pass the bound: the message is a dead letter
 	if flags&flagHeader != 0 {
-		n := c.uvarint()
-		if n > uint64(len(c.b))/2 { // each entry takes at least two bytes
-			c.fail("header of %d entries overruns message", n)
-		}
-		if c.err == nil {
-			env.Header = make(map[string]string, min(n, maxHeaderHint))
-			for i := uint64(0); i < n && c.err == nil; i++ {
-				k, v := c.bytes(), c.bytes()
-				if c.err == nil {
-					env.Header[string(k)] = string(v)
-				}
-			}
-		}
+		headerCost, headerBad = d.header(&c, env)
 	}
 	kind := c.byte()
 	if c.err != nil {
@@ -202,13 +192,57 @@ func (d *decoder) decodeEnvelope(msg []byte, owned bool, env *Envelope) (bad, fa
 		return nil, c.err
 	}
 	d.size = 0
+	maxBytes := d.maxBytes
+	if maxBytes > 0 {
+		d.maxBytes = max(1, maxBytes-headerCost)
+	}
 	if kind == kindTyped || kind == kindTypedTags || kind == kindProto {
 		env.Message, bad = d.guardedPayload(kind, sym, c.b, owned)
 	} else {
 		env.Message, bad = d.payload(kind, sym, c.b, owned)
 	}
-	env.Size = d.size
+	d.maxBytes = maxBytes
+	env.Size = d.size + headerCost
+	if headerBad != nil {
+		// The payload was decoded all the same (within its own budget), so
+		// that the symbols it defines keep the link's table in step.
+		env.Message, bad = nil, headerBad
+	}
 	return bad, nil
+}
+
+// header reads an envelope's header into env.Header and returns what it
+// costs decoded. Its entries are charged before the map is built, like a
+// payload's (MaxDecodeFactor times their bytes plus DecodeAllowance, within
+// what is left of the link's bound): past that, the header is skipped and
+// bad says why.
+func (d *decoder) header(c *cursor, env *Envelope) (cost int64, bad error) {
+	n := c.uvarint()
+	if n > uint64(len(c.b))/2 { // each entry takes at least two bytes
+		c.fail("header of %d entries overruns message", n)
+	}
+	if c.err != nil {
+		return 0, nil
+	}
+	pre := *c
+	for i := uint64(0); i < n && pre.err == nil; i++ {
+		k, v := pre.bytes(), pre.bytes()
+		cost += int64(len(k)+len(v)) + 32 + mapEntryOverhead // two string headers
+	}
+	if pre.err != nil {
+		c.err = pre.err
+		return 0, nil
+	}
+	if budget := d.payloadBudget(len(c.b) - len(pre.b)); cost > budget {
+		c.b = pre.b
+		return 0, fmt.Errorf("%w: %w: header of %d entries decodes to %d bytes, more than %d", ErrDecode, ErrDecodeLimit, n, cost, budget)
+	}
+	env.Header = make(map[string]string, min(n, maxHeaderHint))
+	for range n {
+		k, v := c.bytes(), c.bytes()
+		env.Header[string(k)] = string(v)
+	}
+	return cost, nil
 }
 
 // guardedPayload decodes a payload whose decoding runs code that is not
