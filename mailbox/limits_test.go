@@ -8,6 +8,7 @@ import (
 	"github.com/procactor/procactor/internal/testutil"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,5 +206,30 @@ func TestTypeExpressionsBounded(t *testing.T) {
 	}
 	if wt, err := table.resolve("[2]int"); err != nil || wt.typ != reflect.TypeFor[[2]int]() {
 		t.Fatalf("a known expression: got %v, %v; want [2]int", wt, err)
+	}
+}
+
+// TestFailedTypeExpressionsBounded: an expression that fails after reflect
+// built types for a part of it (stray bytes after a valid type, a map key
+// not closed) counts toward the bound like one that resolves; it was not
+// counted, so a peer could build Go types that are never freed without end
+// ("[1]int]", "[2]int]", ...). A failure is remembered: sending it again
+// costs nothing more.
+func TestFailedTypeExpressionsBounded(t *testing.T) {
+	t.Parallel()
+	table := &exprTable{max: 3}
+	for _, s := range []string{"[5]int8]", "map[[6]int8", "[7]int8]"} {
+		if _, err := table.resolve(s); !errors.Is(err, ErrUnknownType) {
+			t.Fatalf("%q: got %v; want ErrUnknownType", s, err)
+		}
+	}
+	if _, err := table.resolve("[5]int8]"); !errors.Is(err, ErrUnknownType) {
+		t.Fatalf("a failed expression again: got %v; want ErrUnknownType", err)
+	}
+	if _, err := table.resolve("[8]int8]"); err == nil || !strings.Contains(err.Error(), "distinct type expressions") {
+		t.Fatalf("a fourth failing expression: got %v; want refused as over the bound", err)
+	}
+	if _, err := table.resolve("[9]int8"); err == nil || !strings.Contains(err.Error(), "distinct type expressions") {
+		t.Fatalf("a fourth expression: got %v; want refused as over the bound", err)
 	}
 }

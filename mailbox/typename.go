@@ -158,7 +158,7 @@ type exprKey struct {
 // exprTable caches the type expressions resolved from peers, at most max.
 type exprTable struct {
 	max   int64
-	cache sync.Map // exprKey → *wireType
+	cache sync.Map // exprKey → *wireType, or exprFailure
 	count atomic.Int64
 }
 
@@ -171,20 +171,31 @@ func (t *exprTable) resolve(s string) (*wireType, error) {
 	reg := registry.Load()
 	key := exprKey{s, reg.version}
 	if v, ok := t.cache.Load(key); ok {
+		if f, ok := v.(exprFailure); ok {
+			return nil, f.err
+		}
 		return v.(*wireType), nil
 	}
 	if t.count.Load() >= t.max {
 		return nil, fmt.Errorf("%w: %q: more than %d distinct type expressions", ErrUnknownType, s, t.max)
 	}
+	// A failed expression is counted and remembered too: reflect may have
+	// built types for a part of it ("[5]int]" fails after making [5]int).
+	var v any
 	wt, err := resolveTypeExpr(s, reg)
 	if err != nil {
-		return nil, err
+		v = exprFailure{err}
+	} else {
+		v = wt
 	}
-	if _, loaded := t.cache.LoadOrStore(key, wt); !loaded {
+	if _, loaded := t.cache.LoadOrStore(key, v); !loaded {
 		t.count.Add(1)
 	}
-	return wt, nil
+	return wt, err
 }
+
+// exprFailure is a cached expression that did not resolve, and why.
+type exprFailure struct{ err error }
 
 func resolveTypeExpr(s string, reg *registryTables) (*wireType, error) {
 	wt := &wireType{name: s}
