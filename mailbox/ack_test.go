@@ -3,6 +3,7 @@ package mailbox
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -110,7 +111,13 @@ func TestSendNumbered(t *testing.T) {
 func TestAcknowledge(t *testing.T) {
 	t.Parallel()
 	eachTransport(t, func(t *testing.T, tr transport) {
-		_, b, ca, _ := ackPair(t, tr, CapAck, CapAck, WithAckDelay(time.Millisecond))
+		a, b, ca, cb := ackPair(t, tr, CapAck, CapAck, WithAckDelay(time.Millisecond))
+		for range 9 { // b may acknowledge what a numbered
+			if _, _, err := a.SendNumbered(context.Background(), &Envelope{Message: "n"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cb.wait(t, 9)
 		// Idle: the ack is written alone.
 		b.Acknowledge(3)
 		if acks := ca.waitAck(t, 3); acks[len(acks)-1] != 3 {
@@ -169,18 +176,23 @@ func TestAcknowledgeNeedsBothCaps(t *testing.T) {
 	}
 }
 
-// TestBadAckFrames: an ack frame that does not parse, or goes back, closes
-// the link with ErrProtocol.
+// TestBadAckFrames: an ack frame that does not parse, goes back, or counts
+// more messages than this side numbered closes the link with ErrProtocol
+// (acks that are true get through first). An ack beyond what was sent
+// was taken: the peer's retention dropped what it had not acknowledged
+// yet, and ignored every true ack after it.
 func TestBadAckFrames(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		name   string
 		stream []byte
+		acked  []uint64
 	}{
-		{"empty body", frame(frameAck, nil)},
-		{"stray byte", frame(frameAck, []byte{5, 0})},
-		{"truncated varint", frame(frameAck, []byte{0x80})},
-		{"goes back", append(frame(frameAck, []byte{5}), frame(frameAck, []byte{4})...)},
+		{"empty body", frame(frameAck, nil), nil},
+		{"stray byte", frame(frameAck, []byte{5, 0}), nil},
+		{"truncated varint", frame(frameAck, []byte{0x80}), nil},
+		{"goes back", append(frame(frameAck, []byte{5}), frame(frameAck, []byte{4})...), []uint64{5}},
+		{"beyond what was sent", append(frame(frameAck, []byte{6}), frame(frameAck, []byte{7})...), []uint64{6}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -190,9 +202,20 @@ func TestBadAckFrames(t *testing.T) {
 			if err := e.Start(); err != nil {
 				t.Fatal(err)
 			}
+			for range 6 {
+				if _, _, err := e.SendNumbered(context.Background(), &Envelope{Message: "m"}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			go func() { _, _ = y.Write(c.stream) }()
 			if err := col.waitClosed(t); !errors.Is(err, ErrProtocol) {
 				t.Fatalf("closed with %v; want ErrProtocol", err)
+			}
+			col.mu.Lock()
+			acked := col.acks
+			col.mu.Unlock()
+			if !slices.Equal(acked, c.acked) {
+				t.Errorf("acked %v; want %v", acked, c.acked)
 			}
 			y.Close()
 		})

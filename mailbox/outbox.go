@@ -48,7 +48,7 @@ type outbox struct {
 	maxFrame  int           // guarded by mu
 	lastWrite int64         // monotonic time the last write ended (guarded by mu)
 	sends     atomic.Uint64 // messages queued so far (a reader's call that sent one expects an answer)
-	numbered  uint64        // numbered messages queued so far (SendNumbered; guarded by mu)
+	numbered  atomic.Uint64 // numbered messages queued so far (SendNumbered; written under mu)
 	enc       *encoder
 	ack       acker
 	sent      laneCounts    // what has been written (Traffic)
@@ -212,8 +212,7 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 	}
 	o.sends.Add(1)
 	if numbered {
-		o.numbered++
-		seq = o.numbered
+		seq = o.numbered.Add(1)
 	}
 	if o.owner != ownerNone || !o.running {
 		o.mu.Unlock()

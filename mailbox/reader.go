@@ -395,8 +395,14 @@ func (e *Endpoint) readFailed(err error) {
 func (e *Endpoint) readAck(body []byte) bool {
 	r := &e.rd
 	n, err := parseAck(body)
-	if err == nil && n < r.lastAck {
+	switch {
+	case err != nil:
+	case n < r.lastAck:
 		err = fmt.Errorf("%w: ack %d after ack %d", ErrProtocol, n, r.lastAck)
+	case n > e.out.numbered.Load():
+		// The peer counts messages it got, which were numbered when queued:
+		// more is a lie that would make the sender drop what it retains.
+		err = fmt.Errorf("%w: ack %d beyond the %d numbered messages sent", ErrProtocol, n, e.out.numbered.Load())
 	}
 	if err != nil {
 		e.fail(err)
