@@ -227,7 +227,7 @@ func (d *decoder) header(c *cursor, env *Envelope) (cost int64, bad error) {
 	pre := *c
 	for i := uint64(0); i < n && pre.err == nil; i++ {
 		k, v := pre.bytes(), pre.bytes()
-		cost += int64(len(k)+len(v)) + 32 + mapEntryOverhead // two string headers
+		cost += int64(len(k)+len(v)) + mapEntryCost(32) // two string headers
 	}
 	if pre.err != nil {
 		c.err = pre.err
@@ -402,16 +402,19 @@ func decodeAnyMap(d *msgpack.Decoder) (any, error) {
 	if err != nil || n < 0 {
 		return nil, err
 	}
-	return collectAnyMap(n, min(n, 16), d.DecodeInterface)
+	return collectAnyMap(n, min(n, 16), d.DecodeInterface, nil)
 }
 
 // collectAnyMap reads n key/value pairs with next: map[string]any when
 // every key is a string, map[any]any otherwise (sized by hint). A key that
-// cannot be a map key (a slice, a map) is an error, not a panic.
-func collectAnyMap(n, hint int, next func() (any, error)) (any, error) {
-	sm := make(map[string]any, hint)
+// cannot be a map key (a slice, a map) is an error, not a panic. The
+// map[string]any is made at the first string key; when a key that is not
+// a string follows one, second (if not nil) is called before the
+// map[any]any is made too.
+func collectAnyMap(n, hint int, next func() (any, error), second func() error) (any, error) {
+	var sm map[string]any
 	var am map[any]any
-	for range n {
+	for i := range n {
 		k, err := next()
 		if err != nil {
 			return nil, err
@@ -422,8 +425,16 @@ func collectAnyMap(n, hint int, next func() (any, error)) (any, error) {
 		}
 		if am == nil {
 			if ks, ok := k.(string); ok {
+				if sm == nil {
+					sm = make(map[string]any, hint)
+				}
 				sm[ks] = v
 				continue
+			}
+			if i > 0 && second != nil {
+				if err := second(); err != nil {
+					return nil, err
+				}
 			}
 			am = make(map[any]any, max(len(sm), hint))
 			for ks, v := range sm {
@@ -435,8 +446,11 @@ func collectAnyMap(n, hint int, next func() (any, error)) (any, error) {
 		}
 		am[k] = v
 	}
-	if am != nil {
+	switch {
+	case am != nil:
 		return am, nil
+	case sm == nil:
+		return map[string]any{}, nil // no entries
 	}
 	return sm, nil
 }

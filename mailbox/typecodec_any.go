@@ -253,13 +253,15 @@ func (d *decoder) decodeAnyMapValue() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := d.charge(int64(n) * (16 + 16 + mapEntryOverhead)); err != nil {
+	entry := int64(n) * mapEntryCost(16+16)
+	if err := d.charge(entry); err != nil {
 		return nil, err
 	}
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
-	m, err := collectAnyMap(n, n, d.decodeAny)
+	// A key that is not a string after string keys makes a second map.
+	m, err := collectAnyMap(n, n, d.decodeAny, func() error { return d.charge(entry) })
 	if err != nil {
 		return nil, err
 	}

@@ -184,7 +184,7 @@ func compilePointer(c *codec) {
 func compileMap(c *codec) {
 	t := c.typ
 	kc, vc := codecOfLocked(t.Key()), codecOfLocked(t.Elem())
-	entry := kc.size + vc.size + mapEntryOverhead
+	entry := mapEntryCost(kc.size + vc.size)
 	keyIface := t.Key().Kind() == reflect.Interface
 	c.empty = func(p unsafe.Pointer) bool { return reflect.NewAt(t, p).Elem().Len() == 0 }
 	if t.Key() == reflect.TypeFor[string]() && t.Elem() == reflect.TypeFor[string]() {

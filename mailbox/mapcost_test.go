@@ -1,0 +1,65 @@
+package mailbox
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"runtime"
+	"testing"
+)
+
+// TestMapDecodeBound: a map is charged what Go allocates for it, so a
+// payload of map entries never allocates past its budget. A map made for n
+// entries takes up to about 2.6 times their key and value bytes (groups of
+// 8 slots, at most 7/8 full, tables rounded up to a power of two), and one
+// in an interface position whose keys are not all strings was made twice
+// (map[string]any, then map[any]any, each for n entries): they were
+// charged 16 bytes beyond their key and value, once, so 2-byte entries
+// took up to 80 times their size against a budget of MaxDecodeFactor (32).
+// Not parallel: it measures the allocations of the decode.
+func TestMapDecodeBound(t *testing.T) {
+	type shape struct {
+		name, expr string
+		entry      []byte // one entry, repeated n times
+		n          int
+		decodes    bool // within its budget
+	}
+	var shapes []shape
+	for _, n := range []int{1 << 10, 1 << 16} {
+		small := n == 1<<10
+		shapes = append(shapes,
+			shape{"any: int keys", "any", []byte{0x00, mpNil}, n, small},
+			shape{"any: string keys", "any", []byte{0xa0, mpNil}, n, small},
+			shape{"any: a string key, then ints", "any", nil, n, false},
+			shape{"map[string]any", "map[string]any", []byte{0xa0, mpNil}, n, small},
+			shape{"map[[8]int64]bool", "map[[8]int64]bool", append(append([]byte{0x98}, make([]byte, 8)...), mpFalse), n, small})
+	}
+	for _, c := range shapes {
+		n := c.n
+		b := rawMsg(byte(0), byte(kindTyped), byte(symLiteral), c.expr)
+		b = binary.BigEndian.AppendUint32(append(b, mpMap32), uint32(n))
+		if c.entry == nil {
+			b = append(append(b, 0xa1, 'k', mpNil), bytes.Repeat([]byte{0x00, mpNil}, n-1)...)
+		} else {
+			b = append(b, bytes.Repeat(c.entry, n)...)
+		}
+		dec := newDecoder()
+		var env Envelope
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		bad, fatal := dec.decodeEnvelope(b, false, &env)
+		runtime.ReadMemStats(&after)
+		allocated := int64(after.TotalAlloc - before.TotalAlloc)
+		switch {
+		case fatal != nil:
+			t.Errorf("%s × %d: fatal %v", c.name, n, fatal)
+		case bad != nil && !errors.Is(bad, ErrDecodeLimit):
+			t.Errorf("%s × %d: %v; want decoded or ErrDecodeLimit", c.name, n, bad)
+		case bad != nil && c.decodes:
+			t.Errorf("%s × %d: %v; want it decoded", c.name, n, bad)
+		case bad == nil && allocated > dec.budget:
+			t.Errorf("%s × %d: decoded %d bytes of payload to %d bytes allocated (charged %d), more than its budget of %d", c.name, n, len(b), allocated, env.Size, dec.budget)
+		}
+	}
+}
