@@ -78,8 +78,9 @@
 // there, nesting is bounded, and a payload decodes to at most
 // MaxDecodeFactor (32) times its size plus DecodeAllowance (64 KiB),
 // counted as the decoder allocates (a slice element its size, a map entry
-// its key, value and overhead, a pointer its target, a string its bytes),
-// and within what is left of the link's WithMaxDecoded: past either, the
+// its key, value and overhead, a pointer its target, a string its bytes, a
+// value in an interface its box, a protobuf message its structs, an
+// envelope's header its entries), and within what is left of the link's WithMaxDecoded: past either, the
 // message is a dead letter with ErrDecodeLimit before the memory is
 // allocated. Neither an out-of-memory nor a stack overflow can be
 // recovered, so neither may be reachable from a peer's bytes.

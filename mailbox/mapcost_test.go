@@ -63,3 +63,43 @@ func TestMapDecodeBound(t *testing.T) {
 		}
 	}
 }
+
+// TestInterfaceValueDecodeBound: a value in an interface position is
+// charged its box too (a time.Time, a float64, a string's header), so that
+// what is left of the link's bound holds when it is tighter than the
+// payload's factor. A []any of timestamps was charged 16 bytes per element
+// and allocated 40 (the slot and a 24-byte time.Time).
+// Not parallel: it measures the allocations of the decode.
+func TestInterfaceValueDecodeBound(t *testing.T) {
+	const n = 1 << 14
+	for _, c := range []struct {
+		name string
+		elem []byte
+	}{
+		{"timestamps", []byte{0xd6, 0xff, 0, 0, 0, 1}},
+		{"float64s", append([]byte{mpFloat64}, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0)},
+		{"strings", []byte{0xa2, 'a', 'b'}},
+		{"ints", []byte{0xcd, 0x01, 0x00}},
+	} {
+		b := rawMsg(byte(0), byte(kindTyped), byte(symLiteral), "[]any")
+		b = binary.BigEndian.AppendUint32(append(b, mpArray32), n)
+		b = append(b, bytes.Repeat(c.elem, n)...)
+		dec := newDecoder()
+		dec.maxBytes = 20 * n // what is left of the link's bound: tighter than the factor
+		var env Envelope
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		bad, fatal := dec.decodeEnvelope(b, false, &env)
+		runtime.ReadMemStats(&after)
+		allocated := int64(after.TotalAlloc - before.TotalAlloc)
+		switch {
+		case fatal != nil:
+			t.Errorf("%s: fatal %v", c.name, fatal)
+		case bad != nil && !errors.Is(bad, ErrDecodeLimit):
+			t.Errorf("%s: %v; want decoded or ErrDecodeLimit", c.name, bad)
+		case bad == nil && allocated > dec.budget:
+			t.Errorf("%s: %d elements allocated %d bytes (charged %d), more than the %d left of the link's bound", c.name, n, allocated, env.Size, dec.budget)
+		}
+	}
+}

@@ -35,8 +35,10 @@ const (
 // Decoded-size bounds. A payload decodes to at most MaxDecodeFactor times
 // its own size plus DecodeAllowance bytes, counted as the decoder
 // allocates (a slice element its size, a map entry its key, value and
-// overhead, a pointer its target, a string its bytes), and to no more than
-// what is left of the link's WithMaxDecoded. Past either, the message is a
+// overhead, a pointer its target, a string its bytes, a value in an
+// interface its box, a protobuf message its structs, an envelope's header
+// its entries), and to no more than what is left of the link's
+// WithMaxDecoded. Past either, the message is a
 // dead letter with ErrDecodeLimit before the memory is allocated. 32 covers
 // every ordinary shape (a []any of nils costs 16 bytes per byte on the
 // wire, a slice of empty slices 24).

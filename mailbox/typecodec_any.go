@@ -176,7 +176,12 @@ func (e *encoder) tagIndex(name string) uint64 {
 	return uint64(len(e.tags) - 1)
 }
 
-// decodeAny decodes a value in an interface position.
+// boxedHeader is what a string's box takes, and at most what the
+// allocator adds rounding a small string's bytes up to its size class.
+const boxedHeader = 16
+
+// decodeAny decodes a value in an interface position. A value is charged
+// its box too (an empty string, a bool and nil take none).
 func (d *decoder) decodeAny() (any, error) {
 	c, err := d.r.peek()
 	if err != nil {
@@ -189,17 +194,29 @@ func (d *decoder) decodeAny() (any, error) {
 	case c == mpTrue || c == mpFalse:
 		return d.r.readBool()
 	case c <= 0x7f || c >= 0xe0 || c >= mpUint8 && c <= mpInt64:
+		if err := d.charge(8); err != nil { // its box
+			return nil, err
+		}
 		v, err := d.r.readInt(strconv.IntSize)
 		return int(v), err
-	case c == mpFloat32:
+	case c == mpFloat32 || c == mpFloat64:
+		if err := d.charge(8); err != nil { // its box
+			return nil, err
+		}
 		v, err := d.r.readFloat()
-		return float32(v), err
-	case c == mpFloat64:
-		return d.r.readFloat()
+		if c == mpFloat32 {
+			return float32(v), err
+		}
+		return v, err
 	case c >= 0xa0 && c <= 0xbf || c == mpStr8 || c == mpStr16 || c == mpStr32:
 		v, err := d.r.readBytes()
 		if err != nil {
 			return nil, err
+		}
+		if len(v) > 0 {
+			if err := d.charge(2 * boxedHeader); err != nil { // its box, and its bytes' rounding
+				return nil, err
+			}
 		}
 		return d.string(v)
 	case c == mpBin8 || c == mpBin16 || c == mpBin32:
@@ -207,7 +224,7 @@ func (d *decoder) decodeAny() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := d.charge(int64(len(v))); err != nil {
+		if err := d.charge(int64(len(v)) + 24 + boxedHeader); err != nil { // its box, and its bytes' rounding
 			return nil, err
 		}
 		return append(make([]byte, 0, len(v)), v...), nil
@@ -239,6 +256,9 @@ func (d *decoder) decodeAny() (any, error) {
 	}
 	switch typ {
 	case extTimestamp:
+		if err := d.charge(24); err != nil { // its box
+			return nil, err
+		}
 		return parseTime(body)
 	case extTag:
 		return d.decodeTagged(body)
