@@ -103,3 +103,40 @@ func TestInterfaceValueDecodeBound(t *testing.T) {
 		}
 	}
 }
+
+// TestShortBytesDecodeBound: a string's or a []byte's bytes are charged
+// with the allocator's rounding (to its size class, 16 bytes at least
+// with the race detector): a []string of 2-byte strings was charged 18
+// bytes per element and allocated up to 32, past what was left of the
+// link's bound. Not parallel: it measures the allocations of the decode.
+func TestShortBytesDecodeBound(t *testing.T) {
+	const n = 1 << 14
+	for _, c := range []struct {
+		expr string
+		elem []byte
+	}{
+		{"[]string", []byte{0xa2, 'a', 'b'}},
+		{"[][]uint8", []byte{mpBin8, 2, 'a', 'b'}},
+	} {
+		b := rawMsg(byte(0), byte(kindTyped), byte(symLiteral), c.expr)
+		b = binary.BigEndian.AppendUint32(append(b, mpArray32), n)
+		b = append(b, bytes.Repeat(c.elem, n)...)
+		dec := newDecoder()
+		dec.maxBytes = 24 * n // what is left of the link's bound: tighter than the factor
+		var env Envelope
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		bad, fatal := dec.decodeEnvelope(b, false, &env)
+		runtime.ReadMemStats(&after)
+		allocated := int64(after.TotalAlloc - before.TotalAlloc)
+		switch {
+		case fatal != nil:
+			t.Errorf("%s: fatal %v", c.expr, fatal)
+		case bad != nil && !errors.Is(bad, ErrDecodeLimit):
+			t.Errorf("%s: %v; want decoded or ErrDecodeLimit", c.expr, bad)
+		case bad == nil && allocated > dec.budget:
+			t.Errorf("%s: %d elements allocated %d bytes (charged %d), more than the %d left of the link's bound", c.expr, n, allocated, env.Size, dec.budget)
+		}
+	}
+}

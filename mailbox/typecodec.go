@@ -263,7 +263,7 @@ func (d *decoder) string(b []byte) (string, error) {
 	if len(b) == 0 {
 		return "", nil
 	}
-	if err := d.charge(int64(len(b))); err != nil {
+	if err := d.charge(allocated(len(b))); err != nil {
 		return "", err
 	}
 	return string(b), nil
@@ -274,6 +274,18 @@ func (d *decoder) enter() error {
 		return fmt.Errorf("msgpack: nested deeper than %d", maxMsgpackDepth)
 	}
 	return nil
+}
+
+// allocated bounds what the allocator takes for n bytes of a string or a
+// []byte (n > 0): rounded up to its size class, at most 16 bytes more
+// below 256 bytes (16 at least with the race detector, which turns off the
+// tiny allocator) and 1/8 more above; past 32 KiB, to whole 8 KiB pages.
+func allocated(n int) int64 {
+	extra := max(16, n/8)
+	if n > 32<<10 {
+		extra = max(extra, 8<<10)
+	}
+	return int64(n + extra)
 }
 
 // charge accounts n decoded bytes against the message's budget.

@@ -176,8 +176,7 @@ func (e *encoder) tagIndex(name string) uint64 {
 	return uint64(len(e.tags) - 1)
 }
 
-// boxedHeader is what a string's box takes, and at most what the
-// allocator adds rounding a small string's bytes up to its size class.
+// boxedHeader is what a string's box takes.
 const boxedHeader = 16
 
 // decodeAny decodes a value in an interface position. A value is charged
@@ -214,7 +213,7 @@ func (d *decoder) decodeAny() (any, error) {
 			return nil, err
 		}
 		if len(v) > 0 {
-			if err := d.charge(2 * boxedHeader); err != nil { // its box, and its bytes' rounding
+			if err := d.charge(boxedHeader); err != nil { // its box
 				return nil, err
 			}
 		}
@@ -224,7 +223,7 @@ func (d *decoder) decodeAny() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := d.charge(int64(len(v)) + 24 + boxedHeader); err != nil { // its box, and its bytes' rounding
+		if err := d.charge(allocated(len(v)) + 24); err != nil { // its bytes and its box
 			return nil, err
 		}
 		return append(make([]byte, 0, len(v)), v...), nil

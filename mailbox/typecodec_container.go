@@ -25,7 +25,11 @@ func compileSlice(c *codec) {
 			if err != nil {
 				return err
 			}
-			if err := d.charge(int64(len(v))); err != nil {
+			if len(v) == 0 {
+				*(*[]byte)(p) = []byte{}
+				return nil
+			}
+			if err := d.charge(allocated(len(v))); err != nil {
 				return err
 			}
 			*(*[]byte)(p) = append(make([]byte, 0, len(v)), v...)
