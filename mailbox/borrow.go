@@ -164,7 +164,7 @@ func (e *Endpoint) ReadBorrowed(done func() bool) bool {
 			}
 			continue
 		}
-		r.body, r.owned = body, owned
+		r.body, r.owned, r.frame = body, owned, len(body)
 	}
 }
 

@@ -147,9 +147,10 @@ func WithSystemQueueBytes(n int) Option { return func(c *config) { c.sysQueueByt
 
 // WithReadBuffer sets the size of the reader's reusable buffer. Default 256 KiB.
 // Frames that fit are decoded in place; larger ones get memory of their own
-// (a []byte payload then aliases it instead of being copied). Senders close
-// frames of small messages at 64 KiB, so a smaller buffer costs an allocation
-// per frame under load.
+// (a []byte payload that is at least half of one then aliases it instead
+// of being copied; a smaller one is copied, so that keeping it does not
+// keep the frame). Senders close frames of small messages at 64 KiB, so a
+// smaller buffer costs an allocation per frame under load.
 func WithReadBuffer(n int) Option { return func(c *config) { c.readBuffer = n } }
 
 // WithGoodbyeTimeout bounds how long Close waits for queued messages to flush

@@ -55,6 +55,7 @@ const (
 type readerState struct {
 	body    []byte // the rest of the data frame being delivered
 	owned   bool   // body has memory of its own
+	frame   int    // the length of that frame
 	lastAck uint64 // the peer's last ack count
 	calls   uint64 // Handler calls so far
 	standby bool   // park before the next read (Standby)
@@ -227,7 +228,9 @@ func (e *Endpoint) nextEnvelope(env *Envelope) (bad, fatal error) {
 	}
 	r.body = rest
 	e.dec.maxBytes = max(1, e.cfg.maxDecoded-e.decoded.Load())
-	bad, fatal = e.dec.decodeEnvelope(msg, r.owned, env)
+	// A []byte payload may alias a frame of its own only when it is most
+	// of it: a small one kept by the Handler must not pin the frame.
+	bad, fatal = e.dec.decodeEnvelope(msg, r.owned && 2*len(msg) >= r.frame, env)
 	if fatal != nil {
 		return nil, fatal
 	}
@@ -359,7 +362,7 @@ func (e *Endpoint) read(env *Envelope) bool {
 			if e.failed.Load() {
 				return true // the link ended (aborted): a frame read before that is not delivered
 			}
-			r.body, r.owned = body, owned
+			r.body, r.owned, r.frame = body, owned, len(body)
 		case frameAck:
 			if !e.readAck(body) {
 				return true
