@@ -189,7 +189,9 @@ func appendTypeDigests(b []byte, s *schema) []byte {
 	return b
 }
 
-func parseTypeDigests(body []byte) (map[string]uint64, error) {
+// parseTypeDigests reads the peer's type digests, keeping those of the
+// types in ours (every one when ours is nil).
+func parseTypeDigests(body []byte, ours map[string]uint64) (map[string]uint64, error) {
 	c := cursor{b: body}
 	if k := c.byte(); c.err == nil && k != typesDigests {
 		c.fail("types frame of kind %d, want digests", k)
@@ -201,14 +203,18 @@ func parseTypeDigests(body []byte) (map[string]uint64, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	out := make(map[string]uint64, n)
+	// Only the types registered here are kept (all when ours is nil): a
+	// peer's list must not grow this side's memory past its own types.
+	out := make(map[string]uint64, min(n, uint64(len(ours))))
 	for i := uint64(0); i < n && c.err == nil; i++ {
-		name := string(c.bytes())
+		name := c.bytes()
 		if c.err == nil && len(c.b) < 8 {
 			c.fail("type digest truncated")
 		}
 		if c.err == nil {
-			out[name] = binary.LittleEndian.Uint64(c.b)
+			if _, ok := ours[string(name)]; ok || ours == nil {
+				out[string(name)] = binary.LittleEndian.Uint64(c.b)
+			}
 			c.b = c.b[8:]
 		}
 	}
@@ -233,6 +239,13 @@ func appendTypeFields(b []byte, s *schema, names []string) []byte {
 	return b
 }
 
+// maxTypeFields bounds the types and fields a types frame lists (a field
+// decodes to two string headers, 40 times its 2 bytes on the wire with the
+// slice's growth, a type to a map entry): a peer's frame must not cost this
+// side many times its size. Types that differ on both sides have far fewer
+// leaves.
+const maxTypeFields = 1 << 14
+
 func parseTypeFields(body []byte) (map[string][]shapeField, error) {
 	c := cursor{b: body}
 	if k := c.byte(); c.err == nil && k != typesFields {
@@ -245,12 +258,16 @@ func parseTypeFields(body []byte) (map[string][]shapeField, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	out := make(map[string][]shapeField, n)
+	out := make(map[string][]shapeField, min(n, maxHeaderHint))
+	var total uint64 // types and fields so far
 	for i := uint64(0); i < n && c.err == nil; i++ {
 		name := string(c.bytes())
 		m := c.uvarint()
 		if c.err == nil && m > uint64(len(c.b))/2 {
 			c.fail("%d fields overrun the frame", m)
+		}
+		if total += m + 1; c.err == nil && total > maxTypeFields {
+			c.fail("types frame lists more than %d fields", maxTypeFields)
 		}
 		var fields []shapeField
 		for j := uint64(0); j < m && c.err == nil; j++ {

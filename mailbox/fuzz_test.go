@@ -120,7 +120,7 @@ func runFrameFuzz(t *testing.T, data []byte) {
 // checkTypesFrame parses a types frame both ways: no panic, errors typed,
 // and a field list compared with ours names a type and a field.
 func checkTypesFrame(t *testing.T, body []byte) {
-	if _, err := parseTypeDigests(body); err != nil && !errors.Is(err, ErrProtocol) {
+	if _, err := parseTypeDigests(body, nil); err != nil && !errors.Is(err, ErrProtocol) {
 		t.Fatalf("type digests: untyped error %v", err)
 	}
 	fields, err := parseTypeFields(body)

@@ -183,7 +183,7 @@ func (e *Endpoint) compareTypes(s *schema) (map[*typeEntry]error, error) {
 	if err != nil {
 		return nil, err
 	}
-	peer, err := parseTypeDigests(body)
+	peer, err := parseTypeDigests(body, s.digests)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
