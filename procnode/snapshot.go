@@ -310,8 +310,17 @@ func (n *Node) askChildren(ctx context.Context, children []Child, procs map[stri
 		ch := make(chan answer, 1) // the asker never waits for us
 		pending[i] = ch
 		pid := pa.NewPID(c.Address, snapshotID)
+		f := n.Root().RequestFuture(pid, &snapshotRequest{Budget: left * 3 / 4}, left)
+		// The future ends with ctx, not only at its deadline: a ctx
+		// cancelled early would otherwise leave it, its timer and this
+		// goroutine waiting for a child that does not answer.
+		stop := context.AfterFunc(ctx, func() { stopFuture(n.System(), f.PID()) })
 		go func() {
-			res, err := n.Root().RequestFuture(pid, &snapshotRequest{Budget: left * 3 / 4}, left).Result()
+			defer stop()
+			res, err := f.Result()
+			if res == nil && err == nil { // stopped by ctx
+				err = context.Cause(ctx)
+			}
 			if err != nil {
 				ch <- answer{err: fmt.Sprintf("no answer: %v", err)}
 				return
@@ -343,6 +352,14 @@ func (n *Node) askChildren(ctx context.Context, children []Child, procs map[stri
 		case <-ctx.Done():
 			c.TreeError = fmt.Sprintf("no answer within %v", left.Round(time.Millisecond))
 		}
+	}
+}
+
+// stopFuture ends a future that is still waiting (its Result is then nil);
+// one already done is gone from the registry, and nothing is sent to it.
+func stopFuture(sys *pa.ActorSystem, pid *pa.PID) {
+	if proc, ok := sys.ProcessRegistry.GetLocal(pid.Id); ok {
+		proc.Stop(pid)
 	}
 }
 

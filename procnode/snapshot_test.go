@@ -12,6 +12,7 @@ import (
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/testutil"
 	"github.com/procactor/procactor/procnode"
 )
 
@@ -171,5 +172,33 @@ func TestSnapshotNotUp(t *testing.T) {
 	if c.State != "restarting" || c.Tree != nil || !strings.Contains(c.TreeError, "not asked") || c.LastExit == nil ||
 		c.LastExit.Signal != "SIGKILL" || c.Uptime != 0 || c.Proc.Error == "" {
 		t.Fatalf("crashed child: %+v; want restarting, not asked, last exit by SIGKILL, no uptime or process", c)
+	}
+}
+
+// TestSnapshotCancelEndsItsRequests: a Snapshot whose ctx is cancelled long
+// before its deadline returns at once and leaves nothing behind: the
+// requests to a child that does not answer (stopped by SIGSTOP) end with it,
+// rather than waiting, a goroutine and a future each, for the deadline.
+// Not parallel: it counts the node's snapshot goroutines.
+func TestSnapshotCancelEndsItsRequests(t *testing.T) {
+	n := newNode(t)
+	p := spawn(t, n, "test.echo")
+	if err := syscall.Kill(p.OSPid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(p.OSPid(), syscall.SIGCONT) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	cancel() // done, with its deadline an hour away
+	s := n.Snapshot(ctx)
+	if len(s.Children) != 1 || s.Children[0].Tree != nil {
+		t.Fatalf("snapshot %+v; want one child with no tree", s.Children)
+	}
+	asking := func() int {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		return strings.Count(string(buf), "procnode.(*Node).askChildren")
+	}
+	if !testutil.Poll(testutil.Timeout, func() bool { return asking() == 0 }) {
+		t.Fatalf("%d goroutines still asking after Snapshot returned (its ctx was cancelled)", asking())
 	}
 }
