@@ -148,3 +148,34 @@ func TestProctreeOnce(t *testing.T) {
 		t.Errorf("endpoint closed: exit %d, %q; want 1 and the error", code, errs.String())
 	}
 }
+
+// TestRenderControlCharacters: what a child says of itself (its kind, name,
+// state, why it did not answer, its last exit's reason) reaches the
+// terminal without control characters: a compromised child cannot send the
+// operator's terminal escape sequences or break the table with newlines.
+func TestRenderControlCharacters(t *testing.T) {
+	evil := "x\x1b]52;c;cHduZWQ=\x07\x1b[2J\r\nforged\tline\u009b31m"
+	s := &procnode.Snapshot{
+		Time: time.Unix(0, 0), Address: "n", Command: "cmd" + evil,
+		Children: []procnode.Child{{
+			Address: "n/1", Kind: "k", State: "up", OSPid: 10,
+			Tree: &procnode.Snapshot{Address: "n/1", Command: evil, Children: []procnode.Child{
+				{Address: "n/1/1" + evil, Kind: evil, Name: evil, State: evil, TreeError: evil,
+					LastExit: &procnode.ExitInfo{Code: 1, Reason: evil}},
+			}},
+		}},
+	}
+	var out strings.Builder
+	newView(80).render(&out, s)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	for _, l := range lines {
+		for _, r := range l {
+			if r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+				t.Fatalf("control character %U in a line of the frame: %q", r, l)
+			}
+		}
+		if strings.HasPrefix(l, "forged") {
+			t.Errorf("a child's text began a line of its own: %q", l)
+		}
+	}
+}

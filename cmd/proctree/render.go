@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/procactor/procactor/procnode"
@@ -202,8 +203,18 @@ func (v *view) fit(s string) string { return cut(s, v.width-1) }
 
 func (v *view) line(w io.Writer, s string) { fmt.Fprintln(w, v.fit(s)) }
 
-// cut shortens s to n runes, marking the cut with "…".
+// cut shortens s to n runes, marking the cut with "…". Every line of a
+// frame passes here, so it also replaces control characters with '?' (and
+// bytes that are not UTF-8 with U+FFFD): most of the text is a child's word,
+// and a compromised child must not reach the terminal with escape sequences
+// or break the table with newlines.
 func cut(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
