@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sync"
+	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/internal/names"
@@ -127,6 +129,14 @@ func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 	if lvl < p.relay.GetLevel() || lvl < zerolog.GlobalLevel() {
 		return // below the logger's level: no event is built
 	}
+	ok, skipped := p.relayLimit.allow()
+	if skipped > 0 {
+		p.logger().Warn().Int64("skipped", skipped).Dur("interval", relayWindow).
+			Msg("child log records not relayed (rate limit)")
+	}
+	if !ok {
+		return
+	}
 	var fields map[string]any
 	d := json.NewDecoder(bytes.NewReader(rec))
 	d.UseNumber()
@@ -153,6 +163,47 @@ func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 		e = e.Interface("from", from)
 	}
 	e.Msg(msg)
+}
+
+// A child's records are relayed at most relayBurst per relayWindow: a
+// child (buggy, or compromised: its records are its word) cannot flood its
+// parent's log. The count of those skipped is logged, at warn, before the
+// first record relayed in a later window.
+const (
+	relayBurst  = 1000
+	relayWindow = time.Second
+)
+
+// relayLimiter counts a child's records per window (see relayBurst).
+type relayLimiter struct {
+	now func() time.Time // time.Now when nil (a test sets its own)
+
+	mu      sync.Mutex
+	start   time.Time // of the current window (guarded by mu)
+	n       int       // records relayed in it (guarded by mu)
+	skipped int64     // records skipped since the last summary (guarded by mu)
+}
+
+// allow says whether one more record may be relayed now, and how many were
+// skipped before it when it starts a new window (to be logged first).
+func (l *relayLimiter) allow() (ok bool, skipped int64) {
+	now := time.Now
+	if l.now != nil {
+		now = l.now
+	}
+	t := now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.start.IsZero() || t.Sub(l.start) >= relayWindow {
+		skipped = l.skipped
+		l.start, l.n, l.skipped = t, 0, 0
+	}
+	if l.n >= relayBurst {
+		l.skipped++
+		return false, skipped
+	}
+	l.n++
+	return true, skipped
 }
 
 // relayTags are the fields the parent tags a child's records with.

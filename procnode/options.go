@@ -298,5 +298,7 @@ func WithPanicExits(on bool) Option { return func(c *config) { c.panicExits = on
 // (zerolog.Nop unless actor.WithLogger was given to NewNode: quiet, but
 // for dead letters, which the parent prints; see actor.WithDeadLetterLog). The
 // environment variable PROCACTOR_LOG (debug, info...) overrides the child's
-// level, and sends the records to stderr when the logger is disabled.
+// level, and sends the records to stderr when the logger is disabled. At
+// most 1000 records a second of one child are relayed; a warn record says
+// how many were not.
 func WithLogger(l zerolog.Logger) Option { return func(c *config) { c.logger = &l } }

@@ -70,9 +70,11 @@ type Process struct {
 	link    *actor.Link
 	cookie  []byte
 	relay   zerolog.Logger // where the child's records go
-	control *pa.PID        // where the child sends its reports and log records (see control)
-	sync    bool           // made by Spawn, which wants the first start's outcome
-	pool    *Pool          // the pool that started it idle; nil for Spawn and Props
+	// relayLimit bounds the rate of the child's records (see relayBurst).
+	relayLimit relayLimiter
+	control    *pa.PID // where the child sends its reports and log records (see control)
+	sync       bool    // made by Spawn, which wants the first start's outcome
+	pool       *Pool   // the pool that started it idle; nil for Spawn and Props
 
 	// id is what the child runs: set when the Process is made, or when a
 	// pooled child is taken (before it leaves the pool).
