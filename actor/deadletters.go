@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/internal/names"
@@ -160,8 +161,33 @@ func (d *deadLetters) line(peer string, line []byte) {
 		return
 	}
 	if d.w != nil && d.limiter(peer).allow() {
-		d.write(string(trimNewline(line)) + "\n")
+		d.write(printable(trimNewline(line)) + "\n")
 	}
+}
+
+// maxRelayedLine bounds a dead-letter line relayed from another node, as
+// printed.
+const maxRelayedLine = 1024
+
+// printable makes a line another node sent fit for this node's stderr: one
+// line (control characters, newlines among them, become '?', so a child
+// cannot forge its parent's lines or send its terminal escape sequences),
+// at most maxRelayedLine bytes.
+func printable(line []byte) string {
+	cut := len(line) > maxRelayedLine
+	if cut {
+		line = line[:maxRelayedLine]
+	}
+	s := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(string(line), "\uFFFD"))
+	if cut {
+		s += "…"
+	}
+	return s
 }
 
 func (d *deadLetters) write(s string) {

@@ -243,3 +243,25 @@ func TestDeadLettersOfRemoteMachineryQuiet(t *testing.T) {
 		t.Fatalf("a dead letter of protoactor remote's machinery was printed:\n%s", s)
 	}
 }
+
+// TestDeadLetterLineFromPeerIsOneLine: a dead-letter line relayed from
+// another node (a child's, through DeadLetterLine) is printed as one line
+// of bounded length: a child cannot forge lines of its parent's stderr
+// with embedded newlines, nor send its terminal control sequences.
+func TestDeadLetterLineFromPeerIsOneLine(t *testing.T) {
+	var out testutil.SyncBuffer
+	n := newNode(t, "n", WithDeadLetterLog(&out))
+	n.DeadLetterLine("n/1", []byte("procactor: dead letter at n/1: x\nprocactor: forged\x1b]52;c;aGk=\x07 line\n"))
+	n.DeadLetterLine("n/1", []byte(strings.Repeat("y", 10*maxRelayedLine)))
+	got := out.String()
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("printed %d lines; want 2:\n%q", len(lines), got)
+	}
+	if strings.ContainsAny(got, "\x1b\x07") {
+		t.Fatalf("control characters printed: %q", got)
+	}
+	if len(lines[1]) > maxRelayedLine+len("…") {
+		t.Fatalf("a relayed line of %d bytes printed as %d", 10*maxRelayedLine, len(lines[1]))
+	}
+}
