@@ -139,9 +139,10 @@ const DefaultDebugAddr = "127.0.0.1:0"
 // ServeDebug starts the node's debug endpoint (see DebugHandler) on its own
 // HTTP server listening on addr: host:port, where an empty host means
 // 127.0.0.1 and an empty addr DefaultDebugAddr. It listens on loopback
-// unless addr names another host, and then answers only requests whose Host
-// header names a loopback address or localhost (a web page the user visits
-// cannot read it by rebinding a name of its own to 127.0.0.1). Close it, or
+// unless addr names another host. On loopback it answers only requests whose
+// Host header names a loopback address or localhost (a web page the user
+// visits cannot read it by rebinding a name of its own to 127.0.0.1); on
+// another host it answers any. Close it, or
 // close the node. Errors: the listener's, ErrNodeClosed.
 func (n *Node) ServeDebug(addr string) (*DebugServer, error) {
 	if addr == "" {
