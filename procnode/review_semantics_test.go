@@ -1,0 +1,164 @@
+package procnode_test
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/procnode"
+)
+
+// More scripts that must give the same answers in process and across a
+// process boundary: reentrancy, forwarding, receive timeouts, a request
+// that is never answered, the actor's place in the tree, a sender
+// middleware of the kind's props.
+
+// revProbe is the actor of these scripts. A *pa.PID names its peer, an
+// actor of the test's process that answers "ping" with "pong" and reports
+// what else it gets.
+type revProbe struct {
+	peer  *pa.PID
+	saved *pa.PID
+}
+
+func (a *revProbe) Receive(ctx pa.Context) {
+	switch m := ctx.Message().(type) {
+	case *pa.PID:
+		a.peer = m
+		ctx.Respond("ok")
+	case *pa.ReceiveTimeout:
+		ctx.CancelReceiveTimeout()
+		if a.saved != nil {
+			ctx.Send(a.saved, "timed out")
+			a.saved = nil
+		}
+	case string:
+		switch m {
+		case "reenter":
+			f := ctx.RequestFuture(a.peer, "ping", 30*time.Second)
+			ctx.ReenterAfter(f, func(res any, err error) {
+				ctx.Respond(fmt.Sprint("reentered ", res, " ", err))
+			})
+		case "forward":
+			ctx.Forward(a.peer)
+		case "timeout":
+			a.saved = ctx.Sender()
+			ctx.SetReceiveTimeout(20 * time.Millisecond)
+		case "never":
+		case "send":
+			ctx.Send(a.peer, "hello")
+			ctx.Respond("sent")
+		}
+	}
+}
+
+// revProbeProps has a sender middleware that marks what the actor sends.
+func revProbeProps() *pa.Props {
+	return pa.PropsFromProducer(func() pa.Actor { return &revProbe{} },
+		pa.WithSenderMiddleware(func(next pa.SenderFunc) pa.SenderFunc {
+			return func(c pa.SenderContext, target *pa.PID, env *pa.MessageEnvelope) {
+				if s, ok := env.Message.(string); ok && s == "hello" {
+					env = &pa.MessageEnvelope{Header: env.Header, Message: s + " (marked)", Sender: env.Sender}
+				}
+				next(c, target, env)
+			}
+		}))
+}
+
+func init() {
+	registerKind("rev.probe", func(procnode.Args) (*pa.Props, error) { return revProbeProps(), nil })
+}
+
+// revWorld is one run of a script: the probe under a parent actor, and its
+// peer.
+type revWorld struct {
+	*world
+	probe *pa.PID
+	got   chan any // what the peer got, other than "ping"
+}
+
+func revBothWays(t *testing.T, want []any, script func(w *revWorld) []any) {
+	t.Helper()
+	for _, process := range []bool{false, true} {
+		name := "in-process"
+		if process {
+			name = "process"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			w := &revWorld{world: &world{t: t, n: newNode(t), events: make(chan any, 256), process: process}, got: make(chan any, 16)}
+			a := &parentActor{strategy: pa.DefaultSupervisorStrategy(), events: w.events}
+			w.parent = w.n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor { return a }))
+			t.Cleanup(func() { _ = w.n.Root().StopFuture(w.parent).Wait() })
+			props := revProbeProps()
+			if process {
+				props = propsKind("rev.probe")
+			}
+			w.probe = request(t, w.n, w.parent, &spawnChildren{props: props, n: 1}).([]*pa.PID)[0]
+			w.children = []*pa.PID{w.probe}
+			peer := w.n.Root().Spawn(pa.PropsFromFunc(func(c pa.Context) {
+				switch m := c.Message().(type) {
+				case string:
+					if m == "ping" {
+						c.Respond("pong")
+						return
+					}
+					if m == "forward" {
+						c.Respond(fmt.Sprint("forwarded, sender set: ", c.Sender() != nil))
+						return
+					}
+					w.got <- m
+				}
+			}))
+			if got := request(t, w.n, w.probe, peer); got != "ok" {
+				t.Fatalf("peer: %v", got)
+			}
+			if got := script(w); !reflect.DeepEqual(got, want) {
+				t.Fatalf("answers %v; want %v", got, want)
+			}
+		})
+	}
+}
+
+func (w *revWorld) next() any {
+	select {
+	case m := <-w.got:
+		return m
+	case <-time.After(30 * time.Second):
+		w.t.Fatal("the peer got nothing")
+		return nil
+	}
+}
+
+func TestSemanticsReenterAfter(t *testing.T) {
+	revBothWays(t, []any{"reentered pong <nil>"}, func(w *revWorld) []any {
+		return []any{w.ask(0, "reenter")}
+	})
+}
+
+func TestSemanticsForwardKeepsSender(t *testing.T) {
+	revBothWays(t, []any{"forwarded, sender set: true"}, func(w *revWorld) []any {
+		return []any{w.ask(0, "forward")}
+	})
+}
+
+func TestSemanticsReceiveTimeout(t *testing.T) {
+	revBothWays(t, []any{"timed out", "timed out"}, func(w *revWorld) []any {
+		return []any{w.ask(0, "timeout"), w.ask(0, "timeout")}
+	})
+}
+
+func TestSemanticsRequestNeverAnswered(t *testing.T) {
+	revBothWays(t, []any{pa.ErrTimeout.Error()}, func(w *revWorld) []any {
+		_, err := w.n.Root().RequestFuture(w.probe, "never", 200*time.Millisecond).Result()
+		return []any{fmt.Sprint(err)}
+	})
+}
+
+func TestSemanticsSenderMiddleware(t *testing.T) {
+	revBothWays(t, []any{"sent", "hello (marked)"}, func(w *revWorld) []any {
+		return []any{w.ask(0, "send"), w.next()}
+	})
+}
