@@ -21,7 +21,7 @@ type rootStart struct {
 // run makes the kind's props and spawns the host and the root actor, and
 // returns once the root actor's Started has returned; otherwise ok is false
 // and e says how the child exits.
-func (r rootStart) run(prod actor.Producer, kind, name string, rawArgs []byte) (e childExit, ok bool) {
+func (r rootStart) run(prod actor.Producer, kind, name string, rawArgs []byte, parent *pa.PID) (e childExit, ok bool) {
 	args := actor.Args{Kind: kind, Name: name, Node: r.node}
 	if len(rawArgs) > 0 {
 		v, err := mailbox.Unmarshal(rawArgs)
@@ -43,6 +43,9 @@ func (r rootStart) run(prod actor.Producer, kind, name string, rawArgs []byte) (
 	// returned.
 	// The parent's messages run the root actor on the link's reader when it
 	// is idle (actor.Node.Inline).
+	// Its ctx.Parent() is the spawner, as in one process, not the host: a
+	// message to it reaches the spawner (the host would drop it).
+	props = props.Clone(pa.WithContextDecorator(spawnerParent(parent)))
 	h.props = r.node.Inline(actor.PrependReceiverMiddleware(props, r.link.AckFor(RootID), h.startedMiddleware))
 	hostProps := pa.PropsFromProducer(func() pa.Actor { return h }, pa.WithSupervisor(h))
 	if _, err := r.node.Root().SpawnNamed(hostProps, hostName); err != nil {
@@ -72,7 +75,7 @@ func (r rootStart) assigned(assigns <-chan *assign) (e childExit, ok bool) {
 	prod, found := actor.LookupKind(a.Kind)
 	if !found {
 		e = childExit{code: ExitKindNotRegistered, reason: fmt.Sprintf("kind %q is not registered in %s", a.Kind, os.Args[0])}
-	} else if e, ok = r.run(prod, a.Kind, a.Name, a.Args); ok {
+	} else if e, ok = r.run(prod, a.Kind, a.Name, a.Args, a.Parent); ok {
 		r.node.Root().Send(r.boot.Control, &assigned{})
 		return e, true
 	}
@@ -80,6 +83,22 @@ func (r rootStart) assigned(assigns <-chan *assign) (e childExit, ok bool) {
 	r.node.Root().Send(r.boot.Control, &exitNotice{Code: e.code, Reason: e.reason})
 	return e, false
 }
+
+// spawnerParent is a context decorator whose Parent() is parent.
+func spawnerParent(parent *pa.PID) pa.ContextDecorator {
+	return func(next pa.ContextDecoratorFunc) pa.ContextDecoratorFunc {
+		return func(ctx pa.Context) pa.Context { return parentContext{next(ctx), parent} }
+	}
+}
+
+// parentContext is a root actor's context with the spawner as its parent.
+type parentContext struct {
+	pa.Context
+	parent *pa.PID
+}
+
+// Parent implements pa.Context.
+func (c parentContext) Parent() *pa.PID { return c.parent }
 
 // assignProcess takes a pooled child's assign off the link (a Process, not
 // an actor: nothing else may run before the kind does).

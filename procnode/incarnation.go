@@ -100,6 +100,7 @@ func (p *Process) start() (err error) {
 		PanicExits:   p.cfg.panicExits,
 		MainWithin:   int64(p.cfg.startTimeout / 2),
 		SpinWait:     p.cfg.spinWait,
+		Parent:       p.parent,
 	})
 	if err != nil {
 		return err

@@ -118,7 +118,7 @@ func runChild(raw string) int {
 		// A pool's child: up without a kind, it waits for one (see Pool).
 		assigns = make(chan *assign, 1)
 		an.System().ProcessRegistry.Add(assignProcess(assigns), assignName)
-	} else if e, ok := start.run(prod, b.Kind, b.Name, b.Args); !ok {
+	} else if e, ok := start.run(prod, b.Kind, b.Name, b.Args, b.Parent); !ok {
 		// The child is up once its root actor's Started has returned: a root
 		// actor that fails to start fails the spawn, and the parent's first
 		// message finds an actor ready for it.

@@ -22,14 +22,16 @@ type boot struct {
 	Pooled       bool     // a pool's child: no kind yet, it waits for an assign
 	MainWithin   int64    // nanoseconds from procnode's init within which main must call Main; 0: no check
 	SpinWait     int64    // nanoseconds plus one for the child's link (WithSpinWait); 0: the default
+	Parent       *pa.PID  // the spawner: the root actor's ctx.Parent() (nil for a root context, as in one process)
 }
 
 // assign gives a pooled child what it runs, when it is taken from its pool
 // (see Pool). An empty Kind tells an idle child to exit 0.
 type assign struct {
-	Kind string
-	Name string
-	Args []byte
+	Kind   string
+	Name   string
+	Args   []byte
+	Parent *pa.PID // the spawner, as in boot
 }
 
 // assigned is a pooled child's answer to assign: its root actor's Started

@@ -256,7 +256,7 @@ func (p *Process) assign(ctx context.Context, sys *pa.ActorSystem, id string, pa
 	}
 	p.node.add(p) // now also by its name
 	who := p.who()
-	p.node.Root().Send(pa.NewPID(p.address, assignName), &assign{Kind: who.kind, Name: who.name, Args: who.args})
+	p.node.Root().Send(pa.NewPID(p.address, assignName), &assign{Kind: who.kind, Name: who.name, Args: who.args, Parent: p.parent})
 	select {
 	case err := <-p.taken:
 		if err != nil {

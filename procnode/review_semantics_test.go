@@ -47,6 +47,8 @@ func (a *revProbe) Receive(ctx pa.Context) {
 			a.saved = ctx.Sender()
 			ctx.SetReceiveTimeout(20 * time.Millisecond)
 		case "never":
+		case "parent":
+			ctx.Respond(fmt.Sprint(ctx.Parent()))
 		case "send":
 			ctx.Send(a.peer, "hello")
 			ctx.Respond("sent")
@@ -154,6 +156,19 @@ func TestSemanticsRequestNeverAnswered(t *testing.T) {
 	revBothWays(t, []any{pa.ErrTimeout.Error()}, func(w *revWorld) []any {
 		_, err := w.n.Root().RequestFuture(w.probe, "never", 200*time.Millisecond).Result()
 		return []any{fmt.Sprint(err)}
+	})
+}
+
+// TestSemanticsParent: the actor's ctx.Parent() is its spawner, also in a
+// child process (it was the child's host actor there, which dropped what
+// was sent to it).
+func TestSemanticsParent(t *testing.T) {
+	revBothWays(t, []any{true}, func(w *revWorld) []any {
+		if got := w.ask(0, "parent"); got != w.parent.String() {
+			w.t.Logf("parent %v; spawner %v", got, w.parent)
+			return []any{false}
+		}
+		return []any{true}
 	})
 }
 
