@@ -1,8 +1,10 @@
 package procnode_test
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,4 +178,32 @@ func TestSemanticsSenderMiddleware(t *testing.T) {
 	revBothWays(t, []any{"sent", "hello (marked)"}, func(w *revWorld) []any {
 		return []any{w.ask(0, "send"), w.next()}
 	})
+}
+
+// TestPropsRefuseWhatOnlyRunsInProcess: an option set on procnode.Props
+// that would shape an actor in this process (middleware, a context
+// decorator, an init function, the strategy for its children, its mailbox)
+// has nothing to shape there, as the actor runs in the child from its
+// kind's props: the spawn fails at once with ErrInvalidOption, rather than
+// the actor answering as if the option were not there.
+func TestPropsRefuseWhatOnlyRunsInProcess(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	recv := func(next pa.ReceiverFunc) pa.ReceiverFunc { return next }
+	send := func(next pa.SenderFunc) pa.SenderFunc { return next }
+	spawnMW := func(next pa.SpawnFunc) pa.SpawnFunc { return next }
+	decorate := func(next pa.ContextDecoratorFunc) pa.ContextDecoratorFunc { return next }
+	for name, opt := range map[string]pa.PropsOption{
+		"receiver middleware": pa.WithReceiverMiddleware(recv),
+		"sender middleware":   pa.WithSenderMiddleware(send),
+		"spawn middleware":    pa.WithSpawnMiddleware(spawnMW),
+		"context decorator":   pa.WithContextDecorator(decorate),
+		"init":                pa.WithOnInit(func(pa.Context) {}),
+		"supervisor":          pa.WithSupervisor(pa.NewOneForOneStrategy(1, time.Second, pa.DefaultDecider)),
+		"mailbox":             pa.WithMailbox(pa.Bounded(1)),
+	} {
+		if _, err := n.Root().SpawnNamed(procnode.Props("sem.counter").Configure(opt), strings.ReplaceAll(name, " ", "-")); !errors.Is(err, procnode.ErrInvalidOption) {
+			t.Errorf("%s: got %v; want ErrInvalidOption", name, err)
+		}
+	}
 }

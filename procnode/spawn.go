@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"reflect"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/actor"
@@ -77,9 +78,16 @@ func Spawn(ctx context.Context, spawner pa.SpawnerContext, kind string, opts ...
 // when it ends. Only misuse fails the spawn itself (protoactor's ctx.Spawn
 // panics with the error, SpawnNamed returns it): ErrNoNode,
 // ErrMainNotCalled, ErrInvalidOption, and ErrNameExists for a taken name.
+// The actor runs in the child from its kind's props: an option set on these
+// that would shape an actor here (receiver, sender or spawn middleware, a
+// context decorator, WithOnInit, WithSupervisor, WithMailbox) is
+// ErrInvalidOption, not ignored; put it on the kind's props.
 func Props(kind string, opts ...Option) *pa.Props {
 	return pa.PropsFromFunc(func(pa.Context) {}, pa.WithSpawnFunc(
-		func(sys *pa.ActorSystem, id string, _ *pa.Props, parent pa.SpawnerContext) (*pa.PID, error) {
+		func(sys *pa.ActorSystem, id string, props *pa.Props, parent pa.SpawnerContext) (*pa.PID, error) {
+			if f := inProcessOnly(props); f != "" {
+				return nil, fmt.Errorf("%w: %s set on procnode.Props(%q) would not run in the child: set it on the kind's props", ErrInvalidOption, f, kind)
+			}
 			cfg, err := spawnConfig(sys, opts)
 			if err != nil {
 				return nil, err
@@ -90,6 +98,30 @@ func Props(kind string, opts ...Option) *pa.Props {
 			}
 			return p.pid, nil
 		}))
+}
+
+// inProcessOnly names the first option set on props that shapes an actor
+// in this process, or returns "". protoactor keeps Props' fields
+// unexported; a dispatcher is allowed (it changes no answer).
+func inProcessOnly(props *pa.Props) string {
+	if props == nil {
+		return ""
+	}
+	v := reflect.ValueOf(props).Elem()
+	for _, f := range [...]struct{ field, option string }{
+		{"receiverMiddleware", "a receiver middleware"},
+		{"senderMiddleware", "a sender middleware"},
+		{"spawnMiddleware", "a spawn middleware"},
+		{"contextDecorator", "a context decorator"},
+		{"onInit", "WithOnInit"},
+		{"supervisionStrategy", "WithSupervisor"},
+		{"mailboxProducer", "WithMailbox"},
+	} {
+		if x := v.FieldByName(f.field); x.IsValid() && !x.IsZero() && (x.Kind() != reflect.Slice || x.Len() > 0) {
+			return f.option
+		}
+	}
+	return ""
 }
 
 // spawnConfig checks what a spawn needs before anything is made.
