@@ -51,6 +51,15 @@ func (a *revProbe) Receive(ctx pa.Context) {
 		case "never":
 		case "parent":
 			ctx.Respond(fmt.Sprint(ctx.Parent()))
+		case "sender?":
+			ctx.Send(a.peer, fmt.Sprint("sender nil: ", ctx.Sender() == nil))
+		case "header?":
+			h := ctx.MessageHeader()
+			v := ""
+			if h != nil {
+				v = h.Get("k")
+			}
+			ctx.Send(a.peer, "header k="+v)
 		case "send":
 			ctx.Send(a.peer, "hello")
 			ctx.Respond("sent")
@@ -207,3 +216,38 @@ func TestPropsRefuseWhatOnlyRunsInProcess(t *testing.T) {
 		}
 	}
 }
+
+// TestSemanticsPoisonAfterQueued: a PoisonPill comes after what was sent
+// before it: the actor finishes that, then stops for good (one Terminated,
+// Why Stopped), and a request after that is a dead letter.
+func TestSemanticsPoisonAfterQueued(t *testing.T) {
+	bothWays(t, defaultStrategy, 1, []any{0, pa.TerminatedReason_Stopped, pa.ErrDeadLetter.Error()}, func(w *world) []any {
+		got := []any{w.ask(0, "get")}
+		w.send(0, "inc", "inc")
+		w.n.Root().Poison(w.children[0])
+		got = append(got, w.nextTerminated().Why)
+		return append(got, w.ask(0, "get"))
+	})
+}
+
+// TestSemanticsStopThenRequest: after protoactor's Stop the actor is gone
+// for good, and a request is a dead letter.
+func TestSemanticsStopThenRequest(t *testing.T) {
+	bothWays(t, defaultStrategy, 1, []any{pa.TerminatedReason_Stopped, pa.ErrDeadLetter.Error()}, func(w *world) []any {
+		w.n.Root().Stop(w.children[0])
+		got := []any{w.nextTerminated().Why}
+		return append(got, w.ask(0, "get"))
+	})
+}
+
+// TestSemanticsSenderAndHeaders: a plain Send has no sender, and a root
+// context's headers reach the actor.
+func TestSemanticsSenderAndHeaders(t *testing.T) {
+	revBothWays(t, []any{"sender nil: true", "header k=v"}, func(w *revWorld) []any {
+		w.n.Root().Send(w.probe, "sender?")
+		got := []any{w.next()}
+		w.n.Root().Send(w.probe, &pa.MessageEnvelope{Header: map[string]string{"k": "v"}, Message: "header?"})
+		return append(got, w.next())
+	})
+}
+
