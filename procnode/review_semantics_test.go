@@ -250,4 +250,3 @@ func TestSemanticsSenderAndHeaders(t *testing.T) {
 		return append(got, w.next())
 	})
 }
-
