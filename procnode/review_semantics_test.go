@@ -250,3 +250,33 @@ func TestSemanticsSenderAndHeaders(t *testing.T) {
 		return append(got, w.next())
 	})
 }
+
+// TestPooledParent: a pooled child's root actor has the actor that took it
+// as its ctx.Parent().
+func TestPooledParent(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	usedKinds.Store("rev.probe", true)
+	pl, err := procnode.NewPool(n, "rev.probe", 1, procnode.WithStderr(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	taker := n.Root().Spawn(pa.PropsFromFunc(func(c pa.Context) {
+		if c.Message() == "take" {
+			p, err := pl.Take(testCtx(t), c)
+			if err != nil {
+				c.Respond(err.Error())
+				return
+			}
+			c.Respond(p.PID())
+		}
+	}))
+	t.Cleanup(func() { _ = n.Root().StopFuture(taker).Wait() })
+	pid, ok := request(t, n, taker, "take").(*pa.PID)
+	if !ok {
+		t.Fatal("take failed")
+	}
+	if got := request(t, n, pid, "parent"); got != taker.String() {
+		t.Fatalf("parent %v; want %v", got, taker)
+	}
+}
