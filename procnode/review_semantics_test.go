@@ -51,6 +51,8 @@ func (a *revProbe) Receive(ctx pa.Context) {
 		case "never":
 		case "parent":
 			ctx.Respond(fmt.Sprint(ctx.Parent()))
+		case "boom":
+			panic("boom")
 		case "sender?":
 			ctx.Send(a.peer, fmt.Sprint("sender nil: ", ctx.Sender() == nil))
 		case "header?":
@@ -174,12 +176,18 @@ func TestSemanticsRequestNeverAnswered(t *testing.T) {
 // child process (it was the child's host actor there, which dropped what
 // was sent to it).
 func TestSemanticsParent(t *testing.T) {
-	revBothWays(t, []any{true}, func(w *revWorld) []any {
-		if got := w.ask(0, "parent"); got != w.parent.String() {
-			w.t.Logf("parent %v; spawner %v", got, w.parent)
-			return []any{false}
+	revBothWays(t, []any{true, true}, func(w *revWorld) []any {
+		var got []any
+		for range 2 { // before and after a restart
+			if p := w.ask(0, "parent"); p != w.parent.String() {
+				w.t.Logf("parent %v; spawner %v", p, w.parent)
+				got = append(got, false)
+			} else {
+				got = append(got, true)
+			}
+			w.send(0, "boom")
 		}
-		return []any{true}
+		return got
 	})
 }
 
