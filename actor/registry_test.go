@@ -1,10 +1,9 @@
 package actor
 
 import (
-	"fmt"
 	"testing"
 
-	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/testutil"
 )
 
 // TestCompactRegistry: a node's registry has registryBuckets buckets, what
@@ -23,32 +22,15 @@ func TestCompactRegistry(t *testing.T) {
 		t.Fatal("the activator is not found")
 	}
 	const actors = 2000
-	pids := make([]*pa.PID, 0, actors)
-	for i := range actors {
-		pid, err := n.Root().SpawnNamed(pa.PropsFromFunc(func(pa.Context) {}), fmt.Sprint("a", i))
-		if err != nil {
-			t.Fatal(err)
+	testutil.ActorsComeAndGo(t, n.System(), actors, func() {
+		used := 0
+		for _, b := range pr.LocalPIDs.LocalPIDs {
+			if b.Count() > 0 {
+				used++
+			}
 		}
-		pids = append(pids, pid)
-	}
-	if _, err := n.Root().SpawnNamed(pa.PropsFromFunc(func(pa.Context) {}), "a7"); err == nil {
-		t.Fatal("a name spawned twice")
-	}
-	used := 0
-	for _, b := range pr.LocalPIDs.LocalPIDs {
-		if b.Count() > 0 {
-			used++
+		if used < registryBuckets/2 {
+			t.Fatalf("%d actors in %d of %d buckets", actors, used, registryBuckets)
 		}
-	}
-	if used < registryBuckets/2 {
-		t.Fatalf("%d actors in %d of %d buckets", actors, used, registryBuckets)
-	}
-	for _, pid := range pids {
-		if err := n.Root().StopFuture(pid).Wait(); err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := pr.GetLocal(pid.Id); ok {
-			t.Fatalf("%s still registered after it stopped", pid.Id)
-		}
-	}
+	})
 }

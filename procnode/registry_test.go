@@ -2,11 +2,10 @@ package procnode
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
-	pa "github.com/asynkron/protoactor-go/actor"
 	cmap "github.com/orcaman/concurrent-map"
+	"github.com/procactor/procactor/internal/testutil"
 )
 
 func TestChildNodeRegistry(t *testing.T) {
@@ -35,31 +34,5 @@ func TestChildNodeRegistry(t *testing.T) {
 	if _, ok := pr.GetLocal("eventstream"); !ok {
 		t.Fatal("the event stream process is not found")
 	}
-	const actors = 2000
-	pids := make([]*pa.PID, 0, actors)
-	for i := range actors {
-		pid, err := n.Root().SpawnNamed(pa.PropsFromFunc(func(pa.Context) {}), fmt.Sprint("a", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pids = append(pids, pid)
-	}
-	if _, err := n.Root().SpawnNamed(pa.PropsFromFunc(func(pa.Context) {}), "a7"); err == nil {
-		t.Fatal("a name spawned twice")
-	}
-	for _, pid := range pids {
-		if _, ok := pr.GetLocal(pid.Id); !ok {
-			t.Fatalf("%s not found", pid.Id)
-		}
-	}
-	for _, pid := range pids {
-		if err := n.Root().StopFuture(pid).Wait(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, pid := range pids {
-		if _, ok := pr.GetLocal(pid.Id); ok {
-			t.Fatalf("%s still registered after it stopped", pid.Id)
-		}
-	}
+	testutil.ActorsComeAndGo(t, n.System(), 2000, nil)
 }
