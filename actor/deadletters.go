@@ -9,10 +9,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/internal/names"
+	"github.com/procactor/procactor/internal/printable"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/rs/zerolog"
 )
@@ -161,7 +161,7 @@ func (d *deadLetters) line(peer string, line []byte) {
 		return
 	}
 	if d.w != nil && d.limiter(peer).allow() {
-		d.write(printable(trimNewline(line)) + "\n")
+		d.write(relayedLine(trimNewline(line)) + "\n")
 	}
 }
 
@@ -169,21 +169,16 @@ func (d *deadLetters) line(peer string, line []byte) {
 // printed.
 const maxRelayedLine = 1024
 
-// printable makes a line another node sent fit for this node's stderr: one
+// relayedLine makes a line another node sent fit for this node's stderr: one
 // line (control characters, newlines among them, become '?', so a child
 // cannot forge its parent's lines or send its terminal escape sequences),
 // at most maxRelayedLine bytes.
-func printable(line []byte) string {
+func relayedLine(line []byte) string {
 	cut := len(line) > maxRelayedLine
 	if cut {
 		line = line[:maxRelayedLine]
 	}
-	s := strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return '?'
-		}
-		return r
-	}, strings.ToValidUTF8(string(line), "\uFFFD"))
+	s := printable.String(string(line))
 	if cut {
 		s += "…"
 	}

@@ -5,9 +5,9 @@ import (
 	"io"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
+	"github.com/procactor/procactor/internal/printable"
 	"github.com/procactor/procactor/procnode"
 )
 
@@ -209,12 +209,7 @@ func (v *view) line(w io.Writer, s string) { fmt.Fprintln(w, v.fit(s)) }
 // and a compromised child must not reach the terminal with escape sequences
 // or break the table with newlines.
 func cut(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return '?'
-		}
-		return r
-	}, s)
+	s = printable.String(s)
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
