@@ -279,6 +279,18 @@ func linkStats(n *procnode.Node, addr string) (s struct{ Retained, Held int }) {
 // that the answers are equal (and equal to want).
 func bothWays(t *testing.T, strategy func() pa.SupervisorStrategy, children int, want []any, script func(w *world) []any) {
 	t.Helper()
+	bothSides(t, func(t *testing.T, process bool) {
+		w := newWorld(t, process, strategy(), children)
+		if got := script(w); !reflect.DeepEqual(got, want) {
+			t.Fatalf("answers %v; want %v", got, want)
+		}
+	})
+}
+
+// bothSides runs test twice, as parallel subtests: with its actors in the
+// test's process, and with them in a child process.
+func bothSides(t *testing.T, test func(t *testing.T, process bool)) {
+	t.Helper()
 	for _, process := range []bool{false, true} {
 		name := "in-process"
 		if process {
@@ -286,10 +298,7 @@ func bothWays(t *testing.T, strategy func() pa.SupervisorStrategy, children int,
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, process, strategy(), children)
-			if got := script(w); !reflect.DeepEqual(got, want) {
-				t.Fatalf("answers %v; want %v", got, want)
-			}
+			test(t, process)
 		})
 	}
 }

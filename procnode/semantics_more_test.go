@@ -96,45 +96,38 @@ type revWorld struct {
 
 func revBothWays(t *testing.T, want []any, script func(w *revWorld) []any) {
 	t.Helper()
-	for _, process := range []bool{false, true} {
-		name := "in-process"
+	bothSides(t, func(t *testing.T, process bool) {
+		w := &revWorld{world: &world{t: t, n: newNode(t), events: make(chan any, 256), process: process}, got: make(chan any, 16)}
+		a := &parentActor{strategy: pa.DefaultSupervisorStrategy(), events: w.events}
+		w.parent = w.n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor { return a }))
+		t.Cleanup(func() { _ = w.n.Root().StopFuture(w.parent).Wait() })
+		props := revProbeProps()
 		if process {
-			name = "process"
+			props = propsKind("rev.probe")
 		}
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			w := &revWorld{world: &world{t: t, n: newNode(t), events: make(chan any, 256), process: process}, got: make(chan any, 16)}
-			a := &parentActor{strategy: pa.DefaultSupervisorStrategy(), events: w.events}
-			w.parent = w.n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor { return a }))
-			t.Cleanup(func() { _ = w.n.Root().StopFuture(w.parent).Wait() })
-			props := revProbeProps()
-			if process {
-				props = propsKind("rev.probe")
-			}
-			w.probe = request(t, w.n, w.parent, &spawnChildren{props: props, n: 1}).([]*pa.PID)[0]
-			w.children = []*pa.PID{w.probe}
-			peer := w.n.Root().Spawn(pa.PropsFromFunc(func(c pa.Context) {
-				switch m := c.Message().(type) {
-				case string:
-					if m == "ping" {
-						c.Respond("pong")
-						return
-					}
-					if m == "forward" {
-						c.Respond(fmt.Sprint("forwarded, sender set: ", c.Sender() != nil))
-						return
-					}
-					w.got <- m
+		w.probe = request(t, w.n, w.parent, &spawnChildren{props: props, n: 1}).([]*pa.PID)[0]
+		w.children = []*pa.PID{w.probe}
+		peer := w.n.Root().Spawn(pa.PropsFromFunc(func(c pa.Context) {
+			switch m := c.Message().(type) {
+			case string:
+				if m == "ping" {
+					c.Respond("pong")
+					return
 				}
-			}))
-			if got := request(t, w.n, w.probe, peer); got != "ok" {
-				t.Fatalf("peer: %v", got)
+				if m == "forward" {
+					c.Respond(fmt.Sprint("forwarded, sender set: ", c.Sender() != nil))
+					return
+				}
+				w.got <- m
 			}
-			if got := script(w); !reflect.DeepEqual(got, want) {
-				t.Fatalf("answers %v; want %v", got, want)
-			}
-		})
-	}
+		}))
+		if got := request(t, w.n, w.probe, peer); got != "ok" {
+			t.Fatalf("peer: %v", got)
+		}
+		if got := script(w); !reflect.DeepEqual(got, want) {
+			t.Fatalf("answers %v; want %v", got, want)
+		}
+	})
 }
 
 func (w *revWorld) next() any {
