@@ -75,12 +75,13 @@ func setTestHookStarted(t *testing.T, f func()) {
 	t.Cleanup(func() { testHookStarted.Store(nil) })
 }
 
-// TestStopAfterExitBeforeStartReported: a child that exits before its
-// start's outcome reaches the supervisor goroutine (a message held during
-// the start killed it), and that is stopped meanwhile, still ends: Stop
-// returns, Wait gives the exit. The hook holds the start's outcome until the
-// exit has been seen and the stop has begun.
-func TestStopAfterExitBeforeStartReported(t *testing.T) {
+// stopDuringHeldStart spawns kind sem.counter with opts while the start's
+// outcome is held from the supervisor goroutine, sends it msg (held, sent as
+// the link comes up), waits until pending says the supervisor has seen what
+// msg did, begins a Stop, releases the start, and returns the Process once
+// Stop has returned.
+func stopDuringHeldStart(t *testing.T, msg string, what string, pending func(p *Process) bool, opts ...Option) *Process {
+	t.Helper()
 	release := make(chan struct{})
 	var once sync.Once
 	releaseStart := func() { once.Do(func() { close(release) }) }
@@ -90,18 +91,18 @@ func TestStopAfterExitBeforeStartReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { // bounded: a process actor that never ends must fail the test, not hang it
+	t.Cleanup(func() { // bounded: a process actor that never ends must fail the test, not hang it
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = n.Close(ctx)
-	}()
-	pid := n.Root().Spawn(Props("sem.counter", WithStderr(nil)))
+	})
+	pid := n.Root().Spawn(Props("sem.counter", append([]Option{WithStderr(nil)}, opts...)...))
 	p, _ := n.Process(pid)
-	n.Root().Send(pid, "exit3") // held, sent as the link comes up: the child exits 3
-	testutil.Eventually(t, "the exit seen while the start is held", func() bool {
+	n.Root().Send(pid, msg)
+	testutil.Eventually(t, what, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		return p.pendingExit != nil
+		return pending(p)
 	})
 	stopped := make(chan error, 1)
 	go func() { stopped <- p.Stop(context.Background()) }()
@@ -110,6 +111,18 @@ func TestStopAfterExitBeforeStartReported(t *testing.T) {
 	if err := testutil.Receive(t, stopped, "Stop to return"); err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// TestStopAfterExitBeforeStartReported: a child that exits before its
+// start's outcome reaches the supervisor goroutine (a message held during
+// the start killed it), and that is stopped meanwhile, still ends: Stop
+// returns, Wait gives the exit. The hook holds the start's outcome until the
+// exit has been seen and the stop has begun.
+func TestStopAfterExitBeforeStartReported(t *testing.T) {
+	// "exit3" makes the child exit 3.
+	p := stopDuringHeldStart(t, "exit3", "the exit seen while the start is held",
+		func(p *Process) bool { return p.pendingExit != nil })
 	if st := p.ExitStatus(); st == nil || st.Code != 3 {
 		t.Fatalf("exit status %v; want exit code 3", st)
 	}
@@ -121,35 +134,9 @@ func TestStopAfterExitBeforeStartReported(t *testing.T) {
 // strategy, whose Restart lets the poison through, and the child exits 0.
 // Without it the poison waits in the suspended mailbox until SIGTERM.
 func TestStopAfterFailureBeforeStartReported(t *testing.T) {
-	release := make(chan struct{})
-	var once sync.Once
-	releaseStart := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(releaseStart)
-	setTestHookStarted(t, func() { <-release })
-	n, err := NewNode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = n.Close(ctx)
-	}()
-	pid := n.Root().Spawn(Props("sem.counter", WithStderr(nil), WithStopTimeouts(20*time.Second, time.Second)))
-	p, _ := n.Process(pid)
-	n.Root().Send(pid, "boom") // held, sent as the link comes up: the root actor fails
-	testutil.Eventually(t, "the failure seen while the start is held", func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.pendingFailure != nil
-	})
-	stopped := make(chan error, 1)
-	go func() { stopped <- p.Stop(context.Background()) }()
-	testutil.Eventually(t, "the stop begun", func() bool { return p.State() == "stopping" })
-	releaseStart()
-	if err := testutil.Receive(t, stopped, "Stop to return"); err != nil {
-		t.Fatal(err)
-	}
+	// "boom" makes the root actor fail.
+	p := stopDuringHeldStart(t, "boom", "the failure seen while the start is held",
+		func(p *Process) bool { return p.pendingFailure != nil }, WithStopTimeouts(20*time.Second, time.Second))
 	if err := p.Wait(context.Background()); err != nil {
 		t.Fatalf("Wait: %v; want nil (the poisoned root actor stopped, the child exited 0)", err)
 	}
