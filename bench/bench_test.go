@@ -373,3 +373,28 @@ func TestServeFramesCounts(t *testing.T) {
 		t.Errorf("peer wrote %v; want %v", out.Bytes(), want)
 	}
 }
+
+// TestLeanChildRemoved runs procactor_lean through the bench command and checks
+// that the directory its child binary was built in is gone when run returns:
+// every run used to leave one (about 18 MB) behind in the temp dir.
+func TestLeanChildRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	var stdout, stderr bytes.Buffer
+	args := []string{"-quick", "-reps", "1", "-systems", "procactor_lean", "-scenarios", "rtt_64b"}
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("run %q: exit %d\n%s", args, code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "procactor_lean") {
+		t.Fatalf("run %q printed no procactor_lean row:\n%s", args, stdout.String())
+	}
+	left, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range left {
+		if strings.HasPrefix(e.Name(), "procactor-bench-lean-") {
+			t.Errorf("run left %s in the temp dir", e.Name())
+		}
+	}
+}

@@ -84,6 +84,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	defer liveChildren.killAll()
+	defer func() {
+		if err := leanChild.remove(); err != nil {
+			fmt.Fprintf(stderr, "bench: removing the lean child: %v\n", err)
+		}
+	}()
 
 	type result struct {
 		rep *report

@@ -33,20 +33,53 @@ func init() {
 // procactorNode is the bench process's root node, shared by every procactor link.
 var procactorNode = sync.OnceValues(func() (*procnode.Node, error) { return procnode.NewNode() })
 
-// leanBinary builds bench/leanchild once per run.
-var leanBinary = sync.OnceValues(func() (string, error) {
+// leanChild is bench/leanchild, built on first use and removed by run when
+// the bench ends.
+var leanChild leanBuild
+
+// leanBuild builds bench/leanchild once into a temp dir of its own.
+type leanBuild struct {
+	mu  sync.Mutex
+	dir string // "" until built
+	bin string
+	err error
+}
+
+// binary returns the path of the lean child, building it on first use.
+func (b *leanBuild) binary() (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.bin != "" || b.err != nil {
+		return b.bin, b.err
+	}
 	dir, err := os.MkdirTemp("", "procactor-bench-lean-")
 	if err != nil {
+		b.err = err
 		return "", err
 	}
 	bin := filepath.Join(dir, "leanchild")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/procactor/procactor/bench/leanchild")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("building bench/leanchild: %w", err)
+		os.RemoveAll(dir)
+		b.err = fmt.Errorf("building bench/leanchild: %w", err)
+		return "", b.err
 	}
+	b.dir, b.bin = dir, bin
 	return bin, nil
-})
+}
+
+// remove deletes the lean child's temp dir; a later binary builds it again.
+func (b *leanBuild) remove() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	dir := b.dir
+	b.dir, b.bin, b.err = "", "", nil
+	if dir == "" {
+		return nil
+	}
+	return os.RemoveAll(dir)
+}
 
 type procactorSystem struct {
 	sysName string
@@ -62,7 +95,7 @@ func (s procactorSystem) options() ([]procnode.Option, error) {
 		opts = append(opts, procnode.WithGOMAXPROCS(1))
 	}
 	if s.lean {
-		bin, err := leanBinary()
+		bin, err := leanChild.binary()
 		if err != nil {
 			return nil, err
 		}
