@@ -189,6 +189,9 @@ func (e *Endpoint) Start() error {
 		return ErrAlreadyStarted
 	}
 	e.running.Store(2)
+	// Senders may write at once: waiting for the writer goroutine to be
+	// scheduled would cost the first message a thread's wake-up.
+	e.out.start()
 	go e.readLoop()
 	go e.writeLoop()
 	return nil
@@ -385,6 +388,9 @@ func (e *Endpoint) finish() {
 
 func (e *Endpoint) writeLoop() {
 	defer e.exit()
+	if f := writerStarting.Load(); f != nil {
+		(*f)(e)
+	}
 	err := e.out.run()
 	switch {
 	case err == nil:
@@ -405,3 +411,6 @@ func (e *Endpoint) writeLoop() {
 		e.fail(fmt.Errorf("%w: write: %w", ErrPeerGone, err))
 	}
 }
+
+// writerStarting, when set (by a test), runs as a writer goroutine begins.
+var writerStarting atomic.Pointer[func(*Endpoint)]

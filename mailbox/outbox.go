@@ -44,7 +44,7 @@ type outbox struct {
 	err       error         // why sends are refused; set once (guarded by mu)
 	abort     bool          // drop what is queued (guarded by mu)
 	goodbye   bool          // a goodbye is queued (guarded by mu)
-	running   bool          // the writer goroutine may write (guarded by mu)
+	running   bool          // started: senders and the writer goroutine may write (guarded by mu)
 	maxFrame  int           // guarded by mu
 	lastWrite int64         // monotonic time the last write ended (guarded by mu)
 	sends     atomic.Uint64 // messages queued so far (a reader's call that sent one expects an answer)
@@ -309,9 +309,17 @@ func (o *outbox) stop(err error) {
 
 // run is the writer goroutine. It returns nil after writing a goodbye, the
 // write error, or errAborted.
-func (o *outbox) run() error {
+// start lets writes begin: from now on a sender may write directly, before
+// the writer goroutine has first run (what was held meanwhile goes out
+// ahead of it, in order, with whoever writes first).
+func (o *outbox) start() {
 	o.mu.Lock()
 	o.running = true
+	o.mu.Unlock()
+}
+
+func (o *outbox) run() error {
+	o.mu.Lock()
 	for {
 		if o.abort {
 			o.mu.Unlock()
