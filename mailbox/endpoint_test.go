@@ -942,3 +942,22 @@ func TestSendRightAfterStartWritesDirectly(t *testing.T) {
 		t.Fatalf("got %v; want first", got[0].Message)
 	}
 }
+
+// TestFirstReadAfterHandshakePolls: a link's first read after the handshake
+// polls for its first message (WithSpinWait), which usually follows at once:
+// messages held until the link came up, or the first request of a Spawn's
+// caller. Sleeping on the poller instead cost the child's first message a
+// thread's wake-up on each side.
+func TestFirstReadAfterHandshakePolls(t *testing.T) {
+	t.Parallel()
+	p := newPair(t, transports[1], nil)
+	deadline := time.Now().Add(testTimeout)
+	for _, e := range []*Endpoint{p.a, p.b} {
+		for e.ReaderStats().Polls == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the first read after the handshake never polled", e.cfg.localAddress)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}

@@ -129,6 +129,13 @@ func (e *Endpoint) Handshake(ctx context.Context, local Hello) (Hello, error) {
 		e.dec.mismatch = mismatch
 		e.mismatch = mismatch
 		if e.state.CompareAndSwap(stateHandshaking, stateReady) {
+			if e.spin != nil {
+				// A new link's first message usually follows at once (what
+				// was held until it came up, a Spawn caller's first
+				// request): the first read polls for it (spinWait), and
+				// backs off nothing if it waited in vain.
+				e.spin.hopeForMessage()
+			}
 			return hello, nil
 		}
 		err = ErrClosed // aborted meanwhile

@@ -40,7 +40,8 @@ func (c *PipeConn) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
-// setSpin and expectAnswer implement spinner (spinWait, rawio_linux.go).
+// setSpin, expectAnswer and hopeForMessage implement spinner (spinWait,
+// rawio_linux.go).
 func (c *PipeConn) setSpin(d time.Duration) {
 	if c.rr != nil {
 		c.rr.setSpin(d)
@@ -50,6 +51,12 @@ func (c *PipeConn) setSpin(d time.Duration) {
 func (c *PipeConn) expectAnswer() {
 	if c.rr != nil {
 		c.rr.expectAnswer()
+	}
+}
+
+func (c *PipeConn) hopeForMessage() {
+	if c.rr != nil {
+		c.rr.hopeForMessage()
 	}
 }
 
@@ -65,6 +72,7 @@ func (c *PipeConn) pollCount() uint64 {
 type spinner interface {
 	setSpin(d time.Duration)
 	expectAnswer()
+	hopeForMessage()
 	pollCount() uint64
 }
 

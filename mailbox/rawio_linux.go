@@ -39,7 +39,9 @@ type rawFile struct {
 	// Spinning (see spinWait): set once before the first read.
 	spin   int64         // ns a read that expects an answer polls; 0: never
 	armed  atomic.Bool   // the next read expects an answer
+	guess  atomic.Bool   // ... only hopes for one: its miss does not back off
 	expect bool          // this read does (guarded by mu)
+	hoped  bool          // this read's poll is a guess (guarded by mu)
 	spun   bool          // this read has polled already (guarded by mu)
 	skip   int           // expecting reads left that do not poll (guarded by mu)
 	misses int           // polls in a row that ended without an answer (guarded by mu)
@@ -91,6 +93,9 @@ func (r *rawFile) readFD(fd uintptr) bool {
 			n, e = r.poll(fd)
 			if e == syscall.ETIMEDOUT {
 				return false
+			}
+			if e == syscall.EAGAIN && r.hoped {
+				return false // a guess that missed says nothing of the peer's pace
 			}
 			if e == syscall.EAGAIN {
 				// No answer within the window: the next 1, 3, 7 ... 63
@@ -174,6 +179,7 @@ func (r *rawFile) Read(p []byte) (int, error) {
 	r.mu.Lock()
 	r.p, r.n, r.errno = p, 0, 0
 	r.expect, r.spun = r.spin > 0 && r.armed.Swap(false), false
+	r.hoped = r.guess.Swap(false) && r.expect
 	err := r.raw.Read(r.readFn)
 	n, errno := r.n, r.errno
 	r.p = nil
@@ -229,3 +235,11 @@ func (r *rawFile) setSpin(d time.Duration) { r.spin = int64(d) }
 
 // expectAnswer makes the next read poll (spinWait).
 func (r *rawFile) expectAnswer() { r.armed.Store(true) }
+
+// hopeForMessage makes the next read poll (spinWait) without backing off if
+// nothing comes: the first read of a new link, whose peer may well have
+// nothing to send yet.
+func (r *rawFile) hopeForMessage() {
+	r.guess.Store(true)
+	r.armed.Store(true)
+}

@@ -192,6 +192,19 @@ func TestPipeConnSpinBackoff(t *testing.T) {
 	if got || r.misses != 0 || r.skip != 0 {
 		t.Fatalf("a read that expected nothing: read %v, misses %d skip %d", got, r.misses, r.skip)
 	}
+	// A read that only hopes for a message (a new link's first) polls, and
+	// its miss backs off nothing.
+	pollStarted = nil
+	r.setSpin(time.Microsecond)
+	polled := r.polls.Load()
+	r.mu.Lock()
+	r.p, r.expect, r.spun, r.hoped = buf, true, false, true
+	got = r.readFD(fd)
+	r.hoped = false
+	r.mu.Unlock()
+	if got || r.polls.Load() != polled+1 || r.misses != 0 || r.skip != 0 {
+		t.Fatalf("a hoped-for read that missed: read %v, polls %d (was %d), misses %d skip %d; want a poll and no backoff", got, r.polls.Load(), polled, r.misses, r.skip)
+	}
 	// Through Read, with data already there: no poll, nothing counted.
 	pollStarted = nil
 	a.Write([]byte("here"))
@@ -201,8 +214,9 @@ func TestPipeConnSpinBackoff(t *testing.T) {
 	}
 }
 
-// An endpoint arms its stream's poll when a Handler call sent something
-// and when a requester borrows the reader; WithSpinWait(0) never polls.
+// An endpoint arms its stream's poll for the first read after the
+// handshake, when a Handler call sent something and when a requester
+// borrows the reader; WithSpinWait(0) never polls.
 func TestEndpointExpectsAnswers(t *testing.T) {
 	x, y, err := Pipe(0)
 	if err != nil {
@@ -226,13 +240,16 @@ func TestEndpointExpectsAnswers(t *testing.T) {
 	if replier.spin == nil || y.rr.spin != int64(DefaultSpinWait) {
 		t.Fatalf("a PipeConn endpoint does not poll by default (spin %v)", y.rr.spin)
 	}
+	// Each side's first read after the handshake polls once, hoping for a
+	// first message.
+	testutil.Eventually(t, "both first reads to poll", func() bool { return x.rr.polls.Load() == 1 && y.rr.polls.Load() == 1 })
 	sendStrings(t, asker, "ping")
 	got.wait(t, 1)
 	// The replier's reader read again after its call sent the pong: that
 	// read expected an answer and polled for it.
-	testutil.Eventually(t, "the replier's read to poll", func() bool { return y.rr.polls.Load() > 0 })
-	if n := x.rr.polls.Load(); n != 0 {
-		t.Fatalf("the asker's reader polled %d times: it expected nothing", n)
+	testutil.Eventually(t, "the replier's read to poll", func() bool { return y.rr.polls.Load() == 2 })
+	if n := x.rr.polls.Load(); n != 1 {
+		t.Fatalf("the asker's reader polled %d times: once after the handshake, then it expected nothing", n)
 	}
 
 	off, _, err := Pipe(0)

@@ -24,3 +24,4 @@ func (r *rawFile) setSpin(time.Duration) {}
 func (r *rawFile) setDeadline(time.Time) {}
 func (r *rawFile) markClosing()          {}
 func (r *rawFile) expectAnswer()         {}
+func (r *rawFile) hopeForMessage()       {}
