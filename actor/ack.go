@@ -50,6 +50,7 @@ func (l *Link) AckFor(id string) pa.ReceiverMiddleware {
 	l.ackc.Store(a)
 	return func(next pa.ReceiverFunc) pa.ReceiverFunc {
 		return func(c pa.ReceiverContext, env *pa.MessageEnvelope) {
+			env = linkEnvelope(env)
 			next(c, env)
 			a.finished(env)
 		}
@@ -66,7 +67,7 @@ func (l *Link) Finished(message any) {
 	if a == nil {
 		return
 	}
-	if env, ok := message.(*pa.MessageEnvelope); ok {
+	if env, ok := UnwrapFailed(message).(*pa.MessageEnvelope); ok {
 		a.finished(env)
 	}
 }

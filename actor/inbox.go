@@ -120,6 +120,7 @@ func (ib *inbox) usage() (int, int64) {
 func (n *Node) boundInbox(props *pa.Props, ib *inbox) *pa.Props {
 	return PrependReceiverMiddleware(props, func(next pa.ReceiverFunc) pa.ReceiverFunc {
 		return func(c pa.ReceiverContext, env *pa.MessageEnvelope) {
+			env = linkEnvelope(env)
 			if _, ok := env.Message.(*pa.Stopped); ok {
 				n.inboxStopped(c.Self().Id, ib)
 			}

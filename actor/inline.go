@@ -333,7 +333,7 @@ func (m *inlineMailbox) run(inline bool) (done bool) {
 // and dead-letters (a requester gets ErrDeadLetter at once), and protoactor's
 // stopped actor would drop it without a word.
 func (m *inlineMailbox) deadLetter(msg any) {
-	m.node.system.DeadLetter.SendUserMessage(m.self, msg)
+	m.node.system.DeadLetter.SendUserMessage(m.self, UnwrapFailed(msg))
 }
 
 // checkGone marks the mailbox dead once its actor has left the registry

@@ -92,13 +92,13 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		// An envelope of its own: the actor's middleware recognises it.
 		menv := &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender}
 		ackc.delivered(h.ep, menv)
-		msg = menv
+		msg = counted(menv)
 	} else if ib != nil {
 		menv, ok := l.deliverCounted(ib, env)
 		if !ok {
 			return
 		}
-		msg = menv
+		msg = counted(menv)
 	} else {
 		msg = env.Message
 		if env.Sender != nil || len(env.Header) > 0 {
@@ -113,7 +113,56 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		mb.deliverInline(msg, h.ep) // last: the reader role may move during it
 		return
 	}
+	if _, ok := msg.(quietEnvelope); ok {
+		if _, live := sys.ProcessRegistry.GetLocal(target.Id); !live {
+			msg = UnwrapFailed(msg) // a dead letter: protoactor's must see the sender
+		}
+	}
 	sys.Root.Send(target, msg)
+}
+
+// quietEnvelope is the envelope of its own (counted) that a link delivers
+// a message in when the message does not influence its actor's receive
+// timeout (pa.NotInfluenceReceiveTimeout). protoactor asks that of what the
+// mailbox hands the actor, not of the message inside an envelope: a
+// *pa.MessageEnvelope would push an armed timeout back, where the bare
+// message, as one process delivers it, does not. The link's receiver
+// middleware (Link.AckFor, the inbox's), outermost, takes the envelope out
+// before anything else sees it.
+type quietEnvelope struct{ *pa.MessageEnvelope }
+
+// NotInfluenceReceiveTimeout implements pa.NotInfluenceReceiveTimeout.
+func (quietEnvelope) NotInfluenceReceiveTimeout() {}
+
+// counted returns what the link posts to the actor for menv, an envelope
+// of its own.
+func counted(menv *pa.MessageEnvelope) any {
+	if _, ok := menv.Message.(pa.NotInfluenceReceiveTimeout); ok {
+		return quietEnvelope{menv}
+	}
+	return menv
+}
+
+// linkEnvelope returns the envelope of env's message when it is a
+// quietEnvelope (protoactor wrapped it in one of its own on its way to the
+// receiver middlewares), otherwise env.
+func linkEnvelope(env *pa.MessageEnvelope) *pa.MessageEnvelope {
+	if q, ok := env.Message.(quietEnvelope); ok {
+		return q.MessageEnvelope
+	}
+	return env
+}
+
+// UnwrapFailed returns the failing message a supervisor strategy got in the
+// form protoactor gives it: a message that does not influence the receive
+// timeout and came over a link is in an envelope of the link's (see
+// quietEnvelope), unwrapped here to its *pa.MessageEnvelope. Any other
+// message is returned as it is.
+func UnwrapFailed(message any) any {
+	if q, ok := message.(quietEnvelope); ok {
+		return q.MessageEnvelope
+	}
+	return message
 }
 
 // deliverDirect runs a message for an actor whose finished messages the
@@ -147,7 +196,7 @@ func (h *linkHandler) deliverDirect(ackc *ackCounter, env *mailbox.Envelope) boo
 	// Something waits before it: counted with an envelope of its own.
 	menv := &pa.MessageEnvelope{Header: env.Header, Message: env.Message, Sender: env.Sender}
 	ackc.delivered(h.ep, menv)
-	mb.runClaimed(menv, h.ep, direct, nil, 0)
+	mb.runClaimed(counted(menv), h.ep, direct, nil, 0)
 	return true
 }
 

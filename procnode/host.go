@@ -220,7 +220,7 @@ func (h *host) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID
 		return
 	}
 	h.link.Finished(message)
-	_, msg, _ := pa.UnwrapEnvelope(message)
+	_, msg, _ := pa.UnwrapEnvelope(actor.UnwrapFailed(message))
 	rf := &rootFailed{Incarnation: h.incarnation, Text: fmt.Sprint(reason), MessageType: fmt.Sprintf("%T", msg)}
 	if b, err := mailbox.Marshal(reason); err == nil {
 		rf.Reason = b

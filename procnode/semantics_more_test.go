@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/mailbox"
 	"github.com/procactor/procactor/procnode"
 )
 
@@ -30,6 +32,11 @@ func (a *revProbe) Receive(ctx pa.Context) {
 	case *pa.PID:
 		a.peer = m
 		ctx.Respond("ok")
+	case *pa.Stopping:
+		if a.peer != nil {
+			ctx.Send(a.peer, "stopping")
+			ctx.Send(ctx.Parent(), "stopping") // to the spawner, as in one process
+		}
 	case *pa.ReceiveTimeout:
 		ctx.CancelReceiveTimeout()
 		if a.saved != nil {
@@ -84,6 +91,8 @@ func revProbeProps() *pa.Props {
 
 func init() {
 	registerKind("rev.probe", func(procnode.Args) (*pa.Props, error) { return revProbeProps(), nil })
+	registerKind("rev.quiet", func(procnode.Args) (*pa.Props, error) { return quietProps(), nil })
+	mailbox.RegisterType("rev.quietTick", &quietTick{})
 }
 
 // revWorld is one run of a script: the probe under a parent actor, and its
@@ -96,14 +105,21 @@ type revWorld struct {
 
 func revBothWays(t *testing.T, want []any, script func(w *revWorld) []any) {
 	t.Helper()
+	revBothWaysKind(t, "rev.probe", revProbeProps, want, script)
+}
+
+// revBothWaysKind is revBothWays with the actor of kind, made in process by
+// props.
+func revBothWaysKind(t *testing.T, kind string, props func() *pa.Props, want []any, script func(w *revWorld) []any) {
+	t.Helper()
 	bothSides(t, func(t *testing.T, process bool) {
 		w := &revWorld{world: &world{t: t, n: newNode(t), events: make(chan any, 256), process: process}, got: make(chan any, 16)}
 		a := &parentActor{strategy: pa.DefaultSupervisorStrategy(), events: w.events}
 		w.parent = w.n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor { return a }))
 		t.Cleanup(func() { _ = w.n.Root().StopFuture(w.parent).Wait() })
-		props := revProbeProps()
+		props := props()
 		if process {
-			props = propsKind("rev.probe")
+			props = propsKind(kind)
 		}
 		w.probe = request(t, w.n, w.parent, &spawnChildren{props: props, n: 1}).([]*pa.PID)[0]
 		w.children = []*pa.PID{w.probe}
@@ -280,4 +296,89 @@ func TestPooledParent(t *testing.T) {
 	if got := request(t, n, pid, "parent"); got != taker.String() {
 		t.Fatalf("parent %v; want %v", got, taker)
 	}
+}
+
+// TestSemanticsLastWordsArrive: what the actor sends while it stops (in
+// Stopping) arrives, however it is stopped: the child does not exit before
+// it has left.
+func TestSemanticsLastWordsArrive(t *testing.T) {
+	for _, how := range []string{"stop", "poison"} {
+		t.Run(how, func(t *testing.T) {
+			revBothWays(t, []any{"stopping", pa.TerminatedReason_Stopped}, func(w *revWorld) []any {
+				if how == "stop" {
+					w.n.Root().Stop(w.probe)
+				} else {
+					w.n.Root().Poison(w.probe)
+				}
+				got := []any{w.next()}
+				return append(got, w.nextTerminated().Why)
+			})
+		})
+	}
+}
+
+// quietTick does not count as activity for a receive timeout.
+type quietTick struct{}
+
+// NotInfluenceReceiveTimeout implements pa.NotInfluenceReceiveTimeout.
+func (*quietTick) NotInfluenceReceiveTimeout() {}
+
+// quietActor tells its peer, for a *quietTick, whether what its mailbox
+// was given for it still says it does not influence the receive timeout:
+// protoactor's InvokeUserMessage asks exactly that of what the mailbox
+// hands it, and a message that does not say it pushes an armed timeout back.
+type quietActor struct {
+	peer   *pa.PID
+	posted *timeoutPosted
+}
+
+func (a *quietActor) Receive(ctx pa.Context) {
+	switch m := ctx.Message().(type) {
+	case *pa.PID:
+		a.peer = m
+		ctx.Respond("ok")
+	case *quietTick:
+		if a.posted.quiet.Load() {
+			ctx.Send(a.peer, "quiet")
+		} else {
+			ctx.Send(a.peer, "influences the receive timeout")
+		}
+	}
+}
+
+// quietProps has a mailbox (protoactor's own) that records what it is
+// given for a quietTick.
+func quietProps() *pa.Props {
+	posted := &timeoutPosted{}
+	return pa.PropsFromProducer(func() pa.Actor { return &quietActor{posted: posted} }, pa.WithMailbox(pa.Unbounded(posted)))
+}
+
+// timeoutPosted is a mailbox middleware: quiet says whether the last
+// quietTick posted was posted as a pa.NotInfluenceReceiveTimeout (not
+// inside a plain *pa.MessageEnvelope).
+type timeoutPosted struct {
+	quiet atomic.Bool
+}
+
+func (s *timeoutPosted) MailboxStarted()     {}
+func (s *timeoutPosted) MessageReceived(any) {}
+func (s *timeoutPosted) MailboxEmpty()       {}
+func (s *timeoutPosted) MessagePosted(m any) {
+	// The actor gets only its peer's PID before the ticks.
+	if _, ok := pa.UnwrapEnvelopeMessage(m).(*pa.PID); !ok {
+		_, quiet := m.(pa.NotInfluenceReceiveTimeout)
+		s.quiet.Store(quiet)
+	}
+}
+
+// TestSemanticsNotInfluenceReceiveTimeout: a message that says it does not
+// influence the receive timeout is handed to the actor so that protoactor
+// sees it, also when it comes over a link.
+func TestSemanticsNotInfluenceReceiveTimeout(t *testing.T) {
+	revBothWaysKind(t, "rev.quiet", quietProps, []any{"quiet", "quiet"}, func(w *revWorld) []any {
+		w.n.Root().Send(w.probe, &quietTick{})
+		got := []any{w.next()}
+		w.n.Root().Send(w.probe, &quietTick{})
+		return append(got, w.next())
+	})
 }
