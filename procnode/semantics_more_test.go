@@ -382,3 +382,45 @@ func TestSemanticsNotInfluenceReceiveTimeout(t *testing.T) {
 		return append(got, w.next())
 	})
 }
+
+// TestSemanticsChildrenAfterStop: the spawner lists its child until it
+// has stopped, then no more.
+func TestSemanticsChildrenAfterStop(t *testing.T) {
+	bothWays(t, defaultStrategy, 1, []any{1, 0}, func(w *world) []any {
+		got := []any{len(request(w.t, w.n, w.parent, getChildren{}).([]*pa.PID))}
+		w.n.Root().Stop(w.children[0])
+		w.nextTerminated()
+		return append(got, len(request(w.t, w.n, w.parent, getChildren{}).([]*pa.PID)))
+	})
+}
+
+// TestSemanticsNameFreeAfterStop: a name is taken while its actor lives
+// and free once it has stopped.
+func TestSemanticsNameFreeAfterStop(t *testing.T) {
+	bothSides(t, func(t *testing.T, process bool) {
+		n := newNode(t)
+		props := func() *pa.Props {
+			if process {
+				return propsKind("sem.counter")
+			}
+			return counterProps()
+		}
+		pid, err := n.Root().SpawnNamed(props(), "named")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Root().SpawnNamed(props(), "named"); !errors.Is(err, pa.ErrNameExists) {
+			t.Fatalf("taken name: %v", err)
+		}
+		if err := n.Root().StopFuture(pid).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		again, err := n.Root().SpawnNamed(props(), "named")
+		if err != nil {
+			t.Fatalf("name after stop: %v", err)
+		}
+		if got := request(t, n, again, "get"); got != 0 {
+			t.Fatalf("get: %v", got)
+		}
+	})
+}
