@@ -156,10 +156,28 @@ func TestPropsMisuse(t *testing.T) {
 	if _, err := n.Root().SpawnNamed(propsKind("sem.counter"), "twice"); !errors.Is(err, procnode.ErrNameExists) || !errors.Is(err, pa.ErrNameExists) {
 		t.Fatalf("taken name: got %v; want ErrNameExists", err)
 	}
+	// Its end is read from Exited: the process actor may be gone from the
+	// node (n.Process) before Spawn's caller looks it up.
+	exited := make(chan *procnode.Exited, 4)
+	sub := n.System().EventStream.Subscribe(func(evt any) {
+		if e, ok := evt.(*procnode.Exited); ok {
+			exited <- e
+		}
+	})
+	defer n.System().EventStream.Unsubscribe(sub)
 	pid := n.Root().Spawn(procnode.Props("sem.nowhere", procnode.WithRestart(false)))
-	p, _ := n.Process(pid)
-	var ee *procnode.ExitError
-	if err := waitErr(t, p); !errors.As(err, &ee) || !ee.Failed {
-		t.Fatalf("unknown kind: Wait %v; want a failed end", err)
+	for {
+		select {
+		case e := <-exited:
+			if !e.PID.Equal(pid) {
+				continue
+			}
+			if !e.Status.Failed {
+				t.Fatalf("unknown kind: exited %+v; want a failed end", e.Status)
+			}
+			return
+		case <-time.After(testutil.Timeout):
+			t.Fatal("unknown kind: no Exited")
+		}
 	}
 }
