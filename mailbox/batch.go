@@ -132,3 +132,71 @@ func (b *batch) writeAll(w io.Writer) error {
 	_, err := w.Write(b.buf[prev:])
 	return err
 }
+
+// refit re-frames the batch so that no frame exceeds maxFrame. Messages
+// queued before the handshake were framed against this side's own limit, the
+// peer's being unknown until its hello; the handshake calls refit with the
+// peer's. A message larger than maxFrame cannot cross: refit returns
+// ErrMessageTooLarge. The batch holds no written bytes (off is 0).
+//
+// Only frames of several messages are split: a frame of one message over
+// maxFrame is a message too large. appendEnvelope closes a frame of several
+// messages at frameTarget, so splitting happens only when maxFrame is under
+// frameTarget, and then any message with an extern payload (at least
+// externThreshold bytes, more than frameTarget) is too large: the batch
+// rebuilt has no extern payload.
+func (b *batch) refit(maxFrame int) error {
+	b.closeFrame()
+	fits := true
+	for at, ext := 0, 0; at < len(b.buf); {
+		h := header(b.buf[at:])
+		length, inBuf := int(h.length()), int(h.length())
+		if ext < len(b.extern) && b.extern[ext].at <= at+headerSize+length {
+			inBuf -= len(b.extern[ext].data) // an extern payload ends its frame
+			ext++
+		}
+		if length > maxFrame {
+			fits = false
+			for m := at + headerSize; m < at+headerSize+inBuf; {
+				n := msgPrefixSize + int(binary.BigEndian.Uint32(b.buf[m:]))
+				if n > maxFrame {
+					return fmt.Errorf("%w: %d bytes, frame limit %d", ErrMessageTooLarge, n-msgPrefixSize, maxFrame)
+				}
+				m += n
+			}
+		}
+		at += headerSize + inBuf
+	}
+	if fits {
+		return nil
+	}
+	limit := min(maxFrame, frameTarget)
+	out := make([]byte, 0, len(b.buf)+(len(b.buf)/limit+1)*headerSize)
+	for at := 0; at < len(b.buf); {
+		h := header(b.buf[at:])
+		end := at + headerSize + int(h.length())
+		if h.typ() != frameData || int(h.length()) <= maxFrame {
+			out = append(out, b.buf[at:end]...)
+			at = end
+			continue
+		}
+		frameAt, frameLen := -1, 0
+		for m := at + headerSize; m < end; {
+			n := msgPrefixSize + int(binary.BigEndian.Uint32(b.buf[m:]))
+			if frameAt < 0 || frameLen+n > limit {
+				if frameAt >= 0 {
+					binary.BigEndian.PutUint32(out[frameAt:], uint32(frameLen))
+				}
+				frameAt, frameLen = len(out), 0
+				out = appendHeader(out, frameData, 0)
+			}
+			out = append(out, b.buf[m:m+n]...)
+			frameLen += n
+			m += n
+		}
+		binary.BigEndian.PutUint32(out[frameAt:], uint32(frameLen))
+		at = end
+	}
+	b.buf = out
+	return nil
+}

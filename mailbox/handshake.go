@@ -86,7 +86,9 @@ func parseHello(body []byte) (Hello, error) {
 // costs the ctx's time, never a hang); after a failure the endpoint is closed
 // and Handler.Closed is called with the error. Version and MaxFrame of local
 // are set by Handshake. On success the link never sends frames larger than the peer's
-// MaxFrame.
+// MaxFrame: what Send queued before the handshake is re-framed to it, and a
+// queued message larger than it fails the handshake (ErrHandshake and
+// ErrMessageTooLarge).
 func (e *Endpoint) Handshake(ctx context.Context, local Hello) (Hello, error) {
 	if !e.state.CompareAndSwap(stateNew, stateHandshaking) {
 		if e.state.Load() == stateClosed {
@@ -122,9 +124,18 @@ func (e *Endpoint) Handshake(ctx context.Context, local Hello) (Hello, error) {
 	}
 	if err == nil {
 		e.out.mu.Lock()
+		if int(hello.MaxFrame) < e.out.maxFrame {
+			// What Send queued before now was framed against our own
+			// limit: the peer would refuse a larger frame and end the link.
+			if rerr := e.out.cur.refit(int(hello.MaxFrame)); rerr != nil {
+				err = fmt.Errorf("%w: a message sent before the handshake: %w", ErrHandshake, rerr)
+			}
+		}
 		e.out.maxFrame = int(hello.MaxFrame)
 		e.out.enc.mismatch = mismatch
 		e.out.mu.Unlock()
+	}
+	if err == nil {
 		e.out.ack.on.Store(local.Caps&hello.Caps&CapAck != 0)
 		e.dec.mismatch = mismatch
 		e.mismatch = mismatch

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/internal/testutil"
 	"io"
 	"reflect"
@@ -218,4 +219,79 @@ func TestParseHello(t *testing.T) {
 			t.Errorf("% x: got %v; want ErrProtocol", b, err)
 		}
 	}
+}
+
+// TestHeldSendsFitPeerMaxFrame: messages sent before the handshake are
+// framed against this side's own limit, the peer's being unknown yet; the
+// handshake re-frames them to the peer's (here 4 KiB), so the peer never
+// gets a frame over its WithMaxFrame.
+func TestHeldSendsFitPeerMaxFrame(t *testing.T) {
+	t.Parallel()
+	eachTransport(t, func(t *testing.T, tr transport) {
+		x, y := tr.make(t)
+		ca, cb := newCollector(), newCollector()
+		a := newTestEndpoint(t, x, ca)
+		b := newTestEndpoint(t, y, cb, WithMaxFrame(4<<10))
+		ctx := context.Background()
+		const n = 5
+		for i := range n {
+			msg := bytes.Repeat([]byte{byte(i)}, 3<<10) // each fits 4 KiB, two do not
+			if err := a.Send(ctx, &Envelope{Target: pa.NewPID("node/1", "x"), Message: msg}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		handshake(t, a, b)
+		for _, e := range []*Endpoint{a, b} {
+			if err := e.Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, reasons := cb.wait(t, n)
+		for i := range n {
+			m, _ := got[i].Message.([]byte)
+			if reasons[i] != nil || len(m) != 3<<10 || m[0] != byte(i) {
+				t.Fatalf("message %d: got %d bytes starting %v (%v); want 3 KiB of %d", i, len(m), m[:min(1, len(m))], reasons[i], i)
+			}
+		}
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v; want nil (the peer refused nothing)", err)
+		}
+	})
+}
+
+// TestHeldSendOverPeerMaxFrame: a message held from before the handshake
+// that is larger than the peer's frame limit cannot cross; the handshake
+// fails with ErrMessageTooLarge instead of writing a frame the peer refuses.
+func TestHeldSendOverPeerMaxFrame(t *testing.T) {
+	t.Parallel()
+	eachTransport(t, func(t *testing.T, tr transport) {
+		x, y := tr.make(t)
+		ca, cb := newCollector(), newCollector()
+		a := newTestEndpoint(t, x, ca)
+		b := newTestEndpoint(t, y, cb, WithMaxFrame(4<<10))
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := a.Send(ctx, &Envelope{Message: make([]byte, 5<<10)}); err != nil {
+			t.Fatal(err)
+		}
+		cookie := NewCookie()
+		errs := make(chan error, 1)
+		go func() {
+			_, err := b.Handshake(ctx, Hello{Address: "node/1", Cookie: cookie})
+			errs <- err
+		}()
+		_, err := a.Handshake(ctx, Hello{Address: "node", Cookie: cookie})
+		<-errs // b's handshake succeeded or saw a's end; either way b gets no frame
+		if !errors.Is(err, ErrHandshake) || !errors.Is(err, ErrMessageTooLarge) {
+			t.Fatalf("Handshake: got %v; want ErrHandshake and ErrMessageTooLarge", err)
+		}
+		if err := ca.waitClosed(t); !errors.Is(err, ErrMessageTooLarge) {
+			t.Errorf("Closed: got %v; want ErrMessageTooLarge", err)
+		}
+		if b.Start() == nil {
+			if err := cb.waitClosed(t); errors.Is(err, ErrFrameTooLarge) {
+				t.Errorf("peer: got %v; want the link's end without a frame over its limit", err)
+			}
+		}
+	})
 }
