@@ -20,6 +20,7 @@ type decoder struct {
 	syms       []*symbol
 	symBytes   int // bytes of all interned strings
 	cachedPIDs int // PIDs cached over all symbols
+	addedExprs int // type expressions this link added to the process's table (maxLinkTypeExprs)
 	br         bytes.Reader
 	mp         *msgpack.Decoder // for types with their own msgpack codec
 
@@ -378,7 +379,7 @@ func (d *decoder) resolve(sym *symbol) (*wireType, error) {
 		if sym.s == "error" {
 			sym.wt = &wireType{typ: errorType, name: "error"}
 		} else {
-			sym.wt, sym.err = parseTypeExpr(sym.s)
+			sym.wt, sym.err = parseTypeExpr(sym.s, &d.addedExprs)
 		}
 	}
 	if sym.err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"github.com/procactor/procactor/internal/testutil"
 	"reflect"
 	"strconv"
@@ -197,14 +198,14 @@ func TestTypeExpressionsBounded(t *testing.T) {
 	t.Parallel()
 	table := &exprTable{max: 3}
 	for i := range 3 {
-		if _, err := table.resolve("[" + strconv.Itoa(i+1) + "]int"); err != nil {
+		if _, err := table.resolve("["+strconv.Itoa(i+1)+"]int", nil, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := table.resolve("[4]int"); !errors.Is(err, ErrUnknownType) {
+	if _, err := table.resolve("[4]int", nil, 0); !errors.Is(err, ErrUnknownType) {
 		t.Fatalf("a fourth expression: got %v; want ErrUnknownType", err)
 	}
-	if wt, err := table.resolve("[2]int"); err != nil || wt.typ != reflect.TypeFor[[2]int]() {
+	if wt, err := table.resolve("[2]int", nil, 0); err != nil || wt.typ != reflect.TypeFor[[2]int]() {
 		t.Fatalf("a known expression: got %v, %v; want [2]int", wt, err)
 	}
 }
@@ -219,17 +220,63 @@ func TestFailedTypeExpressionsBounded(t *testing.T) {
 	t.Parallel()
 	table := &exprTable{max: 3}
 	for _, s := range []string{"[5]int8]", "map[[6]int8", "[7]int8]"} {
-		if _, err := table.resolve(s); !errors.Is(err, ErrUnknownType) {
+		if _, err := table.resolve(s, nil, 0); !errors.Is(err, ErrUnknownType) {
 			t.Fatalf("%q: got %v; want ErrUnknownType", s, err)
 		}
 	}
-	if _, err := table.resolve("[5]int8]"); !errors.Is(err, ErrUnknownType) {
+	if _, err := table.resolve("[5]int8]", nil, 0); !errors.Is(err, ErrUnknownType) {
 		t.Fatalf("a failed expression again: got %v; want ErrUnknownType", err)
 	}
-	if _, err := table.resolve("[8]int8]"); err == nil || !strings.Contains(err.Error(), "distinct type expressions") {
+	if _, err := table.resolve("[8]int8]", nil, 0); err == nil || !strings.Contains(err.Error(), "distinct type expressions") {
 		t.Fatalf("a fourth failing expression: got %v; want refused as over the bound", err)
 	}
-	if _, err := table.resolve("[9]int8"); err == nil || !strings.Contains(err.Error(), "distinct type expressions") {
+	if _, err := table.resolve("[9]int8", nil, 0); err == nil || !strings.Contains(err.Error(), "distinct type expressions") {
 		t.Fatalf("a fourth expression: got %v; want refused as over the bound", err)
+	}
+}
+
+// TestTypeExpressionsOneLinkCannotExhaust: the process-wide table of type
+// expressions is bounded (maxTypeExprs), but one link may add at most
+// maxLinkTypeExprs to it: a hostile peer naming more distinct expressions
+// than the whole table holds gets dead letters on its own link, and another
+// link still resolves an expression new to the process. Before the
+// per-link bound, that peer filled the table and the other link's
+// legitimate message was a dead letter (ErrUnknownType).
+//
+// Not parallel: on the unbounded code it exhausts the process's table.
+func TestTypeExpressionsOneLinkCannotExhaust(t *testing.T) {
+	const n = maxTypeExprs + 16 // more than the whole table
+	var body []byte
+	var frames []byte
+	for i := range n {
+		expr := fmt.Sprintf("hostile.T%d", i) // costs the peer nothing to make up
+		body = append(body, msgs(rawMsg(byte(flagTarget), byte(symLiteral), "node", "t", 0, byte(kindTyped), byte(symLiteral), expr, mustMsgpack(nil)))...)
+		if len(body) > 32<<10 || i == n-1 {
+			frames = append(frames, frame(frameData, body)...)
+			body = nil
+		}
+	}
+	frames = append(frames, frame(frameData, msgs(aliveMsg))...)
+	_, hc, _ := hostilePeer(t, transports[1], frames, false)
+	got, reasons := hc.wait(t, n+1)
+	if got[n].Message != "alive" {
+		t.Fatalf("the hostile link's last message: got %v; want alive", got[n].Message)
+	}
+	for i := range n {
+		if !errors.Is(reasons[i], ErrUnknownType) {
+			t.Fatalf("hostile message %d: got %v; want ErrUnknownType", i, reasons[i])
+		}
+	}
+
+	// Another link sends a legitimate message whose type expression no link
+	// has named before in this process.
+	p := newPair(t, transports[1], nil)
+	msg := []map[int16][3]uint32{{7: {1, 2, 3}}}
+	if err := p.a.Send(context.Background(), &Envelope{Target: pa.NewPID("node/1", "x"), Message: msg}); err != nil {
+		t.Fatal(err)
+	}
+	got, reasons = p.cb.wait(t, 1)
+	if reasons[0] != nil || !reflect.DeepEqual(got[0].Message, msg) {
+		t.Fatalf("other link: got %#v (%v); want %v", got[0].Message, reasons[0], msg)
 	}
 }

@@ -164,10 +164,17 @@ type exprTable struct {
 
 var peerTypeExprs = &exprTable{max: maxTypeExprs}
 
-// parseTypeExpr resolves a type expression received from a peer.
-func parseTypeExpr(s string) (*wireType, error) { return peerTypeExprs.resolve(s) }
+// parseTypeExpr resolves a type expression received from a peer. added
+// counts the expressions the link added to the process's table (see
+// exprTable.resolve); nil for none.
+func parseTypeExpr(s string, added *int) (*wireType, error) {
+	return peerTypeExprs.resolve(s, added, maxLinkTypeExprs)
+}
 
-func (t *exprTable) resolve(s string) (*wireType, error) {
+// resolve returns what s names, from the cache or resolved and cached. A
+// link adds at most linkMax expressions to the table: *added counts those it
+// added (when added is not nil), so one peer cannot fill the table for all.
+func (t *exprTable) resolve(s string, added *int, linkMax int) (*wireType, error) {
 	reg := registry.Load()
 	key := exprKey{s, reg.version}
 	if v, ok := t.cache.Load(key); ok {
@@ -175,6 +182,9 @@ func (t *exprTable) resolve(s string) (*wireType, error) {
 			return nil, f.err
 		}
 		return v.(*wireType), nil
+	}
+	if added != nil && *added >= linkMax {
+		return nil, fmt.Errorf("%w: %q: the link named more than %d distinct type expressions", ErrUnknownType, s, linkMax)
 	}
 	if t.count.Load() >= t.max {
 		return nil, fmt.Errorf("%w: %q: more than %d distinct type expressions", ErrUnknownType, s, t.max)
@@ -190,6 +200,9 @@ func (t *exprTable) resolve(s string) (*wireType, error) {
 	}
 	if _, loaded := t.cache.LoadOrStore(key, v); !loaded {
 		t.count.Add(1)
+		if added != nil {
+			*added++
+		}
 	}
 	return wt, err
 }

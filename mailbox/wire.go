@@ -167,6 +167,13 @@ const (
 	// without end. Programs use a handful.
 	maxTypeExprs = 4096
 
+	// maxLinkTypeExprs bounds the expressions one link may add to that
+	// process-wide table (what it names that no link named before), so that
+	// one peer cannot fill the table and leave the other links unable to
+	// name a type new to the process: it takes maxTypeExprs /
+	// maxLinkTypeExprs links (16) to fill it.
+	maxLinkTypeExprs = 256
+
 	// maxMsgpackDepth bounds the nesting of a msgpack payload (as
 	// encoding/json bounds JSON's): msgpack decodes nested values
 	// recursively.
