@@ -158,7 +158,11 @@ func (l *Link) untrustedCheck(c *capabilities, env *mailbox.Envelope) error {
 	case *pa.PoisonPill:
 		return fmt.Errorf("%w: an untrusted child may not poison %s", ErrRefused, pidString(t))
 	case *pa.Terminated, *pa.Unwatch:
-		return nil // checked against the watch tables; an Unwatch only gives up
+		if env.Lane == mailbox.LaneSystem {
+			return nil // checked against the watch tables; an Unwatch only gives up
+		}
+		// On the user lane nothing checks them: they reach an actor's
+		// Receive as any message, and only what the child was given may.
 	}
 	if !c.has(t) {
 		return fmt.Errorf("%w: %s was never given to the untrusted child", ErrRefused, pidString(t))

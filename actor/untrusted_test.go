@@ -118,3 +118,49 @@ func TestRefusedAnswerFailsRequestAtOnce(t *testing.T) {
 		t.Fatalf("request whose answer was refused: got %v; want ErrDeadLetter at once", err)
 	}
 }
+
+// TestUntrustedUserLaneTerminated: an untrusted child may send a Terminated
+// (a protobuf message any binary links in) only through the watch tables,
+// on the system lane. Sent as a user message to a PID it was never given,
+// it is refused like any other message: before, the lane was not looked
+// at, and a forged Terminated (or Unwatch) reached the Receive of an actor
+// here, which would take it for the end of what it watches.
+func TestUntrustedUserLaneTerminated(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, "n")
+	c := newNode(t, "n/1")
+	down, err := n.ChildLink("1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := down.SetUntrusted(4); err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.ParentLink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	connectPipe(t, down, up)
+	got := make(chan any, 8)
+	secret, _ := n.Root().SpawnNamed(pa.PropsFromFunc(func(ctx pa.Context) {
+		if _, ok := ctx.Message().(*pa.Started); !ok {
+			got <- ctx.Message() // a Terminated included: a watcher would act on it
+		}
+	}), "secret")
+	given, _ := n.Root().SpawnNamed(echoProps(), "given")
+	down.Grant(given)
+
+	// The child's PIDs are its own: a PID caches the process it resolved to.
+	toSecret, toGiven := pa.NewPID("n", "secret"), pa.NewPID("n", "given")
+	c.Root().Send(toSecret, &pa.Terminated{Who: toGiven, Why: pa.TerminatedReason_Stopped})
+	c.Root().Send(toSecret, &pa.Unwatch{Watcher: toGiven})
+	// The link delivers in order: once the child's next request is
+	// answered, the forged messages were delivered or refused.
+	if res, err := request(c.Root(), toGiven, "after"); err != nil || res != "after" {
+		t.Fatalf("to a granted PID: %v, %v", res, err)
+	}
+	n.Root().Send(secret, "marker")
+	if m := testutil.Receive(t, got, "the first message to secret"); m != "marker" {
+		t.Fatalf("secret got %T %v from the untrusted child; want it refused", m, m)
+	}
+}
