@@ -94,7 +94,12 @@
 // registration of their own. Values in interface positions (an any or
 // error field, a []any, a map[string]any) carry their type too, so a
 // registered struct, a PID or an int64 inside an any arrives as itself,
-// never as a map. An error whose type is not registered crosses as a
+// never as a map. A protobuf message needs no RegisterType: it crosses by
+// its full name, so a peer may name any protobuf message type linked into
+// the receiving binary (protobuf's global registry), and it decodes within
+// the bounds of Failure above; what may reach whom is the endpoint owner's
+// to decide.
+// An error whose type is not registered crosses as a
 // *RemoteError with the same Error() text; errors.Is holds for the
 // sentinels registered with RegisterError on both sides (procactor's own,
 // protoactor's, and common ones of the standard library are). A value that
