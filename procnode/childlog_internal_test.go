@@ -2,11 +2,18 @@ package procnode
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
+	"reflect"
+	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/procactor/procactor/internal/testutil"
+	"github.com/procactor/procactor/mailbox"
 	"github.com/rs/zerolog"
 )
 
@@ -36,4 +43,117 @@ func TestRelayRateLimited(t *testing.T) {
 	if !bytes.Contains(summary, []byte(`"skipped":2000`)) || !bytes.Contains(summary, []byte(`"child":"n/1"`)) {
 		t.Errorf("summary %s; want the %d records skipped, tagged with the child", summary, 2*relayBurst)
 	}
+}
+
+// TestRelayRecordBounded: relaying a child's record costs the parent at most
+// mailbox.MaxDecodeFactor times the record's size, however many fields or
+// values it holds, and a record over maxRelayRecord is relayed cut to it.
+// Decoded into a map[string]any (its values too), a record of many small
+// values cost 35-60 times its size: a child could make its parent allocate
+// gigabytes with one record within the frame limit.
+//
+// Not parallel: it counts the bytes the process allocates.
+func TestRelayRecordBounded(t *testing.T) {
+	p := &Process{address: "n/1", relay: zerolog.New(io.Discard).Level(zerolog.InfoLevel)}
+	p.setIdentity("k", "", nil)
+	fields := func(n int) []byte {
+		b := []byte(`{"level":"info","message":"m"`)
+		for i := range n {
+			b = append(b, `,"`+strconv.Itoa(i)+`":0`...)
+		}
+		return append(b, '}')
+	}
+	values := func(v string, n int) []byte {
+		return []byte(`{"level":"info","message":"m","a":[` + strings.TrimSuffix(strings.Repeat(v+",", n), ",") + `]}`)
+	}
+	for _, c := range []struct {
+		name string
+		rec  []byte
+	}{
+		{"many fields", fields(maxRelayRecord / 12)},
+		{"many numbers", values("0", maxRelayRecord/3)},
+		{"many empty objects", values("{}", maxRelayRecord/4)},
+		{"over the limit", fields(maxRelayRecord / 4)},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		p.relayLog(zerolog.InfoLevel, c.rec)
+		runtime.ReadMemStats(&after)
+		if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(mailbox.MaxDecodeFactor*len(c.rec)); got > limit {
+			t.Errorf("%s: relaying a record of %d bytes allocated %d bytes (%.1f×); want at most %d× its size", c.name, len(c.rec), got, float64(got)/float64(len(c.rec)), mailbox.MaxDecodeFactor)
+		}
+	}
+}
+
+// TestRelayRecordFields: a relayed record keeps its fields and values as
+// the child wrote them (nested ones included), the parent's tags first,
+// and a record over maxRelayRecord arrives cut, saying so.
+func TestRelayRecordFields(t *testing.T) {
+	var out testutil.SyncBuffer
+	p := &Process{address: "n/1", relay: zerolog.New(&out).Level(zerolog.InfoLevel)}
+	p.setIdentity("k", "", nil)
+	p.relayLog(zerolog.InfoLevel, []byte(`{"level":"info","time":"t","node":"n/1","b":{"x":[1,2.5,"s"]},"a":12345678901234567890,"child":"n/1/2","message":"hello"}`))
+	var got map[string]any
+	d := json.NewDecoder(strings.NewReader(out.String()))
+	d.UseNumber()
+	if err := d.Decode(&got); err != nil {
+		t.Fatalf("%s: %v", out.String(), err)
+	}
+	want := map[string]any{"level": "info", "child": "n/1", "kind": "k", "os_pid": json.Number("0"), "message": "hello",
+		"a": json.Number("12345678901234567890"), "b": map[string]any{"x": []any{json.Number("1"), json.Number("2.5"), "s"}},
+		"from": map[string]any{"child": "n/1/2"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("relayed %s; want %v", out.String(), want)
+	}
+	var cut testutil.SyncBuffer
+	p = &Process{address: "n/1", relay: zerolog.New(&cut).Level(zerolog.InfoLevel)}
+	p.setIdentity("k", "", nil)
+	big := []byte(`{"level":"info","message":"big","s":"` + strings.Repeat("x", maxRelayRecord) + `"}`)
+	p.relayLog(zerolog.InfoLevel, big)
+	line := cut.String()
+	if !strings.Contains(line, `"message":"child log record cut"`) || !strings.Contains(line, `"bytes":`+strconv.Itoa(len(big))) || len(line) > maxRelayRecord+1024 {
+		t.Errorf("a record of %d bytes relayed as %d bytes: %.200s; want it cut to %d, saying so", len(big), len(line), line, maxRelayRecord)
+	}
+}
+
+// FuzzRelayRecord: whatever bytes a child sends as a record, relaying them
+// does not panic and writes one JSON line; a JSON object's fields arrive as
+// the child wrote them (those the parent owns aside), however they are
+// spaced, escaped or nested.
+func FuzzRelayRecord(f *testing.F) {
+	for _, s := range []string{
+		`{}`, ` { } `, `{"a":1}`, "{\n\"a\" :\t[1, {\"b\":\"}]\\\"\"}] , \"c\":null}",
+		`{"k\"ey":"v\\","e\u00e9":{"x":{"y":[[],{}]}},"n":-1.5e3,"t":true,"f":false}`,
+		`{"a":1,"a":2}`, `{"message":3}`, `{"level":"x","child":{"deep":1},"from":"y"}`,
+		`[1,2]`, `"s"`, `{"a":`, `not json`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		var out testutil.SyncBuffer
+		p := &Process{address: "n/1", relay: zerolog.New(&out).Level(zerolog.InfoLevel)}
+		p.setIdentity("k", "", nil)
+		p.relayLog(zerolog.InfoLevel, rec)
+		var got map[string]any
+		if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+			t.Fatalf("record %q relayed as %q: %v", rec, out.String(), err)
+		}
+		var in map[string]any
+		if json.Unmarshal(rec, &in) != nil {
+			return
+		}
+		for k, v := range in {
+			switch k {
+			case "level", "time", "node", "message":
+				continue
+			}
+			where := got
+			if slices.Contains(relayTags, k) {
+				where, _ = got["from"].(map[string]any)
+			}
+			if !reflect.DeepEqual(where[k], v) {
+				t.Fatalf("record %q: field %q relayed as %v; want %v (line %s)", rec, k, where[k], v, out.String())
+			}
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -121,10 +122,14 @@ func childLogLevel(l zerolog.Logger) zerolog.Level {
 // relayLog writes a child's log record to the parent's logger at the
 // record's level, tagged by the parent with the child's real address, kind,
 // name and OS pid (from the link the record came over: a child cannot speak
-// for another). The record's own fields are merged in, except its level,
-// time and node; fields that would shadow the parent's tags (a record the
-// child relayed from one of its own children carries that one's tags) nest
-// under "from".
+// for another). The record's own fields are merged in, in its order, except
+// its level, time and node; fields that would shadow the parent's tags (a
+// record the child relayed from one of its own children carries that one's
+// tags) nest under "from". Values are copied as the child wrote them, never
+// decoded: a record costs the parent a small multiple of its size, whatever
+// it holds (a record of many small values decoded into Go maps and
+// interfaces cost 35–60 times its size). A record over maxRelayRecord is
+// relayed cut.
 func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 	if lvl < p.relay.GetLevel() || lvl < zerolog.GlobalLevel() {
 		return // below the logger's level: no event is built
@@ -137,32 +142,103 @@ func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 	if !ok {
 		return
 	}
-	var fields map[string]any
-	d := json.NewDecoder(bytes.NewReader(rec))
-	d.UseNumber()
-	if err := d.Decode(&fields); err != nil {
+	if len(rec) > maxRelayRecord {
+		p.logger().WithLevel(lvl).Int("os_pid", p.OSPid()).Int("bytes", len(rec)).
+			Bytes("record", rec[:maxRelayRecord]).Msg("child log record cut")
+		return
+	}
+	if !json.Valid(rec) || !isObject(rec) {
 		p.logger().WithLevel(lvl).Int("os_pid", p.OSPid()).Bytes("record", bytes.TrimSpace(rec)).Msg("child log")
 		return
 	}
-	msg, _ := fields[zerolog.MessageFieldName].(string)
-	for _, k := range []string{zerolog.LevelFieldName, zerolog.MessageFieldName, zerolog.TimestampFieldName, "node"} {
-		delete(fields, k)
-	}
-	var from map[string]any
-	for _, k := range relayTags {
-		if v, ok := fields[k]; ok {
+	var msg string
+	e := p.logger().WithLevel(lvl).Int("os_pid", p.OSPid())
+	var from *zerolog.Event
+	eachField(rec, func(key string, value []byte) {
+		switch {
+		case key == zerolog.MessageFieldName:
+			_ = json.Unmarshal(value, &msg) // a message that is no string is dropped
+		case key == zerolog.LevelFieldName, key == zerolog.TimestampFieldName, key == "node":
+		case slices.Contains(relayTags, key):
 			if from == nil {
-				from = make(map[string]any)
+				from = zerolog.Dict()
 			}
-			from[k] = v
-			delete(fields, k)
+			from.RawJSON(key, value)
+		default:
+			e.RawJSON(key, value)
 		}
-	}
-	e := p.logger().WithLevel(lvl).Int("os_pid", p.OSPid()).Fields(fields)
+	})
 	if from != nil {
-		e = e.Interface("from", from)
+		e.Dict("from", from)
 	}
 	e.Msg(msg)
+}
+
+// isObject reports whether the valid JSON text b is an object.
+func isObject(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
+}
+
+// eachField calls f with each top-level key of the JSON object rec (valid
+// JSON, checked by the caller) and its value as written, a slice of rec:
+// nothing is decoded but keys with escapes.
+func eachField(rec []byte, f func(key string, value []byte)) {
+	i := skipSpace(rec, bytes.IndexByte(rec, '{')+1)
+	for i < len(rec) && rec[i] != '}' {
+		end := skipValue(rec, i) // the key, a string
+		key := string(rec[i+1 : end-1])
+		if bytes.IndexByte(rec[i:end], '\\') >= 0 {
+			_ = json.Unmarshal(rec[i:end], &key) // valid: it decodes
+		}
+		i = skipSpace(rec, skipSpace(rec, end)+1) // past the colon
+		end = skipValue(rec, i)
+		f(key, rec[i:end])
+		i = skipSpace(rec, end)
+		if i < len(rec) && rec[i] == ',' {
+			i = skipSpace(rec, i+1)
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the valid JSON value that starts at b[i].
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return i // the end of the enclosing object: a scalar ended
+			}
+		case ',', ' ', '\t', '\r', '\n':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
 }
 
 // A child's records are relayed at most relayBurst per relayWindow: a
@@ -173,6 +249,11 @@ const (
 	relayBurst  = 1000
 	relayWindow = time.Second
 )
+
+// maxRelayRecord bounds the record a child's link relays in full: a longer
+// one is relayed cut, as a string, with its length. zerolog's records are
+// far shorter; a frame may be 256 MiB.
+const maxRelayRecord = 1 << 20
 
 // relayLimiter counts a child's records per window (see relayBurst).
 type relayLimiter struct {
