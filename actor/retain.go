@@ -24,8 +24,12 @@ import (
 // and in count (maxRetained): a full window makes senders wait like a full
 // user lane (WithSendTimeout),
 // then the new message is a dead letter (ErrRetainFull); a reader goroutine
-// never waits and may overflow the window up to twice its size. A single
-// message larger than the window is sent unretained.
+// never waits and may overflow the window up to twice its size. A message
+// admitted into a window that is not full is retained whatever its size, so
+// the window may hold one message past its bound: a message larger than the
+// whole window is retained too (it used to be sent unretained, and a loss
+// of the peer then dropped it without a word while the smaller ones around
+// it were redelivered).
 
 // retention is the sending side's state (all guarded by Link.mu).
 type retention struct {
@@ -100,7 +104,7 @@ func (l *Link) sendRetained(ep *mailbox.Endpoint, env *mailbox.Envelope, full bo
 	l.mu.Lock()
 	switch {
 	case l.ep == ep:
-		if seq > l.ret.acked && size <= l.ret.window {
+		if seq > l.ret.acked {
 			l.insertRetainedLocked(retainedMsg{env: *env, seq: seq, size: size})
 		}
 		l.mu.Unlock()
@@ -121,7 +125,7 @@ func (l *Link) sendRetained(ep *mailbox.Endpoint, env *mailbox.Envelope, full bo
 // held since before it was queued, so it goes after every message recorded
 // before it).
 func (l *Link) retainLocked(env *mailbox.Envelope, seq uint64, size int) {
-	if seq > l.ret.acked && size <= l.ret.window {
+	if seq > l.ret.acked {
 		l.ret.msgs.push(retainedMsg{env: *env, seq: seq, size: size})
 		l.ret.bytes += size
 	}

@@ -216,6 +216,58 @@ func TestRetainWindowFull(t *testing.T) {
 	}
 }
 
+// TestRetainMessageLargerThanWindow: a message larger than the whole window
+// that finds it not full is retained like any other (the window then holds
+// one message past its bound, and later senders wait for room): a child
+// that dies before finishing it gets it again, in its place, and a request
+// of that size is answered by the next incarnation. It used to be sent
+// unretained: the process's death lost it without a word (a request waited
+// for its timeout) while the smaller messages around it were redelivered.
+func TestRetainMessageLargerThanWindow(t *testing.T) {
+	t.Parallel()
+	const window = 100
+	big := "big" + string(make([]byte, 5*window))
+	for _, request := range []bool{false, true} {
+		t.Run(fmt.Sprintf("request=%v", request), func(t *testing.T) {
+			t.Parallel()
+			forBothMailboxes(t, func(t *testing.T, inline bool) {
+				n, down := retainedParent(t, window)
+				x := pa.NewPID("n/1", "x")
+				gate := make(chan struct{})
+				defer close(gate)
+				r1 := &recorder{got: make(chan any, 100), block: "hold", gate: gate}
+				c1, up1 := retainedChildOn(t, down, 1, r1, inline)
+				n.Root().Send(x, "hold")
+				testutil.Receive(t, r1.got, "the blocking message")
+				var f *pa.Future
+				if request {
+					f = n.Root().RequestFuture(x, big, testTimeout)
+				} else {
+					n.Root().Send(x, big)
+				}
+				if s := down.Stats(); s.Retained != 2 {
+					t.Fatalf("retained %d messages (%d bytes); want both unfinished ones", s.Retained, s.RetainedBytes)
+				}
+				kill(t, down, c1, up1)
+				n.Root().Send(x, "after")
+				r2 := &recorder{got: make(chan any, 100)}
+				c2, _ := retainedChildOn(t, down, 2, r2, inline)
+				defer c2.Close(context.Background())
+				for _, want := range []string{"hold", big, "after"} {
+					if got := testutil.Receive(t, r2.got, "a message in the second incarnation"); got != want {
+						t.Fatalf("second incarnation got %.10q; want %.10q", got, want)
+					}
+				}
+				if f != nil {
+					if res, err := f.Result(); err != nil || res != big {
+						t.Fatalf("large request: got %.10q, %v; want its answer", res, err)
+					}
+				}
+			})
+		})
+	}
+}
+
 // TestFinishedAcknowledgesAFailure: a message the actor failed on counts as
 // finished (it is lost, as in one process), so it is not retained for ever.
 func TestFinishedAcknowledgesAFailure(t *testing.T) {

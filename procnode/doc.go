@@ -139,7 +139,8 @@
 // for the root actor is lost: the parent numbers the messages it sends to
 // the root actor, the child acknowledges those its root actor has finished
 // (cumulatively, riding on its outgoing traffic), and the parent keeps the
-// others (at most WithRetainWindow bytes) and sends them first, in order, to
+// others (WithRetainWindow bounds them: a sender that finds the window full
+// waits, then its message is a dead letter) and sends them first, in order, to
 // the next incarnation, then what was sent while the child was down
 // (delivery is at least once: a message finished just before the death,
 // whose acknowledgement had not left, is delivered again). Messages to other

@@ -251,8 +251,10 @@ func WithRestart(on bool) Option { return func(c *config) { c.restart = on } }
 // root actor has finished them, to send them again to the next incarnation
 // if the process dies. A full window makes senders wait like a full link
 // (actor.WithSendTimeout), then the message is a dead letter
-// (actor.ErrRetainFull). A single message larger than the window is sent
-// without being kept: it is not redelivered. Default 64 MiB.
+// (actor.ErrRetainFull). A message that finds the window not full is kept
+// whatever its size (the window then holds one message past its bound): a
+// message larger than the window is redelivered like the others. Default
+// 64 MiB.
 //
 // Redelivery is at least once: a message the root actor finished just
 // before its process died, whose acknowledgement had not left the child, is
