@@ -21,7 +21,10 @@ import (
 //     a Watch or Unwatch names a watcher behind that link.
 //   - A spawn request from a child into this node is refused unless
 //     WithChildSpawns allows it, and then capped per link; what a child
-//     spawned here is stopped when its link is gone.
+//     spawned here is stopped when its link is gone. One into another
+//     child's subtree (a sibling's) is always refused: this node would
+//     relay it, and the sibling, taking it for its parent's, would spawn
+//     without a cap.
 //
 // A refused message is a dead letter with its reason (a request gets a
 // DeadLetterResponse at once, and so does the future a refused answer was
@@ -108,9 +111,7 @@ func (l *Link) childSpawn(env *mailbox.Envelope) {
 		}
 	}
 	if n.cfg.childSpawns <= 0 {
-		n.dead.report(deadLetter{msg: "spawn refused", peer: l.addr, target: env.Target, sender: env.Sender,
-			typ: "kind " + req.Kind, lane: env.Lane.String(), reason: fmt.Errorf("%w: spawns from a child are off (WithChildSpawns)", ErrSpawnRefused)})
-		answer(&spawnResponse{Code: spawnRefused, Detail: "spawns from a child are off (WithChildSpawns)"})
+		l.refuseSpawn(env, req, "spawns from a child are off (WithChildSpawns)")
 		return
 	}
 	l.mu.Lock()
@@ -138,6 +139,30 @@ func (l *Link) childSpawn(env *mailbox.Envelope) {
 		l.mu.Unlock()
 	}
 	answer(resp)
+}
+
+// crossSpawn reports whether env, from a child, is a spawn request for the
+// activator of a node in another child's subtree (a sibling of the sender,
+// or below one): this node would relay it, and that node would take it as
+// one from its parent (always allowed, uncapped), out of reach of
+// WithChildSpawns and of stopSpawned. A request for an ancestor goes up, where
+// the ancestor applies the same rule.
+func (l *Link) crossSpawn(env *mailbox.Envelope) bool {
+	t := env.Target
+	return t.Id == activatorName && l.IsChild() && isAncestor(l.node.address, t.Address) &&
+		t.Address != l.addr && !isAncestor(l.addr, t.Address)
+}
+
+// refuseSpawn answers a spawn request from a child that this node refuses:
+// an ErrSpawnRefused answer (spawnRefused) to its sender and a dead-letter
+// report with the reason.
+func (l *Link) refuseSpawn(env *mailbox.Envelope, req *spawnRequest, why string) {
+	n := l.node
+	n.dead.report(deadLetter{msg: "spawn refused", peer: l.addr, target: env.Target, sender: env.Sender,
+		typ: "kind " + req.Kind, lane: env.Lane.String(), reason: fmt.Errorf("%w: %s", ErrSpawnRefused, why)})
+	if env.Sender != nil {
+		n.system.Root.Send(env.Sender, &spawnResponse{Code: spawnRefused, Detail: why})
+	}
 }
 
 // stopSpawned stops what the peer spawned on this node (its link is gone).

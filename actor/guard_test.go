@@ -218,3 +218,67 @@ func TestForgedWatcherRefused(t *testing.T) {
 	}
 	testutil.Eventually(t, "two refusals", func() bool { return buf.count(map[string]string{"message": "dead letter: refused"}) == 2 })
 }
+
+// TestChildSpawnIntoSiblingRefused: a child may not spawn on a sibling (or
+// anywhere in another child's subtree) through their parent, whatever the
+// parent's WithChildSpawns: the parent relayed such a request, the sibling
+// took it as one from its own parent (always allowed) and spawned without a
+// cap, and nothing stopped those actors when their spawner's link was gone.
+// An untrusted child is refused too (it was never given the activator). A
+// spawn into its own subtree is the child's own business and goes on.
+func TestChildSpawnIntoSiblingRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name      string
+		opts      []NodeOption
+		untrusted bool
+		want      error
+	}{
+		{"parent refuses child spawns", nil, false, ErrSpawnRefused},
+		{"parent allows child spawns", []NodeOption{WithChildSpawns(1)}, false, ErrSpawnRefused},
+		{"untrusted child", []NodeOption{WithChildSpawns(1)}, true, pa.ErrDeadLetter},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			n, a, b := newNode(t, "n", tt.opts...), newNode(t, "n/1"), newNode(t, "n/2")
+			bb := newNode(t, "n/2/1")
+			aa := newNode(t, "n/1/1")
+			if tt.untrusted {
+				down, err := n.ChildLink("1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := down.SetUntrusted(8); err != nil {
+					t.Fatal(err)
+				}
+				up, err := a.ParentLink()
+				if err != nil {
+					t.Fatal(err)
+				}
+				connectPipe(t, down, up)
+			} else {
+				join(t, n, a)
+			}
+			join(t, n, b)
+			join(t, b, bb)
+			join(t, a, aa)
+			for _, to := range []string{"n/2", "n/2/1"} {
+				if pid, err := a.Spawn(ctx, to, "actor_test.echo"); !errors.Is(err, tt.want) {
+					t.Fatalf("spawn from n/1 into %s: got %v, %v; want %v", to, pid, err, tt.want)
+				}
+			}
+			// From the grandchild, relayed by its parent n/1 first, then by n.
+			if pid, err := aa.Spawn(ctx, "n/2", "actor_test.echo"); !errors.Is(err, tt.want) {
+				t.Fatalf("spawn from n/1/1 into n/2: got %v, %v; want %v", pid, err, tt.want)
+			}
+			pid, err := a.Spawn(ctx, "n/1/1", "actor_test.echo")
+			if err != nil {
+				t.Fatalf("spawn from n/1 into its own child: %v", err)
+			}
+			if res, err := request(a.Root(), pid, "hi"); err != nil || res != "hi" {
+				t.Fatalf("the actor spawned in its own subtree: %v, %v", res, err)
+			}
+		})
+	}
+}

@@ -100,7 +100,9 @@ func WithWatchLimit(n int) NodeOption { return func(c *nodeConfig) { c.watchLimi
 // node (Node.Spawn towards it), at most n live at a time per child link;
 // what a child spawned is stopped when its link is gone. Default 0: spawn
 // requests from children are refused (ErrSpawnRefused); spawns
-// from a parent into its child are always allowed.
+// from a parent into its child are always allowed. A child's spawn request
+// into another child's subtree (a sibling's), which this node would relay,
+// is refused whatever n.
 func WithChildSpawns(n int) NodeOption { return func(c *nodeConfig) { c.childSpawns = n } }
 
 // WithWorkers bounds how many goroutines of the node's dispatcher

@@ -69,6 +69,14 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		l.childSpawn(env)
 		return
 	}
+	if l.crossSpawn(env) {
+		if req, ok := env.Message.(*spawnRequest); ok {
+			l.refuseSpawn(env, req, "a child may not spawn in another child's subtree")
+		} else {
+			l.refuse(env, fmt.Errorf("%w: not a spawn request", ErrRefused))
+		}
+		return
+	}
 	future := isFuture(target)
 	if future {
 		l.mu.Lock()
