@@ -114,6 +114,16 @@ func init() {
 			}
 		}), nil
 	})
+	// test.startblocks writes its OS pid to its stderr from Started (its
+	// link is not up before Started returns), then never returns from it.
+	registerKind("test.startblocks", func(procnode.Args) (*pa.Props, error) {
+		return pa.PropsFromFunc(func(c pa.Context) {
+			if _, ok := c.Message().(*pa.Started); ok {
+				fmt.Fprintf(os.Stderr, "startblocks pid=%d\n", os.Getpid())
+				select {}
+			}
+		}), nil
+	})
 	// test.slowstart never gets to its handshake.
 	registerKind("test.slowstart", func(procnode.Args) (*pa.Props, error) {
 		time.Sleep(time.Minute)
@@ -414,6 +424,40 @@ func TestStartFailures(t *testing.T) {
 			t.Fatalf("got %v; want ErrNoNode", err)
 		}
 	})
+}
+
+// TestSpawnCancelledDuringStart: a Spawn whose ctx ends while the child
+// runs its root actor's Started returns ctx's error at once, and by then the
+// child is gone (killed and reaped: nothing runs that nobody owns). The
+// Kill it made used to wait for the handshake, which comes only once
+// Started returns: Spawn returned at the start timeout (WithStartTimeout,
+// 10 s by default), or, with a Started that did return, after it.
+func TestSpawnCancelledDuringStart(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	var stderr testutil.SyncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		// A start timeout longer than any wait of this test: only the
+		// cancel can end this Spawn in time.
+		_, err := spawnKind(ctx, n.Root(), "test.startblocks",
+			procnode.WithStartTimeout(10*testutil.Timeout), procnode.WithStderr(&stderr))
+		done <- err
+	}()
+	var osPid int
+	testutil.Eventually(t, "the root actor in Started", func() bool {
+		_, err := fmt.Sscanf(stderr.String(), "startblocks pid=%d", &osPid)
+		return err == nil
+	})
+	cancel()
+	if err := testutil.Receive(t, done, "Spawn to return after its ctx was cancelled"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v; want context.Canceled", err)
+	}
+	if err := syscall.Kill(osPid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("the child (pid %d) after Spawn returned: kill(0) = %v; want ESRCH (killed and reaped)", osPid, err)
+	}
 }
 
 // TestOtherBinary: WithBinary runs another executable that calls Main (built

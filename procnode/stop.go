@@ -152,8 +152,17 @@ func (p *Process) beginStop(stage stopStage, byStrategy bool) {
 		go p.stopChild(stage, true)
 	case stateUp, stateFailed:
 		go p.stopChild(stage, false)
+	case stateStarting:
+		// A graceful stop waits for the start (onStarted stops what came
+		// up). SIGTERM and SIGKILL do not: the handshake comes only once the
+		// root actor's Started has returned, which may be late or never, and
+		// a Spawn whose ctx ended (it kills) must return at once. The start
+		// sees the kill as a failed handshake; a child not forked yet sees
+		// stopping and never runs (start).
+		if stage >= stageTerm {
+			go p.stopChild(stage, false)
+		}
 	}
-	// stateStarting: onStarted stops what came up.
 }
 
 // end makes the Process over for good, once its last incarnation has
