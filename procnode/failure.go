@@ -45,6 +45,15 @@ func (p *Process) onRootFailed(e evRootFailed) {
 		return
 	}
 	p.failure = "root actor panicked: " + e.text
+	if p.pendingRestart {
+		// A cooperative restart was under way: its new instance failed in
+		// Started (or the message before it failed). Either way the child
+		// is not stuck, and the strategy decides now: the restart's
+		// deadline, which kills a stuck child, no longer applies (a
+		// resumed instance would be killed and replaced by a new process).
+		p.pendingRestart = false
+		p.token++
+	}
 	if !p.cfg.restart {
 		p.failedEnd, p.endReason = true, p.failure
 		p.mu.Unlock()

@@ -316,3 +316,78 @@ func TestSpawnedChildEndsBeforeSpawnReturns(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeAfterCooperativeRestartFailed: a healthy process actor told to
+// restart (an AllForOne sibling failed; here a Restart sent by hand)
+// restarts its root actor in the child, under a deadline (the graceful stop
+// timeout) after which a child stuck in a handler is killed and a new
+// process started. The new instance fails in Started; the strategy resumes
+// it. The child has answered, so the deadline no longer applies: once it is
+// over, the resumed instance still runs (the same process, its Started
+// counted twice, as in one process). The deadline used to stay armed: the
+// resumed child was killed and replaced by a new process. It spawns the
+// external tests' kind "sem.restartpanics" (one test binary); the hook
+// tells when the deadline's timer has been handled.
+func TestResumeAfterCooperativeRestartFailed(t *testing.T) {
+	var target atomic.Pointer[Process]
+	timers := make(chan struct{}, 8)
+	hook := func(p *Process, ev any) {
+		if _, ok := ev.(evTimer); ok && p == target.Load() {
+			select {
+			case timers <- struct{}{}:
+			default:
+			}
+		}
+	}
+	testHookHandled.Store(&hook)
+	t.Cleanup(func() { testHookHandled.Store(nil) })
+	n, err := NewNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.Close(ctx)
+	})
+	failures := make(chan any, 8)
+	decider := func(reason any) pa.Directive {
+		failures <- reason
+		if reason == "cannot restart" {
+			return pa.ResumeDirective
+		}
+		return pa.StopDirective
+	}
+	spawned := make(chan *pa.PID, 1)
+	parent := n.Root().Spawn(pa.PropsFromFunc(func(c pa.Context) {
+		if _, ok := c.Message().(*pa.Started); ok {
+			spawned <- c.Spawn(Props("sem.restartpanics", WithStderr(nil), WithStopTimeouts(100*time.Millisecond, time.Second)))
+		}
+	}, pa.WithSupervisor(pa.NewOneForOneStrategy(10, time.Minute, decider))))
+	t.Cleanup(func() { _ = n.Root().StopFuture(parent).Wait() })
+	pid := testutil.Receive(t, spawned, "the process actor")
+	p, _ := n.Process(pid)
+	target.Store(p)
+	ask := func(m string) any {
+		t.Helper()
+		res, err := n.Root().RequestFuture(pid, m, 30*time.Second).Result()
+		if err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+		return res
+	}
+	if got := ask("starts"); got != 1 {
+		t.Fatalf("starts %v; want 1", got)
+	}
+	osPid := p.OSPid()
+	proc, _ := n.System().ProcessRegistry.Get(pid)
+	proc.SendSystemMessage(pid, &pa.Restart{})
+	if r := testutil.Receive(t, failures, "the restart's failure"); r != "cannot restart" {
+		t.Fatalf("the strategy saw %v; want cannot restart", r)
+	}
+	testutil.Receive(t, timers, "the restart deadline's timer handled")
+	if got := ask("starts"); got != 2 || p.Incarnation() != 0 || p.OSPid() != osPid {
+		t.Fatalf("after the deadline: starts %v, incarnation %d, pid %d (was %d); want the resumed instance: starts 2, incarnation 0, the same process",
+			got, p.Incarnation(), p.OSPid(), osPid)
+	}
+}
