@@ -138,6 +138,9 @@ func FuzzRelayRecord(f *testing.F) {
 		if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
 			t.Fatalf("record %q relayed as %q: %v", rec, out.String(), err)
 		}
+		if strings.ContainsAny(strings.TrimSuffix(out.String(), "\n"), "\r\n") {
+			t.Fatalf("record %q relayed as several lines: %q", rec, out.String())
+		}
 		var in map[string]any
 		if json.Unmarshal(rec, &in) != nil {
 			return
@@ -156,4 +159,26 @@ func FuzzRelayRecord(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRelayRecordOneLine: a relayed record is one line of the parent's log,
+// however the child spaced its JSON. Values copied as written kept the
+// newlines between their tokens, and a child could write a line of its own
+// into its parent's log: a whole record tagged as another child.
+func TestRelayRecordOneLine(t *testing.T) {
+	var out testutil.SyncBuffer
+	p := &Process{address: "n/1", relay: zerolog.New(&out).Level(zerolog.InfoLevel)}
+	p.setIdentity("k", "", nil)
+	p.relayLog(zerolog.InfoLevel, []byte("{\"message\":\"m\",\"a\":[\n{\"level\":\"error\",\"child\":\"n/9\",\"message\":\"forged\"}\r\n],\n\"b\"\n:\n{\"c\"\r:\t1}}"))
+	line := strings.TrimSuffix(out.String(), "\n")
+	if strings.ContainsAny(line, "\r\n") {
+		t.Fatalf("relayed as several lines:\n%s", out.String())
+	}
+	var got struct {
+		A []map[string]any
+		B map[string]any
+	}
+	if err := json.Unmarshal([]byte(line), &got); err != nil || len(got.A) != 1 || got.A[0]["message"] != "forged" || got.B["c"] != 1.0 {
+		t.Errorf("relayed %s (%v); want the values as the child wrote them", line, err)
+	}
 }

@@ -128,8 +128,9 @@ func childLogLevel(l zerolog.Logger) zerolog.Level {
 // tags) nest under "from". Values are copied as the child wrote them, never
 // decoded: a record costs the parent a small multiple of its size, whatever
 // it holds (a record of many small values decoded into Go maps and
-// interfaces cost 35–60 times its size). A record over maxRelayRecord is
-// relayed cut.
+// interfaces cost 35–60 times its size); a record with line breaks between
+// its tokens is compacted first, so that it stays one line of the parent's
+// log. A record over maxRelayRecord is relayed cut.
 func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 	if lvl < p.relay.GetLevel() || lvl < zerolog.GlobalLevel() {
 		return // below the logger's level: no event is built
@@ -150,6 +151,15 @@ func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 	if !json.Valid(rec) || !isObject(rec) {
 		p.logger().WithLevel(lvl).Int("os_pid", p.OSPid()).Bytes("record", bytes.TrimSpace(rec)).Msg("child log")
 		return
+	}
+	if bytes.ContainsAny(rec, "\r\n") {
+		// Values are copied as written: a line break between their tokens
+		// would end the parent's line there, and what follows would be a
+		// line of the child's (a record of its own, tagged as another).
+		var b bytes.Buffer
+		b.Grow(len(rec))
+		_ = json.Compact(&b, rec) // valid: it compacts
+		rec = b.Bytes()
 	}
 	var msg string
 	e := p.logger().WithLevel(lvl).Int("os_pid", p.OSPid())
