@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/procactor/procactor/internal/testutil"
 	"github.com/procactor/procactor/mailbox"
@@ -138,6 +139,9 @@ func FuzzRelayRecord(f *testing.F) {
 		if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
 			t.Fatalf("record %q relayed as %q: %v", rec, out.String(), err)
 		}
+		if !utf8.ValidString(out.String()) {
+			t.Fatalf("record %q relayed as %q: not UTF-8", rec, out.String())
+		}
 		if strings.ContainsAny(strings.TrimSuffix(out.String(), "\n"), "\r\n") {
 			t.Fatalf("record %q relayed as several lines: %q", rec, out.String())
 		}
@@ -180,5 +184,19 @@ func TestRelayRecordOneLine(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(line), &got); err != nil || len(got.A) != 1 || got.A[0]["message"] != "forged" || got.B["c"] != 1.0 {
 		t.Errorf("relayed %s (%v); want the values as the child wrote them", line, err)
+	}
+}
+
+// TestRelayRecordUTF8: the parent's log stays UTF-8 (as JSON must be between
+// systems, and as zerolog writes it) when a child's record holds bytes that
+// are not: encoding/json accepts them in a string, and a value copied as
+// written carried them into the parent's line.
+func TestRelayRecordUTF8(t *testing.T) {
+	var out testutil.SyncBuffer
+	p := &Process{address: "n/1", relay: zerolog.New(&out).Level(zerolog.InfoLevel)}
+	p.setIdentity("k", "", nil)
+	p.relayLog(zerolog.InfoLevel, []byte("{\"message\":\"m\",\"a\":\"bad \xff\xfe bytes\",\"b\":{\"c\":[\"\xc3\"]}}"))
+	if line := out.String(); !utf8.ValidString(line) || !json.Valid([]byte(line)) || !strings.Contains(line, "\"a\":\"bad \uFFFD\uFFFD bytes\"") {
+		t.Errorf("relayed %q; want valid UTF-8 JSON, the bad bytes as U+FFFD", line)
 	}
 }

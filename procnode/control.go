@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/internal/names"
@@ -130,7 +131,8 @@ func childLogLevel(l zerolog.Logger) zerolog.Level {
 // it holds (a record of many small values decoded into Go maps and
 // interfaces cost 35–60 times its size); a record with line breaks between
 // its tokens is compacted first, so that it stays one line of the parent's
-// log. A record over maxRelayRecord is relayed cut.
+// log, and bytes that are not UTF-8 become U+FFFD. A record over
+// maxRelayRecord is relayed cut.
 func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 	if lvl < p.relay.GetLevel() || lvl < zerolog.GlobalLevel() {
 		return // below the logger's level: no event is built
@@ -161,6 +163,11 @@ func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 		_ = json.Compact(&b, rec) // valid: it compacts
 		rec = b.Bytes()
 	}
+	if !utf8.Valid(rec) {
+		// encoding/json takes any byte in a string; the parent's log is
+		// UTF-8, as zerolog writes it.
+		rec = validUTF8(rec)
+	}
 	var msg string
 	e := p.logger().WithLevel(lvl).Int("os_pid", p.OSPid())
 	var from *zerolog.Event
@@ -182,6 +189,22 @@ func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 		e.Dict("from", from)
 	}
 	e.Msg(msg)
+}
+
+// validUTF8 returns b with each byte that is not UTF-8 as U+FFFD, as
+// encoding/json decodes it.
+func validUTF8(b []byte) []byte {
+	out := make([]byte, 0, len(b)+len(b)/2)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			out = utf8.AppendRune(out, r)
+		} else {
+			out = append(out, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return out
 }
 
 // isObject reports whether the valid JSON text b is an object.
