@@ -280,3 +280,34 @@ func TestTypeExpressionsOneLinkCannotExhaust(t *testing.T) {
 		t.Fatalf("other link: got %#v (%v); want %v", got[0].Message, reasons[0], msg)
 	}
 }
+
+// TestPlainTypeNamesNotCounted: a plain name that resolves (a registered
+// type, a basic type) builds no Go type and is finite in this binary: it
+// counts toward neither bound of type expressions, so an honest peer that
+// is the first to name more than maxLinkTypeExprs registered types gets
+// them all. A composite, or a plain name that fails, still counts.
+func TestPlainTypeNamesNotCounted(t *testing.T) {
+	t.Parallel()
+	table := &exprTable{max: 2}
+	added := maxLinkTypeExprs // the link is at its own bound
+	for _, s := range []string{"mailbox_test.ping", "mailbox_test.point", "int64", "string"} {
+		if _, err := table.resolve(s, &added, maxLinkTypeExprs); err != nil {
+			t.Fatalf("%q at the link's bound: %v; want it resolved", s, err)
+		}
+	}
+	if added != maxLinkTypeExprs || table.count.Load() != 0 {
+		t.Fatalf("plain names counted: link %d (was %d), table %d", added, maxLinkTypeExprs, table.count.Load())
+	}
+	if _, err := table.resolve("[]mailbox_test.ping", &added, maxLinkTypeExprs); !errors.Is(err, ErrUnknownType) {
+		t.Fatalf("a composite at the link's bound: got %v; want ErrUnknownType", err)
+	}
+	other := 0
+	for _, s := range []string{"[]mailbox_test.ping", "no.such.Name"} {
+		if _, err := table.resolve(s, &other, maxLinkTypeExprs); s == "no.such.Name" != (err != nil) {
+			t.Fatalf("%q: got %v", s, err)
+		}
+	}
+	if other != 2 || table.count.Load() != 2 {
+		t.Fatalf("a composite and a failed name: link %d, table %d; want 2, 2", other, table.count.Load())
+	}
+}

@@ -183,6 +183,20 @@ func (t *exprTable) resolve(s string, added *int, linkMax int) (*wireType, error
 		}
 		return v.(*wireType), nil
 	}
+	// A plain name that resolves (a registered type, a basic type, a linked
+	// protobuf message) builds no Go type, and this binary knows finitely
+	// many: it counts toward neither bound, so an honest peer naming many
+	// registered types never meets them. What composes types, and any name
+	// that fails, counts.
+	plain := !strings.ContainsAny(s, "*[")
+	var wt *wireType
+	var err error
+	if plain {
+		if wt, err = resolveTypeExpr(s, reg); err == nil {
+			v, _ := t.cache.LoadOrStore(key, wt)
+			return v.(*wireType), nil
+		}
+	}
 	if added != nil && *added >= linkMax {
 		return nil, fmt.Errorf("%w: %q: the link named more than %d distinct type expressions", ErrUnknownType, s, linkMax)
 	}
@@ -191,8 +205,10 @@ func (t *exprTable) resolve(s string, added *int, linkMax int) (*wireType, error
 	}
 	// A failed expression is counted and remembered too: reflect may have
 	// built types for a part of it ("[5]int]" fails after making [5]int).
+	if !plain {
+		wt, err = resolveTypeExpr(s, reg)
+	}
 	var v any
-	wt, err := resolveTypeExpr(s, reg)
 	if err != nil {
 		v = exprFailure{err}
 	} else {
