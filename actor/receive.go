@@ -121,10 +121,17 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 		mb.deliverInline(msg, h.ep) // last: the reader role may move during it
 		return
 	}
-	if _, ok := msg.(quietEnvelope); ok {
-		if _, live := sys.ProcessRegistry.GetLocal(target.Id); !live {
-			msg = UnwrapFailed(msg) // a dead letter: protoactor's must see the sender
+	if q, ok := msg.(quietEnvelope); ok {
+		// Delivered to the process this lookup found: looked up again by a
+		// send, an actor gone in between would take the wrapper to
+		// protoactor's dead letters, which must see the sender (a
+		// requester is answered at once).
+		if p, live := sys.ProcessRegistry.GetLocal(target.Id); live {
+			p.SendUserMessage(target, q)
+		} else {
+			sys.DeadLetter.SendUserMessage(target, q.MessageEnvelope)
 		}
+		return
 	}
 	sys.Root.Send(target, msg)
 }
