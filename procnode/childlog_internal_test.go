@@ -3,6 +3,7 @@ package procnode
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/procactor/procactor/internal/printable"
 	"io"
 	"reflect"
 	"runtime"
@@ -127,6 +128,7 @@ func FuzzRelayRecord(f *testing.F) {
 		`{"k\"ey":"v\\","e\u00e9":{"x":{"y":[[],{}]}},"n":-1.5e3,"t":true,"f":false}`,
 		`{"a":1,"a":2}`, `{"message":3}`, `{"level":"x","child":{"deep":1},"from":"y"}`,
 		`[1,2]`, `"s"`, `{"a":`, `not json`, ``,
+		`{"message":"a\u001b[2J","k\u0007":1,"k\u0008":2,"caller":"c\u009b"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -153,6 +155,17 @@ func FuzzRelayRecord(f *testing.F) {
 			switch k {
 			case "level", "time", "node", "message":
 				continue
+			}
+			if pk := printable.String(k); pk != k {
+				// A name with control characters arrives with '?' for them
+				// (two such names may then be one).
+				if _, ok := got[pk]; !ok && !slices.Contains(relayTags, pk) {
+					t.Fatalf("record %q: field %q not relayed as %q (line %s)", rec, k, pk, out.String())
+				}
+				continue
+			}
+			if c, ok := v.(string); ok && k == "caller" {
+				v = printable.String(c)
 			}
 			where := got
 			if slices.Contains(relayTags, k) {
@@ -198,5 +211,30 @@ func TestRelayRecordUTF8(t *testing.T) {
 	p.relayLog(zerolog.InfoLevel, []byte("{\"message\":\"m\",\"a\":\"bad \xff\xfe bytes\",\"b\":{\"c\":[\"\xc3\"]}}"))
 	if line := out.String(); !utf8.ValidString(line) || !json.Valid([]byte(line)) || !strings.Contains(line, "\"a\":\"bad \uFFFD\uFFFD bytes\"") {
 		t.Errorf("relayed %q; want valid UTF-8 JSON, the bad bytes as U+FFFD", line)
+	}
+}
+
+// TestRelayRecordConsoleControlCharacters: what a parent's zerolog
+// ConsoleWriter prints unquoted from a child's record (the message, field
+// names, the caller) carries none of the child's control characters: an
+// escape sequence (OSC 52 sets the operator's clipboard, CSI 2J clears the
+// screen) or a line break would reach the terminal as written. Values the
+// ConsoleWriter quotes are left as the child wrote them.
+func TestRelayRecordConsoleControlCharacters(t *testing.T) {
+	var out testutil.SyncBuffer
+	p := &Process{address: "n/1", relay: zerolog.New(zerolog.ConsoleWriter{Out: &out, NoColor: true}).Level(zerolog.InfoLevel)}
+	p.setIdentity("k", "", nil)
+	p.relayLog(zerolog.InfoLevel, []byte(`{"message":"m\u001b]52;c;aGk=\u0007\nforged line","k\u001b[2J":1,"caller":"x.go:1\u009b2J","v":"\u001b[31m"}`))
+	line := out.String()
+	for _, c := range []string{"\x1b]", "\x1b[2J", "\x07", "\u009b"} {
+		if strings.Contains(line, c) {
+			t.Errorf("the console line carries %q: %q", c, line)
+		}
+	}
+	if strings.Count(line, "\n") != 1 {
+		t.Errorf("the console got %d lines: %q", strings.Count(line, "\n"), line)
+	}
+	if !strings.Contains(line, "m?]52;c;aGk=??forged line") || !strings.Contains(line, "k?[2J=1") {
+		t.Errorf("console line %q; want the message and key with '?' for each control character", line)
 	}
 }

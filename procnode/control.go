@@ -12,6 +12,7 @@ import (
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/internal/names"
+	"github.com/procactor/procactor/internal/printable"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/rs/zerolog"
 )
@@ -131,8 +132,9 @@ func childLogLevel(l zerolog.Logger) zerolog.Level {
 // it holds (a record of many small values decoded into Go maps and
 // interfaces cost 35–60 times its size); a record with line breaks between
 // its tokens is compacted first, so that it stays one line of the parent's
-// log, and bytes that are not UTF-8 become U+FFFD. A record over
-// maxRelayRecord is relayed cut.
+// log, and bytes that are not UTF-8 become U+FFFD. Control characters in
+// what a console writer prints unquoted (the message, field names, the
+// caller) become '?'. A record over maxRelayRecord is relayed cut.
 func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 	if lvl < p.relay.GetLevel() || lvl < zerolog.GlobalLevel() {
 		return // below the logger's level: no event is built
@@ -172,9 +174,21 @@ func (p *Process) relayLog(lvl zerolog.Level, rec []byte) {
 	e := p.logger().WithLevel(lvl).Int("os_pid", p.OSPid())
 	var from *zerolog.Event
 	eachField(rec, func(key string, value []byte) {
+		// A console writer prints the message, field names and the caller
+		// unquoted: the child's control characters (an escape sequence, a
+		// line break) become '?' there, as in its dead-letter lines.
+		key = printable.String(key)
 		switch {
 		case key == zerolog.MessageFieldName:
 			_ = json.Unmarshal(value, &msg) // a message that is no string is dropped
+			msg = printable.String(msg)
+		case key == zerolog.CallerFieldName:
+			var caller string
+			if json.Unmarshal(value, &caller) == nil {
+				e.Str(key, printable.String(caller))
+			} else {
+				e.RawJSON(key, value)
+			}
 		case key == zerolog.LevelFieldName, key == zerolog.TimestampFieldName, key == "node":
 		case slices.Contains(relayTags, key):
 			if from == nil {
