@@ -78,6 +78,20 @@ func (d *deadLetters) limiter(peer string) *limiter {
 	return l
 }
 
+// forget drops the rate limiter of a link gone for good, writing its
+// pending summary: a parent of many short-lived children would otherwise
+// keep one per child address until it closes. A later dead letter of that
+// address (a PID that cached the link) makes a new one.
+func (d *deadLetters) forget(peer string) {
+	d.mu.Lock()
+	l := d.limits[peer]
+	delete(d.limits, peer)
+	d.mu.Unlock()
+	if l != nil {
+		l.stop()
+	}
+}
+
 func (d *deadLetters) report(r deadLetter) {
 	if r.routine || d.closing.Load() {
 		if d.useLog {

@@ -265,3 +265,34 @@ func TestDeadLetterLineFromPeerIsOneLine(t *testing.T) {
 		t.Fatalf("a relayed line of %d bytes printed as %d", 10*maxRelayedLine, len(lines[1]))
 	}
 }
+
+// TestDeadLetterLimiterOfGoneLinkDropped: a link gone for good takes its
+// dead-letter rate limiter with it (its pending summary is written). The
+// limiters were kept until the node closed: one for every child address
+// that ever had a dead letter, so a parent of short-lived children grew
+// without bound.
+func TestDeadLetterLimiterOfGoneLinkDropped(t *testing.T) {
+	t.Parallel()
+	var out testutil.SyncBuffer
+	n := newNode(t, "n", WithDeadLetterLog(&out))
+	c := newNode(t, "n/1", WithDeadLetterLog(nil))
+	down, _ := join(t, n, c)
+	echoPID := n.Root().Spawn(echoProps())
+	for range 3 * limiterBurst {
+		c.Root().Send(echoPID, &badDecode{}) // undecodable in n: its dead letters are the link n/1's
+	}
+	limited := func() bool {
+		n.dead.mu.Lock()
+		defer n.dead.mu.Unlock()
+		_, ok := n.dead.limits["n/1"]
+		return ok
+	}
+	testutil.Eventually(t, "the link's limiter", limited)
+	if err := down.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the gone link's limiter dropped", func() bool { return !limited() })
+	testutil.Eventually(t, "its pending summary written", func() bool {
+		return strings.Contains(out.String(), "more dead letters at n (link n/1) not printed")
+	})
+}

@@ -262,6 +262,7 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 		}
 		l.stopSpawned()
 		l.node.removeLink(l)
+		l.node.dead.forget(l.addr)
 	}
 	if err != nil {
 		l.node.log.Info().Err(err).Str("peer", l.addr).Bool("gone", gone).Int("watchers", nwatch).Int("requests", len(requests)).Msg("link down")
