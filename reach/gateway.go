@@ -54,7 +54,9 @@ func (h *Host) receive(f *wire.Frame, message any, sender *pa.PID) {
 		h.deadLetter(target, f, sender, fmt.Errorf("%w: target %s from %s", ErrRefused, pidString(target), from))
 		return
 	}
-	p := h.peer(from)
+	// Only a WATCH makes a peer (it holds the watch): peers live as long as
+	// the host, and a sender may announce ever-new roots. Other frames use
+	// the peer the root already has, if any.
 	switch f.Kind {
 	case wire.Kind_USER:
 		v, err := mailbox.Unmarshal(f.Data)
@@ -62,7 +64,7 @@ func (h *Host) receive(f *wire.Frame, message any, sender *pa.PID) {
 			h.deadLetter(target, nil, sender, fmt.Errorf("message of type %q from %s: %w", f.Type, from, err))
 			return
 		}
-		if isFuture(target) {
+		if p := h.knownPeer(from); p != nil && isFuture(target) {
 			p.forget(target) // an answer: the request is no longer in flight
 		}
 		var m any = v
@@ -85,6 +87,7 @@ func (h *Host) receive(f *wire.Frame, message any, sender *pa.PID) {
 	}
 	switch f.Kind {
 	case wire.Kind_WATCH:
+		p := h.peer(from)
 		if !p.addIn(target, other) {
 			h.warn(ErrRefused).Str("peer", from).Int("max", h.cfg.maxWatches).Msg("too many watches from peer; answered AddressTerminated")
 			p.SendSystemMessage(other, &pa.Terminated{Who: target, Why: pa.TerminatedReason_AddressTerminated})
@@ -92,12 +95,14 @@ func (h *Host) receive(f *wire.Frame, message any, sender *pa.PID) {
 		}
 		h.sendSystem(target, &pa.Watch{Watcher: other})
 	case wire.Kind_UNWATCH:
-		p.dropIn(target, other)
+		if p := h.knownPeer(from); p != nil {
+			p.dropIn(target, other)
+		}
 		h.sendSystem(target, &pa.Unwatch{Watcher: other})
 	case wire.Kind_TERMINATED:
 		// Only for a watch this side sent: a peer cannot fake the death of
 		// an actor nobody here watched through it.
-		if !p.dropOut(other, target) {
+		if p := h.knownPeer(from); p == nil || !p.dropOut(other, target) {
 			h.warn(ErrRefused).Str("peer", from).Str("who", pidString(other)).Str("watcher", pidString(target)).
 				Msg("Terminated for a watch not held through this peer; dropped")
 			return
