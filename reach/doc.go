@@ -40,7 +40,10 @@
 //
 // Watches are reach's own, per other root: the watches that went out to its
 // tree (a Terminated from it is accepted only for one of these), and the
-// watches its tree holds here (at most WithMaxWatches). When a root is lost
+// watches its tree holds here (at most WithMaxWatches). Of the frames of a
+// root this one has not sent to, only a Watch makes this state, for at most
+// 1024 such roots over the host's life; a Watch from one more is answered
+// with Terminated{AddressTerminated}. When a root is lost
 // (remote's endpoint to it terminates, or its last stream here ends) every
 // watcher here of its actors gets Terminated{AddressTerminated}, actors here
 // forget their watchers there, and requests in flight to it get a

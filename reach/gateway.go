@@ -87,7 +87,13 @@ func (h *Host) receive(f *wire.Frame, message any, sender *pa.PID) {
 	}
 	switch f.Kind {
 	case wire.Kind_WATCH:
-		p := h.peer(from)
+		p := h.watchPeer(from)
+		if p == nil {
+			h.warn(ErrRefused).Str("peer", from).Int("max", h.cfg.maxPeers).Msg("too many peers; Watch from a new root answered AddressTerminated")
+			// A peer for this answer alone, not kept.
+			newPeer(h, from).SendSystemMessage(other, &pa.Terminated{Who: target, Why: pa.TerminatedReason_AddressTerminated})
+			return
+		}
 		if !p.addIn(target, other) {
 			h.warn(ErrRefused).Str("peer", from).Int("max", h.cfg.maxWatches).Msg("too many watches from peer; answered AddressTerminated")
 			p.SendSystemMessage(other, &pa.Terminated{Who: target, Why: pa.TerminatedReason_AddressTerminated})

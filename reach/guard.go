@@ -233,19 +233,29 @@ func (h *Host) countSent(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Cl
 	if err != nil {
 		return nil, err
 	}
-	return &countedStream{ClientStream: cs, p: h.peer(rootOf(cc.Target()))}, nil
+	return &countedStream{ClientStream: cs, h: h, root: rootOf(cc.Target())}, nil
 }
 
+// countedStream takes what it sends off the queued count of its root's
+// peer. It makes no peer: a root may have none yet (cluster gossip, an
+// answer to a Watch refused past maxPeers), and then nothing was counted.
 type countedStream struct {
 	grpc.ClientStream
-	p *peer
+	h    *Host
+	root string
+	p    *peer // the root's peer once there is one (SendMsg is not concurrent)
 }
 
 func (s *countedStream) SendMsg(m any) error {
 	err := s.ClientStream.SendMsg(m) // on error the batch is lost all the same
 	if rm, ok := m.(*remote.RemoteMessage); ok {
 		if b := rm.GetMessageBatch(); b != nil {
-			s.p.sent(frameBytes(b))
+			if s.p == nil {
+				s.p = s.h.knownPeer(s.root)
+			}
+			if s.p != nil {
+				s.p.sent(frameBytes(b))
+			}
 		}
 	}
 	return err

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
@@ -48,6 +49,7 @@ type Host struct {
 	failed bool // Start failed: the resolver claims nothing (guarded by mu)
 
 	peers   sync.Map       // root address → *peer
+	watched atomic.Int64   // peers made for a WATCH frame (at most cfg.maxPeers)
 	streams map[string]int // open inbound streams by announced peer root (guarded by smu)
 	smu     sync.Mutex
 
@@ -299,6 +301,30 @@ func (h *Host) peer(root string) *peer {
 		return v.(*peer)
 	}
 	v, _ := h.peers.LoadOrStore(root, newPeer(h, root))
+	return v.(*peer)
+}
+
+// maxPeers bounds the peers a host makes for the WATCH frames of roots it
+// has no peer for: a peer lives as long as the host, and a sender may
+// announce ever-new roots, one stream each. Past it, a Watch from a new
+// root is answered at once with Terminated{AddressTerminated}. Peers made
+// to send (the resolver: this tree's own choice) are not counted.
+const maxPeers = 1024
+
+// watchPeer returns the peer of a root that sent a WATCH frame, made on
+// first use within cfg.maxPeers, or nil past it.
+func (h *Host) watchPeer(root string) *peer {
+	if p := h.knownPeer(root); p != nil {
+		return p
+	}
+	if h.watched.Add(1) > int64(h.cfg.maxPeers) {
+		h.watched.Add(-1)
+		return nil
+	}
+	v, loaded := h.peers.LoadOrStore(root, newPeer(h, root))
+	if loaded { // made meanwhile, by the resolver or another stream
+		h.watched.Add(-1)
+	}
 	return v.(*peer)
 }
 

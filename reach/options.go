@@ -26,6 +26,7 @@ type config struct {
 	dialTimeout time.Duration
 	keepalive   time.Duration
 	cluster     *clusterSpec
+	maxPeers    int // the maxPeers constant; not an option (tests lower it)
 }
 
 // clusterSpec is what WithCluster records.
@@ -42,6 +43,7 @@ func defaultConfig() config {
 		maxRequests: DefaultMaxRequests,
 		dialTimeout: DefaultDialTimeout,
 		keepalive:   DefaultKeepalive,
+		maxPeers:    maxPeers,
 	}
 }
 
