@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -370,7 +369,7 @@ func startRoots(t *testing.T, addrs []string, env ...string) []*rootProc {
 		r.cmd = exec.Command(exe, "-test.run=^$")
 		r.cmd.Env = append(append(os.Environ(), envRootAddr+"="+addr), env...)
 		r.cmd.Stderr = r.stderr
-		r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		r.cmd.SysProcAttr = rootAttr()
 		out, err := r.cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
