@@ -30,7 +30,7 @@
 // otherwise the writer goroutine drains the batch in one write, however many
 // messages it holds. There is no timer. Within a batch, a data frame is
 // closed at 64 KiB so that the reader decodes small messages from its
-// reusable buffer; []byte payloads of 64 KiB or more are written from the
+// reusable buffer; []byte payloads of 128 KiB or more are written from the
 // caller's slice, never copied into the batch.
 //
 // # The reader role

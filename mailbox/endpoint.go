@@ -198,7 +198,7 @@ func (e *Endpoint) Start() error {
 }
 
 // Send queues env for the peer. The envelope is encoded before Send returns;
-// env may be reused, but a []byte payload of 64 KiB or more is written from
+// env may be reused, but a []byte payload of 128 KiB or more is written from
 // the caller's memory and must not change until it is sent.
 //
 // On the user lane Send blocks while the lane is full (WithUserQueue,

@@ -26,7 +26,9 @@ var (
 	ErrProtocol = errors.New("mailbox: protocol error")
 
 	// ErrMessageTooLarge is returned by Send for a message that cannot fit one frame
-	// of the peer's limit. Nothing was queued.
+	// of the peer's limit (before the handshake, of this side's own). Nothing
+	// was queued. A message queued before the handshake that does not fit the
+	// peer's limit fails Handshake with ErrHandshake and ErrMessageTooLarge.
 	ErrMessageTooLarge = errors.New("mailbox: message too large")
 
 	// ErrTypeNotRegistered is returned by Send for a value whose type (or the
