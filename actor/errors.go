@@ -20,7 +20,9 @@ var (
 	// ErrSpawnFailed means the kind's producer failed (bad arguments, a panic).
 	ErrSpawnFailed = errors.New("actor: spawn failed")
 	// ErrSpawnRefused means the node would not spawn for a child: spawns from
-	// children are off (WithChildSpawns), or the child's cap is reached.
+	// children are off (WithChildSpawns), the child's cap is reached, or the
+	// spawn was for another child's subtree (a sibling's), which is always
+	// refused.
 	ErrSpawnRefused = errors.New("actor: spawn refused")
 	// ErrRefused is the dead-letter reason for a message from a link that the
 	// node's policy refuses (a guard, a forged Terminated, too many watches).

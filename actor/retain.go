@@ -26,8 +26,9 @@ import (
 // then the new message is a dead letter (ErrRetainFull); a reader goroutine
 // never waits and may overflow the window up to twice its size. A message
 // admitted into a window that is not full is retained whatever its size, so
-// the window may hold one message past its bound: a message larger than the
-// whole window is retained too (it used to be sent unretained, and a loss
+// the window may hold one message past its bound (one per sender that found
+// it not full at the same time): a message larger than the whole window is
+// retained too (it used to be sent unretained, and a loss
 // of the peer then dropped it without a word while the smaller ones around
 // it were redelivered).
 

@@ -252,8 +252,9 @@ func WithRestart(on bool) Option { return func(c *config) { c.restart = on } }
 // if the process dies. A full window makes senders wait like a full link
 // (actor.WithSendTimeout), then the message is a dead letter
 // (actor.ErrRetainFull). A message that finds the window not full is kept
-// whatever its size (the window then holds one message past its bound): a
-// message larger than the window is redelivered like the others. Default
+// whatever its size (the window then holds one message past its bound, one
+// per sender that found it not full at once): a message larger than the
+// window is redelivered like the others. Default
 // 64 MiB.
 //
 // Redelivery is at least once: a message the root actor finished just
