@@ -80,12 +80,14 @@
 // 4, close-on-exec in the child), the handshake and its timeout, the child's
 // stdio (stdin /dev/null unless WithStdin, stdout inherited, stderr copied
 // with a bounded tail kept), its environment (the parent's, or exactly
-// WithEnviron's) and working directory, process attributes (its own process
+// WithEnviron's, plus procactor's own variables) and working directory, process attributes (its own process
 // group, and on Linux Pdeathsig=SIGKILL from a thread that lives as long as
 // the process, merged with the caller's SysProcAttr; resource limits with
 // WithRlimit), exit status, stop escalation, restarts, and the relay of the
 // child's log records to the parent's zerolog logger, tagged with the
-// child's address, name and OS pid (quiet by default, as the logger is;
+// child's address, kind, name (WithName) and OS pid, at most 1000 a second
+// per child, a record over 1 MiB cut, control characters in its message,
+// field names and caller replaced by '?' (quiet by default, as the logger is;
 // PROCACTOR_LOG=debug makes children log at debug, to stderr if the parent's
 // logger is disabled). A quiet child's dead-letter lines come through the
 // same relay and are printed by the parent as its own (see
