@@ -34,12 +34,13 @@ fuzzed=0
 # ended with "context deadline exceeded" and no input): it runs once more.
 # A failure that wrote an input is a bug found, and fails at once.
 fuzz() { go test -run '^$' -fuzz "^$1\$" -fuzztime "$FUZZTIME" "$2"; }
+inputs() { if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi; }
 for pkg in $(go list ./...); do
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
     corpus="$(go list -f '{{.Dir}}' "$pkg")/testdata/fuzz/$target"
-    before="$(ls "$corpus" 2>/dev/null | wc -l)"
+    before="$(inputs "$corpus")"
     if ! fuzz "$target" "$pkg"; then
-      if [ "$(ls "$corpus" 2>/dev/null | wc -l)" != "$before" ]; then
+      if [ "$(inputs "$corpus")" != "$before" ]; then
         echo "test.sh: FAILED: $target found a failing input (in $corpus)" >&2
         exit 1
       fi
