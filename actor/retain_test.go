@@ -72,6 +72,43 @@ func retainedChildOn(t *testing.T, down *Link, inc uint64, r *recorder, inline b
 	return c, up
 }
 
+// cutFlush brings up a second incarnation of n/1 whose "x" blocks on
+// "first" (held by gate), lets the link's flush of what it held fill the
+// window and wait for room, then kills that incarnation: the flush is cut.
+// Connect's two calls run on their own goroutines, as the flush outlives
+// them; both have returned when cutFlush does.
+func cutFlush(t *testing.T, down *Link, gate chan struct{}) {
+	t.Helper()
+	r2 := &recorder{got: make(chan any, 100), block: "first", gate: gate}
+	c2, err := NewNode("n/1", withIncarnation(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up2, err := c2.ParentLink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c2.Root().SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return r2 }, pa.WithReceiverMiddleware(up2.AckFor("x"))), "x"); err != nil {
+		t.Fatal(err)
+	}
+	a, b, err := mailbox.Pipe(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cookie := mailbox.NewCookie()
+	connected := make(chan error, 2)
+	go func() { _, err := up2.Connect(ctx, b, cookie, 0); connected <- err }()
+	go func() { _, err := down.Connect(ctx, a, cookie, 0); connected <- err }()
+	testutil.Receive(t, r2.got, "the blocking message in the second incarnation")
+	testutil.Eventually(t, "the flush waiting for room", func() bool { return waitsForRoom(down) })
+	kill(t, down, c2, up2)
+	for range 2 {
+		testutil.Receive(t, connected, "Connect to return")
+	}
+}
+
 // kill ends a child node as a process death would: its stream is cut, then
 // it is closed.
 func kill(t *testing.T, down *Link, c *Node, up *Link) {
@@ -651,34 +688,7 @@ func TestRetainFlushCutKeepsOrder(t *testing.T) {
 
 	// The second incarnation blocks on "first" too: the flush fills the
 	// window again and waits for room with "d1".
-	r2 := &recorder{got: make(chan any, 100), block: "first", gate: gate}
-	c2, err := NewNode("n/1", withIncarnation(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	up2, err := c2.ParentLink()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c2.Root().SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return r2 }, pa.WithReceiverMiddleware(up2.AckFor("x"))), "x"); err != nil {
-		t.Fatal(err)
-	}
-	a, b, err := mailbox.Pipe(1 << 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	cookie := mailbox.NewCookie()
-	connected := make(chan error, 2)
-	go func() { _, err := up2.Connect(ctx, b, cookie, 0); connected <- err }()
-	go func() { _, err := down.Connect(ctx, a, cookie, 0); connected <- err }()
-	testutil.Receive(t, r2.got, "the blocking message in the second incarnation")
-	testutil.Eventually(t, "the flush waiting for room", func() bool { return waitsForRoom(down) })
-	kill(t, down, c2, up2)
-	for range 2 {
-		testutil.Receive(t, connected, "Connect to return")
-	}
+	cutFlush(t, down, gate)
 
 	r3 := &recorder{got: make(chan any, 100)}
 	c3, _ := retainedChild(t, down, 3, r3)
@@ -719,34 +729,7 @@ func TestHeldUnwatchSurvivesACutFlush(t *testing.T) {
 	n.Root().Send(w, "unwatch")
 	testutil.Eventually(t, "the Unwatch held", func() bool { return down.Stats().Watches == 0 })
 
-	r2 := &recorder{got: make(chan any, 100), block: "first", gate: gate}
-	c2, err := NewNode("n/1", withIncarnation(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	up2, err := c2.ParentLink()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c2.Root().SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return r2 }, pa.WithReceiverMiddleware(up2.AckFor("x"))), "x"); err != nil {
-		t.Fatal(err)
-	}
-	a, b, err := mailbox.Pipe(1 << 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	cookie := mailbox.NewCookie()
-	connected := make(chan error, 2)
-	go func() { _, err := up2.Connect(ctx, b, cookie, 0); connected <- err }()
-	go func() { _, err := down.Connect(ctx, a, cookie, 0); connected <- err }()
-	testutil.Receive(t, r2.got, "the blocking message in the second incarnation")
-	testutil.Eventually(t, "the flush waiting for room", func() bool { return waitsForRoom(down) })
-	kill(t, down, c2, up2)
-	for range 2 {
-		testutil.Receive(t, connected, "Connect to return")
-	}
+	cutFlush(t, down, gate)
 	if s := down.Stats(); s.Watches != 0 {
 		t.Fatalf("after the cut flush: %+v; want no watch (it was cancelled)", s)
 	}
