@@ -245,18 +245,7 @@ func TestChildSpawnIntoSiblingRefused(t *testing.T) {
 			bb := newNode(t, "n/2/1")
 			aa := newNode(t, "n/1/1")
 			if tt.untrusted {
-				down, err := n.ChildLink("1")
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := down.SetUntrusted(8); err != nil {
-					t.Fatal(err)
-				}
-				up, err := a.ParentLink()
-				if err != nil {
-					t.Fatal(err)
-				}
-				connectPipe(t, down, up)
+				joinUntrusted(t, n, a, 8)
 			} else {
 				join(t, n, a)
 			}

@@ -73,6 +73,24 @@ func join(t testing.TB, parent, child *Node) (down, up *Link) {
 	return down, up
 }
 
+// joinUntrusted is join with the child behind an untrusted link that
+// grants at most grants PIDs (Link.SetUntrusted).
+func joinUntrusted(t testing.TB, parent, child *Node, grants int) (down, up *Link) {
+	t.Helper()
+	down, err := parent.ChildLink(child.Address()[len(parent.Address())+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := down.SetUntrusted(grants); err != nil {
+		t.Fatal(err)
+	}
+	if up, err = child.ParentLink(); err != nil {
+		t.Fatal(err)
+	}
+	connectPipe(t, down, up)
+	return down, up
+}
+
 // connectPipe connects two links over a new pipe pair.
 func connectPipe(t testing.TB, down, up *Link) {
 	t.Helper()

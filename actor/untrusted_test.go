@@ -25,18 +25,7 @@ func TestUntrustedLink(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, "n")
 	c := newNode(t, "n/1")
-	down, err := n.ChildLink("1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := down.SetUntrusted(3); err != nil {
-		t.Fatal(err)
-	}
-	up, err := c.ParentLink()
-	if err != nil {
-		t.Fatal(err)
-	}
-	connectPipe(t, down, up)
+	down, _ := joinUntrusted(t, n, c, 3)
 	given, _ := n.Root().SpawnNamed(echoProps(), "given")
 	secret, _ := n.Root().SpawnNamed(echoProps(), "secret")
 	if _, err := c.Root().SpawnNamed(echoProps(), "child-echo"); err != nil {
@@ -85,18 +74,7 @@ func TestRefusedAnswerFailsRequestAtOnce(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, "n")
 	c := newNode(t, "n/1")
-	down, err := n.ChildLink("1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := down.SetUntrusted(1); err != nil {
-		t.Fatal(err)
-	}
-	up, err := c.ParentLink()
-	if err != nil {
-		t.Fatal(err)
-	}
-	connectPipe(t, down, up)
+	joinUntrusted(t, n, c, 1)
 	// later keeps the sender of "q" and answers it on "go".
 	var asker *pa.PID
 	later, err := c.Root().SpawnNamed(pa.PropsFromFunc(func(ctx pa.Context) {
@@ -129,18 +107,7 @@ func TestUntrustedUserLaneTerminated(t *testing.T) {
 	t.Parallel()
 	n := newNode(t, "n")
 	c := newNode(t, "n/1")
-	down, err := n.ChildLink("1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := down.SetUntrusted(4); err != nil {
-		t.Fatal(err)
-	}
-	up, err := c.ParentLink()
-	if err != nil {
-		t.Fatal(err)
-	}
-	connectPipe(t, down, up)
+	down, _ := joinUntrusted(t, n, c, 4)
 	got := make(chan any, 8)
 	secret, _ := n.Root().SpawnNamed(pa.PropsFromFunc(func(ctx pa.Context) {
 		if _, ok := ctx.Message().(*pa.Started); !ok {
