@@ -44,13 +44,7 @@ func TestMapDecodeBound(t *testing.T) {
 			b = append(b, bytes.Repeat(c.entry, n)...)
 		}
 		dec := newDecoder()
-		var env Envelope
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		bad, fatal := dec.decodeEnvelope(b, false, &env)
-		runtime.ReadMemStats(&after)
-		allocated := int64(after.TotalAlloc - before.TotalAlloc)
+		env, bad, fatal, allocated := decodeMeasured(dec, b)
 		switch {
 		case fatal != nil:
 			t.Errorf("%s × %d: fatal %v", c.name, n, fatal)
@@ -86,13 +80,7 @@ func TestInterfaceValueDecodeBound(t *testing.T) {
 		b = append(b, bytes.Repeat(c.elem, n)...)
 		dec := newDecoder()
 		dec.maxBytes = 20 * n // what is left of the link's bound: tighter than the factor
-		var env Envelope
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		bad, fatal := dec.decodeEnvelope(b, false, &env)
-		runtime.ReadMemStats(&after)
-		allocated := int64(after.TotalAlloc - before.TotalAlloc)
+		env, bad, fatal, allocated := decodeMeasured(dec, b)
 		switch {
 		case fatal != nil:
 			t.Errorf("%s: fatal %v", c.name, fatal)
@@ -123,13 +111,7 @@ func TestShortBytesDecodeBound(t *testing.T) {
 		b = append(b, bytes.Repeat(c.elem, n)...)
 		dec := newDecoder()
 		dec.maxBytes = 24 * n // what is left of the link's bound: tighter than the factor
-		var env Envelope
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		bad, fatal := dec.decodeEnvelope(b, false, &env)
-		runtime.ReadMemStats(&after)
-		allocated := int64(after.TotalAlloc - before.TotalAlloc)
+		env, bad, fatal, allocated := decodeMeasured(dec, b)
 		switch {
 		case fatal != nil:
 			t.Errorf("%s: fatal %v", c.expr, fatal)
@@ -139,4 +121,15 @@ func TestShortBytesDecodeBound(t *testing.T) {
 			t.Errorf("%s: %d elements allocated %d bytes (charged %d), more than the %d left of the link's bound", c.expr, n, allocated, env.Size, dec.budget)
 		}
 	}
+}
+
+// decodeMeasured decodes the envelope b with dec and reports the bytes the
+// process allocated meanwhile (its tests are not parallel).
+func decodeMeasured(dec *decoder, b []byte) (env Envelope, bad, fatal error, allocated int64) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	bad, fatal = dec.decodeEnvelope(b, false, &env)
+	runtime.ReadMemStats(&after)
+	return env, bad, fatal, int64(after.TotalAlloc - before.TotalAlloc)
 }
