@@ -42,11 +42,7 @@ func TestRootFailureBeforeStartReported(t *testing.T) {
 // a Restart sent then (an AllForOne sibling's failure) must restart the
 // root actor once the process actor is up, not be dropped.
 func TestRestartBeforeStartReported(t *testing.T) {
-	release := make(chan struct{})
-	var once sync.Once
-	releaseStart := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(releaseStart)
-	setTestHookStarted(t, func() { <-release })
+	releaseStart := holdStarts(t)
 	n, err := NewNode()
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +65,17 @@ func TestRestartBeforeStartReported(t *testing.T) {
 	})
 }
 
+// holdStarts holds every start's outcome from its supervisor goroutine
+// until the returned func (idempotent; run at the test's end too) is called.
+func holdStarts(t *testing.T) (release func()) {
+	held := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(held) }) }
+	t.Cleanup(release)
+	setTestHookStarted(t, func() { <-held })
+	return release
+}
+
 // setTestHookStarted sets the start hook for the test's duration.
 func setTestHookStarted(t *testing.T, f func()) {
 	testHookStarted.Store(&f)
@@ -82,11 +89,7 @@ func setTestHookStarted(t *testing.T, f func()) {
 // Stop has returned.
 func stopDuringHeldStart(t *testing.T, msg string, what string, pending func(p *Process) bool, opts ...Option) *Process {
 	t.Helper()
-	release := make(chan struct{})
-	var once sync.Once
-	releaseStart := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(releaseStart)
-	setTestHookStarted(t, func() { <-release })
+	releaseStart := holdStarts(t)
 	n, err := NewNode()
 	if err != nil {
 		t.Fatal(err)
