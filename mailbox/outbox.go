@@ -307,8 +307,6 @@ func (o *outbox) stop(err error) {
 	o.ring()
 }
 
-// run is the writer goroutine. It returns nil after writing a goodbye, the
-// write error, or errAborted.
 // start lets writes begin: from now on a sender may write directly, before
 // the writer goroutine has first run (what was held meanwhile goes out
 // ahead of it, in order, with whoever writes first).
@@ -318,6 +316,8 @@ func (o *outbox) start() {
 	o.mu.Unlock()
 }
 
+// run is the writer goroutine. It returns nil after writing a goodbye, the
+// write error, or errAborted.
 func (o *outbox) run() error {
 	o.mu.Lock()
 	for {
