@@ -14,6 +14,11 @@ import (
 func settled(t *testing.T, l *Link, out, in uint64) LinkStats {
 	t.Helper()
 	var s LinkStats
+	defer func() {
+		if t.Failed() {
+			t.Logf("the link's last counts: %+v; want %d out, %d in; past %+v", s, out, in, l.counts.past)
+		}
+	}()
 	testutil.Eventually(t, "the link's counts", func() bool {
 		s = l.Stats()
 		return s.Traffic.MsgsOut[mailbox.LaneUser] == out && s.Traffic.MsgsIn[mailbox.LaneUser] == in

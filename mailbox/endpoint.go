@@ -377,6 +377,7 @@ func (e *Endpoint) finish() {
 	e.finisher.Store(goid())
 	defer close(e.done)
 	e.conn.Close()
+	e.out.settle()                             // the counts Closed may read are final
 	e.errOnce.Do(func() { e.err = ErrClosed }) // also orders the read below after fail's write
 	defer func() {
 		if r := recover(); r != nil {

@@ -34,12 +34,14 @@ const (
 // load, with no timer.
 type outbox struct {
 	mu        sync.Mutex
-	cur       *batch // filling (guarded by mu)
-	spare     *batch // recycled (guarded by mu)
-	inflight  *batch // handed to the writer goroutine unfinished (guarded by mu)
-	owner     owner  // guarded by mu
-	userCount int    // user-lane messages in cur (guarded by mu)
-	sysBytes  int    // bytes of system-lane messages in cur (guarded by mu)
+	cur       *batch    // filling (guarded by mu)
+	spare     *batch    // recycled (guarded by mu)
+	inflight  *batch    // handed to the writer goroutine unfinished (guarded by mu)
+	owner     owner     // guarded by mu
+	settling  bool      // the endpoint is ending and waits for a direct write to be counted (guarded by mu)
+	settled   sync.Cond // signalled, on mu, when a direct write ends while settling
+	userCount int       // user-lane messages in cur (guarded by mu)
+	sysBytes  int       // bytes of system-lane messages in cur (guarded by mu)
 	room      chan struct{}
 	err       error         // why sends are refused; set once (guarded by mu)
 	abort     bool          // drop what is queued (guarded by mu)
@@ -88,6 +90,7 @@ func newOutbox(w io.Writer, raw syscall.RawConn, cfg *config) *outbox {
 		direct:    newDirectWriter(raw),
 		wake:      make(chan struct{}, 1),
 	}
+	o.settled.L = &o.mu
 	o.ack.delay = cfg.ackDelay
 	o.ack.timer = time.AfterFunc(time.Hour, o.flushAck)
 	o.ack.timer.Stop()
@@ -228,6 +231,9 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 	o.mu.Unlock()
 
 	n, werr := o.direct.try(b.buf)
+	if f := afterDirectWrite.Load(); f != nil {
+		(*f)(o)
+	}
 
 	o.mu.Lock()
 	b.off += n
@@ -244,12 +250,33 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 	default:
 		o.inflight, o.owner = b, ownerWriter
 	}
+	if o.settling {
+		o.settled.Broadcast()
+	}
 	o.mu.Unlock()
 	if ring {
 		o.ring()
 	}
 	return seq, size, nil
 }
+
+// settle waits until no sender is writing directly. The endpoint calls it
+// as it ends, after closing its stream, so that the counts its Handler's
+// Closed sees are final: a direct write is a non-blocking write, then
+// counted (sentBatch), so the wait is short.
+func (o *outbox) settle() {
+	o.mu.Lock()
+	for o.owner == ownerCaller {
+		o.settling = true
+		o.settled.Wait()
+	}
+	o.settling = false
+	o.mu.Unlock()
+}
+
+// afterDirectWrite, when set (by a test), runs in a sender right after its
+// direct write, before it counts it.
+var afterDirectWrite atomic.Pointer[func(*outbox)]
 
 func (o *outbox) takeLocked() *batch {
 	b := o.cur

@@ -109,3 +109,42 @@ func TestTrafficQueued(t *testing.T) {
 		})
 	})
 }
+
+// TestTrafficFinalWhenClosed: the counts an endpoint reports when its
+// Handler.Closed runs are final. A sender that was writing directly as the
+// link ended has counted its write by then: a link adds a lost stream's
+// counts to its totals in Closed and never looks at that stream again, so
+// a write counted later would be lost from them.
+func TestTrafficFinalWhenClosed(t *testing.T) {
+	x, y := transports[1].make(t) // os.Pipe: senders write directly
+	var a *Endpoint
+	seen := make(chan Traffic, 1)
+	a = newTestEndpoint(t, x, HandlerFuncs{OnClosed: func(error) { seen <- a.Traffic() }})
+	cb := newCollector()
+	b := newTestEndpoint(t, y, cb)
+	handshake(t, a, b)
+	for _, e := range []*Endpoint{a, b} {
+		if err := e.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The direct write has reached b, and a's link ends, before the sender
+	// gets back to count it.
+	hook := func(o *outbox) {
+		if o != a.out {
+			return
+		}
+		cb.wait(t, 1)
+		b.Abort()
+		testutil.Eventually(t, "a's link to end", func() bool { return a.finishing.Load() })
+	}
+	afterDirectWrite.Store(&hook)
+	t.Cleanup(func() { afterDirectWrite.Store(nil) })
+	if err := a.Send(context.Background(), &Envelope{Message: 1}); err != nil {
+		t.Fatal(err)
+	}
+	got := testutil.Receive(t, seen, "a's Closed")
+	if sumLanes(got.MsgsOut) != 1 || got.Writes != 1 {
+		t.Fatalf("a's counts in Closed: %+v; want the direct write counted (1 message, 1 write)", got)
+	}
+}
