@@ -44,7 +44,7 @@ func TestMapDecodeBound(t *testing.T) {
 			b = append(b, bytes.Repeat(c.entry, n)...)
 		}
 		dec := newDecoder()
-		env, bad, fatal, allocated := decodeMeasured(dec, b)
+		env, allocated, bad, fatal := decodeMeasured(dec, b)
 		switch {
 		case fatal != nil:
 			t.Errorf("%s × %d: fatal %v", c.name, n, fatal)
@@ -80,7 +80,7 @@ func TestInterfaceValueDecodeBound(t *testing.T) {
 		b = append(b, bytes.Repeat(c.elem, n)...)
 		dec := newDecoder()
 		dec.maxBytes = 20 * n // what is left of the link's bound: tighter than the factor
-		env, bad, fatal, allocated := decodeMeasured(dec, b)
+		env, allocated, bad, fatal := decodeMeasured(dec, b)
 		switch {
 		case fatal != nil:
 			t.Errorf("%s: fatal %v", c.name, fatal)
@@ -111,7 +111,7 @@ func TestShortBytesDecodeBound(t *testing.T) {
 		b = append(b, bytes.Repeat(c.elem, n)...)
 		dec := newDecoder()
 		dec.maxBytes = 24 * n // what is left of the link's bound: tighter than the factor
-		env, bad, fatal, allocated := decodeMeasured(dec, b)
+		env, allocated, bad, fatal := decodeMeasured(dec, b)
 		switch {
 		case fatal != nil:
 			t.Errorf("%s: fatal %v", c.expr, fatal)
@@ -125,11 +125,11 @@ func TestShortBytesDecodeBound(t *testing.T) {
 
 // decodeMeasured decodes the envelope b with dec and reports the bytes the
 // process allocated meanwhile (its tests are not parallel).
-func decodeMeasured(dec *decoder, b []byte) (env Envelope, bad, fatal error, allocated int64) {
+func decodeMeasured(dec *decoder, b []byte) (env Envelope, allocated int64, bad, fatal error) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	bad, fatal = dec.decodeEnvelope(b, false, &env)
 	runtime.ReadMemStats(&after)
-	return env, bad, fatal, int64(after.TotalAlloc - before.TotalAlloc)
+	return env, int64(after.TotalAlloc - before.TotalAlloc), bad, fatal
 }
