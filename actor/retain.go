@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/procactor/procactor/mailbox"
 )
@@ -39,7 +41,11 @@ type retention struct {
 	msgs   ring[retainedMsg] // sent on the current stream, not acknowledged, by seq
 	bytes  int               // sum of msgs' sizes
 	acked  uint64            // the peer's count on the current stream
-	room   chan struct{}     // closed when bytes drop below the window; nil when nobody waits
+	// ended holds the final counts of the last streams lost, for a sender
+	// that records its message after the loss (sendRetained).
+	ended     [4]endedStream
+	endedNext int
+	room      chan struct{} // closed when bytes drop below the window; nil when nobody waits
 }
 
 // maxRetained bounds the count of retained messages, whatever their size:
@@ -50,6 +56,42 @@ const maxRetained = 1 << 16
 // fullLocked reports whether the window has no room left.
 func (r *retention) fullLocked(factor int) bool {
 	return r.bytes >= factor*r.window || r.msgs.len() >= factor*maxRetained
+}
+
+// endedStream is a lost stream, by its endpoint's address (not a pointer:
+// a dead endpoint's buffers must not be kept), and how many messages its
+// peer had acknowledged on it.
+type endedStream struct {
+	ep    uintptr
+	acked uint64
+}
+
+// endLocked remembers how far ep's peer had acknowledged, as ep is lost.
+// An older entry at the same address was a stream collected since: no
+// sender holds it any more.
+func (r *retention) endLocked(ep *mailbox.Endpoint) {
+	at := uintptr(unsafe.Pointer(ep))
+	for i := range r.ended {
+		if r.ended[i].ep == at {
+			r.ended[i] = endedStream{}
+		}
+	}
+	r.ended[r.endedNext] = endedStream{ep: at, acked: r.acked}
+	r.endedNext = (r.endedNext + 1) % len(r.ended)
+}
+
+// finishedOnLocked reports whether the peer acknowledged message seq of
+// ep, a stream lost since (the caller holds ep, so its address is its
+// own). A stream older than the last few lost reports false: the message
+// goes again (at least once).
+func (r *retention) finishedOnLocked(ep *mailbox.Endpoint, seq uint64) bool {
+	at := uintptr(unsafe.Pointer(ep))
+	for _, e := range r.ended {
+		if e.ep == at {
+			return seq <= e.acked
+		}
+	}
+	return false
 }
 
 type retainedMsg struct {
@@ -102,12 +144,20 @@ func (l *Link) sendRetained(ep *mailbox.Endpoint, env *mailbox.Envelope, full bo
 	if err != nil {
 		return err
 	}
+	if f := afterRetainedSend.Load(); f != nil {
+		(*f)(l, env)
+	}
 	l.mu.Lock()
 	switch {
 	case l.ep == ep:
 		if seq > l.ret.acked {
 			l.insertRetainedLocked(retainedMsg{env: *env, seq: seq, size: size})
 		}
+		l.mu.Unlock()
+	case l.ret.finishedOnLocked(ep, seq):
+		// The stream was lost after the message was queued on it, before it
+		// was recorded, and its peer had finished it: it must not go again
+		// (a root actor that panicked on it would fail on it again).
 		l.mu.Unlock()
 	case l.state == linkDown:
 		// The stream was lost after the message was queued on it, before it
@@ -121,6 +171,10 @@ func (l *Link) sendRetained(ep *mailbox.Endpoint, env *mailbox.Envelope, full bo
 	}
 	return nil
 }
+
+// afterRetainedSend, when set (by a test), runs between a retained
+// message's send and its record.
+var afterRetainedSend atomic.Pointer[func(*Link, *mailbox.Envelope)]
 
 // retainLocked records a message just queued on l's current stream ep (l.mu
 // held since before it was queued, so it goes after every message recorded

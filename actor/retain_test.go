@@ -734,3 +734,65 @@ func TestHeldUnwatchSurvivesACutFlush(t *testing.T) {
 		t.Fatalf("after the cut flush: %+v; want no watch (it was cancelled)", s)
 	}
 }
+
+// TestRetainAckedBeforeRecordedNotRedelivered: a message whose stream was
+// lost between its send and its record in the retention is sent again only
+// if the peer had not acknowledged it. One the actor finished (or failed
+// on) before the loss is not delivered to the next incarnation: a process
+// actor whose root panicked on it would fail on it again, a crash loop.
+// (Sends that wait for room in the window, and the flush of held
+// messages, record after sending; a window of 1 byte makes the second
+// message wait until the first is finished.)
+func TestRetainAckedBeforeRecordedNotRedelivered(t *testing.T) {
+	for _, inline := range []bool{false, true} { // one at a time: the hook is global
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) { ackedBeforeRecorded(t, inline) })
+	}
+}
+
+func ackedBeforeRecorded(t *testing.T, inline bool) {
+	{
+		n, down := retainedParent(t, 1)
+		x := pa.NewPID("n/1", "x")
+		gate := make(chan struct{})
+		r1 := &recorder{got: make(chan any, 100), block: "first", gate: gate}
+		c1, up1 := retainedChildOn(t, down, 1, r1, inline)
+		go func() {
+			testutil.Eventually(t, "\"once\" to wait for room", func() bool { return waitsForRoom(down) })
+			close(gate)
+		}()
+		// "once" is written, finished, acknowledged, and its stream lost,
+		// before its sender records it.
+		hooked := false
+		hook := func(l *Link, env *mailbox.Envelope) {
+			if l != down || env.Message != "once" {
+				return
+			}
+			hooked = true
+			for _, want := range []string{"first", "once"} {
+				if got := testutil.Receive(t, r1.got, "a message in the first incarnation"); got != want {
+					t.Errorf("first incarnation got %v; want %s", got, want)
+				}
+			}
+			testutil.Eventually(t, "its acknowledgement", func() bool {
+				down.mu.Lock()
+				defer down.mu.Unlock()
+				return down.ret.acked == 2
+			})
+			kill(t, down, c1, up1)
+		}
+		afterRetainedSend.Store(&hook)
+		n.Root().Send(x, "first")
+		n.Root().Send(x, "once") // waits for "first" to be finished and acknowledged
+		afterRetainedSend.Store(nil)
+		if !hooked {
+			t.Fatal("the send of \"once\" did not record after sending")
+		}
+		n.Root().Send(x, "after")
+		r2 := &recorder{got: make(chan any, 100)}
+		c2, _ := retainedChildOn(t, down, 2, r2, inline)
+		defer c2.Close(context.Background())
+		if got := testutil.Receive(t, r2.got, "the first message in the second incarnation"); got != "after" {
+			t.Fatalf("second incarnation got %v first; want \"after\" (\"once\" was acknowledged before the loss)", got)
+		}
+	}
+}

@@ -141,6 +141,9 @@ func (l *Link) lost(ep *mailbox.Endpoint, err error) {
 	l.flushing = false
 	l.resumeAllLocked() // the peer's inboxes start over with its next stream
 	l.counts.retireLocked(ep)
+	if ep != nil {
+		l.ret.endLocked(ep)
+	}
 	if l.state == linkUp {
 		if l.reconnect {
 			l.state = linkDown
