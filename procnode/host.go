@@ -207,12 +207,19 @@ func (h *host) startedMiddleware(next pa.ReceiverFunc) pa.ReceiverFunc {
 // suspended, and the parent is told: its spawner's strategy decides, and a
 // directive comes back.
 func (h *host) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, _ *pa.RestartStatistics, reason, message any) {
-	if !h.up.Load() || h.panicExits {
+	if up := h.up.Load(); !up || h.panicExits {
 		// The failing message is finished (as in one process, it is lost):
 		// its acknowledgement rides on the exit notice, so the next
 		// incarnation does not get it again and fail the same way.
 		h.link.Finished(message)
-		sup.StopChildren(child)
+		if !up {
+			sup.StopChildren(child) // the spawn fails: nothing was sent to it yet
+		}
+		// A started root actor is left as its failure left it, suspended,
+		// until the link closes: what reaches it meanwhile waits in its
+		// mailbox, unacknowledged, for the next incarnation. Stopped, it
+		// would dead-letter those messages here, and a request among them
+		// would fail although the next incarnation will answer it.
 		select {
 		case h.exit <- childExit{code: ExitRootFailed, reason: fmt.Sprintf("root actor panicked: %v", reason)}:
 		default: // already leaving

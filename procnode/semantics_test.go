@@ -679,7 +679,36 @@ func TestPanicExitsLosesOnlyTheFailingMessage(t *testing.T) {
 		t.Fatalf("got %v; want 2: the new process got the two incs after the panic", got)
 	}
 	if p.Incarnation() != 1 || p.Restarts() != 1 {
-		t.Fatalf("incarnation %d, restarts %d; want 1, 1 (no crash loop)", p.Incarnation(), p.Restarts())
+		t.Fatalf("incarnation %d, restarts %d; want 1, 1 (no crash loop); failures %v, last exit %+v",
+			p.Incarnation(), p.Restarts(), w.failures(), p.ExitStatus())
+	}
+}
+
+// TestPanicExitsKeepsRequestsThatFollow: with WithPanicExits, requests that
+// reach the child between its root actor's panic and its exit wait for the
+// next incarnation, which answers them, as a restarted actor answers in one
+// process. The child used to stop its root actor at once, and then answered
+// those requests with dead letters. The requests flow for a while after the
+// panic, so that some of them arrive in that window; the failing message is
+// not redelivered (one restart, no crash loop).
+func TestPanicExitsKeepsRequestsThatFollow(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, true, defaultStrategy(), 1, procnode.WithPanicExits(true))
+	p, _ := w.n.Process(w.children[0])
+	w.send(0, "inc", "boom")
+	var asked []*pa.Future
+	for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end); {
+		asked = append(asked, w.n.Root().RequestFuture(w.children[0], "get", 30*time.Second))
+		time.Sleep(5 * time.Microsecond)
+	}
+	for i, f := range asked {
+		if res, err := f.Result(); err != nil || res != 0 {
+			t.Fatalf("request %d of %d: %v, %v; want 0 from the next incarnation", i+1, len(asked), res, err)
+		}
+	}
+	if p.Incarnation() != 1 || p.Restarts() != 1 {
+		t.Fatalf("incarnation %d, restarts %d; want 1, 1 (no crash loop); failures %v, last exit %+v",
+			p.Incarnation(), p.Restarts(), w.failures(), p.ExitStatus())
 	}
 }
 
