@@ -3,6 +3,7 @@ package mailbox
 import (
 	"context"
 	"github.com/procactor/procactor/internal/testutil"
+	"io"
 	"testing"
 )
 
@@ -147,4 +148,40 @@ func TestTrafficFinalWhenClosed(t *testing.T) {
 	if sumLanes(got.MsgsOut) != 1 || got.Writes != 1 {
 		t.Fatalf("a's counts in Closed: %+v; want the direct write counted (1 message, 1 write)", got)
 	}
+}
+
+// TestTrafficCountsDeliveredBeforeAbort: a message the reader has handed
+// over is counted in the Traffic Closed sees, even when the link ends in
+// the middle of its frame (the rest of the frame is not delivered). The
+// reader counts a frame's messages once it has handed over the last one:
+// a link that ended before that used to lose the ones already delivered
+// from its totals.
+func TestTrafficCountsDeliveredBeforeAbort(t *testing.T) {
+	t.Parallel()
+	eachTransport(t, func(t *testing.T, tr transport) {
+		x, raw := tr.make(t)
+		var e *Endpoint
+		seen := make(chan Traffic, 1)
+		delivered := 0
+		e = newTestEndpoint(t, x, HandlerFuncs{
+			OnDeliver: func(*Envelope) {
+				delivered++
+				e.Abort() // on the reader: the link ends after this message
+			},
+			OnClosed: func(error) { seen <- e.Traffic() },
+		})
+		if err := e.Start(); err != nil {
+			t.Fatal(err)
+		}
+		stream := frame(frameData, msgs(aliveMsg, aliveMsg, aliveMsg))
+		wrote, drained := make(chan struct{}), make(chan struct{})
+		go func() { defer close(wrote); raw.Write(stream) }() // fails once e has closed: fine
+		go func() { defer close(drained); io.Copy(io.Discard, raw) }()
+		t.Cleanup(func() { raw.Close(); <-wrote; <-drained })
+		got := testutil.Receive(t, seen, "Closed")
+		if delivered != 1 || sumLanes(got.MsgsIn) != 1 || sumLanes(got.BytesIn) != uint64(msgPrefixSize+len(aliveMsg)) {
+			t.Fatalf("delivered %d; counts in Closed: %+v; want the 1 message delivered counted (%d bytes)",
+				delivered, got, msgPrefixSize+len(aliveMsg))
+		}
+	})
 }
