@@ -310,6 +310,12 @@ func (e *Endpoint) readLoop() {
 	}
 	readerGoroutines.Delete(id)
 	e.fr.stopTimer()
+	// A frame the link ended in the middle of is counted as far as it was
+	// handed over (nextEnvelope counts a frame once its last message is):
+	// Closed, which follows, sees final counts.
+	r := &e.rd
+	e.recv.add(&r.recvMsgs, &r.recvBytes)
+	r.recvMsgs, r.recvBytes = [2]uint64{}, [2]uint64{}
 	e.exit()
 }
 
