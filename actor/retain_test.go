@@ -756,8 +756,10 @@ func ackedBeforeRecorded(t *testing.T, inline bool) {
 		gate := make(chan struct{})
 		r1 := &recorder{got: make(chan any, 100), block: "first", gate: gate}
 		c1, up1 := retainedChildOn(t, down, 1, r1, inline)
-		go func() {
-			testutil.Eventually(t, "\"once\" to wait for room", func() bool { return waitsForRoom(down) })
+		go func() { // not t's goroutine: no t.Fatal here; a gate never opened fails the test below
+			for end := time.Now().Add(testutil.Timeout); !waitsForRoom(down) && time.Now().Before(end); {
+				time.Sleep(time.Millisecond)
+			}
 			close(gate)
 		}()
 		// "once" is written, finished, acknowledged, and its stream lost,
