@@ -163,23 +163,39 @@ func runChild(raw string) int {
 	if e.orphaned {
 		// Orphaned: stop the root actor's tree, briefly, and leave. An orphan
 		// must be gone within a second, whatever its actors do.
-		stopped := make(chan struct{})
-		go func() {
-			_ = an.Root().StopFuture(pa.NewPID(b.Address, RootID)).Wait()
-			close(stopped)
-		}()
-		t := time.NewTimer(300 * time.Millisecond)
-		select {
-		case <-stopped:
-		case <-t.C:
-		}
-		t.Stop()
+		stopBriefly(an, pa.NewPID(b.Address, RootID), 300*time.Millisecond)
 		closeWithin = 500 * time.Millisecond
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), closeWithin)
 	defer cancel()
 	_ = node.stopProcs(ctx) // our children first: their last records come through us
 	fw.stop(ctx)            // the records logged so far go out before the link closes
+	if e.code == ExitRootFailed {
+		// The root actor panicked (WithPanicExits) and waits suspended:
+		// what reached it is unacknowledged, for the next incarnation. Once
+		// the link is closed nothing more can reach it, and it is stopped,
+		// briefly, so that its own actors see Stopping as they would when a
+		// panic restarts an actor in one process (stopped with the link
+		// open, it would answer requests that arrive meanwhile with dead
+		// letters, requests the next incarnation answers).
+		_ = link.Close(ctx)
+		stopBriefly(an, pa.NewPID(b.Address, RootID), 300*time.Millisecond)
+	}
 	_ = node.Close(ctx)
 	return e.code
+}
+
+// stopBriefly stops pid and waits for it to stop, at most within.
+func stopBriefly(an *actor.Node, pid *pa.PID, within time.Duration) {
+	stopped := make(chan struct{})
+	go func() {
+		_ = an.Root().StopFuture(pid).Wait()
+		close(stopped)
+	}()
+	t := time.NewTimer(within)
+	select {
+	case <-stopped:
+	case <-t.C:
+	}
+	t.Stop()
 }

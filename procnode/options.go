@@ -291,8 +291,9 @@ func WithUntrusted(limit int) Option { return func(c *config) { c.untrusted = li
 // of being an actor failure handled inside the child: a restart then starts
 // a new process, which isolates whatever state the panic left behind, at
 // the cost of the root actor's mailbox order (what it had not finished is
-// redelivered; its stash and other actors of the child are lost). Default
-// off.
+// redelivered; its stash and other actors of the child are lost: the
+// actors it spawned are stopped, and see Stopping, as the process exits).
+// Default off.
 func WithPanicExits(on bool) Option { return func(c *config) { c.panicExits = on } }
 
 // WithLogger sets the logger that receives the child's log records, at

@@ -174,6 +174,13 @@ func (a echoActor) Receive(ctx pa.Context) {
 		l.Info().Str("key", "value").Msg(arg)
 		ctx.Logger().Warn(arg + " (protoactor)")
 		ctx.Respond("ok")
+	case "stopmark": // an actor of the root's that creates the file arg when it stops
+		ctx.Spawn(pa.PropsFromFunc(func(c pa.Context) {
+			if _, ok := c.Message().(*pa.Stopping); ok {
+				_ = os.WriteFile(arg, nil, 0o600)
+			}
+		}))
+		ctx.Respond("ok")
 	case "spawn": // a second actor in the child; its PID goes to the parent
 		ctx.Respond(ctx.Spawn(pa.PropsFromProducer(func() pa.Actor { return echoActor{node: a.node} })))
 	case "grandchild": // a child process of the child; its PID goes to the parent
@@ -346,6 +353,27 @@ func TestRootPanicEndsChild(t *testing.T) {
 	}
 	if !bytes.Contains(ee.StderrTail, []byte("asked to panic")) {
 		t.Fatalf("stderr tail %q lacks the panic", ee.StderrTail)
+	}
+}
+
+// TestRootPanicStopsRootsActors: with WithPanicExits the actors the root
+// actor spawned see Stopping before the child exits, as the children of an
+// actor that a panic restarts do in one process (their cleanup runs).
+func TestRootPanicStopsRootsActors(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	p := spawn(t, n, "test.echo", procnode.WithRestart(false), procnode.WithPanicExits(true))
+	mark := filepath.Join(t.TempDir(), "stopped")
+	if got := request(t, n, p.PID(), "stopmark:"+mark); got != "ok" {
+		t.Fatalf("got %v; want ok", got)
+	}
+	n.Root().Send(p.PID(), "panic")
+	var ee *procnode.ExitError
+	if err := waitErr(t, p); !errors.As(err, &ee) || ee.Code != procnode.ExitRootFailed {
+		t.Fatalf("got %v; want ExitError code %d", err, procnode.ExitRootFailed)
+	}
+	if _, err := os.Stat(mark); err != nil {
+		t.Fatalf("the root's actor did not see Stopping before the child exited: %v", err)
 	}
 }
 
