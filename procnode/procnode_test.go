@@ -1069,6 +1069,48 @@ func TestQuietByDefault(t *testing.T) {
 	}
 }
 
+// TestDeadLetterOfARequestReportedOnce: requests that reach a child after
+// its root actor stopped, or find it gone, fail with ErrDeadLetter, and
+// each is reported once: by the child (its root actor is gone) or by the
+// parent (the link is gone), not by both.
+func TestDeadLetterOfARequestReportedOnce(t *testing.T) {
+	t.Parallel()
+	var dead testutil.SyncBuffer
+	n := newNode(t, actor.WithDeadLetterLog(&dead))
+	p := spawn(t, n, "test.echo", procnode.WithRestart(false))
+	n.Root().Send(p.PID(), "quit")
+	var asked []*pa.Future
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+		asked = append(asked, n.Root().RequestFuture(p.PID(), "x", 30*time.Second))
+		time.Sleep(100 * time.Microsecond)
+	}
+	if err := waitErr(t, p); err != nil {
+		t.Fatalf("got %v; want nil (the root actor stopped)", err)
+	}
+	for _, f := range asked {
+		if _, err := f.Result(); !errors.Is(err, pa.ErrDeadLetter) {
+			t.Fatalf("a request after quit: got %v; want ErrDeadLetter", err)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(dead.String()), "\n")
+	seen := map[string]string{}
+	for _, line := range lines {
+		_, after, ok := strings.Cut(line, " from ")
+		if !ok {
+			continue
+		}
+		from, _, _ := strings.Cut(after, " ")
+		from = strings.TrimSuffix(from, ":")
+		if prev, twice := seen[from]; twice {
+			t.Fatalf("a dead letter from %s reported twice:\n%s\n%s", from, prev, line)
+		}
+		seen[from] = line
+	}
+	if len(seen) == 0 {
+		t.Fatalf("no dead letter of a request reported; lines: %q", lines)
+	}
+}
+
 // TestNewNodeAt: a root named by host:port (as package reach needs) spawns
 // children below that address, and refuses a non-root address.
 func TestNewNodeAt(t *testing.T) {
