@@ -231,9 +231,6 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 	o.mu.Unlock()
 
 	n, werr := o.direct.try(b.buf)
-	if f := afterDirectWrite.Load(); f != nil {
-		(*f)(o)
-	}
 
 	o.mu.Lock()
 	b.off += n
@@ -273,10 +270,6 @@ func (o *outbox) settle() {
 	o.settling = false
 	o.mu.Unlock()
 }
-
-// afterDirectWrite, when set (by a test), runs in a sender right after its
-// direct write, before it counts it.
-var afterDirectWrite atomic.Pointer[func(*outbox)]
 
 func (o *outbox) takeLocked() *batch {
 	b := o.cur

@@ -4,6 +4,7 @@ import (
 	"context"
 	"github.com/procactor/procactor/internal/testutil"
 	"io"
+	"syscall"
 	"testing"
 )
 
@@ -131,16 +132,11 @@ func TestTrafficFinalWhenClosed(t *testing.T) {
 	}
 	// The direct write has reached b, and a's link ends, before the sender
 	// gets back to count it.
-	hook := func(o *outbox) {
-		if o != a.out {
-			return
-		}
+	a.out.direct.raw = afterWrite{RawConn: a.out.direct.raw, then: func() {
 		cb.wait(t, 1)
 		b.Abort()
 		testutil.Eventually(t, "a's link to end", func() bool { return a.finishing.Load() })
-	}
-	afterDirectWrite.Store(&hook)
-	t.Cleanup(func() { afterDirectWrite.Store(nil) })
+	}}
 	if err := a.Send(context.Background(), &Envelope{Message: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -184,4 +180,17 @@ func TestTrafficCountsDeliveredBeforeAbort(t *testing.T) {
 				delivered, got, msgPrefixSize+len(aliveMsg))
 		}
 	})
+}
+
+// afterWrite is a syscall.RawConn whose Write calls then once the write is
+// made: a direct write paused before its sender counts it.
+type afterWrite struct {
+	syscall.RawConn
+	then func()
+}
+
+func (w afterWrite) Write(f func(fd uintptr) bool) error {
+	err := w.RawConn.Write(f)
+	w.then()
+	return err
 }
