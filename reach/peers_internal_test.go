@@ -1,17 +1,16 @@
 package reach
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/procactor/procactor/actor"
+	"github.com/procactor/procactor/internal/testutil"
 	"github.com/procactor/procactor/mailbox"
 	"github.com/procactor/procactor/reach/internal/wire"
 	"github.com/rs/zerolog"
@@ -22,33 +21,15 @@ import (
 // gateway would after the guard: an actor system at root address, no
 // remote (what the host sends to another root is a dead letter,
 // ErrStarting), its log in the returned buffer.
-func gatewayHost(t *testing.T, root string) (*Host, *syncBuffer) {
+func gatewayHost(t *testing.T, root string) (*Host, *testutil.SyncBuffer) {
 	t.Helper()
 	sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
 	sys.ProcessRegistry.Address = root
 	t.Cleanup(sys.Shutdown)
-	log := &syncBuffer{}
+	log := &testutil.SyncBuffer{}
 	h := &Host{sys: sys, addr: root, cfg: defaultConfig(), log: zerolog.New(log), streams: make(map[string]int)}
 	h.warnings.every, h.drops.every = time.Second, time.Second
 	return h, log
-}
-
-// syncBuffer is a bytes.Buffer safe for the host's log and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // recorder is an actor that reports the user messages and the Terminated it
