@@ -33,21 +33,6 @@ func init() {
 	registerKind("sem.restartpanics", func(procnode.Args) (*pa.Props, error) { return restartPanicsProps(), nil })
 }
 
-// newRestartPanicsWorld is newWorld with restartPanics children.
-func newRestartPanicsWorld(t *testing.T, process bool, strategy pa.SupervisorStrategy, opts ...procnode.Option) *world {
-	t.Helper()
-	w := &world{t: t, n: newNode(t), events: make(chan any, 256), process: process}
-	a := &parentActor{strategy: strategy, events: w.events}
-	w.parent = w.n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor { return a }))
-	t.Cleanup(func() { _ = w.n.Root().StopFuture(w.parent).Wait() })
-	props := restartPanicsProps()
-	if process {
-		props = propsKind("sem.restartpanics", opts...)
-	}
-	w.children = request(t, w.n, w.parent, &spawnChildren{props: props, n: 1}).([]*pa.PID)
-	return w
-}
-
 // TestSemanticsRestartFailsInStarted: a restart carried out in the child
 // (its root actor's failure, the strategy's Restart) whose new instance
 // fails in Started is a failure like any: the strategy sees it, and past
@@ -55,7 +40,7 @@ func newRestartPanicsWorld(t *testing.T, process bool, strategy pa.SupervisorStr
 func TestSemanticsRestartFailsInStarted(t *testing.T) {
 	t.Parallel()
 	bothSides(t, func(t *testing.T, process bool) {
-		w := newRestartPanicsWorld(t, process, pa.NewOneForOneStrategy(2, time.Minute, pa.DefaultDecider))
+		w := newWorldOf(t, restartPanicsProps(), "sem.restartpanics", process, pa.NewOneForOneStrategy(2, time.Minute, pa.DefaultDecider), 1)
 		w.send(0, "inc", "boom")
 		if term := w.nextTerminated(); term.Who != w.children[0] {
 			t.Fatalf("Terminated of %v; want %v", term.Who, w.children[0])

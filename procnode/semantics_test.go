@@ -160,13 +160,20 @@ type world struct {
 
 func newWorld(t *testing.T, process bool, strategy pa.SupervisorStrategy, children int, opts ...procnode.Option) *world {
 	t.Helper()
+	return newWorldOf(t, counterProps(), "sem.counter", process, strategy, children, opts...)
+}
+
+// newWorldOf is newWorld with other children: in process, actors of props;
+// across, process actors of kind (whose root actor is made of the same
+// props).
+func newWorldOf(t *testing.T, props *pa.Props, kind string, process bool, strategy pa.SupervisorStrategy, children int, opts ...procnode.Option) *world {
+	t.Helper()
 	w := &world{t: t, n: newNode(t), events: make(chan any, 256), process: process}
 	a := &parentActor{strategy: strategy, events: w.events}
 	w.parent = w.n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor { return a }))
 	t.Cleanup(func() { _ = w.n.Root().StopFuture(w.parent).Wait() })
-	props := counterProps()
 	if process {
-		props = propsKind("sem.counter", opts...)
+		props = propsKind(kind, opts...)
 	}
 	res := request(t, w.n, w.parent, &spawnChildren{props: props, n: children})
 	w.children = res.([]*pa.PID)
