@@ -356,25 +356,30 @@ func TestRootPanicEndsChild(t *testing.T) {
 	}
 }
 
-// TestRootPanicStopsRootsActors: with WithPanicExits the actors the root
-// actor spawned see Stopping before the child exits, as the children of an
-// actor that a panic restarts do in one process (their cleanup runs).
+// TestRootPanicStopsRootsActors: the actors a panicking actor spawned see
+// Stopping (their cleanup runs) before the restarted actor answers, in one
+// process and across with WithPanicExits, where the child process ends
+// and the restart is a new one.
 func TestRootPanicStopsRootsActors(t *testing.T) {
 	t.Parallel()
-	n := newNode(t)
-	p := spawn(t, n, "test.echo", procnode.WithRestart(false), procnode.WithPanicExits(true))
-	mark := filepath.Join(t.TempDir(), "stopped")
-	if got := request(t, n, p.PID(), "stopmark:"+mark); got != "ok" {
-		t.Fatalf("got %v; want ok", got)
-	}
-	n.Root().Send(p.PID(), "panic")
-	var ee *procnode.ExitError
-	if err := waitErr(t, p); !errors.As(err, &ee) || ee.Code != procnode.ExitRootFailed {
-		t.Fatalf("got %v; want ExitError code %d", err, procnode.ExitRootFailed)
-	}
-	if _, err := os.Stat(mark); err != nil {
-		t.Fatalf("the root's actor did not see Stopping before the child exited: %v", err)
-	}
+	echo := pa.PropsFromProducer(func() pa.Actor { return echoActor{} })
+	bothSides(t, func(t *testing.T, process bool) {
+		w := newWorldOf(t, echo, "test.echo", process, defaultStrategy(), 1, procnode.WithPanicExits(true))
+		mark := filepath.Join(t.TempDir(), "stopped")
+		if got := w.ask(0, "stopmark:"+mark); got != "ok" {
+			t.Fatalf("got %v; want ok", got)
+		}
+		w.send(0, "panic")
+		if got := w.ask(0, "x"); got != "echo: x" {
+			t.Fatalf("after the panic: got %v; want the restarted actor's answer", got)
+		}
+		if _, err := os.Stat(mark); err != nil {
+			t.Fatalf("the panicking actor's actor did not see Stopping: %v", err)
+		}
+		if f := w.failures(); len(f) != 1 {
+			t.Fatalf("failures %v; want one", f)
+		}
+	})
 }
 
 // TestRootStopExitsZero: the root actor stopping ends the child with 0.
