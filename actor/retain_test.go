@@ -41,6 +41,21 @@ func (r *recorder) Receive(ctx pa.Context) {
 	}
 }
 
+// childNode makes node n/1 of the given incarnation and its parent link,
+// not yet connected.
+func childNode(t *testing.T, inc uint64) (*Node, *Link) {
+	t.Helper()
+	c, err := NewNode("n/1", withIncarnation(inc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.ParentLink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, up
+}
+
 // retainedChild starts a child node n/1 of the given incarnation whose actor
 // "x" acknowledges what its parent retains, connected to down.
 func retainedChild(t *testing.T, down *Link, inc uint64, r *recorder, opts ...pa.PropsOption) (*Node, *Link) {
@@ -53,14 +68,7 @@ func retainedChild(t *testing.T, down *Link, inc uint64, r *recorder, opts ...pa
 // a message it runs at once is acknowledged without an envelope of its own.
 func retainedChildOn(t *testing.T, down *Link, inc uint64, r *recorder, inline bool, opts ...pa.PropsOption) (*Node, *Link) {
 	t.Helper()
-	c, err := NewNode("n/1", withIncarnation(inc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, err := c.ParentLink()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, up := childNode(t, inc)
 	props := pa.PropsFromProducer(func() pa.Actor { return r }, append(opts, pa.WithReceiverMiddleware(up.AckFor("x")))...)
 	if inline {
 		props = c.Inline(props)
@@ -80,14 +88,7 @@ func retainedChildOn(t *testing.T, down *Link, inc uint64, r *recorder, inline b
 func cutFlush(t *testing.T, down *Link, gate chan struct{}) {
 	t.Helper()
 	r2 := &recorder{got: make(chan any, 100), block: "first", gate: gate}
-	c2, err := NewNode("n/1", withIncarnation(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	up2, err := c2.ParentLink()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c2, up2 := childNode(t, 2)
 	if _, err := c2.Root().SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return r2 }, pa.WithReceiverMiddleware(up2.AckFor("x"))), "x"); err != nil {
 		t.Fatal(err)
 	}
@@ -311,15 +312,8 @@ func TestFinishedAcknowledgesAFailure(t *testing.T) {
 	t.Parallel()
 	forBothMailboxes(t, func(t *testing.T, inline bool) {
 		n, down := retainedParent(t, 1<<20)
-		c, err := NewNode("n/1", withIncarnation(1))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, up := childNode(t, 1)
 		defer c.Close(context.Background())
-		up, err := c.ParentLink()
-		if err != nil {
-			t.Fatal(err)
-		}
 		r := &recorder{got: make(chan any, 100)}
 		props := pa.PropsFromProducer(func() pa.Actor { return r }, pa.WithReceiverMiddleware(up.AckFor("n/1-sup/x")))
 		if inline {
@@ -539,14 +533,7 @@ func TestFinishedIgnoresAnotherActorsFailure(t *testing.T) {
 	t.Parallel()
 	forBothMailboxes(t, func(t *testing.T, inline bool) {
 		n, down := retainedParent(t, 1<<20)
-		c, err := NewNode("n/1", withIncarnation(1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		up, err := c.ParentLink()
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, up := childNode(t, 1)
 		gate := make(chan struct{})
 		defer close(gate)
 		r := &recorder{got: make(chan any, 100), block: 1, gate: gate}
