@@ -32,7 +32,12 @@ func cloneBoxed(b []byte) any {
 	// append, not make and copy: the bytes are written once (make would
 	// clear them first). zeroHeader's capacity is its length, so append
 	// always allocates and never writes into it.
-	mem := append(zeroHeader[:], b...)
+	return boxBytes(append(zeroHeader[:], b...))
+}
+
+// boxBytes boxes mem[sliceHeaderSize:] as an `any` ([]byte) whose slice
+// header is written in mem's first sliceHeaderSize bytes.
+func boxBytes(mem []byte) any {
 	data := mem[sliceHeaderSize:len(mem):len(mem)]
 	hdr := (*[]byte)(unsafe.Pointer(&mem[0]))
 	*hdr = data

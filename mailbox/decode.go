@@ -34,6 +34,8 @@ type decoder struct {
 	maxBytes int64                // bytes this message may decode to at most, beyond the factor (0: no limit)
 	size     int64                // bytes the last payload was charged
 	mismatch map[*typeEntry]error // types whose shape differs on the peer (set by the handshake)
+
+	spare spare // the memory of the next mid-sized []byte payload (spare.go)
 }
 
 // symbol is an interned string with what the reader learnt about it.
@@ -279,7 +281,7 @@ func (d *decoder) payload(kind byte, sym *symbol, b []byte, owned bool) (any, er
 		if owned {
 			return b[:len(b):len(b)], nil
 		}
-		return cloneBoxed(b), nil // box.go: bytes and header in one allocation
+		return d.spare.clone(b), nil // bytes and header in one allocation (box.go, spare.go)
 	case kindString:
 		return string(b), nil
 	case kindScalar:

@@ -160,6 +160,9 @@ func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) (*Endpoint,
 		dec:  newDecoder(),
 		done: make(chan struct{}),
 	}
+	if id, ok := conn.(idler); ok {
+		id.setIdle(e.dec.spare.refill)
+	}
 	if sp, ok := conn.(spinner); ok && cfg.spinWait > 0 {
 		sp.setSpin(cfg.spinWait)
 		e.spin = sp

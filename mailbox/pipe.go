@@ -48,6 +48,13 @@ func (c *PipeConn) setSpin(d time.Duration) {
 	}
 }
 
+// setIdle implements idler.
+func (c *PipeConn) setIdle(fn func() bool) {
+	if c.rr != nil {
+		c.rr.setIdle(fn)
+	}
+}
+
 func (c *PipeConn) expectAnswer() {
 	if c.rr != nil {
 		c.rr.expectAnswer()
@@ -74,6 +81,13 @@ type spinner interface {
 	expectAnswer()
 	hopeForMessage()
 	pollCount() uint64
+}
+
+// idler is a stream that can tell its reader when a read finds nothing to
+// read yet, before it waits (a PipeConn): the reader then makes the
+// decoder's spare (spare.go).
+type idler interface {
+	setIdle(fn func() bool)
 }
 
 // Close closes both files; a Read or Write blocked on them returns, a read

@@ -51,6 +51,9 @@ type rawFile struct {
 	// which neither sees.
 	deadline atomic.Int64
 	closing  atomic.Bool
+
+	idle  func() bool // run by a read that finds the pipe empty, once per Read; set before the first read
+	idled bool        // this read has run idle (guarded by mu)
 }
 
 // maxRawChunk bounds one raw call's copy: a raw call cannot be preempted,
@@ -79,6 +82,15 @@ func (r *rawFile) readFD(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			if r.idle != nil && !r.idled {
+				// Nothing to read: the reader's work for when it waits
+				// (spare.go); if there was some, one more look before
+				// polling or sleeping.
+				r.idled = true
+				if r.idle() {
+					continue
+				}
+			}
 			if !r.expect {
 				return false // nothing yet: wait on the poller
 			}
@@ -178,7 +190,7 @@ func (r *rawFile) Read(p []byte) (int, error) {
 	}
 	r.mu.Lock()
 	r.p, r.n, r.errno = p, 0, 0
-	r.expect, r.spun = r.spin > 0 && r.armed.Swap(false), false
+	r.expect, r.spun, r.idled = r.spin > 0 && r.armed.Swap(false), false, false
 	r.hoped = r.guess.Swap(false) && r.expect
 	err := r.raw.Read(r.readFn)
 	n, errno := r.n, r.errno
@@ -232,6 +244,10 @@ func (r *rawFile) setDeadline(t time.Time) {
 
 // setSpin sets the poll window; before the first read.
 func (r *rawFile) setSpin(d time.Duration) { r.spin = int64(d) }
+
+// setIdle sets what a read that finds the pipe empty runs first (fn reports
+// whether it did anything); before the first read.
+func (r *rawFile) setIdle(fn func() bool) { r.idle = fn }
 
 // expectAnswer makes the next read poll (spinWait).
 func (r *rawFile) expectAnswer() { r.armed.Store(true) }

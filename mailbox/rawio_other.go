@@ -21,6 +21,7 @@ func newRawFile(*os.File) *rawFile { return nil }
 func writeNonblocking(fd uintptr, p []byte) (int, error) { return syscall.Write(int(fd), p) }
 
 func (r *rawFile) setSpin(time.Duration) {}
+func (r *rawFile) setIdle(func() bool)   {}
 func (r *rawFile) setDeadline(time.Time) {}
 func (r *rawFile) markClosing()          {}
 func (r *rawFile) expectAnswer()         {}

@@ -101,11 +101,15 @@ type ReaderStats struct {
 	// Polls is how many times a read that expected an answer polled the
 	// stream before sleeping (WithSpinWait).
 	Polls int64
+	// Spares is how many []byte payloads of 32 KiB to 256 KiB were copied
+	// into memory that the reader had allocated while it waited for them
+	// (a PipeConn's reader does so for the size it received last).
+	Spares int64
 }
 
 // ReaderStats returns the endpoint's reader counters.
 func (e *Endpoint) ReaderStats() ReaderStats {
-	s := ReaderStats{Handovers: e.handovers.Load(), MonitorTicks: e.mon.ticks.Load(), Borrows: e.brw.borrows.Load(), BorrowTicks: e.brw.ticks.Load()}
+	s := ReaderStats{Handovers: e.handovers.Load(), MonitorTicks: e.mon.ticks.Load(), Borrows: e.brw.borrows.Load(), BorrowTicks: e.brw.ticks.Load(), Spares: e.dec.spare.used.Load()}
 	if e.spin != nil {
 		s.Polls = int64(e.spin.pollCount())
 	}
