@@ -52,7 +52,7 @@
 // another. A borrower delivers only what a BorrowHandler allows, waits at
 // most two ticks of the parked reader (1ms each), and leaves anything else
 // to the reader; a standby nobody borrows ends after a tick or two.
-// ReaderStats counts hand-overs, borrows, ticks and polls.
+// ReaderStats counts hand-overs, borrows, ticks, polls and spares.
 //
 // On a PipeConn, reads and writes are raw system calls on the non-blocking
 // pipes, waiting on Go's poller (Go's own system-call entry wakes the
@@ -60,8 +60,12 @@
 // borrower's, or the reader's after a Handler call that sent something)
 // polls the pipe for up to WithSpinWait before it sleeps: on a virtual
 // machine, waking a process whose threads all sleep costs more than the
-// answer takes to come. Polls that miss back off. The link's end never
-// waits for a lent call: Abort takes the role from it.
+// answer takes to come. Polls that miss back off. A read that finds the
+// pipe empty first makes the memory of the next []byte payload of 32 KiB to
+// 256 KiB, of the size last received (a spare): the page faults and cache
+// misses of a fresh large allocation then fall while the peer works, not
+// on the round trip. The link's end never waits for a lent call: Abort
+// takes the role from it.
 //
 // # Failure
 //
