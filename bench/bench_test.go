@@ -9,6 +9,8 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -66,6 +68,20 @@ func TestHarnessRawSystems(t *testing.T) {
 	}
 	if o := rep.outcomes[cellKey{"large_64m", "protoactor_inproc"}][0]; o.na == "" {
 		t.Errorf("protoactor_inproc large_64m: got %+v; want n/a", o)
+	}
+	// -svg: bench/chart draws the rtt_64b curves of the systems that ran it.
+	svg := filepath.Join(t.TempDir(), "rtt.svg")
+	if err := writeSVG(svg, rep); err != nil {
+		t.Fatalf("writeSVG: %v", err)
+	}
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<svg", "raw_pipe", "raw_socketpair", "protoactor_inproc"} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("the SVG has no %q", want)
+		}
 	}
 
 	ratios := map[string]ratio{}
@@ -395,6 +411,21 @@ func TestLeanChildRemoved(t *testing.T) {
 	for _, e := range left {
 		if strings.HasPrefix(e.Name(), "procactor-bench-lean-") {
 			t.Errorf("run left %s in the temp dir", e.Name())
+		}
+	}
+}
+
+// The bench's children are the bench binary: it must not link gonum/plot,
+// whose package init reads 4.5 MB of fonts in every child (bench/chart
+// draws the SVG instead).
+func TestBenchBinaryDoesNotLinkPlotting(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "gonum.org/v1/plot") {
+			t.Fatalf("the bench binary links %s", dep)
 		}
 	}
 }

@@ -44,7 +44,9 @@
 //
 // The output (report.go, plot.go): the table on stdout, a progress line per
 // scenario on stderr, -json FILE with machine, results, ratios and their spread,
-// -svg FILE with the rtt_64b percentile curves.
+// -svg FILE with the rtt_64b percentile curves, drawn by bench/chart (go
+// run): the bench binary must not link gonum/plot, whose package init reads
+// 4.5 MB of fonts in every child it re-executes.
 //
 // It must not know the internals of mailbox/, actor/ or procnode/: procactor
 // enters the table as one more system, through the same interface as the

@@ -1,58 +1,77 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
 )
 
 // plotScenario is the scenario whose latency distributions -svg draws.
 const plotScenario = "rtt_64b"
 
+// chartPackage draws the SVG (bench/chart): a program of its own, so that
+// the bench binary, which its children re-execute, does not link gonum/plot
+// (its package init reads 4.5 MB of fonts that every child would pay).
+const chartPackage = "github.com/procactor/procactor/bench/chart"
+
+// chart is bench/chart's input.
+type chart struct {
+	Title  string       `json:"title"`
+	XLabel string       `json:"x_label"`
+	YLabel string       `json:"y_label"`
+	Curves []chartCurve `json:"curves"`
+}
+
+type chartCurve struct {
+	Name   string       `json:"name"`
+	Points [][2]float64 `json:"points"`
+}
+
 // writeSVG draws, for every system, the percentile curve of plotScenario's round
 // trips over all its repetitions: latency (log) against percentile, on the usual
-// HDR axis x = 1/(1-q), so that the tail is as wide as the body.
+// HDR axis x = 1/(1-q), so that the tail is as wide as the body. It runs
+// bench/chart with `go run`, as bench/leanchild is built: from the module
+// the bench is run in.
 func writeSVG(path string, rep *report) error {
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("%s round trip by percentile (%s, %d cores, %d repetitions merged)",
-		plotScenario, rep.machine.CPUModel, rep.machine.Cores, rep.opts.reps)
-	p.X.Label.Text = "percentile"
-	p.Y.Label.Text = "round trip (µs)"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.ConstantTicks{
-		{Value: 1, Label: "0%"}, {Value: 2, Label: "50%"}, {Value: 10, Label: "90%"},
-		{Value: 100, Label: "99%"}, {Value: 1e3, Label: "99.9%"}, {Value: 1e4, Label: "99.99%"},
+	c := rtChart(rep)
+	if len(c.Curves) == 0 {
+		return fmt.Errorf("no %s results to draw", plotScenario)
 	}
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Add(plotter.NewGrid())
-	p.Legend.Top, p.Legend.Left = true, true
-	drawn := 0
-	for i, sys := range rep.systems {
+	in, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "run", chartPackage, "-o", path)
+	cmd.Stdin = bytes.NewReader(in)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go run %s: %w", chartPackage, err)
+	}
+	return nil
+}
+
+// rtChart is the chart of plotScenario's percentile curves, one per system
+// that has results.
+func rtChart(rep *report) chart {
+	c := chart{
+		Title: fmt.Sprintf("%s round trip by percentile (%s, %d cores, %d repetitions merged)",
+			plotScenario, rep.machine.CPUModel, rep.machine.Cores, rep.opts.reps),
+		XLabel: "percentile",
+		YLabel: "round trip (µs)",
+	}
+	for _, sys := range rep.systems {
 		h := mergedHistogram(rep, plotScenario, sys)
 		if h == nil || h.TotalCount() == 0 {
 			continue
 		}
-		line, err := plotter.NewLine(percentileCurve(h))
-		if err != nil {
-			return err
-		}
-		line.Color = plotutil.Color(i)
-		line.Dashes = plotutil.Dashes(i)
-		line.Width = vg.Points(1.5)
-		p.Add(line)
-		p.Legend.Add(sys, line)
-		drawn++
+		c.Curves = append(c.Curves, chartCurve{Name: sys, Points: percentileCurve(h)})
 	}
-	if drawn == 0 {
-		return fmt.Errorf("no %s results to draw", plotScenario)
-	}
-	return p.Save(10*vg.Inch, 6*vg.Inch, path)
+	return c
 }
 
 // mergedHistogram merges the histograms of a cell's successful repetitions.
@@ -72,14 +91,14 @@ func mergedHistogram(rep *report, sc, sys string) *hdrhistogram.Histogram {
 
 // percentileCurve samples h at x = 1/(1-q) from 1 up to the number of samples
 // (beyond it a percentile is the maximum), in µs.
-func percentileCurve(h *hdrhistogram.Histogram) plotter.XYs {
+func percentileCurve(h *hdrhistogram.Histogram) [][2]float64 {
 	const points = 200
 	xMax := math.Min(float64(h.TotalCount()), 1e5)
-	xys := make(plotter.XYs, 0, points+1)
+	xys := make([][2]float64, 0, points+1)
 	for k := range points + 1 {
 		x := math.Pow(xMax, float64(k)/points)
 		q := 100 * (1 - 1/x)
-		xys = append(xys, plotter.XY{X: x, Y: math.Max(float64(h.ValueAtQuantile(q))/1e3, 1e-3)})
+		xys = append(xys, [2]float64{x, math.Max(float64(h.ValueAtQuantile(q))/1e3, 1e-3)})
 	}
 	return xys
 }

@@ -1,6 +1,6 @@
 // Command leanchild is the smallest program that can host the bench's kind:
 // it links procactor and nothing else, to measure a cold spawn without the
-// bench's own dependencies (gRPC, go-plugin, plotting).
+// bench's own dependencies (gRPC, go-plugin).
 package main
 
 import (
