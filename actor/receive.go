@@ -86,7 +86,12 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 			h.answered = true
 		}
 		// Its requester may send again at once: let it read its answer.
-		h.ep.Standby()
+		// Only a requester on this node can (an answer relayed to another
+		// node's future has none here, and a standby would hold what
+		// follows on the link until the borrowing ticker ended it).
+		if target.Address == l.node.address {
+			h.ep.Standby()
+		}
 	}
 	var ib *inbox // a future has none
 	if !future {
