@@ -314,6 +314,7 @@ func (e *Endpoint) readLoop() {
 	}
 	readerGoroutines.Delete(id)
 	e.fr.stopTimer()
+	e.dec.spare.drop()
 	// A frame the link ended in the middle of is counted as far as it was
 	// handed over (nextEnvelope counts a frame once its last message is):
 	// Closed, which follows, sees final counts.

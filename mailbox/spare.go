@@ -23,7 +23,9 @@ import "sync/atomic"
 // another size takes memory as before (cloneBoxed) and drops the spare. It
 // is never reused once handed out, so nothing received can be overwritten;
 // it only changes when the allocation happens. What a link keeps is at most
-// one spare of at most spareMax bytes.
+// one spare of at most spareMax bytes, and all the links of a process
+// together at most spareBudget: a parent of many children keeps no more
+// than that in spares, the rest of its links allocate as before.
 
 const (
 	// spareMin: smaller payloads (with their slice header, up to 32 KiB)
@@ -34,7 +36,12 @@ const (
 	// default buffer, which get memory of their own (readLarge) and are not
 	// copied again.
 	spareMax = DefaultReadBuffer
+	// spareBudget bounds the bytes of all spares of the process.
+	spareBudget = 4 << 20
 )
+
+// sparesHeld is the bytes all spares of the process hold.
+var sparesHeld atomic.Int64
 
 // spare is owned by whoever holds the reader role, like the decoder that
 // holds it.
@@ -53,6 +60,7 @@ func (s *spare) clone(b []byte) any {
 	s.want = len(b)
 	mem := s.mem
 	s.mem = nil
+	sparesHeld.Add(-int64(len(mem)))
 	if len(mem) != int(sliceHeaderSize)+len(b) {
 		return cloneBoxed(b)
 	}
@@ -68,11 +76,22 @@ func (s *spare) refill() bool {
 	if s.want == 0 || s.mem != nil {
 		return false
 	}
-	mem := make([]byte, int(sliceHeaderSize)+s.want)
+	n := int(sliceHeaderSize) + s.want
+	if sparesHeld.Add(int64(n)) > spareBudget {
+		sparesHeld.Add(-int64(n)) // the process holds enough: try again at the next idle read
+		return false
+	}
+	mem := make([]byte, n)
 	// Fresh pages are not cleared by make (the kernel zeroed them): write
 	// every byte, so that the page faults happen now and the lines are in
 	// the cache when the payload is copied in.
 	clear(mem)
 	s.mem, s.want = mem, 0
 	return true
+}
+
+// drop lets the spare go, as the link's reader ends.
+func (s *spare) drop() {
+	sparesHeld.Add(-int64(len(s.mem)))
+	s.mem, s.want = nil, 0
 }

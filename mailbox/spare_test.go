@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/testutil"
 )
 
 // spareBytes returns n bytes that differ from those of any other seed.
@@ -22,6 +23,7 @@ func spareBytes(n int, seed byte) []byte {
 func TestSpareTakesTheNextPayloadOfTheSameSize(t *testing.T) {
 	t.Parallel()
 	var s spare
+	defer s.drop()
 	first := s.clone(spareBytes(64<<10, 1)).([]byte)
 	if !s.refill() {
 		t.Fatal("refill after a 64 KiB payload made no spare")
@@ -50,6 +52,7 @@ func TestSpareTakesTheNextPayloadOfTheSameSize(t *testing.T) {
 func TestSpareOfAnotherSizeIsDropped(t *testing.T) {
 	t.Parallel()
 	var s spare
+	defer s.drop()
 	s.clone(spareBytes(64<<10, 1))
 	s.refill()
 	mem := s.mem
@@ -83,6 +86,7 @@ func TestSpareOnlyForMidSizedPayloads(t *testing.T) {
 		if !s.refill() {
 			t.Fatalf("a %d-byte payload asked for no spare", n)
 		}
+		s.drop()
 	}
 }
 
@@ -114,4 +118,56 @@ func TestSpareAcrossAPipe(t *testing.T) {
 	if want := int64(6); runtime.GOOS == "linux" && p.b.ReaderStats().Spares != want {
 		t.Fatalf("%d messages went into spares; want %d", p.b.ReaderStats().Spares, want)
 	}
+}
+
+// The spares of all links together hold at most spareBudget; one let go
+// makes room for another. Not parallel: the budget is the process's.
+func TestSpareBudget(t *testing.T) {
+	held := sparesHeld.Load()
+	per := int64(sliceHeaderSize) + spareMax
+	fit := int((spareBudget - held) / per)
+	spares := make([]spare, fit+2)
+	made := 0
+	for i := range spares {
+		spares[i].clone(spareBytes(spareMax, 1))
+		if spares[i].refill() {
+			made++
+		}
+	}
+	if made != fit {
+		t.Fatalf("%d spares of %d bytes made with %d bytes held already; want %d", made, per, held, fit)
+	}
+	if spares[fit].refill() {
+		t.Fatal("a spare over the budget")
+	}
+	spares[0].drop()
+	if !spares[fit].refill() {
+		t.Fatal("no spare after one was let go")
+	}
+	for i := range spares {
+		spares[i].drop()
+	}
+	if got := sparesHeld.Load(); got != held {
+		t.Fatalf("%d bytes held after every spare was let go; want %d", got, held)
+	}
+}
+
+// A link's spare is let go when its reader ends. Not parallel: it reads the
+// process's count.
+func TestSpareReleasedWhenTheLinkEnds(t *testing.T) {
+	held := sparesHeld.Load()
+	p := newPair(t, transports[1], nil) // os.Pipe
+	for i := range 2 {
+		if err := p.a.Send(context.Background(), &Envelope{Target: pa.NewPID("node/1", "x"), Message: spareBytes(64<<10, byte(i))}); err != nil {
+			t.Fatal(err)
+		}
+		p.cb.wait(t, i+1)
+	}
+	if runtime.GOOS == "linux" { // only Linux's pipes read raw, and make spares
+		want := held + int64(sliceHeaderSize) + 64<<10
+		testutil.Eventually(t, "the reader to make a spare", func() bool { return sparesHeld.Load() == want })
+	}
+	p.a.Abort()
+	p.b.Abort()
+	testutil.Eventually(t, "the spare to be let go", func() bool { return sparesHeld.Load() == held })
 }
