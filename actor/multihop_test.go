@@ -159,3 +159,24 @@ func TestRelayedAnswerDoesNotStandBy(t *testing.T) {
 		t.Fatalf("n's link to n/1: %+v; want borrows", s)
 	}
 }
+
+// TestUntrustedAnswerDoesNotStandBy: on an untrusted link a requester that
+// borrowed the reader role may deliver nothing (linkHandler.Borrowable),
+// so an answer to a future of this node must not make the reader stand by
+// either: the borrow would only hand the next answer back to the reader
+// (one more wake), and a standby nobody borrows held the link for a tick
+// or two. Counted as TestRelayedAnswerDoesNotStandBy counts.
+func TestUntrustedAnswerDoesNotStandBy(t *testing.T) {
+	t.Parallel()
+	n, c := newNode(t, "n"), newNode(t, "n/1")
+	down, _ := joinUntrusted(t, n, c, 16)
+	echoPID := c.Root().Spawn(echoProps())
+	for i := range 20 {
+		if res, err := request(n.Root(), echoPID, i); err != nil || res != i {
+			t.Fatalf("request %d: got %v, %v", i, res, err)
+		}
+	}
+	if s := down.ReaderStats(); s.BorrowTicks != 0 || s.Borrows != 0 {
+		t.Fatalf("n's untrusted link to n/1: %+v; want no tick, no borrow", s)
+	}
+}

@@ -86,10 +86,13 @@ func (h *linkHandler) Deliver(env *mailbox.Envelope) {
 			h.answered = true
 		}
 		// Its requester may send again at once: let it read its answer.
-		// Only a requester on this node can (an answer relayed to another
-		// node's future has none here, and a standby would hold what
-		// follows on the link until the borrowing ticker ended it).
-		if target.Address == l.node.address {
+		// Only where a borrower may deliver it (Borrowable): a requester
+		// on this node, on a trusted link. An answer relayed to another
+		// node's future has no requester here; on an untrusted link the
+		// borrower would hand the answer back to the reader. Either way a
+		// standby would hold what follows on the link until the borrowing
+		// ticker ended it.
+		if h.Borrowable(env) {
 			h.ep.Standby()
 		}
 	}
