@@ -62,9 +62,10 @@
 // machine, waking a process whose threads all sleep costs more than the
 // answer takes to come. Polls that miss back off. A read that finds the
 // pipe empty first makes the memory of the next []byte payload of 32 KiB to
-// 256 KiB, of the size last received (a spare): the page faults and cache
-// misses of a fresh large allocation then fall while the peer works, not
-// on the round trip. The link's end never waits for a lent call: Abort
+// 256 KiB, of the size last received (a spare; all of a process's spares
+// hold 4 MiB at most, beyond which reads make none): the page faults and
+// cache misses of a fresh large allocation then fall while the peer works,
+// not on the round trip. The link's end never waits for a lent call: Abort
 // takes the role from it.
 //
 // # Failure
