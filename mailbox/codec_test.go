@@ -602,3 +602,44 @@ func TestMarshalRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestFuturePIDsNotCached: a future is answered once, so the PID of one
+// (a request's sender, an answer's target) never comes again on a link.
+// Caching each in the address's map of PIDs cost about 200 bytes of
+// garbage per decode (the map growing, then dropped at maxCachedPIDs): the
+// largest allocation of a round trip, and its collections the round trip's
+// tail. Other PIDs are still cached: decoding one twice gives one *PID.
+func TestFuturePIDsNotCached(t *testing.T) {
+	t.Parallel()
+	enc, dec := newEncoder(""), newDecoder()
+	decode := func(target, sender *pa.PID) Envelope {
+		t.Helper()
+		b, ext, err := enc.appendEnvelope(nil, &Envelope{Target: target, Sender: sender, Message: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Envelope
+		if bad, fatal := dec.decodeEnvelope(append(b, ext...), false, &got); bad != nil || fatal != nil {
+			t.Fatalf("decode: %v, %v", bad, fatal)
+		}
+		return got
+	}
+	worker := pa.NewPID("node/1", "worker")
+	first := decode(worker, pa.NewPID("node", "future$1"))
+	for i := 2; i <= 100; i++ {
+		got := decode(worker, pa.NewPID("node", fmt.Sprintf("future$%d", i)))
+		if got.Target != first.Target {
+			t.Fatal("the worker's PID was decoded anew: not cached")
+		}
+		if want := fmt.Sprintf("future$%d", i); got.Sender == nil || got.Sender.Id != want || got.Sender.Address != "node" {
+			t.Fatalf("sender %v; want node/%s", got.Sender, want)
+		}
+	}
+	answer := decode(pa.NewPID("node", "future$7"), nil)
+	if answer.Target == nil || answer.Target.Id != "future$7" {
+		t.Fatalf("target %v; want node/future$7", answer.Target)
+	}
+	if dec.cachedPIDs != 1 {
+		t.Fatalf("%d PIDs cached; want 1 (the worker's, not the 101 futures')", dec.cachedPIDs)
+	}
+}

@@ -1,12 +1,14 @@
 package mailbox
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"reflect"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/procactor/procactor/internal/names"
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
@@ -16,6 +18,9 @@ func (e *encoder) appendPID(b []byte, p *pa.PID) []byte {
 	b = appendString(b, p.Id)
 	return binary.AppendUvarint(b, uint64(p.RequestId))
 }
+
+// futurePrefix starts the id of every protoactor future (names.FuturePrefix).
+var futurePrefix = []byte(names.FuturePrefix)
 
 func (d *decoder) pid(c *cursor) *pa.PID {
 	sym := d.symbol(c)
@@ -28,7 +33,10 @@ func (d *decoder) pid(c *cursor) *pa.PID {
 		c.fail("request id %d overflows", req)
 		return nil
 	}
-	if req == 0 {
+	// A future is answered once: its PID (a request's sender, an answer's
+	// target) does not come again, and caching it would only make garbage.
+	cache := req == 0 && len(id) <= maxCachedIDLen && !bytes.HasPrefix(id, futurePrefix)
+	if cache {
 		// A stream's messages mostly name the same actor: comparing with the
 		// address's last PID spares the map's hash.
 		if p := sym.last; p != nil && p.Id == string(id) {
@@ -40,7 +48,7 @@ func (d *decoder) pid(c *cursor) *pa.PID {
 		}
 	}
 	p := &pa.PID{Address: sym.s, Id: string(id), RequestId: uint32(req)}
-	if req == 0 && len(id) <= maxCachedIDLen {
+	if cache {
 		if d.cachedPIDs >= maxCachedPIDs { // bound the whole link's cache, not each address's
 			for _, s := range d.syms {
 				s.pids, s.last = nil, nil
