@@ -62,6 +62,9 @@ type borrowing struct {
 	tick    *time.Timer   // the parked reader's ticker
 	every   time.Duration // its period: borrowTick (tests change it)
 	ticks   atomic.Int64  // for ReaderStats
+	// env is the borrowers' envelope, one borrower at a time (a local one
+	// would escape to the heap on every borrow: the Handler takes a pointer).
+	env Envelope
 }
 
 func (e *Endpoint) initBorrowing() {
@@ -108,21 +111,21 @@ func (e *Endpoint) Borrow() bool {
 func (e *Endpoint) ReadBorrowed(done func() bool) bool {
 	r := &e.rd
 	hb := e.h.(BorrowHandler)
-	var env Envelope
+	env := &e.brw.env
 	ok := false
 	for {
 		for len(r.body) > 0 {
-			bad, fatal := e.nextEnvelope(&env)
+			bad, fatal := e.nextEnvelope(env)
 			if fatal != nil {
 				e.fail(fatal)
 				return e.giveBack(ok)
 			}
-			if bad != nil || !hb.Borrowable(&env) {
+			if bad != nil || !hb.Borrowable(env) {
 				// The reader delivers it, first, then the rest.
-				r.pending, r.pendingEnv, r.pendingBad = true, env, bad
+				r.pending, r.pendingEnv, r.pendingBad = true, *env, bad
 				return e.giveBack(ok)
 			}
-			if !e.deliver(&env, nil) || e.failed.Load() {
+			if !e.deliver(env, nil) || e.failed.Load() {
 				return e.giveBack(ok)
 			}
 			if !ok && done() {
@@ -173,6 +176,7 @@ func (e *Endpoint) ReadBorrowed(done func() bool) bool {
 // is cleared.
 func (e *Endpoint) endBorrow(to int32) {
 	b := &e.brw
+	b.env = Envelope{} // what it delivered is the Handler's now: keep none of it alive
 	if b.lease.CompareAndSwap(leaseBorrowed, to) {
 		return
 	}
