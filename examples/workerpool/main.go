@@ -119,6 +119,11 @@ type pool struct {
 	req       *runJobs
 	queue     []*Job
 	pending   int
+	// killed is how many workers were killed whose death the strategy has
+	// not seen yet: the report waits for it, as a kill can land after its
+	// worker has answered every job it had (the run would end before the
+	// restart it shows).
+	killed int
 }
 
 func (p *pool) Receive(ctx pa.Context) {
@@ -189,10 +194,18 @@ func (p *pool) end(ctx pa.Context, o outcome) {
 	p.pending--
 	p.req.print(o)
 	if p.pending == 0 {
-		ctx.Send(p.requester, rep)
+		p.reportIfDone(ctx)
 		return
 	}
 	p.dispatch(ctx)
+}
+
+// reportIfDone answers the requester once every job has ended and every
+// killed worker's death has reached the strategy.
+func (p *pool) reportIfDone(ctx pa.Context) {
+	if p.pending == 0 && p.killed == 0 {
+		ctx.Send(p.requester, p.req.report)
+	}
 }
 
 // killWorker kills worker w's current OS process, as the OOM killer would.
@@ -202,7 +215,11 @@ func (p *pool) killWorker(w int) {
 		return
 	}
 	fmt.Printf("killing worker %d (pid %d) with jobs queued\n", w+1, proc.OSPid())
-	_ = proc.Signal(syscall.SIGKILL) // to the current incarnation, whatever its pid
+	if err := proc.Signal(syscall.SIGKILL); err != nil { // to the current incarnation, whatever its pid
+		fmt.Printf("killing worker %d: %v\n", w+1, err)
+		return
+	}
+	p.killed++
 }
 
 // HandleFailure makes the pool the supervisor strategy of its workers: a
@@ -214,6 +231,12 @@ func (p *pool) HandleFailure(sys *pa.ActorSystem, sup pa.Supervisor, child *pa.P
 	var ee *procnode.ExitError
 	if err, ok := reason.(error); ok && errors.As(err, &ee) {
 		p.req.report.procRestarts++
+		if p.killed > 0 {
+			p.killed--
+			if ctx, ok := sup.(pa.Context); ok {
+				defer p.reportIfDone(ctx) // after the restart below
+			}
+		}
 	} else {
 		p.req.report.childRestarts++
 	}
