@@ -145,7 +145,7 @@ func (l *Link) sendRetained(ep *mailbox.Endpoint, env *mailbox.Envelope, full bo
 		return err
 	}
 	if f := afterRetainedSend.Load(); f != nil {
-		(*f)(l, env)
+		(*f)(l, env.Message) // the message, not env: a hook taking env would move every sent envelope to the heap
 	}
 	l.mu.Lock()
 	switch {
@@ -174,7 +174,7 @@ func (l *Link) sendRetained(ep *mailbox.Endpoint, env *mailbox.Envelope, full bo
 
 // afterRetainedSend, when set (by a test), runs between a retained
 // message's send and its record.
-var afterRetainedSend atomic.Pointer[func(*Link, *mailbox.Envelope)]
+var afterRetainedSend atomic.Pointer[func(l *Link, message any)]
 
 // retainLocked records a message just queued on l's current stream ep (l.mu
 // held since before it was queued, so it goes after every message recorded

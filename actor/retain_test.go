@@ -752,8 +752,8 @@ func ackedBeforeRecorded(t *testing.T, inline bool) {
 		// "once" is written, finished, acknowledged, and its stream lost,
 		// before its sender records it.
 		hooked := false
-		hook := func(l *Link, env *mailbox.Envelope) {
-			if l != down || env.Message != "once" {
+		hook := func(l *Link, message any) {
+			if l != down || message != "once" {
 				return
 			}
 			hooked = true
