@@ -9,6 +9,7 @@ import (
 	"os/exec"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/procactor/procactor/bench/internal/chartdata"
 )
 
 // plotScenario is the scenario whose latency distributions -svg draws.
@@ -18,19 +19,6 @@ const plotScenario = "rtt_64b"
 // the bench binary, which its children re-execute, does not link gonum/plot
 // (its package init reads 4.5 MB of fonts that every child would pay).
 const chartPackage = "github.com/procactor/procactor/bench/chart"
-
-// chart is bench/chart's input.
-type chart struct {
-	Title  string       `json:"title"`
-	XLabel string       `json:"x_label"`
-	YLabel string       `json:"y_label"`
-	Curves []chartCurve `json:"curves"`
-}
-
-type chartCurve struct {
-	Name   string       `json:"name"`
-	Points [][2]float64 `json:"points"`
-}
 
 // writeSVG draws, for every system, the percentile curve of plotScenario's round
 // trips over all its repetitions: latency (log) against percentile, on the usual
@@ -57,8 +45,8 @@ func writeSVG(path string, rep *report) error {
 
 // rtChart is the chart of plotScenario's percentile curves, one per system
 // that has results.
-func rtChart(rep *report) chart {
-	c := chart{
+func rtChart(rep *report) chartdata.Chart {
+	c := chartdata.Chart{
 		Title: fmt.Sprintf("%s round trip by percentile (%s, %d cores, %d repetitions merged)",
 			plotScenario, rep.machine.CPUModel, rep.machine.Cores, rep.opts.reps),
 		XLabel: "percentile",
@@ -69,7 +57,7 @@ func rtChart(rep *report) chart {
 		if h == nil || h.TotalCount() == 0 {
 			continue
 		}
-		c.Curves = append(c.Curves, chartCurve{Name: sys, Points: percentileCurve(h)})
+		c.Curves = append(c.Curves, chartdata.Curve{Name: sys, Points: percentileCurve(h)})
 	}
 	return c
 }

@@ -8,9 +8,10 @@
 // bench's idle_rss row) and in start-up time (spawn_cold) without ever
 // drawing anything.
 //
-// Input: one JSON object, {"title": ..., "x_label": ..., "y_label": ...,
-// "curves": [{"name": ..., "points": [[x, y], ...]}, ...]}; both axes are
-// drawn in log scale, x as percentiles on the HDR axis x = 1/(1-q).
+// Input: one JSON object, a chartdata.Chart ({"title": ..., "x_label": ...,
+// "y_label": ..., "curves": [{"name": ..., "points": [[x, y], ...]}, ...]});
+// both axes are drawn in log scale, x as percentiles on the HDR axis
+// x = 1/(1-q).
 package main
 
 import (
@@ -21,25 +22,12 @@ import (
 	"io"
 	"os"
 
+	"github.com/procactor/procactor/bench/internal/chartdata"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 )
-
-// Chart is the input.
-type Chart struct {
-	Title  string  `json:"title"`
-	XLabel string  `json:"x_label"`
-	YLabel string  `json:"y_label"`
-	Curves []Curve `json:"curves"`
-}
-
-// Curve is one system's line: points are (x, y) pairs.
-type Curve struct {
-	Name   string       `json:"name"`
-	Points [][2]float64 `json:"points"`
-}
 
 func main() {
 	out := flag.String("o", "", "write the SVG to `file`")
@@ -54,7 +42,7 @@ func run(in io.Reader, out string) error {
 	if out == "" {
 		return errors.New("-o FILE is required")
 	}
-	var c Chart
+	var c chartdata.Chart
 	if err := json.NewDecoder(in).Decode(&c); err != nil {
 		return fmt.Errorf("reading the chart: %w", err)
 	}
@@ -62,7 +50,7 @@ func run(in io.Reader, out string) error {
 }
 
 // draw writes c as SVG to path.
-func draw(c Chart, path string) error {
+func draw(c chartdata.Chart, path string) error {
 	p := plot.New()
 	p.Title.Text = c.Title
 	p.X.Label.Text = c.XLabel
