@@ -144,12 +144,7 @@ func TestRelayedAnswerDoesNotStandBy(t *testing.T) {
 	n, c, g := newNode(t, "n"), newNode(t, "n/1"), newNode(t, "n/1/1")
 	nc, _ := join(t, n, c)
 	cg, _ := join(t, c, g)
-	echoPID := g.Root().Spawn(echoProps())
-	for i := range 20 {
-		if res, err := request(n.Root(), echoPID, i); err != nil || res != i {
-			t.Fatalf("request %d: got %v, %v", i, res, err)
-		}
-	}
+	requestEchoes(t, n, g.Root().Spawn(echoProps()), 20)
 	time.Sleep(5 * time.Millisecond) // a standby would tick within 1 ms
 	if s := cg.ReaderStats(); s.BorrowTicks != 0 || s.Borrows != 0 {
 		t.Fatalf("n/1's link to n/1/1, which relayed the answers: %+v; want no tick, no borrow", s)
@@ -170,13 +165,19 @@ func TestUntrustedAnswerDoesNotStandBy(t *testing.T) {
 	t.Parallel()
 	n, c := newNode(t, "n"), newNode(t, "n/1")
 	down, _ := joinUntrusted(t, n, c, 16)
-	echoPID := c.Root().Spawn(echoProps())
-	for i := range 20 {
-		if res, err := request(n.Root(), echoPID, i); err != nil || res != i {
-			t.Fatalf("request %d: got %v, %v", i, res, err)
-		}
-	}
+	requestEchoes(t, n, c.Root().Spawn(echoProps()), 20)
 	if s := down.ReaderStats(); s.BorrowTicks != 0 || s.Borrows != 0 {
 		t.Fatalf("n's untrusted link to n/1: %+v; want no tick, no borrow", s)
+	}
+}
+
+// requestEchoes asks the echo actor pid, from from's root, for count
+// answers one after the other, each of which must be its request.
+func requestEchoes(t *testing.T, from *Node, pid *pa.PID, count int) {
+	t.Helper()
+	for i := range count {
+		if res, err := request(from.Root(), pid, i); err != nil || res != i {
+			t.Fatalf("request %d: got %v, %v", i, res, err)
+		}
 	}
 }
