@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"sync/atomic"
@@ -40,22 +41,36 @@ type acker struct {
 // no-op unless both sides announced CapAck.
 func (e *Endpoint) Acknowledge(n uint64) { e.out.acknowledge(n) }
 
+// SendAcknowledging is Send, and Acknowledge(n) as env is queued: the count
+// travels in the same write as env or a later one, never before it. A
+// receiver tells the sender with env why it finished the n-th message
+// (a failure's notice): the sender learns that the message finished only
+// with env. On an error nothing is queued, and n is not acknowledged.
+func (e *Endpoint) SendAcknowledging(ctx context.Context, env *Envelope, n uint64) error {
+	_, _, err := e.sendWith(ctx, env, false, n)
+	return err
+}
+
 func (o *outbox) acknowledge(n uint64) {
-	a := &o.ack
+	if o.ack.raise(n) && o.ack.armed.CompareAndSwap(false, true) {
+		o.ack.timer.Reset(o.ack.delay)
+	}
+}
+
+// raise makes n the count to report, unless it is not above the current
+// one or acknowledgements are off; it reports whether it did.
+func (a *acker) raise(n uint64) bool {
 	if !a.on.Load() {
-		return
+		return false
 	}
 	for {
 		old := a.value.Load()
 		if n <= old {
-			return
+			return false
 		}
 		if a.value.CompareAndSwap(old, n) {
-			break
+			return true
 		}
-	}
-	if a.armed.CompareAndSwap(false, true) {
-		a.timer.Reset(a.delay)
 	}
 }
 

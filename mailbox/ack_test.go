@@ -15,6 +15,8 @@ type ackCollector struct {
 	mu   sync.Mutex
 	acks []uint64
 	got  chan uint64 // every ack, in order
+	// onAck, when set, runs at each ack before it is recorded.
+	onAck func(n uint64)
 }
 
 func newAckCollector() *ackCollector {
@@ -22,6 +24,9 @@ func newAckCollector() *ackCollector {
 }
 
 func (c *ackCollector) Acked(n uint64) {
+	if c.onAck != nil {
+		c.onAck(n)
+	}
 	c.mu.Lock()
 	c.acks = append(c.acks, n)
 	c.mu.Unlock()
@@ -248,4 +253,58 @@ func TestEncodedSize(t *testing.T) {
 	if _, err := EncodedSize(&Envelope{Message: struct{ X int }{1}}); !errors.Is(err, ErrTypeNotRegistered) {
 		t.Errorf("unregistered type: got %v; want ErrTypeNotRegistered", err)
 	}
+}
+
+// TestSendAcknowledging: the count given with a message reaches the peer
+// after that message, never before it, even when the ack delay passes
+// meanwhile; a message refused is not queued, and its count is not
+// acknowledged.
+func TestSendAcknowledging(t *testing.T) {
+	t.Parallel()
+	eachTransport(t, func(t *testing.T, tr transport) {
+		a, b, ca, cb := ackPair(t, tr, CapAck, CapAck, WithAckDelay(time.Millisecond), WithMaxFrame(minFrame))
+		var mu sync.Mutex
+		deliveredAt := map[uint64]int{} // ack count -> messages a had been given then
+		ca.onAck = func(n uint64) {
+			ca.collector.mu.Lock()
+			got := len(ca.collector.got)
+			ca.collector.mu.Unlock()
+			mu.Lock()
+			deliveredAt[n] = got
+			mu.Unlock()
+		}
+		ctx := context.Background()
+		for range 3 {
+			if _, _, err := a.SendNumbered(ctx, &Envelope{Message: "n"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cb.wait(t, 3)
+		if err := b.SendAcknowledging(ctx, &Envelope{Message: "notice"}, 2); err != nil {
+			t.Fatal(err)
+		}
+		ca.waitAck(t, 2)
+		mu.Lock()
+		at := deliveredAt[2]
+		mu.Unlock()
+		if at != 1 {
+			t.Fatalf("the ack of 2 came with %d messages delivered; want 1, the notice before it", at)
+		}
+		// Refused: neither the message nor its count goes out.
+		err := b.SendAcknowledging(ctx, &Envelope{Message: make([]byte, minFrame+1)}, 3)
+		if !errors.Is(err, ErrMessageTooLarge) {
+			t.Fatalf("oversized: %v; want ErrMessageTooLarge", err)
+		}
+		time.Sleep(5 * time.Millisecond) // ack delays
+		if err := b.Send(ctx, &Envelope{Message: "after"}); err != nil {
+			t.Fatal(err)
+		}
+		ca.wait(t, 2)
+		ca.mu.Lock()
+		acks := slices.Clone(ca.acks)
+		ca.mu.Unlock()
+		if slices.Contains(acks, 3) {
+			t.Fatalf("acks %v: the refused message's count went out", acks)
+		}
+	})
 }

@@ -215,12 +215,13 @@ func (e *Endpoint) Start() error {
 // endpoint's reader answered a peer that does not read past 16 × the user
 // lane's bounds, at least 16384 messages or 4 MiB).
 func (e *Endpoint) Send(ctx context.Context, env *Envelope) error {
-	_, _, err := e.send(ctx, env, false)
+	_, _, err := e.sendWith(ctx, env, false, 0)
 	return err
 }
 
-func (e *Endpoint) send(ctx context.Context, env *Envelope, numbered bool) (uint64, int, error) {
-	seq, size, err := e.out.send(ctx, env, numbered)
+// sendWith queues env, numbered or not, acknowledging ack with it (not 0).
+func (e *Endpoint) sendWith(ctx context.Context, env *Envelope, numbered bool, ack uint64) (uint64, int, error) {
+	seq, size, err := e.out.send(ctx, env, numbered, ack)
 	if err != nil && errors.Is(err, ErrPeerStalled) {
 		e.fail(err) // the peer does not read: the link is over
 		err = fmt.Errorf("%w: %w", ErrClosed, err)
@@ -234,7 +235,7 @@ func (e *Endpoint) send(ctx context.Context, env *Envelope, numbered bool) (uint
 // receiving side counts the same messages as they arrive and reports what it
 // has finished with Acknowledge; see AckHandler.
 func (e *Endpoint) SendNumbered(ctx context.Context, env *Envelope) (seq uint64, size int, err error) {
-	return e.send(ctx, env, true)
+	return e.sendWith(ctx, env, true, 0)
 }
 
 // DecodedInFlight returns the bytes of decoded messages the reader has

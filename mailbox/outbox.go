@@ -135,7 +135,11 @@ func (o *outbox) queuedLocked() int {
 
 // send queues env. See Endpoint.Send. A numbered message gets the next
 // number (seq); size is its encoded length on the wire.
-func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq uint64, size int, err error) {
+//
+// ack, when not 0, is acknowledged (Endpoint.SendAcknowledging) as env is
+// queued, under the same lock: any batch that carries the count carries env
+// before it.
+func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool, ack uint64) (seq uint64, size int, err error) {
 	o.mu.Lock()
 	if o.err != nil {
 		err := o.err
@@ -216,6 +220,9 @@ func (o *outbox) send(ctx context.Context, env *Envelope, numbered bool) (seq ui
 	o.sends.Add(1)
 	if numbered {
 		seq = o.numbered.Add(1)
+	}
+	if ack != 0 {
+		o.ack.raise(ack) // no timer: whoever takes env's batch takes the count
 	}
 	if o.owner != ownerNone || !o.running {
 		o.mu.Unlock()
