@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"context"
 	"sync"
 
 	pa "github.com/asynkron/protoactor-go/actor"
@@ -29,11 +30,17 @@ type ackCounter struct {
 	seq     uint64
 	pending finishQueue
 	// directSeq is the message of directEP the reader runs at once
-	// (deliveredDirect), until its Receive has returned or failed; 0: none
-	// (both guarded by mu). The reader acknowledges it either way
-	// (inlineMailbox.invokeOne): Link.Finished never does.
+	// (deliveredDirect), until its Receive has returned, or, when it
+	// failed, until its supervisor marks it finished; 0: none (both
+	// guarded by mu). The reader acknowledges one that returned
+	// (inlineMailbox.invokeOne); Link.Finished or NotifyFailed one that
+	// failed.
 	directSeq uint64
 	directEP  *mailbox.Endpoint
+	// directFailed: the message directSeq failed, and waits for its
+	// supervisor's Finished (or NotifyFailed) to be acknowledged (guarded
+	// by mu).
+	directFailed bool
 }
 
 // AckFor makes the link count the user messages it delivers from its peer to
@@ -59,17 +66,82 @@ func (l *Link) AckFor(id string) pa.ReceiverMiddleware {
 
 // Finished marks a message of the actor given to AckFor as finished although
 // its Receive did not return: it failed (panicked). Pass the message a
-// supervisor strategy got. Other messages are ignored. (A message the
-// link's reader ran at once, without an envelope of its own, is
-// acknowledged as it fails, before its supervisor hears of it.)
+// supervisor strategy got. Other messages are ignored.
+//
+// A failed message is acknowledged only by its supervisor (Finished or
+// NotifyFailed), or by a later message finishing: until then the peer
+// keeps it. A supervisor that tells the peer of the failure should use
+// NotifyFailed, so that the peer never learns the message finished without
+// learning why.
 func (l *Link) Finished(message any) {
 	a := l.ackc.Load()
 	if a == nil {
 		return
 	}
-	if env, ok := UnwrapFailed(message).(*pa.MessageEnvelope); ok {
-		a.finished(env)
+	if ep, n, ok := a.finishFailed(message); ok {
+		ep.Acknowledge(n)
 	}
+}
+
+// NotifyFailed sends notice to pid, a user message on this link, and marks
+// failed (the message a supervisor strategy got) finished as Finished does,
+// with its acknowledgement in the same write as notice or a later one,
+// never before it. Should this process die in between, the peer gets
+// neither: it keeps the failed message (and redelivers it, if it
+// redelivers), rather than forgetting a message whose failure it was never
+// told of.
+func (l *Link) NotifyFailed(pid *pa.PID, notice, failed any) {
+	a := l.ackc.Load()
+	if a == nil {
+		l.SendUserMessage(pid, notice)
+		return
+	}
+	ep, n, ok := a.finishFailed(failed)
+	if !ok {
+		l.SendUserMessage(pid, notice)
+		return
+	}
+	env := userEnvelope(pid, notice)
+	l.mu.Lock()
+	direct := l.state == linkUp && !l.flushing && l.ep == ep
+	l.mu.Unlock()
+	if direct {
+		if c := l.caps.Load(); c != nil {
+			c.grantOutgoing(&env)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), l.node.cfg.sendTimeout)
+		err := ep.SendAcknowledging(ctx, &env, n)
+		cancel()
+		if err == nil {
+			return
+		}
+		l.node.log.Debug().Err(err).Str("peer", l.addr).Msg("failure notice not sent with its acknowledgement")
+	}
+	// The failed message's stream is not the link's (it ended), or refused
+	// the notice: the notice goes the usual way, the count on its stream.
+	l.send(&env)
+	ep.Acknowledge(n)
+}
+
+// finishFailed marks the failed message finished and returns the count to
+// acknowledge on ep: message is a delivered envelope's, or, when it is not,
+// the failed message the reader ran at once (failedDirect) is.
+func (a *ackCounter) finishFailed(message any) (ep *mailbox.Endpoint, n uint64, ok bool) {
+	if env, isEnv := UnwrapFailed(message).(*pa.MessageEnvelope); isEnv && a.pending.npend.Load() != 0 {
+		a.mu.Lock()
+		last, _, found := a.pending.finish(env)
+		ep = a.ep
+		a.mu.Unlock()
+		if found {
+			return ep, last.seq, true
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.directFailed {
+		return nil, 0, false
+	}
+	return a.endDirectLocked()
 }
 
 // counts reports whether a message arriving on the link is one the counter
@@ -110,15 +182,35 @@ func (a *ackCounter) deliveredDirect(ep *mailbox.Endpoint) (seq uint64, ok bool)
 func (a *ackCounter) finishedDirect(ep *mailbox.Endpoint, seq uint64) {
 	a.mu.Lock()
 	if a.directSeq == seq && a.directEP == ep {
-		a.directSeq, a.directEP = 0, nil
-		if a.ep == ep {
-			if last, ok := a.pending.popUndecodable(); ok {
-				seq = last
-			}
-		}
+		ep, seq, _ = a.endDirectLocked()
 	}
 	a.mu.Unlock()
 	ep.Acknowledge(seq)
+}
+
+// failedDirect records that seq of ep, a message deliveredDirect numbered,
+// failed: it is acknowledged when its supervisor marks it finished
+// (finishFailed), not before, so that the peer hears of the failure no
+// later than of the message's end (Link.NotifyFailed).
+func (a *ackCounter) failedDirect(ep *mailbox.Endpoint, seq uint64) {
+	a.mu.Lock()
+	if a.directSeq == seq && a.directEP == ep {
+		a.directFailed = true
+	}
+	a.mu.Unlock()
+}
+
+// endDirectLocked ends the message the reader ran at once, and returns the
+// count that acknowledges it and the undecodable messages behind it.
+func (a *ackCounter) endDirectLocked() (ep *mailbox.Endpoint, n uint64, ok bool) {
+	ep, n = a.directEP, a.directSeq
+	a.directSeq, a.directEP, a.directFailed = 0, nil, false
+	if a.ep == ep {
+		if last, found := a.pending.popUndecodable(); found {
+			n = last
+		}
+	}
+	return ep, n, true
 }
 
 // undeliverable numbers a message of ep that did not decode, or that the

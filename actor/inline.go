@@ -211,11 +211,10 @@ var afterLend func()
 var afterStopInvoke func(*inlineMailbox)
 
 // invokeOne runs one user message with the mailbox's panic handling. When
-// ackSeq is not 0, ackc acknowledges it (runClaimed) once it has finished:
-// its Receive returned, or it failed. A failing one is acknowledged before
-// its supervisor hears of the failure (with WithPanicExits the process
-// ends then), and only it: a strategy's Link.Finished cannot tell it from
-// another actor's failure.
+// ackSeq is not 0, ackc acknowledges it (runClaimed) once its Receive has
+// returned; a failing one waits for its supervisor (Link.Finished,
+// Link.NotifyFailed), so that the peer does not learn of its end before it
+// learns of the failure.
 func (m *inlineMailbox) invokeOne(msg any, ep *mailbox.Endpoint, ackc *ackCounter, ackSeq uint64) {
 	if m.dead.Load() {
 		m.deadLetter(msg)
@@ -227,7 +226,7 @@ func (m *inlineMailbox) invokeOne(msg any, ep *mailbox.Endpoint, ackc *ackCounte
 	defer func() {
 		if r := recover(); r != nil {
 			if ackSeq != 0 {
-				ackc.finishedDirect(ep, ackSeq)
+				ackc.failedDirect(ep, ackSeq)
 			}
 			m.invoker.EscalateFailure(r, msg)
 		}

@@ -350,6 +350,82 @@ func TestFinishedAcknowledgesAFailure(t *testing.T) {
 	})
 }
 
+// TestFailedMessageAcknowledgedWithItsNotice: a message the actor failed
+// on is not acknowledged before its supervisor says so, however long the
+// supervisor takes (here far past the acknowledgement delay; the message
+// the link's reader runs at once used to be acknowledged as it failed);
+// NotifyFailed then sends the supervisor's notice, and the acknowledgement
+// follows it.
+func TestFailedMessageAcknowledgedWithItsNotice(t *testing.T) {
+	t.Parallel()
+	forBothMailboxes(t, func(t *testing.T, inline bool) {
+		n, down := retainedParent(t, 1<<20)
+		c, up := childNode(t, 1)
+		defer c.Close(context.Background())
+		r := &recorder{got: make(chan any, 100)}
+		props := pa.PropsFromProducer(func() pa.Actor { return r }, pa.WithReceiverMiddleware(up.AckFor("n/1-sup/x")))
+		if inline {
+			props = c.Inline(props)
+		}
+		notices := &recorder{got: make(chan any, 10)}
+		noticePID := n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor { return notices }))
+		gate := make(chan struct{})
+		strategy := notifyingStrategy{up: up, gate: gate, to: noticePID}
+		spawned := make(chan struct{})
+		sup := pa.PropsFromFunc(func(ctx pa.Context) {
+			if _, ok := ctx.Message().(*pa.Started); ok {
+				ctx.SpawnNamed(props, "x")
+				close(spawned)
+			}
+		}, pa.WithSupervisor(strategy))
+		if _, err := c.Root().SpawnNamed(sup, "n/1-sup"); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Receive(t, spawned, "x spawned")
+		if err := down.Retain("n/1-sup/x", 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		connectPipe(t, down, up)
+		x := pa.NewPID("n/1", "n/1-sup/x")
+		n.Root().Send(x, "a")
+		if got := testutil.Receive(t, r.got, "a"); got != "a" {
+			t.Fatalf("got %v; want a", got)
+		}
+		testutil.Eventually(t, "a acknowledged", func() bool { return down.Stats().Retained == 0 })
+		n.Root().Send(x, "boom") // the actor is idle: an inline one runs it at once
+		if got := testutil.Receive(t, r.got, "boom"); got != "boom" {
+			t.Fatalf("got %v; want boom", got)
+		}
+		time.Sleep(50 * time.Millisecond) // ten acknowledgement delays
+		if got := down.Stats().Retained; got != 1 {
+			t.Fatalf("%d retained while the failure waits for its supervisor; want 1", got)
+		}
+		close(gate)
+		if got := testutil.Receive(t, notices.got, "the notice"); got != "x failed" {
+			t.Fatalf("notice %v; want x failed", got)
+		}
+		testutil.Eventually(t, "boom acknowledged", func() bool { return down.Stats().Retained == 0 })
+		n.Root().Send(x, "b") // resumed
+		if got := testutil.Receive(t, r.got, "b"); got != "b" {
+			t.Fatalf("got %v; want b", got)
+		}
+	})
+}
+
+// notifyingStrategy tells its supervisor's peer of a failure once its gate
+// is closed, then resumes the child.
+type notifyingStrategy struct {
+	up   *Link
+	gate <-chan struct{}
+	to   *pa.PID
+}
+
+func (s notifyingStrategy) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, _ *pa.RestartStatistics, _, msg any) {
+	<-s.gate
+	s.up.NotifyFailed(s.to, "x failed", msg)
+	sup.ResumeChildren(child)
+}
+
 type finishingStrategy struct{ up *Link }
 
 func (s finishingStrategy) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, _ *pa.RestartStatistics, _, msg any) {

@@ -200,6 +200,11 @@ func (h *host) startedMiddleware(next pa.ReceiverFunc) pa.ReceiverFunc {
 	}
 }
 
+// testHookFailureNotice, when set (by a test, in the child), runs as the
+// host begins to tell the parent of its root actor's failure: it lets a
+// test hold the notice back.
+var testHookFailureNotice atomic.Pointer[func(incarnation uint64, reason any)]
+
 // HandleFailure is the host's supervisor strategy, for its one child, the
 // root actor. A failure before the first Started returned ends the child
 // (its spawn fails); with WithPanicExits any failure does. Otherwise the
@@ -226,7 +231,9 @@ func (h *host) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID
 		}
 		return
 	}
-	h.link.Finished(message)
+	if f := testHookFailureNotice.Load(); f != nil {
+		(*f)(h.incarnation, reason)
+	}
 	_, msg, _ := pa.UnwrapEnvelope(actor.UnwrapFailed(message))
 	rf := &rootFailed{Incarnation: h.incarnation, Text: fmt.Sprint(reason), MessageType: fmt.Sprintf("%T", msg)}
 	if b, err := mailbox.Marshal(reason); err == nil {
@@ -237,5 +244,8 @@ func (h *host) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID
 	}
 	l := h.node.Logger()
 	l.Warn().Str("reason", rf.Text).Str("message_type", rf.MessageType).Msg("root actor failed; its supervisor decides")
-	h.node.Root().Send(h.control, rf)
+	// The failing message counts as finished, acknowledged with the notice:
+	// a child killed before the notice leaves has not acknowledged it
+	// either, and its next incarnation gets it again (see NotifyFailed).
+	h.link.NotifyFailed(h.control, rf, message)
 }

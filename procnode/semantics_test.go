@@ -47,6 +47,8 @@ func (c *counter) Receive(ctx pa.Context) {
 		switch m {
 		case "boom":
 			panic("boom")
+		case "boom-held": // its failure notice is held back (failurenotice_internal_test.go)
+			panic("boom-held")
 		case "stash":
 			c.stashing = true
 		case "inc":
@@ -725,6 +727,37 @@ func TestPanicExitsKeepsRequestsThatFollow(t *testing.T) {
 			t.Fatalf("incarnation %d, restarts %d; want 1, 1 (no crash loop); last exit %+v", p.Incarnation(), p.Restarts(), p.ExitStatus())
 		}
 	})
+}
+
+// TestFailedMessageKeptUntilNoticeLeaves: a message on which the root
+// actor fails stays retained by the parent until the child's notice of the
+// failure leaves with its acknowledgement. The child's first incarnation
+// holds the notice back (a hook, as a loaded host might), far longer than
+// the acknowledgement delay, and is killed meanwhile: the message must not
+// be lost (it was acknowledged, and its failure never told, before the
+// fix), but redelivered to the next incarnation, which fails on it and
+// says so.
+func TestFailedMessageKeptUntilNoticeLeaves(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, true, defaultStrategy(), 1)
+	p, _ := w.n.Process(w.children[0])
+	w.send(0, "inc", "boom-held")
+	time.Sleep(100 * time.Millisecond) // 20 acknowledgement delays
+	if st := linkStats(w.n, p.Address()); st.Retained != 1 {
+		t.Fatalf("%d messages retained while the failure's notice is held back; want 1, the failed one", st.Retained)
+	}
+	killPid(t, p.OSPid())
+	testutil.Eventually(t, "the redelivered message's failure", func() bool {
+		for _, r := range w.failures() {
+			if fmt.Sprint(r) == "boom-held" {
+				return true
+			}
+		}
+		return false
+	})
+	if got := w.ask(0, "get"); got != 0 {
+		t.Fatalf("got %v; want 0 from the restarted actor", got)
+	}
 }
 
 // gatedStrategy decides only once its gate is closed: a test can act while

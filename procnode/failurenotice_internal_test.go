@@ -1,0 +1,18 @@
+package procnode
+
+import "time"
+
+// heldNoticeReason is the panic of a root actor whose first incarnation
+// holds its failure notice back (TestFailedMessageKeptUntilNoticeLeaves):
+// the hook is set in every process of the test binary, and acts only in a
+// child's first incarnation whose root actor failed with exactly this.
+const heldNoticeReason = "boom-held"
+
+func init() {
+	f := func(incarnation uint64, reason any) {
+		if incarnation == 0 && reason == heldNoticeReason {
+			time.Sleep(30 * time.Second) // the test kills the child meanwhile
+		}
+	}
+	testHookFailureNotice.Store(&f)
+}
