@@ -172,7 +172,9 @@ func (a *ackCounter) deliveredDirect(ep *mailbox.Endpoint) (seq uint64, ok bool)
 		return 0, false
 	}
 	a.seq++
-	a.directSeq, a.directEP = a.seq, ep
+	// A failed message no supervisor marked finished is finished by this
+	// one's end (cumulative): it no longer waits.
+	a.directSeq, a.directEP, a.directFailed = a.seq, ep, false
 	return a.seq, true
 }
 

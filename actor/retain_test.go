@@ -311,33 +311,8 @@ func TestRetainMessageLargerThanWindow(t *testing.T) {
 func TestFinishedAcknowledgesAFailure(t *testing.T) {
 	t.Parallel()
 	forBothMailboxes(t, func(t *testing.T, inline bool) {
-		n, down := retainedParent(t, 1<<20)
-		c, up := childNode(t, 1)
-		defer c.Close(context.Background())
-		r := &recorder{got: make(chan any, 100)}
-		props := pa.PropsFromProducer(func() pa.Actor { return r }, pa.WithReceiverMiddleware(up.AckFor("n/1-sup/x")))
-		if inline {
-			props = c.Inline(props)
-		}
-		strategy := finishingStrategy{up}
-		spawned := make(chan struct{})
-		sup := pa.PropsFromFunc(func(ctx pa.Context) {
-			if _, ok := ctx.Message().(*pa.Started); ok {
-				ctx.SpawnNamed(props, "x")
-				close(spawned)
-			}
-		}, pa.WithSupervisor(strategy))
-		if _, err := c.Root().SpawnNamed(sup, "n/1-sup"); err != nil {
-			t.Fatal(err)
-		}
-		// x is spawned by sup's Started, after SpawnNamed returns: a message
-		// sent before that would find no such actor.
-		testutil.Receive(t, spawned, "x spawned")
-		if err := down.Retain("n/1-sup/x", 1<<20); err != nil {
-			t.Fatal(err)
-		}
-		connectPipe(t, down, up)
-		x := pa.NewPID("n/1", "n/1-sup/x")
+		f := newFailingChild(t, inline, func(up *Link) pa.SupervisorStrategy { return finishingStrategy{up} })
+		n, down, r, x := f.n, f.down, f.r, f.x
 		for _, m := range []any{"a", "boom", "b"} {
 			n.Root().Send(x, m)
 		}
@@ -359,34 +334,15 @@ func TestFinishedAcknowledgesAFailure(t *testing.T) {
 func TestFailedMessageAcknowledgedWithItsNotice(t *testing.T) {
 	t.Parallel()
 	forBothMailboxes(t, func(t *testing.T, inline bool) {
-		n, down := retainedParent(t, 1<<20)
-		c, up := childNode(t, 1)
-		defer c.Close(context.Background())
-		r := &recorder{got: make(chan any, 100)}
-		props := pa.PropsFromProducer(func() pa.Actor { return r }, pa.WithReceiverMiddleware(up.AckFor("n/1-sup/x")))
-		if inline {
-			props = c.Inline(props)
-		}
 		notices := &recorder{got: make(chan any, 10)}
-		noticePID := n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor { return notices }))
 		gate := make(chan struct{})
-		strategy := notifyingStrategy{up: up, gate: gate, to: noticePID}
-		spawned := make(chan struct{})
-		sup := pa.PropsFromFunc(func(ctx pa.Context) {
-			if _, ok := ctx.Message().(*pa.Started); ok {
-				ctx.SpawnNamed(props, "x")
-				close(spawned)
-			}
-		}, pa.WithSupervisor(strategy))
-		if _, err := c.Root().SpawnNamed(sup, "n/1-sup"); err != nil {
+		f := newFailingChild(t, inline, func(up *Link) pa.SupervisorStrategy {
+			return notifyingStrategy{up: up, gate: gate, to: pa.NewPID("n", "notices")}
+		})
+		n, down, r, x := f.n, f.down, f.r, f.x
+		if _, err := n.Root().SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return notices }), "notices"); err != nil {
 			t.Fatal(err)
 		}
-		testutil.Receive(t, spawned, "x spawned")
-		if err := down.Retain("n/1-sup/x", 1<<20); err != nil {
-			t.Fatal(err)
-		}
-		connectPipe(t, down, up)
-		x := pa.NewPID("n/1", "n/1-sup/x")
 		n.Root().Send(x, "a")
 		if got := testutil.Receive(t, r.got, "a"); got != "a" {
 			t.Fatalf("got %v; want a", got)
@@ -410,6 +366,95 @@ func TestFailedMessageAcknowledgedWithItsNotice(t *testing.T) {
 			t.Fatalf("got %v; want b", got)
 		}
 	})
+}
+
+// TestUnfinishedFailureAcknowledgedByTheNext: a failed message its
+// supervisor never marks finished is acknowledged when a later message
+// finishes (acknowledgements are cumulative): the peer does not keep it for
+// ever. That later message is not taken for the failure: a Finished meant
+// for another failure does not acknowledge it while it runs.
+func TestUnfinishedFailureAcknowledgedByTheNext(t *testing.T) {
+	t.Parallel()
+	forBothMailboxes(t, func(t *testing.T, inline bool) {
+		var up *Link
+		gate := make(chan struct{})
+		f := newFailingChildOf(t, inline, func(l *Link) pa.SupervisorStrategy { up = l; return resumingStrategy{} },
+			&recorder{got: make(chan any, 100), block: "b", gate: gate})
+		n, down, r, x := f.n, f.down, f.r, f.x
+		n.Root().Send(x, "boom")
+		if got := testutil.Receive(t, r.got, "boom"); got != "boom" {
+			t.Fatalf("got %v; want boom", got)
+		}
+		time.Sleep(50 * time.Millisecond) // ten acknowledgement delays
+		if got := down.Stats().Retained; got != 1 {
+			t.Fatalf("%d retained with the failure unfinished; want 1", got)
+		}
+		n.Root().Send(x, "b")
+		if got := testutil.Receive(t, r.got, "b"); got != "b" {
+			t.Fatalf("got %v; want b", got)
+		}
+		up.Finished("another actor's failure")
+		time.Sleep(50 * time.Millisecond)
+		if got := down.Stats().Retained; got != 2 {
+			t.Fatalf("%d retained while b runs; want 2 (boom and b)", got)
+		}
+		close(gate)
+		testutil.Eventually(t, "both acknowledged", func() bool { return down.Stats().Retained == 0 })
+	})
+}
+
+// failingChild is node n/1 with actor x (a recorder, that panics on
+// "boom") under a supervisor with the given strategy, retained by its
+// parent n over a pipe; x's finished messages are counted by the child's
+// link (AckFor), with the node's inline mailbox or protoactor's.
+type failingChild struct {
+	n    *Node
+	down *Link
+	r    *recorder
+	x    *pa.PID
+}
+
+func newFailingChild(t *testing.T, inline bool, strategy func(up *Link) pa.SupervisorStrategy) failingChild {
+	t.Helper()
+	return newFailingChildOf(t, inline, strategy, &recorder{got: make(chan any, 100)})
+}
+
+// newFailingChildOf is newFailingChild with x's recorder r (set up before x
+// runs: the pipe hides its hand-offs from the race detector).
+func newFailingChildOf(t *testing.T, inline bool, strategy func(up *Link) pa.SupervisorStrategy, r *recorder) failingChild {
+	t.Helper()
+	n, down := retainedParent(t, 1<<20)
+	c, up := childNode(t, 1)
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	props := pa.PropsFromProducer(func() pa.Actor { return r }, pa.WithReceiverMiddleware(up.AckFor("n/1-sup/x")))
+	if inline {
+		props = c.Inline(props)
+	}
+	spawned := make(chan struct{})
+	sup := pa.PropsFromFunc(func(ctx pa.Context) {
+		if _, ok := ctx.Message().(*pa.Started); ok {
+			ctx.SpawnNamed(props, "x")
+			close(spawned)
+		}
+	}, pa.WithSupervisor(strategy(up)))
+	if _, err := c.Root().SpawnNamed(sup, "n/1-sup"); err != nil {
+		t.Fatal(err)
+	}
+	// x is spawned by sup's Started, after SpawnNamed returns: a message
+	// sent before that would find no such actor.
+	testutil.Receive(t, spawned, "x spawned")
+	if err := down.Retain("n/1-sup/x", 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	connectPipe(t, down, up)
+	return failingChild{n: n, down: down, r: r, x: pa.NewPID("n/1", "n/1-sup/x")}
+}
+
+// resumingStrategy resumes a failed child and marks nothing finished.
+type resumingStrategy struct{}
+
+func (resumingStrategy) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, _ *pa.RestartStatistics, _, _ any) {
+	sup.ResumeChildren(child)
 }
 
 // notifyingStrategy tells its supervisor's peer of a failure once its gate
