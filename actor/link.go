@@ -201,6 +201,9 @@ func (l *Link) Stats() LinkStats {
 func (l *Link) Connect(ctx context.Context, conn io.ReadWriteCloser, cookie []byte, incarnation uint64) (mailbox.Hello, error) {
 	h := &linkHandler{link: l}
 	opts := append([]mailbox.Option{mailbox.WithLocalAddress(l.node.address), mailbox.WithLogger(l.node.log)}, l.node.cfg.endpointOpts...)
+	if l.caps.Load() != nil {
+		opts = append(opts, mailbox.WithUntrustedPeer())
+	}
 	ep, err := mailbox.NewEndpoint(conn, h, opts...)
 	if err != nil {
 		conn.Close()

@@ -66,6 +66,28 @@ func TestUntrustedLink(t *testing.T) {
 	}
 }
 
+// TestUntrustedLinkTypesFromTheShare: an untrusted link's endpoint takes
+// the type expressions its peer names out of the untrusted share of the
+// process's table (mailbox.WithUntrustedPeer); a trusted one does not.
+func TestUntrustedLinkTypesFromTheShare(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, "n")
+	down, _ := joinUntrusted(t, n, newNode(t, "n/1"), 3)
+	m := newNode(t, "m")
+	trusted, _ := join(t, m, newNode(t, "m/1"))
+	for _, c := range []struct {
+		l    *Link
+		want bool
+	}{{down, true}, {trusted, false}} {
+		c.l.mu.Lock()
+		ep := c.l.ep
+		c.l.mu.Unlock()
+		if ep == nil || ep.UntrustedPeer() != c.want {
+			t.Fatalf("link to %s: endpoint %v, untrusted peer %v; want %v", c.l.Address(), ep, ep != nil && ep.UntrustedPeer(), c.want)
+		}
+	}
+}
+
 // TestRefusedAnswerFailsRequestAtOnce: an answer that a link refuses (here
 // from an untrusted child to a future whose grant newer ones pushed out)
 // fails the request it answers at once, as a dead letter, instead of

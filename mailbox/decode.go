@@ -18,9 +18,10 @@ import (
 // per-link symbol table. Used by the reader goroutine only.
 type decoder struct {
 	syms       []*symbol
-	symBytes   int // bytes of all interned strings
-	cachedPIDs int // PIDs cached over all symbols
-	addedExprs int // type expressions this link added to the process's table (maxLinkTypeExprs)
+	symBytes   int  // bytes of all interned strings
+	cachedPIDs int  // PIDs cached over all symbols
+	addedExprs int  // type expressions this link added to the process's table (maxLinkTypeExprs)
+	untrusted  bool // the peer's additions come out of the untrusted share (WithUntrustedPeer)
 	br         bytes.Reader
 	mp         *msgpack.Decoder // for types with their own msgpack codec
 
@@ -381,7 +382,7 @@ func (d *decoder) resolve(sym *symbol) (*wireType, error) {
 		if sym.s == "error" {
 			sym.wt = &wireType{typ: errorType, name: "error"}
 		} else {
-			sym.wt, sym.err = parseTypeExpr(sym.s, &d.addedExprs)
+			sym.wt, sym.err = parseTypeExpr(sym.s, &d.addedExprs, d.untrusted)
 		}
 	}
 	if sym.err != nil {

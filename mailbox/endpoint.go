@@ -160,6 +160,7 @@ func NewEndpoint(conn io.ReadWriteCloser, h Handler, opts ...Option) (*Endpoint,
 		dec:  newDecoder(),
 		done: make(chan struct{}),
 	}
+	e.dec.untrusted = cfg.untrustedPeer
 	if id, ok := conn.(idler); ok {
 		id.setIdle(e.dec.spare.refill)
 	}
@@ -247,6 +248,10 @@ func (e *Endpoint) DecodedInFlight() int64 { return e.decoded.Load() }
 // Release gives back the decoded bytes of a processed message (its
 // Envelope.Size), under WithManualRelease.
 func (e *Endpoint) Release(n int64) { e.decoded.Add(-n) }
+
+// UntrustedPeer reports whether the endpoint was made with
+// WithUntrustedPeer.
+func (e *Endpoint) UntrustedPeer() bool { return e.cfg.untrustedPeer }
 
 // Done is closed when the link has ended and both goroutines have stopped.
 func (e *Endpoint) Done() <-chan struct{} { return e.done }

@@ -145,7 +145,7 @@ func FuzzTypes(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkTypesFrame(t, data)
-		if wt, err := parseTypeExpr(string(data), nil); err != nil && !errors.Is(err, ErrUnknownType) {
+		if wt, err := parseTypeExpr(string(data), nil, false); err != nil && !errors.Is(err, ErrUnknownType) {
 			t.Fatalf("type expression: untyped error %v", err)
 		} else if err == nil && wt.typ == nil {
 			t.Fatalf("type expression %q: no type", data)

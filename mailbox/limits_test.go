@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,14 +199,14 @@ func TestTypeExpressionsBounded(t *testing.T) {
 	t.Parallel()
 	table := &exprTable{max: 3}
 	for i := range 3 {
-		if _, err := table.resolve("["+strconv.Itoa(i+1)+"]int", nil, 0); err != nil {
+		if _, err := table.resolve("["+strconv.Itoa(i+1)+"]int", nil, 0, false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := table.resolve("[4]int", nil, 0); !errors.Is(err, ErrUnknownType) {
+	if _, err := table.resolve("[4]int", nil, 0, false); !errors.Is(err, ErrUnknownType) {
 		t.Fatalf("a fourth expression: got %v; want ErrUnknownType", err)
 	}
-	if wt, err := table.resolve("[2]int", nil, 0); err != nil || wt.typ != reflect.TypeFor[[2]int]() {
+	if wt, err := table.resolve("[2]int", nil, 0, false); err != nil || wt.typ != reflect.TypeFor[[2]int]() {
 		t.Fatalf("a known expression: got %v, %v; want [2]int", wt, err)
 	}
 }
@@ -220,17 +221,17 @@ func TestFailedTypeExpressionsBounded(t *testing.T) {
 	t.Parallel()
 	table := &exprTable{max: 3}
 	for _, s := range []string{"[5]int8]", "map[[6]int8", "[7]int8]"} {
-		if _, err := table.resolve(s, nil, 0); !errors.Is(err, ErrUnknownType) {
+		if _, err := table.resolve(s, nil, 0, false); !errors.Is(err, ErrUnknownType) {
 			t.Fatalf("%q: got %v; want ErrUnknownType", s, err)
 		}
 	}
-	if _, err := table.resolve("[5]int8]", nil, 0); !errors.Is(err, ErrUnknownType) {
+	if _, err := table.resolve("[5]int8]", nil, 0, false); !errors.Is(err, ErrUnknownType) {
 		t.Fatalf("a failed expression again: got %v; want ErrUnknownType", err)
 	}
-	if _, err := table.resolve("[8]int8]", nil, 0); err == nil || !strings.Contains(err.Error(), "distinct type expressions") {
+	if _, err := table.resolve("[8]int8]", nil, 0, false); err == nil || !strings.Contains(err.Error(), "distinct type expressions") {
 		t.Fatalf("a fourth failing expression: got %v; want refused as over the bound", err)
 	}
-	if _, err := table.resolve("[9]int8", nil, 0); err == nil || !strings.Contains(err.Error(), "distinct type expressions") {
+	if _, err := table.resolve("[9]int8", nil, 0, false); err == nil || !strings.Contains(err.Error(), "distinct type expressions") {
 		t.Fatalf("a fourth expression: got %v; want refused as over the bound", err)
 	}
 }
@@ -291,23 +292,110 @@ func TestPlainTypeNamesNotCounted(t *testing.T) {
 	table := &exprTable{max: 2}
 	added := maxLinkTypeExprs // the link is at its own bound
 	for _, s := range []string{"mailbox_test.ping", "mailbox_test.point", "int64", "string"} {
-		if _, err := table.resolve(s, &added, maxLinkTypeExprs); err != nil {
+		if _, err := table.resolve(s, &added, maxLinkTypeExprs, false); err != nil {
 			t.Fatalf("%q at the link's bound: %v; want it resolved", s, err)
 		}
 	}
 	if added != maxLinkTypeExprs || table.count.Load() != 0 {
 		t.Fatalf("plain names counted: link %d (was %d), table %d", added, maxLinkTypeExprs, table.count.Load())
 	}
-	if _, err := table.resolve("[]mailbox_test.ping", &added, maxLinkTypeExprs); !errors.Is(err, ErrUnknownType) {
+	if _, err := table.resolve("[]mailbox_test.ping", &added, maxLinkTypeExprs, false); !errors.Is(err, ErrUnknownType) {
 		t.Fatalf("a composite at the link's bound: got %v; want ErrUnknownType", err)
 	}
 	other := 0
 	for _, s := range []string{"[]mailbox_test.ping", "no.such.Name"} {
-		if _, err := table.resolve(s, &other, maxLinkTypeExprs); s == "no.such.Name" != (err != nil) {
+		if _, err := table.resolve(s, &other, maxLinkTypeExprs, false); s == "no.such.Name" != (err != nil) {
 			t.Fatalf("%q: got %v", s, err)
 		}
 	}
 	if other != 2 || table.count.Load() != 2 {
 		t.Fatalf("a composite and a failed name: link %d, table %d; want 2, 2", other, table.count.Load())
+	}
+}
+
+// TestUntrustedTypeExpressionsShare: untrusted peers together add at most
+// untrustedMax expressions to the table, whatever each link's own bound;
+// a trusted peer still adds past that share, and an untrusted one still
+// resolves what is already known.
+func TestUntrustedTypeExpressionsShare(t *testing.T) {
+	t.Parallel()
+	table := &exprTable{max: 6, untrustedMax: 2}
+	a, b := 0, 0 // two untrusted links' own counts
+	for i, s := range []string{"[1]int", "[2]int"} {
+		added := &a
+		if i == 1 {
+			added = &b
+		}
+		if _, err := table.resolve(s, added, maxLinkTypeExprs, true); err != nil {
+			t.Fatalf("%q from an untrusted link within the share: %v", s, err)
+		}
+	}
+	if _, err := table.resolve("[3]int", &b, maxLinkTypeExprs, true); !errors.Is(err, ErrUnknownType) || !strings.Contains(err.Error(), "untrusted") {
+		t.Fatalf("past the untrusted share: got %v; want ErrUnknownType naming it", err)
+	}
+	trusted := 0
+	if _, err := table.resolve("[3]int", &trusted, maxLinkTypeExprs, false); err != nil {
+		t.Fatalf("a trusted link past the untrusted share: %v", err)
+	}
+	if wt, err := table.resolve("[3]int", &a, maxLinkTypeExprs, true); err != nil || wt.typ != reflect.TypeFor[[3]int]() {
+		t.Fatalf("a known expression from an untrusted link: %v, %v", wt, err)
+	}
+	if table.count.Load() != 3 || table.untrusted.Load() != 2 || a != 1 || b != 1 || trusted != 1 {
+		t.Fatalf("counts: table %d, untrusted %d, links %d %d %d; want 3, 2, 1 1 1",
+			table.count.Load(), table.untrusted.Load(), a, b, trusted)
+	}
+}
+
+// untrustedArrayLen makes the type expressions of
+// TestUntrustedPeersCannotExhaust new to the process on each run (-count).
+var untrustedArrayLen atomic.Int64
+
+// TestUntrustedPeersCannotExhaust: hostile untrusted peers (WithUntrustedPeer),
+// each within its own link's bound, name more distinct composite type
+// expressions than the untrusted share holds: what is past the share is
+// a dead letter (ErrUnknownType) on their links, and a trusted link still
+// resolves an expression new to the process. Without the share, enough
+// such peers fill the whole table.
+func TestUntrustedPeersCannotExhaust(t *testing.T) {
+	room := int(peerTypeExprs.untrustedMax - peerTypeExprs.untrusted.Load())
+	const perPeer = maxLinkTypeExprs - 6
+	total := room + 50
+	base := untrustedArrayLen.Add(int64(total)) - int64(total) + 1<<19
+	resolved, refused := 0, 0
+	for sent := 0; sent < total; sent += perPeer {
+		n := min(perPeer, total-sent)
+		var body []byte
+		for i := range n {
+			expr := fmt.Sprintf("[][%d]int8", base+int64(sent+i)) // a nil slice: the type, not the bytes
+			body = append(body, msgs(rawMsg(byte(flagTarget), byte(symLiteral), "node", "t", 0, byte(kindTyped), byte(symLiteral), expr, mustMsgpack(nil)))...)
+		}
+		stream := append(frame(frameData, body), frame(frameData, msgs(aliveMsg))...)
+		_, hc, _ := hostilePeer(t, transports[1], stream, false, WithUntrustedPeer())
+		got, reasons := hc.wait(t, n+1)
+		if got[n].Message != "alive" {
+			t.Fatalf("a hostile link's last message: got %v; want alive", got[n].Message)
+		}
+		for i := range n {
+			switch {
+			case reasons[i] == nil:
+				resolved++
+			case errors.Is(reasons[i], ErrUnknownType):
+				refused++
+			default:
+				t.Fatalf("hostile message %d: %v", sent+i, reasons[i])
+			}
+		}
+	}
+	if resolved != room || refused != total-room {
+		t.Fatalf("untrusted peers: %d resolved, %d refused; want %d, %d (the share's room)", resolved, refused, room, total-room)
+	}
+	p := newPair(t, transports[1], nil)
+	msg := map[string][5]int8{"new": {1, 2, 3, 4, 5}}
+	if err := p.a.Send(context.Background(), &Envelope{Target: pa.NewPID("node/1", "x"), Message: msg}); err != nil {
+		t.Fatal(err)
+	}
+	got, reasons := p.cb.wait(t, 1)
+	if reasons[0] != nil || !reflect.DeepEqual(got[0].Message, msg) {
+		t.Fatalf("trusted link: got %#v (%v); want %v", got[0].Message, reasons[0], msg)
 	}
 }

@@ -67,6 +67,7 @@ type config struct {
 	maxDecoded     int64
 	manualRelease  bool
 	spinWait       time.Duration
+	untrustedPeer  bool
 }
 
 type directWriteMode uint8
@@ -212,6 +213,15 @@ func WithDirectWrite(on bool) Option {
 // peer. Default off: the link comes up, one warning lists the mismatches,
 // and messages of those types are dead letters with ErrTypeMismatch.
 func WithStrictTypes(on bool) Option { return func(c *config) { c.strictTypes = on } }
+
+// WithUntrustedPeer marks the peer untrusted for what it may make this
+// process keep: the type expressions it names that are new to the process
+// come out of a share of the process's table common to all untrusted peers
+// (a quarter of it), besides the bound each link has. Untrusted peers
+// together cannot fill the table, and a trusted link still resolves a type
+// new to the process. (Package actor sets it on links made untrusted with
+// Link.SetUntrusted.)
+func WithUntrustedPeer() Option { return func(c *config) { c.untrustedPeer = true } }
 
 // WithFrameTimeout bounds how long a frame may stop arriving mid-way (no
 // byte of it for d) before the link is closed with ErrFrameStalled: a peer

@@ -155,26 +155,32 @@ type exprKey struct {
 	version uint64
 }
 
-// exprTable caches the type expressions resolved from peers, at most max.
+// exprTable caches the type expressions resolved from peers, at most max;
+// untrusted peers together add at most untrustedMax of them.
 type exprTable struct {
-	max   int64
-	cache sync.Map // exprKey → *wireType, or exprFailure
-	count atomic.Int64
+	max          int64
+	untrustedMax int64
+	cache        sync.Map // exprKey → *wireType, or exprFailure
+	count        atomic.Int64
+	untrusted    atomic.Int64 // of count, those untrusted peers added
 }
 
-var peerTypeExprs = &exprTable{max: maxTypeExprs}
+var peerTypeExprs = &exprTable{max: maxTypeExprs, untrustedMax: maxUntrustedTypeExprs}
 
 // parseTypeExpr resolves a type expression received from a peer. added
 // counts the expressions the link added to the process's table (see
-// exprTable.resolve); nil for none.
-func parseTypeExpr(s string, added *int) (*wireType, error) {
-	return peerTypeExprs.resolve(s, added, maxLinkTypeExprs)
+// exprTable.resolve); nil for none. untrusted: the peer's additions come
+// out of the untrusted share.
+func parseTypeExpr(s string, added *int, untrusted bool) (*wireType, error) {
+	return peerTypeExprs.resolve(s, added, maxLinkTypeExprs, untrusted)
 }
 
 // resolve returns what s names, from the cache or resolved and cached. A
 // link adds at most linkMax expressions to the table: *added counts those it
-// added (when added is not nil), so one peer cannot fill the table for all.
-func (t *exprTable) resolve(s string, added *int, linkMax int) (*wireType, error) {
+// added (when added is not nil), so one peer cannot fill the table for all;
+// an untrusted one's additions also count toward untrustedMax, so that
+// untrusted peers together cannot either.
+func (t *exprTable) resolve(s string, added *int, linkMax int, untrusted bool) (*wireType, error) {
 	reg := registry.Load()
 	key := exprKey{s, reg.version}
 	if v, ok := t.cache.Load(key); ok {
@@ -203,6 +209,9 @@ func (t *exprTable) resolve(s string, added *int, linkMax int) (*wireType, error
 	if t.count.Load() >= t.max {
 		return nil, fmt.Errorf("%w: %q: more than %d distinct type expressions", ErrUnknownType, s, t.max)
 	}
+	if untrusted && t.untrusted.Load() >= t.untrustedMax {
+		return nil, fmt.Errorf("%w: %q: untrusted peers named more than %d distinct type expressions", ErrUnknownType, s, t.untrustedMax)
+	}
 	// A failed expression is counted and remembered too: reflect may have
 	// built types for a part of it ("[5]int]" fails after making [5]int).
 	if !plain {
@@ -216,6 +225,9 @@ func (t *exprTable) resolve(s string, added *int, linkMax int) (*wireType, error
 	}
 	if _, loaded := t.cache.LoadOrStore(key, v); !loaded {
 		t.count.Add(1)
+		if untrusted {
+			t.untrusted.Add(1)
+		}
 		if added != nil {
 			*added++
 		}

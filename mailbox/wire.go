@@ -174,6 +174,12 @@ const (
 	// maxLinkTypeExprs links (16) to fill it.
 	maxLinkTypeExprs = 256
 
+	// maxUntrustedTypeExprs bounds the expressions all untrusted peers
+	// together (WithUntrustedPeer) may add to that table: a quarter of it,
+	// so that compromised children, however many, cannot leave the trusted
+	// links unable to name a type new to the process.
+	maxUntrustedTypeExprs = maxTypeExprs / 4
+
 	// maxMsgpackDepth bounds the nesting of a msgpack payload (as
 	// encoding/json bounds JSON's): msgpack decodes nested values
 	// recursively.

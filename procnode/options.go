@@ -280,7 +280,9 @@ func WithRestartBackoff(min, max time.Duration) Option {
 // received; at most limit of them are remembered, the oldest forgotten
 // first) and to its own subtree, and it may not stop or poison anything
 // outside its subtree (actor.Link.SetUntrusted). A refused message is a
-// dead letter (actor.ErrRefused) with a rate-limited log line. Default:
+// dead letter (actor.ErrRefused) with a rate-limited log line. The new
+// message types it names come out of a share of the parent's table common
+// to all untrusted children (mailbox.WithUntrustedPeer). Default:
 // trusted, under protoactor's rule that a PID's holder may send to it,
 // poison and stop it; procactor's own machinery is out of every child's
 // reach either way.
