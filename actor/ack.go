@@ -2,7 +2,11 @@ package actor
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/procactor/procactor/mailbox"
@@ -12,8 +16,9 @@ import (
 // the user messages a link delivers from its peer to one local actor, and
 // acknowledges, cumulatively, those the actor has finished. A message counts
 // as finished when the actor's Receive returns for it (a stashed message
-// too), or when it fails (Link.Finished): the failing message is lost, as in
-// protoactor, never redelivered.
+// too), or when its supervisor marks its failure finished (Link.Finished,
+// Link.NotifyFailed): a failing message is lost, as in protoactor, once the
+// peer has been told; until then the peer keeps it.
 //
 // To tell its messages from the actor's other traffic, the link delivers
 // each one in a *pa.MessageEnvelope of its own and recognises the pointer
@@ -38,9 +43,15 @@ type ackCounter struct {
 	directSeq uint64
 	directEP  *mailbox.Endpoint
 	// directFailed: the message directSeq failed, and waits for its
-	// supervisor's Finished (or NotifyFailed) to be acknowledged (guarded
-	// by mu).
+	// supervisor's Finished (or NotifyFailed) to be acknowledged;
+	// directMsg is the value its supervisor gets, to tell it from another
+	// actor's failure (all guarded by mu).
 	directFailed bool
+	directMsg    any
+	// holding: a failure's notice is on its way (NotifyFailed): nothing is
+	// acknowledged alone until it is queued, not even a message that did
+	// not decode (guarded by mu).
+	holding bool
 }
 
 // AckFor makes the link count the user messages it delivers from its peer to
@@ -66,7 +77,8 @@ func (l *Link) AckFor(id string) pa.ReceiverMiddleware {
 
 // Finished marks a message of the actor given to AckFor as finished although
 // its Receive did not return: it failed (panicked). Pass the message a
-// supervisor strategy got. Other messages are ignored.
+// supervisor strategy got (it is recognised by that value); other messages
+// are ignored.
 //
 // A failed message is acknowledged only by its supervisor (Finished or
 // NotifyFailed), or by a later message finishing: until then the peer
@@ -78,59 +90,99 @@ func (l *Link) Finished(message any) {
 	if a == nil {
 		return
 	}
-	if ep, n, ok := a.finishFailed(message); ok {
+	if ep, n, ok := a.takeFailed(message); ok {
 		ep.Acknowledge(n)
+		a.release(ep)
 	}
 }
 
-// NotifyFailed sends notice to pid, a user message on this link, and marks
-// failed (the message a supervisor strategy got) finished as Finished does,
-// with its acknowledgement in the same write as notice or a later one,
-// never before it. Should this process die in between, the peer gets
-// neither: it keeps the failed message (and redelivers it, if it
-// redelivers), rather than forgetting a message whose failure it was never
-// told of.
-func (l *Link) NotifyFailed(pid *pa.PID, notice, failed any) {
+// NotifyFailed sends notice to pid over this link, a user message, and
+// marks failed (the message a supervisor strategy got) finished as Finished
+// does, with its acknowledgement behind notice in the same batch (one
+// write, unless the pipe takes it in parts); no other acknowledgement of
+// the stream leaves before notice is queued. Should this process die before
+// notice leaves, the peer gets neither: it keeps the failed message (and
+// redelivers it, if it redelivers) rather than forgetting a message whose
+// failure it was never told of.
+//
+// The notice goes straight onto the failed message's stream, after what was
+// held for the link (waiting for that, and for room, up to
+// WithSendTimeout), not through the link's usual path: it must not be a
+// request, a watch, or a message the link retains. If it cannot be queued
+// (the stream ended, ErrLinkGone; no room in time; a notice too large) the
+// error says why and nothing more is acknowledged on that stream: the peer
+// keeps the failed message, and the caller decides (procnode's child exits).
+// When failed is not a counted message, notice is sent the usual way.
+func (l *Link) NotifyFailed(pid *pa.PID, notice, failed any) error {
 	a := l.ackc.Load()
-	if a == nil {
-		l.SendUserMessage(pid, notice)
-		return
+	var ep *mailbox.Endpoint
+	var n uint64
+	ok := false
+	if a != nil {
+		ep, n, ok = a.takeFailed(failed)
 	}
-	ep, n, ok := a.finishFailed(failed)
 	if !ok {
 		l.SendUserMessage(pid, notice)
-		return
+		return nil
 	}
 	env := userEnvelope(pid, notice)
-	l.mu.Lock()
-	direct := l.state == linkUp && !l.flushing && l.ep == ep
-	l.mu.Unlock()
-	if direct {
-		if c := l.caps.Load(); c != nil {
-			c.grantOutgoing(&env)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.node.cfg.sendTimeout)
-		err := ep.SendAcknowledging(ctx, &env, n)
-		cancel()
-		if err == nil {
-			return
-		}
-		l.node.log.Debug().Err(err).Str("peer", l.addr).Msg("failure notice not sent with its acknowledgement")
+	if c := l.caps.Load(); c != nil {
+		c.grantOutgoing(&env)
 	}
-	// The failed message's stream is not the link's (it ended), or refused
-	// the notice: the notice goes the usual way, the count on its stream.
-	l.send(&env)
-	ep.Acknowledge(n)
+	if err := l.sendAcknowledging(ep, &env, n); err != nil {
+		return fmt.Errorf("failure notice to %s: %w", pid, err)
+	}
+	a.release(ep)
+	return nil
 }
 
-// finishFailed marks the failed message finished and returns the count to
-// acknowledge on ep: message is a delivered envelope's, or, when it is not,
-// the failed message the reader ran at once (failedDirect) is.
-func (a *ackCounter) finishFailed(message any) (ep *mailbox.Endpoint, n uint64, ok bool) {
+// sendAcknowledging queues env on ep with the acknowledgement of n behind
+// it, once the link has flushed what it held (a send would queue behind
+// that; the count must not go before env), within WithSendTimeout.
+func (l *Link) sendAcknowledging(ep *mailbox.Endpoint, env *mailbox.Envelope, n uint64) error {
+	deadline := time.Now().Add(l.node.cfg.sendTimeout)
+	for {
+		l.mu.Lock()
+		up, flushing := l.state == linkUp && l.ep == ep, l.flushing
+		l.mu.Unlock()
+		if !up {
+			return fmt.Errorf("%w: the failed message's stream ended", ErrLinkGone)
+		}
+		if !flushing {
+			break
+		}
+		// Flushing lasts as long as the held messages take to queue, which
+		// Connect does right after the handshake; nothing signals its end,
+		// and this is the rare path of a failure in that window.
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: held messages still flushing after %v", mailbox.ErrQueueFull, l.node.cfg.sendTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if f := beforeNotice.Load(); f != nil {
+		(*f)(l)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	return ep.SendAcknowledging(ctx, env, n)
+}
+
+// beforeNotice, when set (by a test), runs as a failure's notice is about
+// to be queued on link l, while every other acknowledgement is held back.
+var beforeNotice atomic.Pointer[func(l *Link)]
+
+// takeFailed marks message, a failed one, finished and returns the count
+// that acknowledges it on ep; it holds back every other acknowledgement of
+// ep until release. message is a delivered envelope's, or the failed message
+// the reader ran at once (failedDirect), recognised by its value.
+func (a *ackCounter) takeFailed(message any) (ep *mailbox.Endpoint, n uint64, ok bool) {
 	if env, isEnv := UnwrapFailed(message).(*pa.MessageEnvelope); isEnv && a.pending.npend.Load() != 0 {
 		a.mu.Lock()
 		last, _, found := a.pending.finish(env)
 		ep = a.ep
+		if found {
+			a.holding = true
+		}
 		a.mu.Unlock()
 		if found {
 			return ep, last.seq, true
@@ -138,10 +190,36 @@ func (a *ackCounter) finishFailed(message any) (ep *mailbox.Endpoint, n uint64, 
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.directFailed {
+	if !a.directFailed || !sameValue(a.directMsg, message) {
 		return nil, 0, false
 	}
-	return a.endDirectLocked()
+	ep, n, ok = a.endDirectLocked()
+	a.holding = true
+	return ep, n, ok
+}
+
+// release ends the hold of takeFailed, and acknowledges the undecodable
+// messages that arrived behind the failed one meanwhile.
+func (a *ackCounter) release(ep *mailbox.Endpoint) {
+	a.mu.Lock()
+	a.holding = false
+	var last uint64
+	ok := false
+	if a.ep == ep && a.directEP != ep {
+		last, ok = a.pending.popUndecodable()
+	}
+	a.mu.Unlock()
+	if ok {
+		ep.Acknowledge(last)
+	}
+}
+
+// sameValue reports whether a and b are the same interface value, type and
+// data words: a failed message is recognised by the value its supervisor
+// got, without comparing contents (a []byte is not comparable).
+func sameValue(a, b any) bool {
+	x, y := (*[2]unsafe.Pointer)(unsafe.Pointer(&a)), (*[2]unsafe.Pointer)(unsafe.Pointer(&b))
+	return *x == *y
 }
 
 // counts reports whether a message arriving on the link is one the counter
@@ -174,13 +252,13 @@ func (a *ackCounter) deliveredDirect(ep *mailbox.Endpoint) (seq uint64, ok bool)
 	a.seq++
 	// A failed message no supervisor marked finished is finished by this
 	// one's end (cumulative): it no longer waits.
-	a.directSeq, a.directEP, a.directFailed = a.seq, ep, false
+	a.directSeq, a.directEP, a.directFailed, a.directMsg = a.seq, ep, false, nil
 	return a.seq, true
 }
 
 // finishedDirect acknowledges seq of ep, a message deliveredDirect
-// numbered, once its Receive has returned or failed, and the undecodable
-// messages that arrived behind it meanwhile.
+// numbered, once its Receive has returned (or it was dead-lettered), and
+// the undecodable messages that arrived behind it meanwhile.
 func (a *ackCounter) finishedDirect(ep *mailbox.Endpoint, seq uint64) {
 	a.mu.Lock()
 	if a.directSeq == seq && a.directEP == ep {
@@ -194,10 +272,10 @@ func (a *ackCounter) finishedDirect(ep *mailbox.Endpoint, seq uint64) {
 // failed: it is acknowledged when its supervisor marks it finished
 // (finishFailed), not before, so that the peer hears of the failure no
 // later than of the message's end (Link.NotifyFailed).
-func (a *ackCounter) failedDirect(ep *mailbox.Endpoint, seq uint64) {
+func (a *ackCounter) failedDirect(ep *mailbox.Endpoint, seq uint64, msg any) {
 	a.mu.Lock()
 	if a.directSeq == seq && a.directEP == ep {
-		a.directFailed = true
+		a.directFailed, a.directMsg = true, msg
 	}
 	a.mu.Unlock()
 }
@@ -206,7 +284,7 @@ func (a *ackCounter) failedDirect(ep *mailbox.Endpoint, seq uint64) {
 // count that acknowledges it and the undecodable messages behind it.
 func (a *ackCounter) endDirectLocked() (ep *mailbox.Endpoint, n uint64, ok bool) {
 	ep, n = a.directEP, a.directSeq
-	a.directSeq, a.directEP, a.directFailed = 0, nil, false
+	a.directSeq, a.directEP, a.directFailed, a.directMsg = 0, nil, false, nil
 	if a.ep == ep {
 		if last, found := a.pending.popUndecodable(); found {
 			n = last
@@ -223,7 +301,7 @@ func (a *ackCounter) undeliverable(ep *mailbox.Endpoint) {
 	a.mu.Lock()
 	a.resetLocked(ep)
 	a.seq++
-	if a.pending.len() == 0 && a.directEP != ep {
+	if a.pending.len() == 0 && a.directEP != ep && !a.holding {
 		seq := a.seq
 		a.mu.Unlock()
 		ep.Acknowledge(seq)
@@ -236,7 +314,7 @@ func (a *ackCounter) undeliverable(ep *mailbox.Endpoint) {
 // resetLocked starts counting a new stream.
 func (a *ackCounter) resetLocked(ep *mailbox.Endpoint) {
 	if a.ep != ep {
-		a.ep, a.seq = ep, 0
+		a.ep, a.seq, a.holding = ep, 0, false
 		a.pending.reset()
 	}
 }
@@ -250,6 +328,12 @@ func (a *ackCounter) finished(env *pa.MessageEnvelope) bool {
 	a.mu.Lock()
 	last, _, ok := a.pending.finish(env)
 	ep := a.ep
+	if ok && a.directFailed && a.directEP == ep && last.seq > a.directSeq {
+		// A failure no supervisor marked finished: this acknowledgement
+		// covers it (cumulative), and what arrives undecodable next need
+		// not wait behind it.
+		a.directSeq, a.directEP, a.directFailed, a.directMsg = 0, nil, false, nil
+	}
 	a.mu.Unlock()
 	if ok {
 		ep.Acknowledge(last.seq)

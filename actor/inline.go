@@ -180,8 +180,8 @@ func (m *inlineMailbox) claim() (claimed, direct bool) {
 // runClaimed runs a mailbox the reader claimed, msg first. When direct and
 // ackSeq is not 0, msg is the ackSeq-th message of ep's stream for an
 // actor whose link counts finished messages (ackCounter.deliveredDirect):
-// it is acknowledged (by ackc) as soon as its Receive returns or fails
-// (invokeOne).
+// it is acknowledged (by ackc) as soon as its Receive returns, or, when it
+// fails, once its supervisor marks it finished (invokeOne).
 func (m *inlineMailbox) runClaimed(msg any, ep *mailbox.Endpoint, direct bool, ackc *ackCounter, ackSeq uint64) {
 	n := m.node
 	// Otherwise the message joins the queue before the call is lent: once
@@ -226,7 +226,7 @@ func (m *inlineMailbox) invokeOne(msg any, ep *mailbox.Endpoint, ackc *ackCounte
 	defer func() {
 		if r := recover(); r != nil {
 			if ackSeq != 0 {
-				ackc.failedDirect(ep, ackSeq)
+				ackc.failedDirect(ep, ackSeq, msg)
 			}
 			m.invoker.EscalateFailure(r, msg)
 		}

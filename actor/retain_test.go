@@ -423,7 +423,14 @@ func newFailingChild(t *testing.T, inline bool, strategy func(up *Link) pa.Super
 // runs: the pipe hides its hand-offs from the race detector).
 func newFailingChildOf(t *testing.T, inline bool, strategy func(up *Link) pa.SupervisorStrategy, r *recorder) failingChild {
 	t.Helper()
-	n, down := retainedParent(t, 1<<20)
+	return newFailingChildOpts(t, inline, strategy, r)
+}
+
+// newFailingChildOpts is newFailingChildOf with options for the parent
+// node.
+func newFailingChildOpts(t *testing.T, inline bool, strategy func(up *Link) pa.SupervisorStrategy, r *recorder, parentOpts ...NodeOption) failingChild {
+	t.Helper()
+	n, down := retainedParent(t, 1<<20, parentOpts...)
 	c, up := childNode(t, 1)
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	props := pa.PropsFromProducer(func() pa.Actor { return r }, pa.WithReceiverMiddleware(up.AckFor("n/1-sup/x")))
@@ -458,17 +465,97 @@ func (resumingStrategy) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, chil
 }
 
 // notifyingStrategy tells its supervisor's peer of a failure once its gate
-// is closed, then resumes the child.
+// is closed (notice, "x failed" when nil), then resumes the child; errs,
+// when set, gets NotifyFailed's error.
 type notifyingStrategy struct {
-	up   *Link
-	gate <-chan struct{}
-	to   *pa.PID
+	up     *Link
+	gate   <-chan struct{}
+	to     *pa.PID
+	notice any
+	errs   chan<- error
 }
 
 func (s notifyingStrategy) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, _ *pa.RestartStatistics, _, msg any) {
 	<-s.gate
-	s.up.NotifyFailed(s.to, "x failed", msg)
+	notice := s.notice
+	if notice == nil {
+		notice = "x failed"
+	}
+	err := s.up.NotifyFailed(s.to, notice, msg)
+	if s.errs != nil {
+		s.errs <- err
+	}
 	sup.ResumeChildren(child)
+}
+
+// TestUndecodableWaitsForTheFailureNotice: a message that does not decode,
+// arriving while a failure's notice is on its way, is not acknowledged
+// before the notice is queued: its acknowledgement would cover the failed
+// message too (acknowledgements are cumulative), and the peer would learn
+// of the failed message's end before it learns why.
+func TestUndecodableWaitsForTheFailureNotice(t *testing.T) {
+	t.Parallel()
+	forBothMailboxes(t, func(t *testing.T, inline bool) {
+		open := make(chan struct{})
+		close(open)
+		notices := &recorder{got: make(chan any, 10)}
+		var up *Link
+		f := newFailingChild(t, inline, func(l *Link) pa.SupervisorStrategy {
+			up = l
+			return notifyingStrategy{up: l, gate: open, to: pa.NewPID("n", "notices")}
+		})
+		n, down, r, x := f.n, f.down, f.r, f.x
+		if _, err := n.Root().SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return notices }), "notices"); err != nil {
+			t.Fatal(err)
+		}
+		holding, release := make(chan struct{}), make(chan struct{})
+		hook := func(l *Link) {
+			if l == up {
+				close(holding)
+				<-release
+			}
+		}
+		beforeNotice.Store(&hook)
+		t.Cleanup(func() { beforeNotice.CompareAndSwap(&hook, nil) })
+		n.Root().Send(x, "boom")
+		testutil.Receive(t, r.got, "boom")
+		testutil.Receive(t, holding, "the notice about to be queued")
+		n.Root().Send(x, &badDecode{})
+		time.Sleep(50 * time.Millisecond) // ten acknowledgement delays
+		if got := down.Stats().Retained; got != 2 {
+			t.Fatalf("%d retained while the notice waits; want 2 (boom and the undecodable)", got)
+		}
+		close(release)
+		if got := testutil.Receive(t, notices.got, "the notice"); got != "x failed" {
+			t.Fatalf("notice %v; want x failed", got)
+		}
+		testutil.Eventually(t, "both acknowledged", func() bool { return down.Stats().Retained == 0 })
+	})
+}
+
+// TestFailureNoticeNotSentKeepsTheMessage: a notice that cannot be queued
+// (here larger than the peer's frames) is NotifyFailed's error, and the
+// failed message is not acknowledged: the peer keeps it, rather than
+// forgetting a message whose failure it never heard of.
+func TestFailureNoticeNotSentKeepsTheMessage(t *testing.T) {
+	t.Parallel()
+	forBothMailboxes(t, func(t *testing.T, inline bool) {
+		open := make(chan struct{})
+		close(open)
+		errs := make(chan error, 1)
+		f := newFailingChildOpts(t, inline, func(l *Link) pa.SupervisorStrategy {
+			return notifyingStrategy{up: l, gate: open, to: pa.NewPID("n", "notices"), notice: make([]byte, 4<<10), errs: errs}
+		}, &recorder{got: make(chan any, 100)}, WithEndpointOptions(mailbox.WithMaxFrame(1<<10)))
+		f.n.Root().Send(f.x, "boom")
+		testutil.Receive(t, f.r.got, "boom")
+		if err := testutil.Receive(t, errs, "NotifyFailed's error"); !errors.Is(err, mailbox.ErrMessageTooLarge) {
+			t.Fatalf("NotifyFailed: %v; want ErrMessageTooLarge", err)
+		}
+		time.Sleep(50 * time.Millisecond) // ten acknowledgement delays
+		if got := f.down.Stats().Retained; got != 1 {
+			t.Fatalf("%d retained after the notice failed; want 1, the failed message", got)
+		}
+	})
 }
 
 type finishingStrategy struct{ up *Link }

@@ -256,11 +256,16 @@ func TestEncodedSize(t *testing.T) {
 }
 
 // TestSendAcknowledging: the count given with a message reaches the peer
-// after that message, never before it, even when the ack delay passes
-// meanwhile; a message refused is not queued, and its count is not
-// acknowledged.
+// after that message, never before it, even when the sender is slow to
+// queue it (a hook sleeps past the ack delay: a count raised before the
+// message is queued would be written alone meanwhile); a message refused
+// is not queued, and its count is not acknowledged.
+//
+// Not parallel: the hook is the package's.
 func TestSendAcknowledging(t *testing.T) {
-	t.Parallel()
+	slow := func() { time.Sleep(5 * time.Millisecond) }
+	beforeAckedQueue.Store(&slow)
+	t.Cleanup(func() { beforeAckedQueue.Store(nil) })
 	eachTransport(t, func(t *testing.T, tr transport) {
 		a, b, ca, cb := ackPair(t, tr, CapAck, CapAck, WithAckDelay(time.Millisecond), WithMaxFrame(minFrame))
 		var mu sync.Mutex

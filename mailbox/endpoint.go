@@ -222,6 +222,11 @@ func (e *Endpoint) Send(ctx context.Context, env *Envelope) error {
 
 // sendWith queues env, numbered or not, acknowledging ack with it (not 0).
 func (e *Endpoint) sendWith(ctx context.Context, env *Envelope, numbered bool, ack uint64) (uint64, int, error) {
+	if ack != 0 {
+		if f := beforeAckedQueue.Load(); f != nil {
+			(*f)()
+		}
+	}
 	seq, size, err := e.out.send(ctx, env, numbered, ack)
 	if err != nil && errors.Is(err, ErrPeerStalled) {
 		e.fail(err) // the peer does not read: the link is over
@@ -229,6 +234,10 @@ func (e *Endpoint) sendWith(ctx context.Context, env *Envelope, numbered bool, a
 	}
 	return seq, size, err
 }
+
+// beforeAckedQueue, when set (by a test), runs as SendAcknowledging begins
+// to queue its message: a slow sender, past the ack delay.
+var beforeAckedQueue atomic.Pointer[func()]
 
 // SendNumbered is Send for a message the peer will acknowledge: it is
 // numbered in the order it is queued among this endpoint's numbered messages

@@ -389,13 +389,23 @@ func TestUntrustedPeersCannotExhaust(t *testing.T) {
 	if resolved != room || refused != total-room {
 		t.Fatalf("untrusted peers: %d resolved, %d refused; want %d, %d (the share's room)", resolved, refused, room, total-room)
 	}
+	// A type no run of this test named before (-count): map[string][k]int8.
+	k := int(trustedArrayLen.Add(1)) + 100
+	v := reflect.MakeMap(reflect.MapOf(reflect.TypeFor[string](), reflect.ArrayOf(k, reflect.TypeFor[int8]())))
+	elem := reflect.New(v.Type().Elem()).Elem()
+	elem.Index(k - 1).SetInt(7)
+	v.SetMapIndex(reflect.ValueOf("new"), elem)
+	msg := v.Interface()
 	p := newPair(t, transports[1], nil)
-	msg := map[string][5]int8{"new": {1, 2, 3, 4, 5}}
 	if err := p.a.Send(context.Background(), &Envelope{Target: pa.NewPID("node/1", "x"), Message: msg}); err != nil {
 		t.Fatal(err)
 	}
 	got, reasons := p.cb.wait(t, 1)
 	if reasons[0] != nil || !reflect.DeepEqual(got[0].Message, msg) {
-		t.Fatalf("trusted link: got %#v (%v); want %v", got[0].Message, reasons[0], msg)
+		t.Fatalf("trusted link: got %T (%v); want %T", got[0].Message, reasons[0], msg)
 	}
 }
+
+// trustedArrayLen makes TestUntrustedPeersCannotExhaust's trusted type new
+// to the process on each run.
+var trustedArrayLen atomic.Int64

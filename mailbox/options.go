@@ -220,7 +220,10 @@ func WithStrictTypes(on bool) Option { return func(c *config) { c.strictTypes = 
 // (a quarter of it), besides the bound each link has. Untrusted peers
 // together cannot fill the table, and a trusted link still resolves a type
 // new to the process. (Package actor sets it on links made untrusted with
-// Link.SetUntrusted.)
+// Link.SetUntrusted.) The share is never given back, as the Go types built
+// are never freed: once untrusted peers have named that many expressions,
+// new untrusted peers name only what is already known (registered types
+// and the expressions resolved before), while trusted ones are unaffected.
 func WithUntrustedPeer() Option { return func(c *config) { c.untrustedPeer = true } }
 
 // WithFrameTimeout bounds how long a frame may stop arriving mid-way (no

@@ -201,9 +201,10 @@ func (h *host) startedMiddleware(next pa.ReceiverFunc) pa.ReceiverFunc {
 }
 
 // testHookFailureNotice, when set (by a test, in the child), runs as the
-// host begins to tell the parent of its root actor's failure: it lets a
-// test hold the notice back.
-var testHookFailureNotice atomic.Pointer[func(incarnation uint64, reason any)]
+// child begins to tell the parent of its root actor's failure (the host's
+// notice, or with WithPanicExits the exit notice; reason is the panic's
+// text, or the exit's reason): it lets a test hold the notice back.
+var testHookFailureNotice atomic.Pointer[func(incarnation uint64, reason string)]
 
 // HandleFailure is the host's supervisor strategy, for its one child, the
 // root actor. A failure before the first Started returned ends the child
@@ -214,11 +215,15 @@ var testHookFailureNotice atomic.Pointer[func(incarnation uint64, reason any)]
 func (h *host) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, _ *pa.RestartStatistics, reason, message any) {
 	if up := h.up.Load(); !up || h.panicExits {
 		// The failing message is finished (as in one process, it is lost):
-		// its acknowledgement rides on the exit notice, so the next
-		// incarnation does not get it again and fail the same way.
-		h.link.Finished(message)
-		if !up {
-			sup.StopChildren(child) // the spawn fails: nothing was sent to it yet
+		// its acknowledgement goes with the exit notice (childExit.failed),
+		// so the next incarnation does not get it again and fail the same
+		// way, unless the child dies before the notice leaves.
+		var failed any
+		if up {
+			failed = message
+		} else {
+			h.link.Finished(message) // nothing crossed yet: no stream to tell
+			sup.StopChildren(child)  // the spawn fails: nothing was sent to it yet
 		}
 		// A started root actor is left as its failure left it, suspended,
 		// until the link closes: what reaches it meanwhile waits in its
@@ -226,13 +231,13 @@ func (h *host) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID
 		// would dead-letter those messages here, and a request among them
 		// would fail although the next incarnation will answer it.
 		select {
-		case h.exit <- childExit{code: ExitRootFailed, reason: fmt.Sprintf("root actor panicked: %v", reason)}:
+		case h.exit <- childExit{code: ExitRootFailed, reason: fmt.Sprintf("root actor panicked: %v", reason), failed: failed}:
 		default: // already leaving
 		}
 		return
 	}
 	if f := testHookFailureNotice.Load(); f != nil {
-		(*f)(h.incarnation, reason)
+		(*f)(h.incarnation, fmt.Sprint(reason))
 	}
 	_, msg, _ := pa.UnwrapEnvelope(actor.UnwrapFailed(message))
 	rf := &rootFailed{Incarnation: h.incarnation, Text: fmt.Sprint(reason), MessageType: fmt.Sprintf("%T", msg)}
@@ -247,5 +252,15 @@ func (h *host) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID
 	// The failing message counts as finished, acknowledged with the notice:
 	// a child killed before the notice leaves has not acknowledged it
 	// either, and its next incarnation gets it again (see NotifyFailed).
-	h.link.NotifyFailed(h.control, rf, message)
+	if err := h.link.NotifyFailed(h.control, rf, message); err != nil {
+		// The parent cannot hear of the failure, and would wait for ever for
+		// a directive: the child ends instead, a failure of the process
+		// actor, and the failed message, not acknowledged, goes to the next
+		// incarnation.
+		l.Error().Err(err).Msg("the root actor's failure cannot be reported; the child exits")
+		select {
+		case h.exit <- childExit{code: ExitRootFailed, reason: fmt.Sprintf("root actor panicked: %v; its report was not sent: %v", reason, err)}:
+		default: // already leaving
+		}
+	}
 }

@@ -55,6 +55,10 @@ type childExit struct {
 	code     int
 	reason   string
 	orphaned bool // the parent is gone: leave fast
+	// failed is the message the root actor failed on (WithPanicExits), the
+	// value its supervisor got: the exit notice acknowledges it
+	// (actor.Link.NotifyFailed).
+	failed any
 }
 
 func runChild(raw string) int {
@@ -157,7 +161,19 @@ func runChild(raw string) int {
 	e := <-exit
 	if e.reason != "" && e.code != 0 {
 		fmt.Fprintf(os.Stderr, "procactor: %s\n", e.reason)
-		an.Root().Send(b.Control, &exitNotice{Code: e.code, Reason: e.reason})
+		notice := &exitNotice{Code: e.code, Reason: e.reason}
+		if e.failed != nil {
+			// The failing message is acknowledged with the notice, behind it:
+			// killed before it leaves, the child has acknowledged neither.
+			if f := testHookFailureNotice.Load(); f != nil {
+				(*f)(b.Incarnation, e.reason)
+			}
+			if err := link.NotifyFailed(b.Control, notice, e.failed); err != nil {
+				fmt.Fprintf(os.Stderr, "procactor: %v\n", err)
+			}
+		} else {
+			an.Root().Send(b.Control, notice)
+		}
 	}
 	closeWithin := 2 * time.Second
 	if e.orphaned {

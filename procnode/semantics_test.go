@@ -742,10 +742,7 @@ func TestFailedMessageKeptUntilNoticeLeaves(t *testing.T) {
 	w := newWorld(t, true, defaultStrategy(), 1)
 	p, _ := w.n.Process(w.children[0])
 	w.send(0, "inc", "boom-held")
-	time.Sleep(100 * time.Millisecond) // 20 acknowledgement delays
-	if st := linkStats(w.n, p.Address()); st.Retained != 1 {
-		t.Fatalf("%d messages retained while the failure's notice is held back; want 1, the failed one", st.Retained)
-	}
+	holdFailedMessage(t, w, p)
 	killPid(t, p.OSPid())
 	testutil.Eventually(t, "the redelivered message's failure", func() bool {
 		for _, r := range w.failures() {
@@ -757,6 +754,45 @@ func TestFailedMessageKeptUntilNoticeLeaves(t *testing.T) {
 	})
 	if got := w.ask(0, "get"); got != 0 {
 		t.Fatalf("got %v; want 0 from the restarted actor", got)
+	}
+}
+
+// TestPanicExitsFailedMessageKeptUntilNoticeLeaves: with WithPanicExits
+// the failed message's acknowledgement goes with the exit notice: a child
+// killed before the notice leaves has acknowledged neither, and the next
+// incarnation gets the message, fails on it and exits in its turn (its
+// notice acknowledges it: no crash loop).
+func TestPanicExitsFailedMessageKeptUntilNoticeLeaves(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, true, defaultStrategy(), 1, procnode.WithPanicExits(true))
+	p, _ := w.n.Process(w.children[0])
+	w.send(0, "inc", "boom-held")
+	holdFailedMessage(t, w, p)
+	killPid(t, p.OSPid())
+	if got := w.ask(0, "get"); got != 0 {
+		t.Fatalf("got %v; want 0 from the third incarnation", got)
+	}
+	if p.Incarnation() != 2 || p.Restarts() != 2 {
+		t.Fatalf("incarnation %d, restarts %d; want 2, 2 (the kill, the redelivered message's panic; no crash loop); failures %v",
+			p.Incarnation(), p.Restarts(), w.failures())
+	}
+	if st := p.ExitStatus(); st == nil || !strings.Contains(st.Reason, heldReason) {
+		t.Fatalf("last exit %+v; want the redelivered message's panic", st)
+	}
+}
+
+// heldReason is what the root actor panics with on "boom-held".
+const heldReason = "boom-held"
+
+// holdFailedMessage checks, while the child holds back the notice of its
+// root actor's failure on "boom-held", that the parent still retains that
+// message, and only it, long after the acknowledgement delay.
+func holdFailedMessage(t *testing.T, w *world, p *procnode.Process) {
+	t.Helper()
+	testutil.Eventually(t, "what came before acknowledged", func() bool { return linkStats(w.n, p.Address()).Retained <= 1 })
+	time.Sleep(50 * time.Millisecond) // ten acknowledgement delays
+	if st := linkStats(w.n, p.Address()); st.Retained != 1 {
+		t.Fatalf("%d messages retained while the failure's notice is held back; want 1, the failed one", st.Retained)
 	}
 }
 
