@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -17,8 +16,8 @@ import (
 // acknowledges, cumulatively, those the actor has finished. A message counts
 // as finished when the actor's Receive returns for it (a stashed message
 // too), or when its supervisor marks its failure finished (Link.Finished,
-// Link.NotifyFailed): a failing message is lost, as in protoactor, once the
-// peer has been told; until then the peer keeps it.
+// Link.NotifyFailed): a failing message is lost, as in protoactor; until
+// then the peer keeps it.
 //
 // To tell its messages from the actor's other traffic, the link delivers
 // each one in a *pa.MessageEnvelope of its own and recognises the pointer
@@ -48,10 +47,16 @@ type ackCounter struct {
 	// actor's failure (all guarded by mu).
 	directFailed bool
 	directMsg    any
-	// holding: a failure's notice is on its way (NotifyFailed): nothing is
-	// acknowledged alone until it is queued, not even a message that did
-	// not decode (guarded by mu).
-	holding bool
+	// held is the stream a failure's notice is on its way on
+	// (NotifyFailed), or could not be queued on: no acknowledgement of it
+	// leaves meanwhile, not even of a message that did not decode; heldAck
+	// is the count that would have. heldFailed and heldN are the failed
+	// message and the count that acknowledges it, for another try with a
+	// smaller notice (all guarded by mu).
+	held       *mailbox.Endpoint
+	heldAck    uint64
+	heldFailed any
+	heldN      uint64
 }
 
 // AckFor makes the link count the user messages it delivers from its peer to
@@ -105,15 +110,19 @@ func (l *Link) Finished(message any) {
 // redelivers it, if it redelivers) rather than forgetting a message whose
 // failure it was never told of.
 //
-// The notice goes straight onto the failed message's stream, after what was
-// held for the link (waiting for that, and for room, up to
-// WithSendTimeout), not through the link's usual path: it must not be a
-// request, a watch, or a message the link retains. If it cannot be queued
-// (the stream ended, ErrLinkGone; no room in time; a notice too large) the
-// error says why and nothing more is acknowledged on that stream: the peer
-// keeps the failed message, and the caller decides (procnode's child exits).
-// When failed is not a counted message, notice is sent the usual way.
+// The notice goes straight onto the stream, after what was held for the
+// link (waiting for that, and for room, up to WithSendTimeout), not through
+// the link's usual path: it must not be a request, a watch, or a message
+// the link retains. If it cannot be queued (the stream ended: ErrLinkGone
+// or mailbox.ErrClosed; no room in time; mailbox.ErrMessageTooLarge) the
+// error says why and nothing more is acknowledged on that stream, unless a
+// later NotifyFailed for the same failed message queues its notice (a
+// smaller one, say): the peer keeps the failed message meanwhile, and the
+// caller decides (procnode's child exits). When failed is not a counted
+// message, only the notice is sent; before the link is up, it waits with
+// what the link holds.
 func (l *Link) NotifyFailed(pid *pa.PID, notice, failed any) error {
+	env := userEnvelope(pid, notice)
 	a := l.ackc.Load()
 	var ep *mailbox.Endpoint
 	var n uint64
@@ -122,23 +131,29 @@ func (l *Link) NotifyFailed(pid *pa.PID, notice, failed any) error {
 		ep, n, ok = a.takeFailed(failed)
 	}
 	if !ok {
-		l.SendUserMessage(pid, notice)
-		return nil
+		l.mu.Lock()
+		ep = l.ep
+		l.mu.Unlock()
+		if ep == nil {
+			l.send(&env) // held for the link's first stream
+			return nil
+		}
 	}
-	env := userEnvelope(pid, notice)
 	if c := l.caps.Load(); c != nil {
 		c.grantOutgoing(&env)
 	}
 	if err := l.sendAcknowledging(ep, &env, n); err != nil {
 		return fmt.Errorf("failure notice to %s: %w", pid, err)
 	}
-	a.release(ep)
+	if ok {
+		a.release(ep)
+	}
 	return nil
 }
 
-// sendAcknowledging queues env on ep with the acknowledgement of n behind
-// it, once the link has flushed what it held (a send would queue behind
-// that; the count must not go before env), within WithSendTimeout.
+// sendAcknowledging queues env on ep with the acknowledgement of n (if not
+// 0) behind it, once the link has flushed what it held (a send would queue
+// behind that; the count must not go before env), within WithSendTimeout.
 func (l *Link) sendAcknowledging(ep *mailbox.Endpoint, env *mailbox.Envelope, n uint64) error {
 	deadline := time.Now().Add(l.node.cfg.sendTimeout)
 	for {
@@ -146,7 +161,7 @@ func (l *Link) sendAcknowledging(ep *mailbox.Endpoint, env *mailbox.Envelope, n 
 		up, flushing := l.state == linkUp && l.ep == ep, l.flushing
 		l.mu.Unlock()
 		if !up {
-			return fmt.Errorf("%w: the failed message's stream ended", ErrLinkGone)
+			return fmt.Errorf("%w: the stream ended", ErrLinkGone)
 		}
 		if !flushing {
 			break
@@ -159,64 +174,86 @@ func (l *Link) sendAcknowledging(ep *mailbox.Endpoint, env *mailbox.Envelope, n 
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if f := beforeNotice.Load(); f != nil {
-		(*f)(l)
+	if f, ok := beforeNotice.Load(l); ok {
+		f.(func())()
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	return ep.SendAcknowledging(ctx, env, n)
 }
 
-// beforeNotice, when set (by a test), runs as a failure's notice is about
-// to be queued on link l, while every other acknowledgement is held back.
-var beforeNotice atomic.Pointer[func(l *Link)]
+// beforeNotice holds, per link (set by a test), what runs as a failure's
+// notice is about to be queued on it, while every other acknowledgement is
+// held back.
+var beforeNotice sync.Map // *Link → func()
 
 // takeFailed marks message, a failed one, finished and returns the count
 // that acknowledges it on ep; it holds back every other acknowledgement of
 // ep until release. message is a delivered envelope's, or the failed message
-// the reader ran at once (failedDirect), recognised by its value.
+// the reader ran at once (failedDirect), recognised by its value, or the
+// one a hold that was not released is about (another try).
 func (a *ackCounter) takeFailed(message any) (ep *mailbox.Endpoint, n uint64, ok bool) {
-	if env, isEnv := UnwrapFailed(message).(*pa.MessageEnvelope); isEnv && a.pending.npend.Load() != 0 {
-		a.mu.Lock()
-		last, _, found := a.pending.finish(env)
-		ep = a.ep
-		if found {
-			a.holding = true
-		}
-		a.mu.Unlock()
-		if found {
-			return ep, last.seq, true
-		}
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.directFailed || !sameValue(a.directMsg, message) {
-		return nil, 0, false
+	switch {
+	case a.held != nil && a.held == a.ep && sameValue(a.heldFailed, message):
+		return a.held, a.heldN, true
+	case a.held != nil:
+		return nil, 0, false // one failure's notice at a time
 	}
-	ep, n, ok = a.endDirectLocked()
-	a.holding = true
-	return ep, n, ok
+	if env, isEnv := UnwrapFailed(message).(*pa.MessageEnvelope); isEnv && a.pending.npend.Load() != 0 {
+		if last, _, found := a.pending.finish(env); found {
+			ep, n = a.ep, last.seq
+		}
+	}
+	if ep == nil {
+		if !a.directFailed || !sameValue(a.directMsg, message) {
+			return nil, 0, false
+		}
+		ep, n, _ = a.endDirectLocked()
+	}
+	a.held, a.heldAck, a.heldFailed, a.heldN = ep, 0, message, n
+	return ep, n, true
 }
 
-// release ends the hold of takeFailed, and acknowledges the undecodable
-// messages that arrived behind the failed one meanwhile.
+// release ends the hold of takeFailed on ep, and acknowledges what was held
+// back meanwhile: the undecodable messages that arrived behind the failed
+// one, and what finished (only possible once the actor runs again).
 func (a *ackCounter) release(ep *mailbox.Endpoint) {
 	a.mu.Lock()
-	a.holding = false
-	var last uint64
-	ok := false
+	if a.held != ep {
+		a.mu.Unlock()
+		return
+	}
+	n := a.heldAck
+	a.held, a.heldAck, a.heldFailed, a.heldN = nil, 0, nil, 0
 	if a.ep == ep && a.directEP != ep {
-		last, ok = a.pending.popUndecodable()
+		if last, ok := a.pending.popUndecodable(); ok {
+			n = max(n, last)
+		}
 	}
 	a.mu.Unlock()
-	if ok {
-		ep.Acknowledge(last)
+	if n != 0 {
+		ep.Acknowledge(n)
 	}
+}
+
+// mayAcknowledgeLocked reports whether n may be acknowledged on ep now;
+// when a failure's notice holds ep, it is kept for release instead.
+func (a *ackCounter) mayAcknowledgeLocked(ep *mailbox.Endpoint, n uint64) bool {
+	if a.held != ep {
+		return true
+	}
+	a.heldAck = max(a.heldAck, n)
+	return false
 }
 
 // sameValue reports whether a and b are the same interface value, type and
 // data words: a failed message is recognised by the value its supervisor
-// got, without comparing contents (a []byte is not comparable).
+// got, without comparing contents (a []byte is not comparable). Go shares
+// the boxed storage of zero-size values and of small integers, so two
+// such messages, failing in two actors a strategy supervises, are not told
+// apart (procnode's host supervises one actor).
 func sameValue(a, b any) bool {
 	x, y := (*[2]unsafe.Pointer)(unsafe.Pointer(&a)), (*[2]unsafe.Pointer)(unsafe.Pointer(&b))
 	return *x == *y
@@ -264,13 +301,16 @@ func (a *ackCounter) finishedDirect(ep *mailbox.Endpoint, seq uint64) {
 	if a.directSeq == seq && a.directEP == ep {
 		ep, seq, _ = a.endDirectLocked()
 	}
+	now := a.mayAcknowledgeLocked(ep, seq)
 	a.mu.Unlock()
-	ep.Acknowledge(seq)
+	if now {
+		ep.Acknowledge(seq)
+	}
 }
 
 // failedDirect records that seq of ep, a message deliveredDirect numbered,
 // failed: it is acknowledged when its supervisor marks it finished
-// (finishFailed), not before, so that the peer hears of the failure no
+// (takeFailed), not before, so that the peer hears of the failure no
 // later than of the message's end (Link.NotifyFailed).
 func (a *ackCounter) failedDirect(ep *mailbox.Endpoint, seq uint64, msg any) {
 	a.mu.Lock()
@@ -301,7 +341,7 @@ func (a *ackCounter) undeliverable(ep *mailbox.Endpoint) {
 	a.mu.Lock()
 	a.resetLocked(ep)
 	a.seq++
-	if a.pending.len() == 0 && a.directEP != ep && !a.holding {
+	if a.pending.len() == 0 && a.directEP != ep && a.held != ep {
 		seq := a.seq
 		a.mu.Unlock()
 		ep.Acknowledge(seq)
@@ -314,8 +354,10 @@ func (a *ackCounter) undeliverable(ep *mailbox.Endpoint) {
 // resetLocked starts counting a new stream.
 func (a *ackCounter) resetLocked(ep *mailbox.Endpoint) {
 	if a.ep != ep {
-		a.ep, a.seq, a.holding = ep, 0, false
+		a.ep, a.seq = ep, 0
 		a.pending.reset()
+		// A hold is about the stream it was taken on: it ended.
+		a.held, a.heldAck, a.heldFailed, a.heldN = nil, 0, nil, 0
 	}
 }
 
@@ -334,8 +376,9 @@ func (a *ackCounter) finished(env *pa.MessageEnvelope) bool {
 		// not wait behind it.
 		a.directSeq, a.directEP, a.directFailed, a.directMsg = 0, nil, false, nil
 	}
+	now := ok && a.mayAcknowledgeLocked(ep, last.seq)
 	a.mu.Unlock()
-	if ok {
+	if now {
 		ep.Acknowledge(last.seq)
 	}
 	return ok

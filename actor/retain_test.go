@@ -473,6 +473,7 @@ type notifyingStrategy struct {
 	to     *pa.PID
 	notice any
 	errs   chan<- error
+	retry  any // a second notice, when the first fails
 }
 
 func (s notifyingStrategy) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID, _ *pa.RestartStatistics, _, msg any) {
@@ -484,6 +485,12 @@ func (s notifyingStrategy) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, c
 	err := s.up.NotifyFailed(s.to, notice, msg)
 	if s.errs != nil {
 		s.errs <- err
+	}
+	if err != nil && s.retry != nil {
+		err = s.up.NotifyFailed(s.to, s.retry, msg)
+		if s.errs != nil {
+			s.errs <- err
+		}
 	}
 	sup.ResumeChildren(child)
 }
@@ -509,14 +516,16 @@ func TestUndecodableWaitsForTheFailureNotice(t *testing.T) {
 			t.Fatal(err)
 		}
 		holding, release := make(chan struct{}), make(chan struct{})
-		hook := func(l *Link) {
-			if l == up {
-				close(holding)
-				<-release
-			}
-		}
-		beforeNotice.Store(&hook)
-		t.Cleanup(func() { beforeNotice.CompareAndSwap(&hook, nil) })
+		var releaseOnce sync.Once
+		let := func() { releaseOnce.Do(func() { close(release) }) }
+		beforeNotice.Store(up, func() {
+			close(holding)
+			<-release
+		})
+		t.Cleanup(func() {
+			let() // a failed check must not leave the supervisor waiting
+			beforeNotice.Delete(up)
+		})
 		n.Root().Send(x, "boom")
 		testutil.Receive(t, r.got, "boom")
 		testutil.Receive(t, holding, "the notice about to be queued")
@@ -525,7 +534,7 @@ func TestUndecodableWaitsForTheFailureNotice(t *testing.T) {
 		if got := down.Stats().Retained; got != 2 {
 			t.Fatalf("%d retained while the notice waits; want 2 (boom and the undecodable)", got)
 		}
-		close(release)
+		let()
 		if got := testutil.Receive(t, notices.got, "the notice"); got != "x failed" {
 			t.Fatalf("notice %v; want x failed", got)
 		}
@@ -536,7 +545,9 @@ func TestUndecodableWaitsForTheFailureNotice(t *testing.T) {
 // TestFailureNoticeNotSentKeepsTheMessage: a notice that cannot be queued
 // (here larger than the peer's frames) is NotifyFailed's error, and the
 // failed message is not acknowledged: the peer keeps it, rather than
-// forgetting a message whose failure it never heard of.
+// forgetting a message whose failure it never heard of; nothing after it
+// is acknowledged on that stream either (a later message's cumulative
+// acknowledgement would cover it).
 func TestFailureNoticeNotSentKeepsTheMessage(t *testing.T) {
 	t.Parallel()
 	forBothMailboxes(t, func(t *testing.T, inline bool) {
@@ -555,6 +566,43 @@ func TestFailureNoticeNotSentKeepsTheMessage(t *testing.T) {
 		if got := f.down.Stats().Retained; got != 1 {
 			t.Fatalf("%d retained after the notice failed; want 1, the failed message", got)
 		}
+		f.n.Root().Send(f.x, "b") // resumed by the strategy
+		testutil.Receive(t, f.r.got, "b")
+		time.Sleep(50 * time.Millisecond)
+		if got := f.down.Stats().Retained; got != 2 {
+			t.Fatalf("%d retained after a later message finished; want 2, the failed one and it", got)
+		}
+	})
+}
+
+// TestFailureNoticeRetried: after a notice that could not be queued, a
+// second NotifyFailed for the same failed message, with a smaller notice,
+// sends it and acknowledges the message behind it.
+func TestFailureNoticeRetried(t *testing.T) {
+	t.Parallel()
+	forBothMailboxes(t, func(t *testing.T, inline bool) {
+		open := make(chan struct{})
+		close(open)
+		errs := make(chan error, 2)
+		notices := &recorder{got: make(chan any, 10)}
+		f := newFailingChildOpts(t, inline, func(l *Link) pa.SupervisorStrategy {
+			return notifyingStrategy{up: l, gate: open, to: pa.NewPID("n", "notices"), notice: make([]byte, 4<<10), errs: errs, retry: "x failed, briefly"}
+		}, &recorder{got: make(chan any, 100)}, WithEndpointOptions(mailbox.WithMaxFrame(1<<10)))
+		if _, err := f.n.Root().SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return notices }), "notices"); err != nil {
+			t.Fatal(err)
+		}
+		f.n.Root().Send(f.x, "boom")
+		testutil.Receive(t, f.r.got, "boom")
+		if err := testutil.Receive(t, errs, "the first NotifyFailed"); !errors.Is(err, mailbox.ErrMessageTooLarge) {
+			t.Fatalf("first NotifyFailed: %v; want ErrMessageTooLarge", err)
+		}
+		if err := testutil.Receive(t, errs, "the second NotifyFailed"); err != nil {
+			t.Fatalf("second NotifyFailed: %v", err)
+		}
+		if got := testutil.Receive(t, notices.got, "the notice"); got != "x failed, briefly" {
+			t.Fatalf("notice %v; want the second", got)
+		}
+		testutil.Eventually(t, "boom acknowledged", func() bool { return f.down.Stats().Retained == 0 })
 	})
 }
 

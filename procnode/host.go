@@ -1,6 +1,7 @@
 package procnode
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -200,6 +201,18 @@ func (h *host) startedMiddleware(next pa.ReceiverFunc) pa.ReceiverFunc {
 	}
 }
 
+// maxReportText bounds the panic's text in a failure report that was too
+// large whole.
+const maxReportText = 512
+
+// clip returns s cut to at most n bytes, marked as cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…(cut)"
+}
+
 // testHookFailureNotice, when set (by a test, in the child), runs as the
 // child begins to tell the parent of its root actor's failure (the host's
 // notice, or with WithPanicExits the exit notice; reason is the panic's
@@ -252,7 +265,14 @@ func (h *host) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID
 	// The failing message counts as finished, acknowledged with the notice:
 	// a child killed before the notice leaves has not acknowledged it
 	// either, and its next incarnation gets it again (see NotifyFailed).
-	if err := h.link.NotifyFailed(h.control, rf, message); err != nil {
+	err := h.link.NotifyFailed(h.control, rf, message)
+	if errors.Is(err, mailbox.ErrMessageTooLarge) {
+		// Too large for the parent's frames (the failing message, the panic
+		// value): the report goes without them, rather than not at all.
+		rf.Reason, rf.Message, rf.Text = nil, nil, clip(rf.Text, maxReportText)
+		err = h.link.NotifyFailed(h.control, rf, message)
+	}
+	if err != nil {
 		// The parent cannot hear of the failure, and would wait for ever for
 		// a directive: the child ends instead, a failure of the process
 		// actor, and the failed message, not acknowledged, goes to the next

@@ -2,6 +2,7 @@ package procnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -168,8 +169,16 @@ func runChild(raw string) int {
 			if f := testHookFailureNotice.Load(); f != nil {
 				(*f)(b.Incarnation, e.reason)
 			}
-			if err := link.NotifyFailed(b.Control, notice, e.failed); err != nil {
+			err := link.NotifyFailed(b.Control, notice, e.failed)
+			if errors.Is(err, mailbox.ErrMessageTooLarge) {
+				notice.Reason = clip(notice.Reason, maxReportText)
+				err = link.NotifyFailed(b.Control, notice, e.failed)
+			}
+			if err != nil {
+				// The message stays unacknowledged (the next incarnation
+				// gets it); the reason still goes, if it can.
 				fmt.Fprintf(os.Stderr, "procactor: %v\n", err)
+				an.Root().Send(b.Control, notice)
 			}
 		} else {
 			an.Root().Send(b.Control, notice)
