@@ -18,10 +18,9 @@ import (
 // per-link symbol table. Used by the reader goroutine only.
 type decoder struct {
 	syms       []*symbol
-	symBytes   int  // bytes of all interned strings
-	cachedPIDs int  // PIDs cached over all symbols
-	addedExprs int  // type expressions this link added to the process's table (maxLinkTypeExprs)
-	untrusted  bool // the peer's additions come out of the untrusted share (WithUntrustedPeer)
+	symBytes   int // bytes of all interned strings
+	cachedPIDs int // PIDs cached over all symbols
+	addedExprs int // type expressions this link added to the process's table (maxLinkTypeExprs)
 	br         bytes.Reader
 	mp         *msgpack.Decoder // for types with their own msgpack codec
 
@@ -37,6 +36,8 @@ type decoder struct {
 	mismatch map[*typeEntry]error // types whose shape differs on the peer (set by the handshake)
 
 	spare spare // the memory of the next mid-sized []byte payload (spare.go)
+
+	untrusted bool // the peer's additions come out of the untrusted share (WithUntrustedPeer)
 }
 
 // symbol is an interned string with what the reader learnt about it.
