@@ -210,7 +210,7 @@ func (a *ackCounter) takeFailed(message any) (ep *mailbox.Endpoint, n uint64, ok
 		if !a.directFailed || !sameValue(a.directMsg, message) {
 			return nil, 0, false
 		}
-		ep, n, _ = a.endDirectLocked()
+		ep, n = a.endDirectLocked()
 	}
 	a.held, a.heldAck, a.heldFailed, a.heldN = ep, 0, message, n
 	return ep, n, true
@@ -226,7 +226,7 @@ func (a *ackCounter) release(ep *mailbox.Endpoint) {
 		return
 	}
 	n := a.heldAck
-	a.held, a.heldAck, a.heldFailed, a.heldN = nil, 0, nil, 0
+	a.clearHoldLocked()
 	if a.ep == ep && a.directEP != ep {
 		if last, ok := a.pending.popUndecodable(); ok {
 			n = max(n, last)
@@ -289,7 +289,8 @@ func (a *ackCounter) deliveredDirect(ep *mailbox.Endpoint) (seq uint64, ok bool)
 	a.seq++
 	// A failed message no supervisor marked finished is finished by this
 	// one's end (cumulative): it no longer waits.
-	a.directSeq, a.directEP, a.directFailed, a.directMsg = a.seq, ep, false, nil
+	a.clearDirectLocked()
+	a.directSeq, a.directEP = a.seq, ep
 	return a.seq, true
 }
 
@@ -299,7 +300,7 @@ func (a *ackCounter) deliveredDirect(ep *mailbox.Endpoint) (seq uint64, ok bool)
 func (a *ackCounter) finishedDirect(ep *mailbox.Endpoint, seq uint64) {
 	a.mu.Lock()
 	if a.directSeq == seq && a.directEP == ep {
-		ep, seq, _ = a.endDirectLocked()
+		ep, seq = a.endDirectLocked()
 	}
 	now := a.mayAcknowledgeLocked(ep, seq)
 	a.mu.Unlock()
@@ -320,17 +321,27 @@ func (a *ackCounter) failedDirect(ep *mailbox.Endpoint, seq uint64, msg any) {
 	a.mu.Unlock()
 }
 
+// clearDirectLocked forgets the message the reader ran at once.
+func (a *ackCounter) clearDirectLocked() {
+	a.directSeq, a.directEP, a.directFailed, a.directMsg = 0, nil, false, nil
+}
+
+// clearHoldLocked ends a failure's hold (takeFailed).
+func (a *ackCounter) clearHoldLocked() {
+	a.held, a.heldAck, a.heldFailed, a.heldN = nil, 0, nil, 0
+}
+
 // endDirectLocked ends the message the reader ran at once, and returns the
 // count that acknowledges it and the undecodable messages behind it.
-func (a *ackCounter) endDirectLocked() (ep *mailbox.Endpoint, n uint64, ok bool) {
+func (a *ackCounter) endDirectLocked() (ep *mailbox.Endpoint, n uint64) {
 	ep, n = a.directEP, a.directSeq
-	a.directSeq, a.directEP, a.directFailed, a.directMsg = 0, nil, false, nil
+	a.clearDirectLocked()
 	if a.ep == ep {
 		if last, found := a.pending.popUndecodable(); found {
 			n = last
 		}
 	}
-	return ep, n, true
+	return ep, n
 }
 
 // undeliverable numbers a message of ep that did not decode, or that the
@@ -357,7 +368,7 @@ func (a *ackCounter) resetLocked(ep *mailbox.Endpoint) {
 		a.ep, a.seq = ep, 0
 		a.pending.reset()
 		// A hold is about the stream it was taken on: it ended.
-		a.held, a.heldAck, a.heldFailed, a.heldN = nil, 0, nil, 0
+		a.clearHoldLocked()
 	}
 }
 
@@ -374,7 +385,7 @@ func (a *ackCounter) finished(env *pa.MessageEnvelope) bool {
 		// A failure no supervisor marked finished: this acknowledgement
 		// covers it (cumulative), and what arrives undecodable next need
 		// not wait behind it.
-		a.directSeq, a.directEP, a.directFailed, a.directMsg = 0, nil, false, nil
+		a.clearDirectLocked()
 	}
 	now := ok && a.mayAcknowledgeLocked(ep, last.seq)
 	a.mu.Unlock()

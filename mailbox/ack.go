@@ -42,7 +42,7 @@ type acker struct {
 func (e *Endpoint) Acknowledge(n uint64) { e.out.acknowledge(n) }
 
 // SendAcknowledging is Send, and Acknowledge(n) as env is queued: the count
-// travels in the same write as env or a later one, never before it. A
+// travels behind env in the batch that carries env, never before it. A
 // receiver tells the sender with env why it finished the n-th message
 // (a failure's notice): the sender learns that the message finished only
 // with env. On an error nothing is queued, and n is not acknowledged.

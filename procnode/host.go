@@ -213,6 +213,29 @@ func clip(s string, n int) string {
 	return s[:n] + "…(cut)"
 }
 
+// reportFailure sends notice, which tells the parent of the root actor's
+// failure on failed, with failed's acknowledgement behind it
+// (actor.Link.NotifyFailed). A notice too large for the parent's frames goes
+// again once shrink has made it smaller (without the failing message, the
+// panic's text cut), rather than not at all.
+func reportFailure(link *actor.Link, to *pa.PID, notice, failed any, shrink func()) error {
+	err := link.NotifyFailed(to, notice, failed)
+	if errors.Is(err, mailbox.ErrMessageTooLarge) {
+		shrink()
+		err = link.NotifyFailed(to, notice, failed)
+	}
+	return err
+}
+
+// leave hands the child's exit to its main goroutine, unless it is already
+// leaving.
+func (h *host) leave(e childExit) {
+	select {
+	case h.exit <- e:
+	default:
+	}
+}
+
 // testHookFailureNotice, when set (by a test, in the child), runs as the
 // child begins to tell the parent of its root actor's failure (the host's
 // notice, or with WithPanicExits the exit notice; reason is the panic's
@@ -243,10 +266,7 @@ func (h *host) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID
 		// mailbox, unacknowledged, for the next incarnation. Stopped, it
 		// would dead-letter those messages here, and a request among them
 		// would fail although the next incarnation will answer it.
-		select {
-		case h.exit <- childExit{code: ExitRootFailed, reason: fmt.Sprintf("root actor panicked: %v", reason), failed: failed}:
-		default: // already leaving
-		}
+		h.leave(childExit{code: ExitRootFailed, reason: fmt.Sprintf("root actor panicked: %v", reason), failed: failed})
 		return
 	}
 	if f := testHookFailureNotice.Load(); f != nil {
@@ -265,22 +285,15 @@ func (h *host) HandleFailure(_ *pa.ActorSystem, sup pa.Supervisor, child *pa.PID
 	// The failing message counts as finished, acknowledged with the notice:
 	// a child killed before the notice leaves has not acknowledged it
 	// either, and its next incarnation gets it again (see NotifyFailed).
-	err := h.link.NotifyFailed(h.control, rf, message)
-	if errors.Is(err, mailbox.ErrMessageTooLarge) {
-		// Too large for the parent's frames (the failing message, the panic
-		// value): the report goes without them, rather than not at all.
+	err := reportFailure(h.link, h.control, rf, message, func() {
 		rf.Reason, rf.Message, rf.Text = nil, nil, clip(rf.Text, maxReportText)
-		err = h.link.NotifyFailed(h.control, rf, message)
-	}
+	})
 	if err != nil {
 		// The parent cannot hear of the failure, and would wait for ever for
 		// a directive: the child ends instead, a failure of the process
 		// actor, and the failed message, not acknowledged, goes to the next
 		// incarnation.
 		l.Error().Err(err).Msg("the root actor's failure cannot be reported; the child exits")
-		select {
-		case h.exit <- childExit{code: ExitRootFailed, reason: fmt.Sprintf("root actor panicked: %v; its report was not sent: %v", reason, err)}:
-		default: // already leaving
-		}
+		h.leave(childExit{code: ExitRootFailed, reason: fmt.Sprintf("root actor panicked: %v; its report was not sent: %v", reason, err)})
 	}
 }

@@ -2,7 +2,6 @@ package procnode
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -169,11 +168,7 @@ func runChild(raw string) int {
 			if f := testHookFailureNotice.Load(); f != nil {
 				(*f)(b.Incarnation, e.reason)
 			}
-			err := link.NotifyFailed(b.Control, notice, e.failed)
-			if errors.Is(err, mailbox.ErrMessageTooLarge) {
-				notice.Reason = clip(notice.Reason, maxReportText)
-				err = link.NotifyFailed(b.Control, notice, e.failed)
-			}
+			err := reportFailure(link, b.Control, notice, e.failed, func() { notice.Reason = clip(notice.Reason, maxReportText) })
 			if err != nil {
 				// The message stays unacknowledged (the next incarnation
 				// gets it); the reason still goes, if it can.
