@@ -786,36 +786,49 @@ func TestPanicExitsFailedMessageKeptUntilNoticeLeaves(t *testing.T) {
 
 // TestTooLargeFailureReportStillSent: a root actor's failure whose report
 // would exceed the parent's frames (the failing message is near their
-// bound, the panic's text long) is still reported, without the message and
-// with the text cut, and the message is acknowledged with it: the child
-// does not exit, nor does the next incarnation get the message again (a
-// crash loop).
+// bound, the panic's text long) still reaches the strategy, and the
+// restarted actor answers, in one process and across. Across, the report
+// goes without the message and with the text cut, and the message is
+// acknowledged with it: the child does not exit, nor does the next
+// incarnation get the message again (a crash loop).
 func TestTooLargeFailureReportStillSent(t *testing.T) {
 	t.Parallel()
-	n := newNode(t, actor.WithEndpointOptions(mailbox.WithMaxFrame(64<<10)))
-	events := make(chan any, 16)
-	a := &parentActor{strategy: defaultStrategy(), events: events}
-	parent := n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor { return a }))
-	t.Cleanup(func() { _ = n.Root().StopFuture(parent).Wait() })
-	child := request(t, n, parent, &spawnChildren{props: propsKind("sem.counter"), n: 1}).([]*pa.PID)[0]
-	p, _ := n.Process(child)
-	n.Root().Send(child, make([]byte, 63<<10))
-	var f failure
-	for f.child == nil {
-		if e, ok := testutil.Receive(t, events, "the failure").(failure); ok {
-			f = e
+	bothSides(t, func(t *testing.T, process bool) {
+		n := newNode(t, actor.WithEndpointOptions(mailbox.WithMaxFrame(64<<10)))
+		events := make(chan any, 16)
+		a := &parentActor{strategy: defaultStrategy(), events: events}
+		parent := n.Root().Spawn(pa.PropsFromProducer(func() pa.Actor { return a }))
+		t.Cleanup(func() { _ = n.Root().StopFuture(parent).Wait() })
+		props := counterProps()
+		if process {
+			props = propsKind("sem.counter")
 		}
-	}
-	if text := fmt.Sprint(f.reason); !strings.Contains(text, "xxxx") || !strings.Contains(text, "(cut)") || f.msg != nil {
-		t.Fatalf("failure reason %.60q…, message %T; want the panic's text, cut, and no message", text, f.msg)
-	}
-	if got := request(t, n, child, "get"); got != 0 {
-		t.Fatalf("got %v; want 0 from the restarted actor", got)
-	}
-	testutil.Eventually(t, "the failed message acknowledged", func() bool { return linkStats(n, p.Address()).Retained == 0 })
-	if p.Incarnation() != 0 {
-		t.Fatalf("incarnation %d; want 0: the child reported, it did not exit", p.Incarnation())
-	}
+		child := request(t, n, parent, &spawnChildren{props: props, n: 1}).([]*pa.PID)[0]
+		n.Root().Send(child, make([]byte, 63<<10))
+		var f failure
+		for f.child == nil {
+			if e, ok := testutil.Receive(t, events, "the failure").(failure); ok {
+				f = e
+			}
+		}
+		if text := fmt.Sprint(f.reason); !strings.Contains(text, "xxxx") {
+			t.Fatalf("failure reason %.60q…; want the panic's text", text)
+		}
+		if got := request(t, n, child, "get"); got != 0 {
+			t.Fatalf("got %v; want 0 from the restarted actor", got)
+		}
+		if !process {
+			return
+		}
+		if text := fmt.Sprint(f.reason); !strings.Contains(text, "(cut)") || f.msg != nil {
+			t.Fatalf("failure reason %.60q…, message %T; want the panic's text, cut, and no message", text, f.msg)
+		}
+		p, _ := n.Process(child)
+		testutil.Eventually(t, "the failed message acknowledged", func() bool { return linkStats(n, p.Address()).Retained == 0 })
+		if p.Incarnation() != 0 {
+			t.Fatalf("incarnation %d; want 0: the child reported, it did not exit", p.Incarnation())
+		}
+	})
 }
 
 // heldReason is what the root actor panics with on "boom-held".
