@@ -277,8 +277,11 @@ func (e *Endpoint) fillFrame() (large bool, err error) {
 		return false, err
 	}
 	n := int(header(fr.buf[fr.start:]).length())
-	if n > len(fr.buf)-headerSize {
+	if !fr.fits(n, true) {
 		return true, nil
+	}
+	if headerSize+n > len(fr.buf) {
+		fr.grow()
 	}
 	return false, fr.fill(headerSize + n)
 }

@@ -36,6 +36,11 @@ const (
 	// frames of small messages within the reader's reusable buffer
 	// (DefaultReadBuffer), where they are decoded without allocating.
 	frameTarget = 64 << 10
+
+	// initialReadBuffer is the reader's buffer until a frame or a read
+	// needs its configured size (WithReadBuffer): a handshake, requests
+	// and their answers fit.
+	initialReadBuffer = 16 << 10
 )
 
 // header is a byte-slice view of a frame header with accessors.
@@ -64,11 +69,19 @@ func appendHeader(b []byte, t frameType, length uint32) []byte {
 // that fit the buffer are returned as views into it (valid until the next
 // call); larger frames get memory of their own that the caller may keep.
 //
+// The buffer starts at initialReadBuffer and grows to size, once, when a
+// frame needs it or a read fills it (a backlog): a link that carries little
+// (most of a parent's links, a child that answers now and then) keeps
+// a few pages instead of size. Reads go to the front of the buffer whenever
+// everything read was consumed, so that small messages reuse the same pages
+// and cache lines instead of walking the whole buffer.
+//
 // frameReader is used by one goroutine at a time.
 type frameReader struct {
 	r          io.Reader
 	buf        []byte
 	start, end int
+	size       int // what buf grows to
 	maxFrame   int
 
 	// A read in the middle of a frame arms a timer: a frame that stops
@@ -81,7 +94,40 @@ type frameReader struct {
 }
 
 func newFrameReader(r io.Reader, size, maxFrame int) *frameReader {
-	return &frameReader{r: r, buf: make([]byte, size), maxFrame: maxFrame}
+	return &frameReader{r: r, buf: make([]byte, min(size, initialReadBuffer)), size: size, maxFrame: maxFrame}
+}
+
+// grow gives the buffer its full size, keeping what is buffered.
+func (fr *frameReader) grow() {
+	if len(fr.buf) >= fr.size {
+		return
+	}
+	buf := make([]byte, fr.size)
+	fr.end = copy(buf, fr.buf[fr.start:fr.end])
+	fr.start = 0
+	fr.buf = buf
+}
+
+// fits reports whether a frame of length bytes (its header included when
+// withHeader) is read into the buffer, once grown, rather than into
+// memory of its own.
+func (fr *frameReader) fits(length int, withHeader bool) bool {
+	if withHeader {
+		length += headerSize
+	}
+	return length <= fr.size
+}
+
+// readInto reads into the buffer's free space after end and grows the
+// buffer when the read filled it: more is likely waiting.
+func (fr *frameReader) readInto(mid bool) (int, error) {
+	free := fr.buf[fr.end:]
+	n, err := fr.read(free, mid)
+	fr.end += n
+	if n == len(free) && len(fr.buf) < fr.size {
+		fr.grow()
+	}
+	return n, err
 }
 
 // read reads from the stream; mid says the read is inside a frame, so a
@@ -136,13 +182,12 @@ func (fr *frameReader) fill(need int) error {
 	if fr.end-fr.start >= need {
 		return nil
 	}
-	if fr.start+need > len(fr.buf) {
+	if fr.start == fr.end || fr.start+need > len(fr.buf) {
 		n := copy(fr.buf, fr.buf[fr.start:fr.end])
 		fr.start, fr.end = 0, n
 	}
 	for fr.end-fr.start < need {
-		n, err := fr.read(fr.buf[fr.end:], fr.end > fr.start)
-		fr.end += n
+		_, err := fr.readInto(fr.end > fr.start)
 		if err != nil {
 			if fr.end-fr.start >= need {
 				return nil
@@ -177,7 +222,10 @@ func (fr *frameReader) next() (t frameType, body []byte, owned bool, err error) 
 	}
 	fr.start += headerSize
 	fr.progress(length, fr.end-fr.start)
-	if length <= len(fr.buf) {
+	if fr.fits(length, false) {
+		if length > len(fr.buf) {
+			fr.grow()
+		}
 		if err := fr.fillFrame(length); err != nil {
 			return 0, nil, false, truncated(err)
 		}
@@ -195,14 +243,13 @@ func (fr *frameReader) fillFrame(length int) error {
 	if fr.end-fr.start >= length {
 		return nil
 	}
-	if fr.start+length > len(fr.buf) {
+	if fr.start == fr.end || fr.start+length > len(fr.buf) {
 		n := copy(fr.buf, fr.buf[fr.start:fr.end])
 		fr.start, fr.end = 0, n
 	}
 	for fr.end-fr.start < length {
 		fr.progress(length, fr.end-fr.start)
-		n, err := fr.read(fr.buf[fr.end:], true)
-		fr.end += n
+		_, err := fr.readInto(true)
 		if err != nil {
 			if fr.end-fr.start >= length {
 				return nil

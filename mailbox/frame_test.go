@@ -83,7 +83,17 @@ func rawHeader(length uint32, typ, version byte, reserved uint16) []byte {
 
 func TestFrameReader(t *testing.T) {
 	t.Parallel()
-	const bufSize = 4096
+	// 4096: the buffer is its full size from the start; 4×initialReadBuffer:
+	// it starts smaller and grows for the exact-size frame.
+	for _, bufSize := range []int{4096, 4 * initialReadBuffer} {
+		t.Run(fmt.Sprint(bufSize), func(t *testing.T) {
+			t.Parallel()
+			testFrameReader(t, bufSize)
+		})
+	}
+}
+
+func testFrameReader(t *testing.T, bufSize int) {
 	small := bytes.Repeat([]byte("s"), 100)
 	exact := bytes.Repeat([]byte("e"), bufSize)
 	large := bytes.Repeat([]byte("L"), 3*bufSize+17)
@@ -121,6 +131,99 @@ func TestFrameReader(t *testing.T) {
 				t.Fatalf("at the end: got %v; want io.EOF", err)
 			}
 		})
+	}
+}
+
+// chunkReader returns one chunk per Read, as a pipe does with writes that
+// were read as they came.
+type chunkReader struct{ chunks [][]byte }
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.chunks[0])
+	if n == len(r.chunks[0]) {
+		r.chunks = r.chunks[1:]
+	} else {
+		r.chunks[0] = r.chunks[0][n:]
+	}
+	return n, nil
+}
+
+// TestFrameReaderBufferGrowsOnDemand: a link that carries small frames keeps
+// the small buffer; a frame that needs the configured size, or a read that
+// fills the buffer (a backlog), grows it once.
+func TestFrameReaderBufferGrowsOnDemand(t *testing.T) {
+	t.Parallel()
+	const size = 256 << 10
+	small := frame(frameData, bytes.Repeat([]byte("s"), 100))
+	big := bytes.Repeat([]byte("b"), 64<<10)
+
+	t.Run("a frame that needs it", func(t *testing.T) {
+		t.Parallel()
+		var chunks [][]byte
+		for range 1000 {
+			chunks = append(chunks, small)
+		}
+		chunks = append(chunks, frame(frameData, big), small)
+		fr := newFrameReader(&chunkReader{chunks: chunks}, size, 1<<20)
+		for i := range 1000 {
+			if _, body, _, err := fr.next(); err != nil || len(body) != 100 {
+				t.Fatalf("frame %d: %d bytes, %v", i, len(body), err)
+			}
+			if len(fr.buf) != initialReadBuffer {
+				t.Fatalf("after %d small frames the buffer has %d bytes; want %d", i+1, len(fr.buf), initialReadBuffer)
+			}
+		}
+		_, body, owned, err := fr.next()
+		if err != nil || !bytes.Equal(body, big) || owned {
+			t.Fatalf("64 KiB frame: %d bytes, owned %v, %v; want it whole, in the buffer", len(body), owned, err)
+		}
+		if len(fr.buf) != size {
+			t.Fatalf("after a 64 KiB frame the buffer has %d bytes; want %d", len(fr.buf), size)
+		}
+		if _, body, _, err := fr.next(); err != nil || len(body) != 100 {
+			t.Fatalf("the frame after: %d bytes, %v", len(body), err)
+		}
+	})
+
+	t.Run("a backlog", func(t *testing.T) {
+		t.Parallel()
+		var stream []byte
+		for range 2 * initialReadBuffer / len(small) {
+			stream = append(stream, small...)
+		}
+		fr := newFrameReader(bytes.NewReader(stream), size, 1<<20)
+		for i := range 2 * initialReadBuffer / len(small) {
+			if _, body, _, err := fr.next(); err != nil || len(body) != 100 {
+				t.Fatalf("frame %d: %d bytes, %v", i, len(body), err)
+			}
+		}
+		if len(fr.buf) != size {
+			t.Fatalf("a read that filled the buffer left it at %d bytes; want %d", len(fr.buf), size)
+		}
+	})
+}
+
+// TestFrameReaderReadsToTheFront: once everything read was consumed, the next
+// read goes to the front of the buffer, so small messages reuse its first
+// pages instead of walking all of it.
+func TestFrameReaderReadsToTheFront(t *testing.T) {
+	t.Parallel()
+	small := frame(frameData, bytes.Repeat([]byte("s"), 100))
+	var chunks [][]byte
+	for range 10 * DefaultReadBuffer / len(small) {
+		chunks = append(chunks, small)
+	}
+	fr := newFrameReader(&chunkReader{chunks: chunks}, DefaultReadBuffer, 1<<20)
+	for i := range len(chunks) {
+		if _, body, _, err := fr.next(); err != nil || len(body) != 100 {
+			t.Fatalf("frame %d: %d bytes, %v", i, len(body), err)
+		}
+		if fr.end > len(small) {
+			t.Fatalf("frame %d was read at offset %d; want the front", i, fr.end-len(small))
+		}
 	}
 }
 

@@ -147,6 +147,9 @@ func WithUserQueueBytes(n int) Option { return func(c *config) { c.userQueueByte
 func WithSystemQueueBytes(n int) Option { return func(c *config) { c.sysQueueBytes = n } }
 
 // WithReadBuffer sets the size of the reader's reusable buffer. Default 256 KiB.
+// The buffer starts at 16 KiB (or n, if smaller) and grows to n the first
+// time a frame needs more or a read fills it, so a link that carries little
+// does not keep n bytes.
 // Frames that fit are decoded in place; larger ones get memory of their own
 // (a []byte payload that is at least half of one then aliases it instead
 // of being copied; a smaller one is copied, so that keeping it does not
