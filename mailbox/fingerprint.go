@@ -24,8 +24,7 @@ import (
 
 // typeShape is a registered type's fingerprint.
 type typeShape struct {
-	text   string       // the whole shape
-	fields []shapeField // its leaves, for naming the field that differs
+	text   string // the whole shape
 	digest uint64
 }
 
@@ -37,7 +36,6 @@ func (e *typeEntry) shapeOf() *typeShape {
 	e.shapeOnce.Do(func() {
 		c := codecOf(e.typ)
 		e.shape.text = describe(c, map[*codec]bool{})
-		flatten(c, "", &e.shape.fields, map[*codec]bool{})
 		h := fnv.New64a()
 		h.Write([]byte(e.name))
 		h.Write([]byte{0})
@@ -45,6 +43,16 @@ func (e *typeEntry) shapeOf() *typeShape {
 		e.shape.digest = h.Sum64()
 	})
 	return &e.shape
+}
+
+// leavesOf returns the leaves of e's shape, for naming the field that
+// differs, computed once: only a handshake whose digests differ needs
+// them, so a child's start does not list them.
+func (e *typeEntry) leavesOf() []shapeField {
+	e.leavesOnce.Do(func() {
+		flatten(codecOf(e.typ), "", &e.leaves, map[*codec]bool{})
+	})
+	return e.leaves
 }
 
 // describe spells out how c's values are encoded.
@@ -229,7 +237,7 @@ func appendTypeFields(b []byte, s *schema, names []string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(names)))
 	for _, name := range names {
 		b = appendString(b, name)
-		fields := s.entries[name].shapeOf().fields
+		fields := s.entries[name].leavesOf()
 		b = binary.AppendUvarint(b, uint64(len(fields)))
 		for _, f := range fields {
 			b = appendString(b, f.path)

@@ -220,7 +220,7 @@ func (e *Endpoint) compareTypes(s *schema) (map[*typeEntry]error, error) {
 	mismatch := make(map[*typeEntry]error, len(names))
 	var errs []error
 	for _, name := range names {
-		err := diffFields(name, s.entries[name].shapeOf().fields, fields[name])
+		err := diffFields(name, s.entries[name].leavesOf(), fields[name])
 		mismatch[s.entries[name]] = err
 		errs = append(errs, err)
 	}

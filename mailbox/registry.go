@@ -16,8 +16,10 @@ type typeEntry struct {
 	name string
 	typ  reflect.Type // the value type T, whether T or *T was registered
 
-	shapeOnce sync.Once
-	shape     typeShape // see fingerprint.go
+	shapeOnce  sync.Once
+	shape      typeShape // see fingerprint.go
+	leavesOnce sync.Once
+	leaves     []shapeField // the shape's leaves (fingerprint.go)
 }
 
 // registryTables is immutable once published; registration copies it.
