@@ -91,8 +91,7 @@ func NewNode(address string, opts ...NodeOption) (*Node, error) {
 	actorOpts := append([]pa.ConfigOption{
 		pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return protoLog }),
 	}, cfg.actorOpts...)
-	system := pa.NewActorSystem(actorOpts...)
-	compactRegistry(system)
+	system := newActorSystem(pa.Configure(actorOpts...), cfg.leanRegistry)
 	// The address must be set before the first Spawn or future: PIDs bake it in.
 	system.ProcessRegistry.Address = address
 	// Unnamed ids ($1, $2...) must not repeat across incarnations.

@@ -15,6 +15,7 @@ type nodeConfig struct {
 	loggerSet    bool // WithLogger was given: dead letters go to it, not to stderr
 	protoLevel   zerolog.Level
 	incarnation  uint64
+	leanRegistry bool // one lock per registry bucket (withLeanRegistry)
 	holdLimit    int
 	holdBytes    int
 	inboxLimit   int
@@ -65,7 +66,15 @@ func WithProtoactorLogLevel(l zerolog.Level) NodeOption {
 // of the protocol between a parent and its children, not of the API.
 func withIncarnation(n uint64) NodeOption { return func(c *nodeConfig) { c.incarnation = n } }
 
-func init() { nodeopt.Incarnation = func(n uint64) any { return withIncarnation(n) } }
+// withLeanRegistry gives the node's process registry one map (and one
+// lock) per bucket instead of SHARD_COUNT: a child process's node, which
+// holds few actors and needs no 1024 locks.
+func withLeanRegistry() NodeOption { return func(c *nodeConfig) { c.leanRegistry = true } }
+
+func init() {
+	nodeopt.Incarnation = func(n uint64) any { return withIncarnation(n) }
+	nodeopt.LeanRegistry = func() any { return withLeanRegistry() }
+}
 
 // WithHoldLimit bounds how many messages a down link holds for when it comes
 // back; past it they are dead letters. Default 10000.

@@ -12,3 +12,8 @@ package nodeopt
 // of unnamed actors never repeat across incarnations at one address. Set by
 // package actor.
 var Incarnation func(n uint64) any
+
+// LeanRegistry returns an actor.NodeOption, as any, that gives the node's
+// process registry one map (one lock) per bucket: a child process's node.
+// Set by package actor.
+var LeanRegistry func() any
