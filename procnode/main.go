@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,7 +29,9 @@ import (
 // returns in a child. A child notifies SIGPIPE (it does not ignore it: an
 // ignored signal would be inherited by what the child execs), so that
 // writing to stdout or stderr after its parent died fails with EPIPE
-// instead of killing it.
+// instead of killing it: from 20 ms after the handshake, or at once when
+// the child sees its parent go (a child younger than that whose parent
+// dies, and that writes to stderr before it sees the loss, dies of SIGPIPE).
 //
 // A process started as a child whose main does not call Main first runs the
 // parent's main a second time. procnode catches that: when Main has not
@@ -49,6 +53,30 @@ func Main() {
 	os.Exit(runChild(raw))
 }
 
+// armSIGPIPE makes a write to a broken stdout or stderr fail with EPIPE
+// instead of killing the child. The child's stderr is a pipe to its
+// parent: once the parent is gone, a write to it (a warning on the way out)
+// would kill the child with SIGPIPE before it stops its actors and exits 0.
+// SIGPIPE is notified, not ignored: an ignored disposition would be
+// inherited by whatever the child execs, a caught one is reset by exec.
+//
+// The first Notify of a process starts os/signal's goroutines, one locked
+// to a thread of its own (about 100 µs on the 2-core machine, measured in
+// a child's start, and as much again on the first reply when it ran beside
+// it), so a child arms it sigpipeDelay after its handshake, off the path of
+// its start and first request, or at once when its link to the parent goes
+// down.
+var armSIGPIPE = sync.OnceFunc(func() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	sigpipeArmed.Store(true)
+})
+
+// sigpipeArmed says armSIGPIPE ran (tests).
+var sigpipeArmed atomic.Bool
+
+// sigpipeDelay: see armSIGPIPE.
+const sigpipeDelay = 20 * time.Millisecond
+
 // childExit is how the host actor and the link tell the child's main
 // goroutine to end.
 type childExit struct {
@@ -69,12 +97,6 @@ func runChild(raw string) int {
 		fmt.Fprintf(os.Stderr, "procactor: bad bootstrap: %v\n", err)
 		return ExitBootFailed
 	}
-	// The child's stderr is a pipe to its parent: once the parent is gone, a
-	// write to it (a warning on the way out) would kill the child with
-	// SIGPIPE before it stops its actors and exits 0. With SIGPIPE notified
-	// (not ignored: an ignored disposition would be inherited by whatever the
-	// child execs, a caught one is reset by exec), writes fail with EPIPE.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	for _, r := range b.Rlimits {
 		if err := setRlimit(r); err != nil {
 			fmt.Fprintf(os.Stderr, "procactor: setrlimit(%d, %d, %d): %v\n", r.Resource, r.Cur, r.Max, err)
@@ -131,6 +153,7 @@ func runChild(raw string) int {
 	}
 
 	link.OnDown(func(err error) {
+		armSIGPIPE() // before anything on the way out writes to stderr
 		select {
 		case exit <- childExit{code: 0, reason: "parent gone", orphaned: true}:
 		default: // already leaving
@@ -145,6 +168,7 @@ func runChild(raw string) int {
 		return ExitBootFailed
 	}
 	fw.connected.Store(true)
+	time.AfterFunc(sigpipeDelay, armSIGPIPE)
 	if b.Pooled {
 		if e, ok := start.assigned(assigns); !ok {
 			if e.reason != "" {
