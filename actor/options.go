@@ -134,7 +134,8 @@ func WithEndpointOptions(opts ...mailbox.Option) NodeOption {
 	return func(c *nodeConfig) { c.endpointOpts = append(c.endpointOpts, opts...) }
 }
 
-// WithActorSystemOptions passes options to protoactor's NewActorSystem.
+// WithActorSystemOptions passes options to protoactor's Configure, whose
+// Config the node's ActorSystem is made with.
 func WithActorSystemOptions(opts ...pa.ConfigOption) NodeOption {
 	return func(c *nodeConfig) { c.actorOpts = append(c.actorOpts, opts...) }
 }

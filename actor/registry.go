@@ -102,9 +102,10 @@ func newRegistryBuckets(lean bool) []cmap.ConcurrentMap {
 		}
 		return buckets
 	}
-	// One map of the library (SHARD_COUNT shards) gives each bucket its
-	// shard, and one array holds every bucket's slots: three allocations
-	// and registryBuckets maps in all.
+	// One map of the library (SHARD_COUNT shards, each a map of its own)
+	// gives each bucket its shard, and one array holds every bucket's
+	// slots. Should a program set SHARD_COUNT below registryBuckets,
+	// buckets share shards: still correct, fewer locks.
 	shards := cmap.SHARD_COUNT
 	held := cmap.New()
 	slots := make([]*cmap.ConcurrentMapShared, registryBuckets*shards)

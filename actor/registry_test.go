@@ -9,10 +9,10 @@ import (
 	"github.com/procactor/procactor/internal/testutil"
 )
 
-// TestCompactRegistry: a node's registry has registryBuckets buckets, what
-// protoactor registered while the system was made is still found, and
-// actors come and go as in protoactor's own registry.
-func TestCompactRegistry(t *testing.T) {
+// TestNodeRegistry: a node's registry has registryBuckets buckets, what
+// protoactor registers while the system is made is found, and actors come
+// and go as in protoactor's own registry.
+func TestNodeRegistry(t *testing.T) {
 	n := newNode(t, "n")
 	pr := n.System().ProcessRegistry
 	if got := len(pr.LocalPIDs.LocalPIDs); got != registryBuckets {

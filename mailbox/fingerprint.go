@@ -26,7 +26,7 @@ import (
 
 // typeShape is a registered type's fingerprint.
 type typeShape struct {
-	text   string // the whole shape
+	text   string // the whole shape; empty when the digest comes from wireshape's table
 	digest uint64
 }
 
@@ -38,7 +38,7 @@ type shapeField struct{ path, shape string }
 // empty: only the digest travels).
 func (e *typeEntry) shapeOf() *typeShape {
 	e.shapeOnce.Do(func() {
-		if k, ok := wireshape.Digests[typePath(e.typ)]; ok && k.Name == e.name {
+		if k, ok := wireshape.Digests[typePath(e.typ)]; ok && k.Name == e.name && k.Fields == numFields(e.typ) {
 			e.shape.digest = k.Digest
 			return
 		}
@@ -62,13 +62,21 @@ func computeShape(e *typeEntry) typeShape {
 // typePath is t's package path and name: what wireshape's table is keyed by.
 func typePath(t reflect.Type) string { return t.PkgPath() + "." + t.Name() }
 
+// numFields is t's number of fields, 0 for a type that is not a struct.
+func numFields(t reflect.Type) int {
+	if t.Kind() != reflect.Struct {
+		return 0
+	}
+	return t.NumField()
+}
+
 func init() {
-	wireshape.Compute = func(name string) (uint64, string, bool) {
+	wireshape.Compute = func(name string) (wireshape.Known, string, bool) {
 		e := registry.Load().byName[name]
 		if e == nil {
-			return 0, "", false
+			return wireshape.Known{}, "", false
 		}
-		return computeShape(e).digest, typePath(e.typ), true
+		return wireshape.Known{Name: name, Digest: computeShape(e).digest, Fields: numFields(e.typ)}, typePath(e.typ), true
 	}
 	wireshape.Registered = func() []string {
 		var names []string
@@ -189,7 +197,9 @@ type schema struct {
 
 // PrepareHandshake computes now what a Handshake of this process announces
 // and would otherwise compute on its first call: the fingerprints of the
-// registered types (each type's codec and shape). It is never required.
+// registered types (each type's codec and shape; procactor's own types'
+// come from a table, internal/wireshape, and their codecs are compiled at
+// their first use). It is never required.
 // A process that knows a handshake is coming can run it on another
 // goroutine meanwhile: procnode's child does, while it builds its node.
 // Types registered afterwards are taken into account as before.

@@ -151,8 +151,9 @@ func TestSameSchemaOneRoundTrip(t *testing.T) {
 	}
 }
 
-// BenchmarkSchema measures computing the fingerprints of every registered
-// type, which a process does once, at its first handshake.
+// BenchmarkSchema measures finding the fingerprints of every registered
+// type, which a process does once, at its first handshake: computed for the
+// test's types, looked up for procactor's own (internal/wireshape).
 func BenchmarkSchema(b *testing.B) {
 	reg := registry.Load()
 	for b.Loop() {

@@ -119,12 +119,15 @@ func (fr *frameReader) fits(length int, withHeader bool) bool {
 }
 
 // readInto reads into the buffer's free space after end and grows the
-// buffer when the read filled it: more is likely waiting.
+// buffer when the read filled it, and that space was at least half of it:
+// more is likely waiting.
 func (fr *frameReader) readInto(mid bool) (int, error) {
 	free := fr.buf[fr.end:]
 	n, err := fr.read(free, mid)
 	fr.end += n
-	if n == len(free) && len(fr.buf) < fr.size {
+	// A read that filled at least half the buffer: more is likely waiting
+	// (not a short tail after a frame read near the buffer's end).
+	if n == len(free) && 2*n >= len(fr.buf) && len(fr.buf) < fr.size {
 		fr.grow()
 	}
 	return n, err

@@ -206,6 +206,29 @@ func TestFrameReaderBufferGrowsOnDemand(t *testing.T) {
 	})
 }
 
+// TestFrameReaderShortTailDoesNotGrow: a read that fills only a short tail
+// of the buffer (the rest of a frame read near its end) is not a backlog.
+func TestFrameReaderShortTailDoesNotGrow(t *testing.T) {
+	t.Parallel()
+	small := frame(frameData, bytes.Repeat([]byte("s"), 100)) // 108 bytes
+	var all []byte
+	for range 153 {
+		all = append(all, small...)
+	}
+	// 148 frames and 16 bytes of the next (16000 bytes, less than the
+	// buffer); then exactly the 384 bytes left at the buffer's end; then the rest.
+	chunks := [][]byte{all[:16000], all[16000:16384], all[16384:]}
+	fr := newFrameReader(&chunkReader{chunks: chunks}, DefaultReadBuffer, 1<<20)
+	for i := range 153 {
+		if _, body, _, err := fr.next(); err != nil || len(body) != 100 {
+			t.Fatalf("frame %d: %d bytes, %v", i, len(body), err)
+		}
+		if len(fr.buf) != initialReadBuffer {
+			t.Fatalf("after frame %d the buffer has %d bytes; want %d (no backlog)", i, len(fr.buf), initialReadBuffer)
+		}
+	}
+}
+
 // TestFrameReaderReadsToTheFront: once everything read was consumed, the next
 // read goes to the front of the buffer, so small messages reuse its first
 // pages instead of walking all of it.

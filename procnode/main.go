@@ -29,9 +29,11 @@ import (
 // returns in a child. A child notifies SIGPIPE (it does not ignore it: an
 // ignored signal would be inherited by what the child execs), so that
 // writing to stdout or stderr after its parent died fails with EPIPE
-// instead of killing it: from 20 ms after the handshake, or at once when
-// the child sees its parent go (a child younger than that whose parent
-// dies, and that writes to stderr before it sees the loss, dies of SIGPIPE).
+// instead of killing it: before the root actor starts when the child's
+// stdout is a pipe or a socket; otherwise from 20 ms after the handshake,
+// or at once when the child sees its parent go (a child younger than that
+// whose parent dies, and that writes to stderr before it sees the loss,
+// dies of SIGPIPE).
 //
 // A process started as a child whose main does not call Main first runs the
 // parent's main a second time. procnode catches that: when Main has not
@@ -63,9 +65,10 @@ func Main() {
 // The first Notify of a process starts os/signal's goroutines, one locked
 // to a thread of its own (about 100 µs on the 2-core machine, measured in
 // a child's start, and as much again on the first reply when it ran beside
-// it), so a child arms it sigpipeDelay after its handshake, off the path of
+// it), so a child whose stdout cannot break (a file, a terminal, /dev/null:
+// stdoutMayBreak) arms it sigpipeDelay after its handshake, off the path of
 // its start and first request, or at once when its link to the parent goes
-// down.
+// down; a child whose stdout may break arms it before its root actor starts.
 var armSIGPIPE = sync.OnceFunc(func() {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	sigpipeArmed.Store(true)
@@ -73,6 +76,17 @@ var armSIGPIPE = sync.OnceFunc(func() {
 
 // sigpipeArmed says armSIGPIPE ran (tests).
 var sigpipeArmed atomic.Bool
+
+// stdoutMayBreak reports whether the child's stdout is a pipe or a socket,
+// whose reader may go while the parent lives (WithStdout of a pipe, or the
+// parent's own stdout when it is one, as in "prog | head"). The child's
+// stderr is a pipe to the parent, which reads it until the child exits:
+// only a dead parent breaks it. Its default, the parent's stdout, is
+// inherited.
+func stdoutMayBreak() bool {
+	fi, err := os.Stdout.Stat()
+	return err != nil || fi.Mode()&(os.ModeNamedPipe|os.ModeSocket) != 0
+}
 
 // sigpipeDelay: see armSIGPIPE.
 const sigpipeDelay = 20 * time.Millisecond
@@ -109,6 +123,9 @@ func runChild(raw string) int {
 		return ExitBootFailed
 	}
 	closeInherited() // before anything of ours opens a descriptor
+	if stdoutMayBreak() {
+		armSIGPIPE() // the root actor's Started may write to it
+	}
 	var prod actor.Producer
 	if !b.Pooled {
 		var ok bool

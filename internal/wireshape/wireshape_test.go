@@ -31,12 +31,12 @@ func TestDigestsMatchTheTypes(t *testing.T) {
 		if !ours(name) {
 			continue
 		}
-		d, path, ok := wireshape.Compute(name)
+		k, path, ok := wireshape.Compute(name)
 		if !ok {
 			t.Fatalf("%s: registered but not found", name)
 		}
-		want[path] = wireshape.Known{Name: name, Digest: d}
-		fmt.Fprintf(&table, "\t%q: {%q, %#016x},\n", path, name, d)
+		want[path] = k
+		fmt.Fprintf(&table, "\t%q: {%q, %#016x, %d},\n", path, k.Name, k.Digest, k.Fields)
 	}
 	if len(want) == 0 {
 		t.Fatal("no type of procactor's is registered")
@@ -45,7 +45,7 @@ func TestDigestsMatchTheTypes(t *testing.T) {
 	for path, k := range want {
 		if wireshape.Digests[path] != k {
 			bad = true
-			t.Errorf("%s (%s): table has %+v; computed %#016x", path, k.Name, wireshape.Digests[path], k.Digest)
+			t.Errorf("%s (%s): table has %+v; computed %#016x, %d fields", path, k.Name, wireshape.Digests[path], k.Digest, k.Fields)
 		}
 	}
 	if bad {
