@@ -90,7 +90,9 @@ type procactorSystem struct {
 func (s procactorSystem) name() string { return s.sysName }
 
 func (s procactorSystem) options() ([]procnode.Option, error) {
-	opts := []procnode.Option{procnode.WithRestart(false)}
+	// stdout to the bench's stderr, as the raw children's (newChildCmd):
+	// children print nothing, and the table on stdout stays the bench's.
+	opts := []procnode.Option{procnode.WithRestart(false), procnode.WithStdout(os.Stderr)}
 	if s.oneP {
 		opts = append(opts, procnode.WithGOMAXPROCS(1))
 	}
