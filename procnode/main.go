@@ -78,11 +78,10 @@ var armSIGPIPE = sync.OnceFunc(func() {
 var sigpipeArmed atomic.Bool
 
 // stdoutMayBreak reports whether the child's stdout is a pipe or a socket,
-// whose reader may go while the parent lives (WithStdout of a pipe, or the
-// parent's own stdout when it is one, as in "prog | head"). The child's
-// stderr is a pipe to the parent, which reads it until the child exits:
-// only a dead parent breaks it. Its default, the parent's stdout, is
-// inherited.
+// whose reader may go while the parent lives: WithStdout of a pipe, or the
+// parent's own stdout (a child's default) when it is one, as in
+// "prog | head". The child's stderr is a pipe to the parent, which reads it
+// until the child exits: only a dead parent breaks it.
 func stdoutMayBreak() bool {
 	fi, err := os.Stdout.Stat()
 	return err != nil || fi.Mode()&(os.ModeNamedPipe|os.ModeSocket) != 0
