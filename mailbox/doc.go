@@ -30,8 +30,11 @@
 // otherwise the writer goroutine drains the batch in one write, however many
 // messages it holds. There is no timer. Within a batch, a data frame is
 // closed at 64 KiB so that the reader decodes small messages from its
-// reusable buffer; []byte payloads of 128 KiB or more are written from the
-// caller's slice, never copied into the batch.
+// reusable buffer (16 KiB until a frame or a backlog needs WithReadBuffer's
+// size, 256 KiB by default; reads go to its front whenever all that was read
+// was consumed, so a quiet link keeps a few pages); []byte payloads of 128
+// KiB or more are written from the caller's slice, never copied into the
+// batch.
 //
 // # The reader role
 //
