@@ -192,3 +192,48 @@ func BenchmarkOneWay(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkInProcessOneWayShape measures protoactor alone, in one process:
+// 64 B messages to an actor as props usually make it ("plain"), and to one
+// shaped like a process actor's root in its child ("root-shaped": a context
+// decorator, which makes protoactor wrap every message in an envelope, and
+// two receiver middlewares, as ctx.Parent(), retention's count and the
+// host's Started check need; here they only pass the message on). No link,
+// no process: the per-message cost protoactor's invocation adds to such an
+// actor, which a one-way stream to a child pays on top of the transport.
+func BenchmarkInProcessOneWayShape(b *testing.B) {
+	pass := func(next pa.ReceiverFunc) pa.ReceiverFunc {
+		return func(ctx pa.ReceiverContext, env *pa.MessageEnvelope) { next(ctx, env) }
+	}
+	decorate := func(next pa.ContextDecoratorFunc) pa.ContextDecoratorFunc {
+		return func(ctx pa.Context) pa.Context { return next(ctx) }
+	}
+	for _, shape := range []struct {
+		name string
+		opts []pa.PropsOption
+	}{
+		{"plain", nil},
+		{"root-shaped", []pa.PropsOption{pa.WithContextDecorator(decorate), pa.WithReceiverMiddleware(pass, pass)}},
+	} {
+		b.Run(shape.name, func(b *testing.B) {
+			sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }))
+			c := &counter{done: make(chan struct{}, 1)}
+			c.want.Store(int64(b.N))
+			pid := sys.Root.Spawn(pa.PropsFromProducer(func() pa.Actor { return c }, shape.opts...))
+			b.Cleanup(func() { sys.Root.Stop(pid) })
+			msg := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				sys.Root.Send(pid, msg)
+			}
+			select {
+			case <-c.done:
+			case <-time.After(time.Minute):
+				b.Fatalf("counted %d of %d", c.n.Load(), b.N)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
