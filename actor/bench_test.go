@@ -176,21 +176,27 @@ func BenchmarkOneWay(b *testing.B) {
 			c := &counter{done: make(chan struct{}, 1)}
 			c.want.Store(int64(b.N))
 			pid := s.spawnOn(b, host, dispatch(pa.PropsFromProducer(func() pa.Actor { return c })))
-			msg := make([]byte, 64)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				from.Send(pid, msg)
-			}
-			select {
-			case <-c.done:
-			case <-time.After(time.Minute):
-				b.Fatalf("counted %d of %d", c.n.Load(), b.N)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			sendCounted(b, from, pid, c)
 		})
 	}
+}
+
+// sendCounted sends a 64-byte []byte to pid b.N times (the timed part),
+// waits until c has counted them all and reports the rate.
+func sendCounted(b *testing.B, from *pa.RootContext, pid *pa.PID, c *counter) {
+	msg := make([]byte, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		from.Send(pid, msg)
+	}
+	select {
+	case <-c.done:
+	case <-time.After(time.Minute):
+		b.Fatalf("counted %d of %d", c.n.Load(), b.N)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
 
 // BenchmarkInProcessOneWayShape measures protoactor alone, in one process:
@@ -221,19 +227,7 @@ func BenchmarkInProcessOneWayShape(b *testing.B) {
 			c.want.Store(int64(b.N))
 			pid := sys.Root.Spawn(pa.PropsFromProducer(func() pa.Actor { return c }, shape.opts...))
 			b.Cleanup(func() { sys.Root.Stop(pid) })
-			msg := make([]byte, 64)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				sys.Root.Send(pid, msg)
-			}
-			select {
-			case <-c.done:
-			case <-time.After(time.Minute):
-				b.Fatalf("counted %d of %d", c.n.Load(), b.N)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			sendCounted(b, sys.Root, pid, c)
 		})
 	}
 }
