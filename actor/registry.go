@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
 	"math/rand/v2"
@@ -61,7 +62,7 @@ func newActorSystem(config *pa.Config, lean bool) *pa.ActorSystem {
 	system := &pa.ActorSystem{}
 	system.ID = newSystemID()
 	system.Config = config
-	fields.set(system, fields.logger, config.LoggerFactory(system))
+	*(**slog.Logger)(fields.at(system, fields.logger)) = config.LoggerFactory(system)
 	system.ProcessRegistry = &pa.ProcessRegistryValue{
 		ActorSystem: system,
 		Address:     protoLocalAddress,
@@ -75,7 +76,7 @@ func newActorSystem(config *pa.Config, lean bool) *pa.ActorSystem {
 	pa.SubscribeSupervision(system)
 	system.Extensions.Register(pa.NewMetrics(system, config.MetricsProvider))
 	system.ProcessRegistry.Add(pa.NewEventStreamProcess(system), "eventstream")
-	fields.set(system, fields.stopper, make(chan struct{}))
+	*(*chan struct{})(fields.at(system, fields.stopper)) = make(chan struct{})
 	system.Logger().Info("actor system started", slog.String("id", system.ID))
 	return system
 }
@@ -83,12 +84,8 @@ func newActorSystem(config *pa.Config, lean bool) *pa.ActorSystem {
 // newSystemID returns 128 random bits in hex.
 func newSystemID() string {
 	var b [16]byte
-	for i := 0; i < len(b); i += 8 {
-		x := rand.Uint64()
-		for j := range 8 {
-			b[i+j] = byte(x >> (8 * j))
-		}
-	}
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	return hex.EncodeToString(b[:])
 }
 
@@ -180,16 +177,8 @@ var systemFields = sync.OnceValue(func() systemFieldSet {
 	return s
 })
 
-// set stores v in the field of sys at offset, whose type systemFields
-// checked is v's.
-func (s systemFieldSet) set(sys *pa.ActorSystem, offset uintptr, v any) {
-	p := unsafe.Add(unsafe.Pointer(sys), offset)
-	switch v := v.(type) {
-	case *slog.Logger:
-		*(**slog.Logger)(p) = v
-	case chan struct{}:
-		*(*chan struct{})(p) = v
-	default:
-		panic("actor: unexpected ActorSystem field value")
-	}
+// at points at the field of sys at offset, one of those systemFields
+// checked (so its type is the one the caller stores).
+func (s systemFieldSet) at(sys *pa.ActorSystem, offset uintptr) unsafe.Pointer {
+	return unsafe.Add(unsafe.Pointer(sys), offset)
 }
